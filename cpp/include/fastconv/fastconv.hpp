@@ -1,0 +1,7 @@
+// fastconv/fastconv.hpp — umbrella header of the public C++ API.
+#pragma once
+
+#include "fastconv/conv.hpp"
+#include "fastconv/errors.hpp"
+#include "fastconv/runtime.hpp"
+#include "fastconv/version.hpp"

@@ -1,0 +1,40 @@
+// fastconv/runtime.hpp — process-wide runtime controls: instruction set and threads.
+//
+// The core picks the best instruction set the CPU supports once, at first use, capped by the
+// environment variable FASTCONV_ISA (scalar | avx2 | avx512). set_isa() can then choose any ISA
+// at or below that cap, which lets tests run every kernel path in one process. Thread count
+// defaults to what OpenMP would use (OMP_NUM_THREADS respected). Both settings are atomic and
+// read once at the start of every call, so changing them concurrently with compute is safe.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace fastconv {
+
+/// ISA names available on this CPU under the FASTCONV_ISA cap, ascending ("scalar" first).
+std::vector<std::string> available_isas();
+
+/// Name of the ISA whose kernels run now.
+std::string active_isa();
+
+/// Select the kernels of `name` (one of available_isas()); returns the previous name.
+/// Throws InvalidArgument for an unknown or unavailable name.
+std::string set_isa(const std::string& name);
+
+/// Threads used by every parallel region (>= 1).
+int num_threads();
+
+/// Set the thread count; throws InvalidArgument unless 1 <= n <= 1024.
+void set_num_threads(int n);
+
+/// A short description of the compiler that built the core, e.g. "GCC 12.2.0".
+std::string compiler_description();
+
+/// The Eigen version the core was built with, e.g. "3.4.0".
+std::string eigen_version();
+
+/// The OpenMP specification date the core was built with (e.g. 201511), 0 without OpenMP.
+int openmp_version();
+
+}  // namespace fastconv

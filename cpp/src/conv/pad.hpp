@@ -1,0 +1,27 @@
+// conv/pad.hpp — materialise the padded input of a convolution.
+//
+// x: N x C x in (D, H, W) -> xp: N x C x (in + pad_lo + pad_hi), extended by zeros or by
+// reflecting (without repeating the edge, numpy 'reflect'), replicating the edge, or wrapping
+// around (circular), as torch.nn.functional.pad does. Doing this once up front lets every
+// algorithm treat any padding mode as a plain unpadded problem, at the cost of one copy of
+// the input (O(input) next to O(input x kernel x K) arithmetic).
+#pragma once
+
+#include <array>
+#include <cstdint>
+
+#include "fastconv/conv.hpp"
+
+namespace fastconv::conv {
+
+/// Padded extents (D, H, W) of problem's input.
+std::array<int64_t, 3> padded_extent(const ConvProblem& p);
+
+/// The problem as algorithms see it after padding: in = padded extents, zero padding.
+ConvProblem unpadded_view(const ConvProblem& p);
+
+/// Write the padded input; xp holds N*C*prod(padded_extent(p)) elements.
+template <typename T>
+void pad_input(const ConvProblem& p, const T* x, T* xp, int threads);
+
+}  // namespace fastconv::conv

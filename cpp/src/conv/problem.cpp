@@ -1,0 +1,253 @@
+// conv/problem.cpp — validation of convolution arguments and resolution of padding.
+//
+// Follows torch.nn.functional.convNd / torch.nn.ConvNd: messages quote PyTorch's wording where
+// it has one, prefixed with the op name. Every derived size is computed with overflow-checked
+// 64-bit arithmetic, and all checks run before anything is allocated.
+#include <string>
+
+#include "fastconv/conv.hpp"
+#include "fastconv/errors.hpp"
+#include "util/checked.hpp"
+
+namespace fastconv {
+
+namespace {
+
+std::string shape_str(const std::vector<int64_t>& s) {
+  std::string r = "[";
+  for (size_t i = 0; i < s.size(); ++i) r += (i ? ", " : "") + std::to_string(s[i]);
+  return r + "]";
+}
+
+[[noreturn]] void invalid(const std::string& op, const std::string& msg) {
+  throw InvalidArgument(op + ": " + msg);
+}
+
+// Expand a per-dimension option (one value, or one per spatial dim) to (D, H, W) order.
+std::array<int64_t, 3> expand(const std::string& op, const char* name,
+                              const std::vector<int64_t>& v, int rank, int64_t fill) {
+  if (v.size() != 1 && v.size() != static_cast<size_t>(rank)) {
+    invalid(op, std::string("expected ") + name + " to be a single integer or a tuple of " +
+                    std::to_string(rank) + " integers, but got " + std::to_string(v.size()) +
+                    " values");
+  }
+  std::array<int64_t, 3> r{fill, fill, fill};
+  for (int d = 0; d < rank; ++d) r[3 - rank + d] = v.size() == 1 ? v[0] : v[d];
+  return r;
+}
+
+const char* padding_mode_name(PaddingMode m) {
+  switch (m) {
+    case PaddingMode::zeros: return "zeros";
+    case PaddingMode::reflect: return "reflect";
+    case PaddingMode::replicate: return "replicate";
+    case PaddingMode::circular: return "circular";
+  }
+  return "?";
+}
+
+}  // namespace
+
+PaddingMode parse_padding_mode(const std::string& name) {
+  for (PaddingMode m : {PaddingMode::zeros, PaddingMode::reflect, PaddingMode::replicate,
+                        PaddingMode::circular}) {
+    if (name == padding_mode_name(m)) return m;
+  }
+  throw InvalidArgument(
+      "padding_mode must be one of ['zeros', 'reflect', 'replicate', 'circular'], but got "
+      "padding_mode='" + name + "'");
+}
+
+PaddingSpec PaddingSpec::from_string(const std::string& s) {
+  PaddingSpec p;
+  if (s == "same") {
+    p.kind = Kind::same;
+  } else if (s == "valid") {
+    p.kind = Kind::valid;
+  } else {
+    throw InvalidArgument("Invalid padding string '" + s + "', should be one of {'valid', 'same'}");
+  }
+  return p;
+}
+
+bool ConvProblem::has_padding() const {
+  for (int d = 0; d < 3; ++d)
+    if (pad_lo[d] || pad_hi[d]) return true;
+  return false;
+}
+
+std::string ConvProblem::op_name() const { return "conv" + std::to_string(rank) + "d"; }
+
+std::vector<int64_t> ConvProblem::output_shape() const {
+  std::vector<int64_t> s;
+  if (batched) s.push_back(N);
+  s.push_back(K);
+  for (int d = 3 - rank; d < 3; ++d) s.push_back(out[d]);
+  return s;
+}
+
+ConvProblem make_conv_problem(int rank, const std::vector<int64_t>& input_shape,
+                              const std::vector<int64_t>& weight_shape,
+                              const std::optional<std::vector<int64_t>>& bias_shape,
+                              const ConvOptions& options) {
+  if (rank < 1 || rank > 3) {
+    throw InvalidArgument("convolution: spatial rank must be 1, 2 or 3, got " +
+                          std::to_string(rank));
+  }
+  ConvProblem p;
+  p.rank = rank;
+  const std::string op = p.op_name();
+  using util::checked_add;
+  using util::checked_mul;
+
+  // --- ranks and raw shapes
+  const size_t in_nd = input_shape.size();
+  if (in_nd != static_cast<size_t>(rank + 1) && in_nd != static_cast<size_t>(rank + 2)) {
+    invalid(op, "expected " + std::to_string(rank + 1) + "-D (unbatched) or " +
+                    std::to_string(rank + 2) + "-D (batched) input to " + op +
+                    ", but got input of size: " + shape_str(input_shape));
+  }
+  static const char* kernel_names[3][3] = {{"kW"}, {"kH", "kW"}, {"kD", "kH", "kW"}};
+  if (weight_shape.size() != static_cast<size_t>(rank + 2)) {
+    std::string dims;
+    for (int d = 0; d < rank; ++d) dims += std::string(", ") + kernel_names[rank - 1][d];
+    invalid(op, "expected weight to be " + std::to_string(rank + 2) +
+                    "-D (out_channels, in_channels/groups" + dims + "), but got weight of size " +
+                    shape_str(weight_shape));
+  }
+  for (int64_t v : input_shape)
+    if (v < 0) invalid(op, "input has a negative dimension: " + shape_str(input_shape));
+  for (int64_t v : weight_shape)
+    if (v < 0) invalid(op, "weight has a negative dimension: " + shape_str(weight_shape));
+
+  p.batched = in_nd == static_cast<size_t>(rank + 2);
+  const size_t off = p.batched ? 1 : 0;
+  p.N = p.batched ? input_shape[0] : 1;
+  p.C = input_shape[off];
+  p.K = weight_shape[0];
+  for (int d = 0; d < rank; ++d) {
+    p.in[3 - rank + d] = input_shape[off + 1 + d];
+    p.kernel[3 - rank + d] = weight_shape[2 + d];
+    if (weight_shape[2 + d] == 0) {
+      invalid(op, "expected weight to have positive kernel sizes, but got weight of size " +
+                      shape_str(weight_shape));
+    }
+  }
+
+  // --- scalar options
+  p.stride = expand(op, "stride", options.stride, rank, 1);
+  p.dilation = expand(op, "dilation", options.dilation, rank, 1);
+  for (int64_t s : p.stride)
+    if (s <= 0) invalid(op, "non-positive stride is not supported");
+  for (int64_t d : p.dilation)
+    if (d <= 0) invalid(op, "dilation should be greater than zero");
+  if (options.groups <= 0) invalid(op, "non-positive groups is not supported");
+  p.groups = options.groups;
+  p.padding_mode = options.padding_mode;
+
+  // --- channels, groups, bias
+  if (p.K % p.groups != 0) {
+    invalid(op, "Given groups=" + std::to_string(p.groups) +
+                    ", expected weight to be divisible by " + std::to_string(p.groups) +
+                    " at dimension 0, but got weight of size " + shape_str(weight_shape) +
+                    " instead");
+  }
+  const int64_t expected_c = checked_mul(weight_shape[1], p.groups, op + ": channel count");
+  if (p.C != expected_c) {
+    invalid(op, "Given groups=" + std::to_string(p.groups) + ", weight of size " +
+                    shape_str(weight_shape) + ", expected input" + shape_str(input_shape) +
+                    " to have " + std::to_string(expected_c) + " channels, but got " +
+                    std::to_string(p.C) + " channels instead");
+  }
+  if (bias_shape) {
+    if (bias_shape->size() != 1 || (*bias_shape)[0] != p.K) {
+      invalid(op, "Given weight of size " + shape_str(weight_shape) +
+                      ", expected bias to be 1-dimensional with " + std::to_string(p.K) +
+                      " elements, but got bias of size " + shape_str(*bias_shape) + " instead");
+    }
+    p.has_bias = true;
+  }
+
+  // --- padding
+  std::array<int64_t, 3> eff{1, 1, 1};  // dilated kernel extent
+  for (int d = 0; d < 3; ++d) {
+    const int64_t span = checked_mul(p.dilation[d], p.kernel[d] - 1, op + ": dilated kernel size");
+    eff[d] = checked_add(span, 1, op + ": dilated kernel size");
+  }
+  switch (options.padding.kind) {
+    case PaddingSpec::Kind::valid:
+      break;
+    case PaddingSpec::Kind::same:
+      for (int64_t s : p.stride)
+        if (s != 1) invalid(op, "padding='same' is not supported for strided convolutions");
+      for (int d = 0; d < 3; ++d) {
+        const int64_t total = eff[d] - 1;
+        p.pad_lo[d] = total / 2;
+        p.pad_hi[d] = total - p.pad_lo[d];
+      }
+      break;
+    case PaddingSpec::Kind::explicit_values: {
+      const auto pad = expand(op, "padding", options.padding.values, rank, 0);
+      for (int d = 0; d < 3; ++d) {
+        if (pad[d] < 0) invalid(op, "negative padding is not supported");
+        p.pad_lo[d] = p.pad_hi[d] = pad[d];
+      }
+      break;
+    }
+  }
+  if (p.padding_mode != PaddingMode::zeros) {
+    for (int d = 3 - rank; d < 3; ++d) {
+      const int64_t lo = p.pad_lo[d], hi = p.pad_hi[d], n = p.in[d];
+      const std::string where = "padding (" + std::to_string(lo) + ", " + std::to_string(hi) +
+                                ") at dimension " + std::to_string(off + 1 + d - (3 - rank)) +
+                                " of input " + shape_str(input_shape);
+      if (p.padding_mode == PaddingMode::reflect && (lo > 0 || hi > 0) && (lo >= n || hi >= n)) {
+        invalid(op, "padding_mode='reflect': Padding size should be less than the corresponding "
+                    "input dimension, but got: " + where);
+      }
+      if (p.padding_mode == PaddingMode::circular && (lo > n || hi > n)) {
+        invalid(op, "padding_mode='circular': Padding value causes wrapping around more than "
+                    "once: " + where);
+      }
+      if (p.padding_mode == PaddingMode::replicate && n == 0 && (lo > 0 || hi > 0)) {
+        invalid(op, "padding_mode='replicate': cannot pad an empty dimension: " + where);
+      }
+    }
+  }
+
+  // --- output size
+  std::array<int64_t, 3> padded{};
+  bool too_small = false;
+  for (int d = 0; d < 3; ++d) {
+    padded[d] = checked_add(checked_add(p.in[d], p.pad_lo[d], op + ": padded input size"),
+                            p.pad_hi[d], op + ": padded input size");
+    if (padded[d] < eff[d]) too_small = true;
+  }
+  if (too_small) {
+    std::string a, b;
+    for (int d = 3 - rank; d < 3; ++d) {
+      a += (a.empty() ? "" : " x ") + std::to_string(padded[d]);
+      b += (b.empty() ? "" : " x ") + std::to_string(eff[d]);
+    }
+    invalid(op, "Calculated padded input size per channel: (" + a + "). Kernel size: (" + b +
+                    "). Kernel size can't be greater than actual input size");
+  }
+  for (int d = 0; d < 3; ++d) p.out[d] = (padded[d] - eff[d]) / p.stride[d] + 1;
+
+  // --- every buffer the computation may touch must be addressable in bytes (8-byte dtype)
+  const std::string what = op + ": tensor size";
+  const int64_t padded_spatial =
+      checked_mul(checked_mul(padded[0], padded[1], what), padded[2], what);
+  checked_mul(checked_mul(checked_mul(p.N, p.C, what), padded_spatial, what), 8, what);
+  const int64_t out_spatial = checked_mul(checked_mul(p.out[0], p.out[1], what), p.out[2], what);
+  checked_mul(checked_mul(checked_mul(p.N, p.K, what), out_spatial, what), 8, what);
+  const int64_t kernel_spatial =
+      checked_mul(checked_mul(p.kernel[0], p.kernel[1], what), p.kernel[2], what);
+  const int64_t kd = checked_mul(p.C_per_group(), kernel_spatial, what);
+  checked_mul(checked_mul(checked_mul(p.K, kd, what), 8, what), 2, what);
+  // im2col panels are kd x out_spatial per group
+  checked_mul(checked_mul(kd, out_spatial, what), 8, what);
+  return p;
+}
+
+}  // namespace fastconv

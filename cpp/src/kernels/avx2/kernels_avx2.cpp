@@ -1,0 +1,17 @@
+// kernels/avx2/kernels_avx2.cpp — AVX2+FMA instantiations of the generic float32
+// microkernels (compiled with -mavx2 -mfma). GEMM tile 6 x 16: 12 accumulators of the 16 ymm
+// registers. float64 stays on the portable kernels (filled in by dispatch.cpp).
+#include "../generic/direct_ukernel.hpp"
+#include "../generic/gemm_ukernel.hpp"
+#include "../kernel_table.hpp"
+#include "vec_avx2.hpp"
+
+namespace fastconv::kernels::avx2 {
+
+void fill_kernels(KernelTable& table) {
+  table.isa = "avx2";
+  table.f32.gemm = {6, 2 * VecF32::W, &gemm_ukernel<VecF32, 6, 2>};
+  table.f32.direct_row = {4, &direct_row_ukernel<VecF32, 4>, &direct_row_ukernel<VecF32, 1>};
+}
+
+}  // namespace fastconv::kernels::avx2

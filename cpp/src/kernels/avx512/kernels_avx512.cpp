@@ -1,0 +1,17 @@
+// kernels/avx512/kernels_avx512.cpp — AVX-512F instantiations of the generic float32
+// microkernels (compiled with -mavx512f). GEMM tile 8 x 32: 16 accumulators of the 32 zmm
+// registers. float64 stays on the portable kernels (filled in by dispatch.cpp).
+#include "../generic/direct_ukernel.hpp"
+#include "../generic/gemm_ukernel.hpp"
+#include "../kernel_table.hpp"
+#include "vec_avx512.hpp"
+
+namespace fastconv::kernels::avx512 {
+
+void fill_kernels(KernelTable& table) {
+  table.isa = "avx512";
+  table.f32.gemm = {8, 2 * VecF32::W, &gemm_ukernel<VecF32, 8, 2>};
+  table.f32.direct_row = {4, &direct_row_ukernel<VecF32, 4>, &direct_row_ukernel<VecF32, 1>};
+}
+
+}  // namespace fastconv::kernels::avx512

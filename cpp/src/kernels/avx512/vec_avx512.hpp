@@ -1,0 +1,21 @@
+// kernels/avx512/vec_avx512.hpp — 16 x float in a __m512. Only included by files compiled with
+// -mavx512f.
+#pragma once
+
+#include <immintrin.h>
+
+namespace fastconv::kernels::avx512 {
+
+struct VecF32 {
+  using T = float;
+  static constexpr int W = 16;
+  using R = __m512;
+  static R zero() { return _mm512_setzero_ps(); }
+  static R set1(T x) { return _mm512_set1_ps(x); }
+  static R loadu(const T* p) { return _mm512_loadu_ps(p); }
+  static void storeu(T* p, R a) { _mm512_storeu_ps(p, a); }
+  static R fmadd(R a, R b, R c) { return _mm512_fmadd_ps(a, b, c); }
+  static R add(R a, R b) { return _mm512_add_ps(a, b); }
+};
+
+}  // namespace fastconv::kernels::avx512

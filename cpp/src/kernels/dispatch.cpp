@@ -1,0 +1,118 @@
+// kernels/dispatch.cpp — builds one kernel table per ISA the CPU supports, once, and keeps the
+// active one. The only place outside the kernel folders that names instruction sets.
+//
+// Order is best first: avx512 (AVX-512F) -> avx2 (AVX2 + FMA) -> scalar. FASTCONV_ISA caps the
+// choice at start-up; set_isa() picks any table at or below the cap. CPU support is read with
+// __builtin_cpu_supports, which also checks that the OS saves the wide registers.
+#include <atomic>
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+#include "fastconv/errors.hpp"
+#include "fastconv/runtime.hpp"
+#include "kernel_table.hpp"
+
+namespace fastconv::kernels {
+
+namespace scalar {
+void fill_kernels(KernelTable& table);
+}
+namespace avx2 {
+void fill_kernels(KernelTable& table);
+}
+namespace avx512 {
+void fill_kernels(KernelTable& table);
+}
+
+namespace {
+
+struct IsaEntry {
+  const char* name;
+  bool (*cpu_has)();
+  void (*fill)(KernelTable&);
+};
+
+// Ascending: index 0 is the portable fallback.
+const IsaEntry kIsas[] = {
+    {"scalar", [] { return true; }, &scalar::fill_kernels},
+    {"avx2",
+     [] {
+       __builtin_cpu_init();
+       return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+     },
+     &avx2::fill_kernels},
+    {"avx512",
+     [] {
+       __builtin_cpu_init();
+       return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx2") &&
+              __builtin_cpu_supports("fma");
+     },
+     &avx512::fill_kernels},
+};
+constexpr int kNumIsas = sizeof(kIsas) / sizeof(kIsas[0]);
+
+struct Registry {
+  KernelTable tables[kNumIsas];
+  int available = 0;  // tables[0 .. available) may be selected
+  std::atomic<int> active{0};
+
+  Registry() {
+    int cap = kNumIsas - 1;
+    if (const char* env = std::getenv("FASTCONV_ISA"); env && *env) {
+      cap = -1;
+      for (int i = 0; i < kNumIsas; ++i)
+        if (std::string(env) == kIsas[i].name) cap = i;
+      if (cap < 0) {
+        throw InvalidArgument(std::string("FASTCONV_ISA='") + env +
+                              "' is not one of scalar, avx2, avx512");
+      }
+    }
+    for (int i = 0; i < kNumIsas; ++i) {
+      if (i > cap || !kIsas[i].cpu_has()) break;
+      kIsas[0].fill(tables[i]);  // float64 (and anything an ISA lacks) stays portable
+      kIsas[i].fill(tables[i]);
+      available = i + 1;
+    }
+    active = available - 1;
+  }
+};
+
+Registry& registry() {
+  static Registry r;  // thread-safe initialisation (C++11 magic statics)
+  return r;
+}
+
+}  // namespace
+
+const KernelTable& active_kernels() {
+  Registry& r = registry();
+  return r.tables[r.active.load(std::memory_order_acquire)];
+}
+
+}  // namespace fastconv::kernels
+
+namespace fastconv {
+
+std::vector<std::string> available_isas() {
+  std::vector<std::string> names;
+  for (int i = 0; i < kernels::registry().available; ++i) names.push_back(kernels::kIsas[i].name);
+  return names;
+}
+
+std::string active_isa() { return kernels::active_kernels().isa; }
+
+std::string set_isa(const std::string& name) {
+  kernels::Registry& r = kernels::registry();
+  for (int i = 0; i < r.available; ++i) {
+    if (name == kernels::kIsas[i].name) {
+      const int previous = r.active.exchange(i, std::memory_order_acq_rel);
+      return kernels::kIsas[previous].name;
+    }
+  }
+  std::string list;
+  for (const auto& n : available_isas()) list += (list.empty() ? "" : ", ") + n;
+  throw InvalidArgument("isa '" + name + "' is not available here; available: " + list);
+}
+
+}  // namespace fastconv

@@ -1,0 +1,93 @@
+// kernels/generic/direct_ukernel.hpp — direct convolution of whole output rows, written once
+// over a vector wrapper V and instantiated per ISA.
+//
+// Vectorised along the output row (o), register-blocked over KB output channels that share
+// every input load, and over NV vectors of the row for instruction-level parallelism: KB*NV
+// independent accumulators. The input is already padded, so there are no bounds checks; a
+// stride > 1 gathers its lanes (load_strided). Suits depthwise and small-channel convolutions
+// that GEMM serves badly. Arguments: see DirectRowArgs in kernel_table.hpp.
+#pragma once
+
+#include <cstdint>
+
+#include "../kernel_table.hpp"
+
+namespace fastconv::kernels {
+
+// Load `n` <= W lanes x[0], x[s], x[2s], ...; lanes beyond n are zero.
+template <typename V>
+inline typename V::R load_lanes(const typename V::T* x, int64_t s, int n) {
+  if (s == 1 && n == V::W) return V::loadu(x);
+  alignas(64) typename V::T t[V::W] = {};
+  for (int i = 0; i < n; ++i) t[i] = x[i * s];
+  return V::loadu(t);
+}
+
+// Store (or add into y, when `add`) NV vectors whose last one has `n_last` valid lanes.
+template <typename V, int NV>
+inline void store_lanes(typename V::T* y, const typename V::R* acc, int n_last, bool add) {
+  using T = typename V::T;
+  constexpr int W = V::W;
+  alignas(64) T t[NV * W];
+  for (int v = 0; v < NV; ++v) V::storeu(t + v * W, acc[v]);
+  const int n = (NV - 1) * W + n_last;
+  if (n == NV * W) {
+    for (int v = 0; v < NV; ++v) {
+      const auto r = add ? V::add(V::loadu(y + v * W), acc[v]) : acc[v];
+      V::storeu(y + v * W, r);
+    }
+    return;
+  }
+  for (int i = 0; i < n; ++i) y[i] = add ? y[i] + t[i] : t[i];
+}
+
+// Taps summed into one register before the partial sum goes to y. Blocking the reduction
+// keeps the rounding error of long reductions (large C x kernel) near that of a blocked GEMM
+// instead of growing with the full length.
+constexpr int64_t kDirectReductionBlock = 256;
+
+// One block of NV vectors starting at output column o0; `n_last` lanes valid in the last one.
+template <typename V, int KB, int NV>
+inline void direct_row_block(const DirectRowArgs<typename V::T>& p, int64_t o0, int n_last) {
+  using T = typename V::T;
+  using R = typename V::R;
+  constexpr int W = V::W;
+  const int64_t taps_per_block =
+      p.kw >= kDirectReductionBlock ? 1 : kDirectReductionBlock / p.kw;
+  for (int64_t t0 = 0; t0 < p.ntaps; t0 += taps_per_block) {
+    const int64_t t1 = p.ntaps - t0 < taps_per_block ? p.ntaps : t0 + taps_per_block;
+    R acc[KB][NV];
+    for (int k = 0; k < KB; ++k) {
+      const T init = t0 == 0 && p.bias && k < p.kb ? p.bias[k] : T(0);
+      for (int v = 0; v < NV; ++v) acc[k][v] = V::set1(init);
+    }
+    const T* w = p.w + t0 * p.kw * KB;
+    for (int64_t t = t0; t < t1; ++t) {
+      const T* xt = p.x + p.tap_offset[t] + o0 * p.stride;
+      for (int64_t s = 0; s < p.kw; ++s, w += KB) {
+        const T* xs = xt + s * p.dilation;
+        R xv[NV];
+        for (int v = 0; v < NV; ++v)
+          xv[v] = load_lanes<V>(xs + v * W * p.stride, p.stride, v == NV - 1 ? n_last : W);
+        for (int k = 0; k < KB; ++k) {
+          const R wk = V::set1(w[k]);
+          for (int v = 0; v < NV; ++v) acc[k][v] = V::fmadd(wk, xv[v], acc[k][v]);
+        }
+      }
+    }
+    for (int k = 0; k < p.kb; ++k) store_lanes<V, NV>(p.y + k * p.ldy + o0, acc[k], n_last, t0 > 0);
+  }
+}
+
+template <typename V, int KB>
+void direct_row_ukernel(const DirectRowArgs<typename V::T>& p) {
+  constexpr int W = V::W;
+  int64_t o = 0;
+  for (; o + 2 * W <= p.ow; o += 2 * W) direct_row_block<V, KB, 2>(p, o, W);
+  for (; o < p.ow; o += W) {
+    const int64_t left = p.ow - o;
+    direct_row_block<V, KB, 1>(p, o, left < W ? static_cast<int>(left) : W);
+  }
+}
+
+}  // namespace fastconv::kernels

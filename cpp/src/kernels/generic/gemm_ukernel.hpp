@@ -1,0 +1,58 @@
+// kernels/generic/gemm_ukernel.hpp — register-tiled GEMM microkernel, written once over a
+// vector wrapper V (vec_<isa>.hpp) and instantiated per ISA.
+//
+// Tile: MR rows x NR = NV vectors of V::W lanes. Per k step it loads NV vectors of the packed B
+// panel, broadcasts MR values of the packed A panel and issues MR*NV FMAs (Goto & van de Geijn,
+// "Anatomy of high-performance matrix multiplication", 2008). Partial tiles (m < MR or n < NR)
+// are computed in full into a local tile and copied out, so the hot loop has no edge cases.
+#pragma once
+
+#include <cstdint>
+
+namespace fastconv::kernels {
+
+// a: kc x MR packed, b: kc x NR packed, c: m x n (ldc). See GemmUkernelFn in kernel_table.hpp.
+template <typename V, int MR, int NV>
+void gemm_ukernel(int64_t kc, const typename V::T* a, const typename V::T* b,
+                  typename V::T* c, int64_t ldc, int m, int n, const typename V::T* bias,
+                  bool accumulate) {
+  using T = typename V::T;
+  using R = typename V::R;
+  constexpr int W = V::W;
+  constexpr int NR = NV * W;
+  R acc[MR][NV];
+  for (int i = 0; i < MR; ++i)
+    for (int v = 0; v < NV; ++v) acc[i][v] = V::zero();
+
+  for (int64_t k = 0; k < kc; ++k) {
+    R bv[NV];
+    for (int v = 0; v < NV; ++v) bv[v] = V::loadu(b + v * W);
+    for (int i = 0; i < MR; ++i) {
+      const R ai = V::set1(a[i]);
+      for (int v = 0; v < NV; ++v) acc[i][v] = V::fmadd(ai, bv[v], acc[i][v]);
+    }
+    a += MR;
+    b += NR;
+  }
+
+  if (m == MR && n == NR) {
+    for (int i = 0; i < MR; ++i) {
+      T* ci = c + i * ldc;
+      for (int v = 0; v < NV; ++v) {
+        R base = accumulate ? V::loadu(ci + v * W) : V::set1(bias ? bias[i] : T(0));
+        V::storeu(ci + v * W, V::add(acc[i][v], base));
+      }
+    }
+    return;
+  }
+  alignas(64) T tile[MR * NR];
+  for (int i = 0; i < MR; ++i)
+    for (int v = 0; v < NV; ++v) V::storeu(tile + i * NR + v * W, acc[i][v]);
+  for (int i = 0; i < m; ++i) {
+    T* ci = c + i * ldc;
+    const T init = bias ? bias[i] : T(0);
+    for (int j = 0; j < n; ++j) ci[j] = (accumulate ? ci[j] : init) + tile[i * NR + j];
+  }
+}
+
+}  // namespace fastconv::kernels

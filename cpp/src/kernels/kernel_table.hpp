@@ -1,0 +1,84 @@
+// kernels/kernel_table.hpp — the table of microkernels that drivers call.
+//
+// Drivers never name an instruction set: they take the active KernelTable (one per ISA, built
+// once, best first in dispatch.cpp) and call through it. A microkernel only sees pointers,
+// counts and strides; packing, tiling and threading belong to the drivers.
+#pragma once
+
+#include <cstdint>
+
+namespace fastconv::kernels {
+
+// GEMM microkernel, C tile of MR x NR:
+//   C[i*ldc + j] (= C[...] if accumulate, else bias[i] or 0) + sum_k a[k*MR + i] * b[k*NR + j]
+//   for i < m <= MR, j < n <= NR. a: packed A panel (kc x MR), b: packed B panel (kc x NR).
+//   bias may be null; it is read only when accumulate is false.
+template <typename T>
+using GemmUkernelFn = void (*)(int64_t kc, const T* a, const T* b, T* c, int64_t ldc, int m,
+                                int n, const T* bias, bool accumulate);
+
+template <typename T>
+struct GemmUkernel {
+  int mr = 0;
+  int nr = 0;
+  GemmUkernelFn<T> run = nullptr;
+};
+
+// Direct convolution row microkernel: computes `kb` output rows of length `ow` at once.
+//   y[k*ldy + o] = bias[k] (or 0) + sum_{t < ntaps} sum_{s < kw}
+//                  w[(t*kw + s)*KB + k] * x[tap_offset[t] + o*stride + s*dilation]
+//   for k < kb <= KB, o < ow. w is packed with KB lanes per (tap, s), zero beyond kb.
+template <typename T>
+struct DirectRowArgs {
+  const T* x;
+  const int64_t* tap_offset;
+  int64_t ntaps;
+  int64_t kw;
+  int64_t stride;
+  int64_t dilation;
+  const T* w;
+  const T* bias;  // kb values or null
+  T* y;
+  int64_t ldy;
+  int kb;
+  int64_t ow;
+};
+
+template <typename T>
+using DirectRowUkernelFn = void (*)(const DirectRowArgs<T>& args);
+
+template <typename T>
+struct DirectRowUkernel {
+  int kb = 0;                              // KB: output channels per call of run
+  DirectRowUkernelFn<T> run = nullptr;     // weights packed with KB lanes
+  DirectRowUkernelFn<T> run_single = nullptr;  // KB = 1: one channel (depthwise)
+};
+
+template <typename T>
+struct KernelSet {
+  GemmUkernel<T> gemm;
+  DirectRowUkernel<T> direct_row;
+};
+
+struct KernelTable {
+  const char* isa = "";  // name used by FASTCONV_ISA and fastconv.info()
+  KernelSet<float> f32;
+  KernelSet<double> f64;
+
+  template <typename T>
+  const KernelSet<T>& get() const;
+};
+
+template <>
+inline const KernelSet<float>& KernelTable::get<float>() const {
+  return f32;
+}
+template <>
+inline const KernelSet<double>& KernelTable::get<double>() const {
+  return f64;
+}
+
+/// The table of the active ISA (see fastconv/runtime.hpp).
+const KernelTable& active_kernels();
+
+}  // namespace fastconv::kernels

@@ -1,0 +1,21 @@
+// kernels/scalar/kernels_scalar.cpp — portable instantiations of the generic microkernels,
+// float32 and float64. Compiled without ISA flags: the fallback on any x86-64 CPU, and the
+// float64 kernels of every table.
+#include "../generic/direct_ukernel.hpp"
+#include "../generic/gemm_ukernel.hpp"
+#include "../kernel_table.hpp"
+#include "vec_scalar.hpp"
+
+namespace fastconv::kernels::scalar {
+
+void fill_kernels(KernelTable& table) {
+  using F = Vec<float, 4>;
+  using D = Vec<double, 4>;
+  table.isa = "scalar";
+  table.f32.gemm = {4, 2 * F::W, &gemm_ukernel<F, 4, 2>};
+  table.f32.direct_row = {4, &direct_row_ukernel<F, 4>, &direct_row_ukernel<F, 1>};
+  table.f64.gemm = {4, 2 * D::W, &gemm_ukernel<D, 4, 2>};
+  table.f64.direct_row = {4, &direct_row_ukernel<D, 4>, &direct_row_ukernel<D, 1>};
+}
+
+}  // namespace fastconv::kernels::scalar

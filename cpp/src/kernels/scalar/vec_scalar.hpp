@@ -1,0 +1,40 @@
+// kernels/scalar/vec_scalar.hpp — the portable "vector" of W lanes as a plain array. Compiled
+// without ISA flags, so it runs on any x86-64 (the compiler may still use SSE2).
+#pragma once
+
+namespace fastconv::kernels::scalar {
+
+template <typename TT, int WW>
+struct Vec {
+  using T = TT;
+  static constexpr int W = WW;
+  struct R {
+    T v[W];
+  };
+  static R zero() { return set1(T(0)); }
+  static R set1(T x) {
+    R r;
+    for (int i = 0; i < W; ++i) r.v[i] = x;
+    return r;
+  }
+  static R loadu(const T* p) {
+    R r;
+    for (int i = 0; i < W; ++i) r.v[i] = p[i];
+    return r;
+  }
+  static void storeu(T* p, const R& a) {
+    for (int i = 0; i < W; ++i) p[i] = a.v[i];
+  }
+  static R fmadd(const R& a, const R& b, const R& c) {
+    R r;
+    for (int i = 0; i < W; ++i) r.v[i] = a.v[i] * b.v[i] + c.v[i];
+    return r;
+  }
+  static R add(const R& a, const R& b) {
+    R r;
+    for (int i = 0; i < W; ++i) r.v[i] = a.v[i] + b.v[i];
+    return r;
+  }
+};
+
+}  // namespace fastconv::kernels::scalar

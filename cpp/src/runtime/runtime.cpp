@@ -1,0 +1,83 @@
+// runtime/runtime.cpp — thread count and build description (fastconv/runtime.hpp).
+//
+// The thread count is one atomic read at the start of every parallel region (num_threads
+// clause), never omp_set_num_threads: that setting is per calling thread in OpenMP and would not
+// follow the user's call into threads the user creates. A forked child runs on one thread.
+#include <pthread.h>
+
+#include <atomic>
+#include <string>
+
+#include <Eigen/Core>
+
+#include "fastconv/errors.hpp"
+#include "fastconv/runtime.hpp"
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+namespace fastconv {
+
+namespace {
+int default_threads() {
+#ifdef _OPENMP
+  return omp_get_max_threads();  // OMP_NUM_THREADS, else the cores this process may use
+#else
+  return 1;
+#endif
+}
+
+std::atomic<int>& thread_setting();
+
+// libgomp's thread pool does not survive fork(): a child that enters a parallel region with
+// more than one thread waits forever for workers that no longer exist. A forked child
+// therefore computes on one thread (as PyTorch does); it may raise it again explicitly only at
+// its own risk.
+void after_fork_in_child() { thread_setting().store(1, std::memory_order_relaxed); }
+
+std::atomic<int>& thread_setting() {
+  static std::atomic<int> n{[] {
+    pthread_atfork(nullptr, nullptr, &after_fork_in_child);
+    return default_threads();
+  }()};
+  return n;
+}
+}  // namespace
+
+int num_threads() { return thread_setting().load(std::memory_order_relaxed); }
+
+void set_num_threads(int n) {
+  // A bound well above any core count: libgomp aborts the process when it cannot create threads.
+  constexpr int kMaxThreads = 1024;
+  if (n < 1 || n > kMaxThreads) {
+    throw InvalidArgument("set_num_threads: expected 1 <= n <= " + std::to_string(kMaxThreads) +
+                          ", got " + std::to_string(n));
+  }
+  thread_setting().store(n, std::memory_order_relaxed);
+}
+
+std::string compiler_description() {
+#if defined(__clang__)
+  return "Clang " __clang_version__;
+#elif defined(__GNUC__)
+  return "GCC " __VERSION__;
+#else
+  return "unknown";
+#endif
+}
+
+std::string eigen_version() {
+  return std::to_string(EIGEN_WORLD_VERSION) + "." + std::to_string(EIGEN_MAJOR_VERSION) + "." +
+         std::to_string(EIGEN_MINOR_VERSION);
+}
+
+int openmp_version() {
+#ifdef _OPENMP
+  return _OPENMP;
+#else
+  return 0;
+#endif
+}
+
+}  // namespace fastconv

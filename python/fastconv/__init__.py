@@ -1,0 +1,28 @@
+"""fastconv — fast CPU convolution for CNNs on NumPy arrays.
+
+A C++ core (runtime-dispatched AVX-512 / AVX2 / portable kernels, OpenMP threads) computes
+convolution by several algorithms; this package exposes it with PyTorch's semantics.
+
+>>> import numpy as np, fastconv
+>>> from fastconv.functional import conv2d
+>>> y = conv2d(np.ones((1, 3, 8, 8), np.float32), np.ones((4, 3, 3, 3), np.float32), padding=1)
+>>> y.shape, float(y[0, 0, 4, 4])
+((1, 4, 8, 8), 27.0)
+"""
+
+from . import _core
+from ._runtime import algorithms, get_isa, get_num_threads, info, set_isa, set_num_threads
+from . import functional
+
+__version__ = _core.info()["version"]
+
+__all__ = [
+    "algorithms",
+    "functional",
+    "get_isa",
+    "get_num_threads",
+    "info",
+    "set_isa",
+    "set_num_threads",
+    "__version__",
+]

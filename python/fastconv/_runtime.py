@@ -1,0 +1,89 @@
+"""Runtime controls: instruction set, threads, build information, the algorithm registry."""
+
+from __future__ import annotations
+
+from . import _core
+
+
+def info() -> dict:
+    """Describe the build and the current runtime settings.
+
+    Returns
+    -------
+    dict
+        ``version``, ``isa`` (active instruction set), ``isas`` (available on this CPU under the
+        ``FASTCONV_ISA`` cap, ascending), ``num_threads``, ``compiler``, ``eigen`` (version),
+        ``openmp`` (OpenMP specification date, 0 without OpenMP).
+
+    Examples
+    --------
+    >>> import fastconv
+    >>> fastconv.info()["isas"][0]
+    'scalar'
+    """
+    return dict(_core.info())
+
+
+def algorithms() -> list[str]:
+    """Names of the registered convolution algorithms, best first.
+
+    Each name is accepted as ``algo=`` by the convolution functions; ``'auto'`` chooses.
+
+    Examples
+    --------
+    >>> import fastconv
+    >>> 'gemm' in fastconv.algorithms()
+    True
+    """
+    return list(_core.algorithms())
+
+
+def set_isa(name: str) -> str:
+    """Run the kernels of instruction set ``name`` from now on; return the previous name.
+
+    ``name`` must be one of ``info()['isas']`` (the environment variable ``FASTCONV_ISA`` caps
+    that list at import). Meant for testing every kernel path in one process.
+
+    Examples
+    --------
+    >>> import fastconv
+    >>> previous = fastconv.set_isa('scalar')
+    >>> fastconv.get_isa()
+    'scalar'
+    >>> _ = fastconv.set_isa(previous)
+    """
+    if not isinstance(name, str):
+        raise TypeError(f"set_isa: name must be a str, got {type(name).__name__}")
+    return _core.set_isa(name)
+
+
+def get_isa() -> str:
+    """Name of the instruction set whose kernels run now (``'scalar'``, ``'avx2'``, ``'avx512'``)."""
+    return _core.get_isa()
+
+
+def set_num_threads(n: int) -> None:
+    """Use ``n`` threads in every parallel region (default: the cores OpenMP would use).
+
+    Examples
+    --------
+    >>> import fastconv
+    >>> old = fastconv.get_num_threads(); fastconv.set_num_threads(1)
+    >>> fastconv.get_num_threads()
+    1
+    >>> fastconv.set_num_threads(old)
+    """
+    import operator
+
+    try:
+        n = operator.index(n)
+    except TypeError:
+        raise TypeError(f"set_num_threads: n must be an integer, got {type(n).__name__}") from None
+    if not -(1 << 31) <= n < 1 << 31:
+        raise ValueError(f"set_num_threads: expected 1 <= n <= 1024, got {n}")
+    _core.set_num_threads(n)
+
+
+def get_num_threads() -> int:
+    """Threads used by every parallel region."""
+    return _core.get_num_threads()

@@ -1,14 +1,15 @@
 // bindings/module.cpp — the fastconv._core extension: the only file that includes pybind11.
 //
 // A thin adapter (as SciPy's pocketfft binding): checks dtypes, turns any NumPy layout into a
-// C-contiguous native-endian array (a copy only when needed), converts parameters, allocates the
-// output, releases the GIL around the C++ call, and maps fastconv::Error subclasses to Python
-// exceptions. Argument forms (int vs tuple) are normalised in python/fastconv/functional.py;
-// every value check happens in the C++ core.
+// C-contiguous native-endian array (a copy only when needed), converts parameters, allocates
+// outputs, releases the GIL around the C++ call, and maps fastconv::Error subclasses to Python
+// exceptions. Argument forms (int vs tuple) are normalised in python/fastconv/functional.py and
+// grad.py; every value check happens in the C++ core.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <initializer_list>
 #include <optional>
 #include <string>
 #include <variant>
@@ -17,94 +18,249 @@
 #include "fastconv/fastconv.hpp"
 
 namespace py = pybind11;
+using Shape = std::vector<int64_t>;
 
 namespace {
 
-// A dense, C-contiguous, native-endian view of a float32/float64 array (copied when needed).
+// A dense, C-contiguous, native-endian float32/float64 array (copied when needed).
 struct Operand {
+  const char* name;
   py::array array;
   fastconv::DType dtype;
-  std::vector<int64_t> shape;
+  Shape shape;
+  const void* data() const { return array.data(); }
 };
 
-std::string dtype_name(const py::array& a) { return py::str(a.dtype()).cast<std::string>(); }
+const char* dtype_str(fastconv::DType d) { return d == fastconv::DType::f32 ? "float32" : "float64"; }
 
 Operand as_operand(const std::string& op, const char* name, const py::object& obj) {
   py::array a = py::array::ensure(obj);
   if (!a) throw py::type_error(op + ": " + name + " must be a numpy array");
   const char kind = a.dtype().kind();
   const auto size = a.dtype().itemsize();
-  Operand r;
+  Operand r{name, {}, fastconv::DType::f32, {}};
   if (kind == 'f' && size == 4) {
-    r.dtype = fastconv::DType::f32;
     r.array = py::array_t<float, py::array::c_style>::ensure(a);
   } else if (kind == 'f' && size == 8) {
     r.dtype = fastconv::DType::f64;
     r.array = py::array_t<double, py::array::c_style>::ensure(a);
   } else {
     throw py::type_error(op + ": expected " + name + " to have dtype float32 or float64, but got " +
-                         dtype_name(a));
+                         py::str(a.dtype()).cast<std::string>());
   }
   if (!r.array) throw py::error_already_set();
   for (py::ssize_t i = 0; i < r.array.ndim(); ++i) r.shape.push_back(r.array.shape(i));
   return r;
 }
 
-const char* dtype_str(fastconv::DType d) { return d == fastconv::DType::f32 ? "float32" : "float64"; }
-
-// padding: a list of ints or the string "same" / "valid".
-fastconv::PaddingSpec padding_spec(const std::variant<std::string, std::vector<int64_t>>& v) {
-  if (const auto* s = std::get_if<std::string>(&v)) return fastconv::PaddingSpec::from_string(*s);
-  fastconv::PaddingSpec p;
-  p.values = std::get<std::vector<int64_t>>(v);
-  return p;
+// All operands of one call share a dtype; returns it.
+fastconv::DType common_dtype(const std::string& op, std::initializer_list<const Operand*> ops) {
+  const fastconv::DType d = (*ops.begin())->dtype;
+  bool mixed = false;
+  std::string got;
+  for (const Operand* o : ops) {
+    if (!o) continue;
+    mixed |= o->dtype != d;
+    got += std::string(got.empty() ? "" : ", ") + o->name + " " + dtype_str(o->dtype);
+  }
+  if (mixed) throw py::type_error(op + ": expected " + "all arrays to have the same dtype, but got " + got);
+  return d;
 }
 
-py::array conv_forward(int rank, const py::object& input, const py::object& weight,
-                       const py::object& bias, const std::vector<int64_t>& stride,
-                       const std::variant<std::string, std::vector<int64_t>>& padding,
-                       const std::vector<int64_t>& dilation, int64_t groups,
-                       const std::string& padding_mode, const std::string& algo) {
-  const std::string op = "conv" + std::to_string(rank) + "d";
-  const Operand x = as_operand(op, "input", input);
-  const Operand w = as_operand(op, "weight", weight);
-  std::optional<Operand> b;
-  if (!bias.is_none()) b = as_operand(op, "bias", bias);
-  if (w.dtype != x.dtype || (b && b->dtype != x.dtype)) {
-    std::string got = std::string("input ") + dtype_str(x.dtype) + ", weight " + dtype_str(w.dtype);
-    if (b) got += std::string(", bias ") + dtype_str(b->dtype);
-    throw py::type_error(op + ": expected input, weight and bias to have the same dtype, but got " +
-                         got);
-  }
+py::array new_array(fastconv::DType dtype, const Shape& shape) {
+  const std::vector<py::ssize_t> s(shape.begin(), shape.end());
+  if (dtype == fastconv::DType::f32) return py::array_t<float>(s);
+  return py::array_t<double>(s);
+}
 
-  fastconv::ConvOptions options;
-  options.stride = stride;
-  options.dilation = dilation;
-  options.groups = groups;
+// Run f with the GIL released; the arrays it reads are kept alive by the caller.
+template <typename F>
+void compute(F&& f) {
+  py::gil_scoped_release release;
+  f();
+}
+
+using PaddingArg = std::variant<std::string, Shape>;
+
+fastconv::ConvOptions conv_options(const std::string& op, const Shape& stride,
+                                   const PaddingArg& padding, const Shape& dilation,
+                                   int64_t groups, const std::string& padding_mode) {
+  fastconv::ConvOptions o;
+  o.stride = stride;
+  o.dilation = dilation;
+  o.groups = groups;
   try {
-    options.padding = padding_spec(padding);
-    options.padding_mode = fastconv::parse_padding_mode(padding_mode);
+    if (const auto* s = std::get_if<std::string>(&padding)) {
+      o.padding = fastconv::PaddingSpec::from_string(*s);
+    } else {
+      o.padding.values = std::get<Shape>(padding);
+    }
+    o.padding_mode = fastconv::parse_padding_mode(padding_mode);
   } catch (const fastconv::InvalidArgument& e) {
     throw fastconv::InvalidArgument(op + ": " + e.what());
   }
-  const fastconv::ConvProblem problem = fastconv::make_conv_problem(
-      rank, x.shape, w.shape,
-      b ? std::optional<std::vector<int64_t>>(b->shape) : std::nullopt, options);
-  fastconv::resolve_conv_algorithm(problem, x.dtype, algo);  // fail before allocating
+  return o;
+}
 
-  const auto shape = problem.output_shape();
-  py::array y = x.dtype == fastconv::DType::f32
-                    ? py::array(py::array_t<float>(std::vector<py::ssize_t>(shape.begin(), shape.end())))
-                    : py::array(py::array_t<double>(std::vector<py::ssize_t>(shape.begin(), shape.end())));
-  const void* xp = x.array.data();
-  const void* wp = w.array.data();
-  const void* bp = b ? b->array.data() : nullptr;
-  void* yp = y.mutable_data();
-  {
-    py::gil_scoped_release release;
-    fastconv::conv_fwd(problem, x.dtype, xp, wp, bp, yp, algo);
+fastconv::ConvTransposeOptions transpose_options(const std::string& op, const Shape& stride,
+                                                 const PaddingArg& padding,
+                                                 const Shape& output_padding, int64_t groups,
+                                                 const Shape& dilation) {
+  if (std::holds_alternative<std::string>(padding)) {
+    throw fastconv::InvalidArgument(op + ": conv_transpose does not accept string padding ('" +
+                                    std::get<std::string>(padding) + "')");
   }
+  fastconv::ConvTransposeOptions o;
+  o.stride = stride;
+  o.padding = std::get<Shape>(padding);
+  o.output_padding = output_padding;
+  o.groups = groups;
+  o.dilation = dilation;
+  return o;
+}
+
+std::string op_name(const char* base, int rank, const char* suffix) {
+  return base + std::to_string(rank) + "d" + suffix;
+}
+
+// ---- convolution
+
+py::array conv_forward(int rank, const py::object& input, const py::object& weight,
+                       const py::object& bias, const Shape& stride, const PaddingArg& padding,
+                       const Shape& dilation, int64_t groups, const std::string& padding_mode,
+                       const std::string& algo) {
+  const std::string op = op_name("conv", rank, "");
+  const Operand x = as_operand(op, "input", input), w = as_operand(op, "weight", weight);
+  std::optional<Operand> b;
+  if (!bias.is_none()) b = as_operand(op, "bias", bias);
+  const auto dtype = common_dtype(op, {&x, &w, b ? &*b : nullptr});
+  const auto problem = fastconv::make_conv_problem(
+      rank, x.shape, w.shape, b ? std::optional<Shape>(b->shape) : std::nullopt,
+      conv_options(op, stride, padding, dilation, groups, padding_mode), op);
+  fastconv::resolve_conv_algorithm(problem, dtype, fastconv::ConvDirection::forward, algo);
+  py::array y = new_array(dtype, problem.output_shape());
+  void* yp = y.mutable_data();
+  compute([&] {
+    fastconv::conv_fwd(problem, dtype, x.data(), w.data(), b ? b->data() : nullptr, yp, algo);
+  });
   return y;
+}
+
+py::array conv_backward_data(int rank, const Shape& input_shape, const py::object& weight,
+                             const py::object& grad_output, const Shape& stride,
+                             const PaddingArg& padding, const Shape& dilation, int64_t groups,
+                             const std::string& padding_mode, const std::string& algo) {
+  const std::string op = op_name("conv", rank, "_input");
+  const Operand w = as_operand(op, "weight", weight), dy = as_operand(op, "grad_output", grad_output);
+  const auto dtype = common_dtype(op, {&w, &dy});
+  const auto problem = fastconv::make_conv_problem(
+      rank, input_shape, w.shape, std::nullopt,
+      conv_options(op, stride, padding, dilation, groups, padding_mode), op);
+  fastconv::check_shape(problem, "grad_output", dy.shape, problem.output_shape());
+  fastconv::resolve_conv_algorithm(problem, dtype, fastconv::ConvDirection::backward_data, algo);
+  py::array dx = new_array(dtype, problem.input_shape());
+  void* dxp = dx.mutable_data();
+  compute([&] { fastconv::conv_bwd_data(problem, dtype, w.data(), dy.data(), dxp, algo); });
+  return dx;
+}
+
+py::array conv_backward_weights(int rank, const py::object& input, const Shape& weight_shape,
+                                const py::object& grad_output, const Shape& stride,
+                                const PaddingArg& padding, const Shape& dilation, int64_t groups,
+                                const std::string& padding_mode, const std::string& algo) {
+  const std::string op = op_name("conv", rank, "_weight");
+  const Operand x = as_operand(op, "input", input), dy = as_operand(op, "grad_output", grad_output);
+  const auto dtype = common_dtype(op, {&x, &dy});
+  const auto problem = fastconv::make_conv_problem(
+      rank, x.shape, weight_shape, std::nullopt,
+      conv_options(op, stride, padding, dilation, groups, padding_mode), op);
+  fastconv::check_shape(problem, "grad_output", dy.shape, problem.output_shape());
+  fastconv::resolve_conv_algorithm(problem, dtype, fastconv::ConvDirection::backward_weights, algo);
+  py::array dw = new_array(dtype, problem.weight_shape());
+  void* dwp = dw.mutable_data();
+  compute([&] { fastconv::conv_bwd_weights(problem, dtype, x.data(), dy.data(), dwp, algo); });
+  return dw;
+}
+
+py::array conv_backward_bias(int rank, const py::object& grad_output) {
+  const std::string op = op_name("conv", rank, "_bias");
+  const Operand dy = as_operand(op, "grad_output", grad_output);
+  py::array db = new_array(dy.dtype, fastconv::conv_bias_grad_shape(rank, dy.shape, op));
+  void* dbp = db.mutable_data();
+  compute([&] { fastconv::conv_bwd_bias(rank, dy.shape, dy.dtype, dy.data(), dbp, op); });
+  return db;
+}
+
+// ---- transposed convolution
+
+py::array conv_transpose_forward(int rank, const py::object& input, const py::object& weight,
+                                 const py::object& bias, const Shape& stride,
+                                 const PaddingArg& padding, const Shape& output_padding,
+                                 int64_t groups, const Shape& dilation, const std::string& algo) {
+  const std::string op = op_name("conv_transpose", rank, "");
+  const Operand x = as_operand(op, "input", input), w = as_operand(op, "weight", weight);
+  std::optional<Operand> b;
+  if (!bias.is_none()) b = as_operand(op, "bias", bias);
+  const auto dtype = common_dtype(op, {&x, &w, b ? &*b : nullptr});
+  const auto problem = fastconv::make_conv_transpose_problem(
+      rank, x.shape, w.shape, b ? std::optional<Shape>(b->shape) : std::nullopt,
+      transpose_options(op, stride, padding, output_padding, groups, dilation), op);
+  fastconv::resolve_conv_algorithm(problem, dtype, fastconv::ConvDirection::backward_data, algo);
+  py::array y = new_array(dtype, problem.input_shape());
+  void* yp = y.mutable_data();
+  compute([&] {
+    fastconv::conv_transpose_fwd(problem, dtype, x.data(), w.data(), b ? b->data() : nullptr, yp,
+                                 algo);
+  });
+  return y;
+}
+
+py::array conv_transpose_backward_data(int rank, const Shape& input_shape,
+                                       const py::object& weight, const py::object& grad_output,
+                                       const Shape& stride, const PaddingArg& padding,
+                                       const Shape& output_padding, int64_t groups,
+                                       const Shape& dilation, const std::string& algo) {
+  const std::string op = op_name("conv_transpose", rank, "_input");
+  const Operand w = as_operand(op, "weight", weight), dy = as_operand(op, "grad_output", grad_output);
+  const auto dtype = common_dtype(op, {&w, &dy});
+  const auto problem = fastconv::make_conv_transpose_problem(
+      rank, input_shape, w.shape, std::nullopt,
+      transpose_options(op, stride, padding, output_padding, groups, dilation), op);
+  fastconv::check_shape(problem, "grad_output", dy.shape, problem.input_shape());
+  fastconv::resolve_conv_algorithm(problem, dtype, fastconv::ConvDirection::forward, algo);
+  py::array dx = new_array(dtype, problem.output_shape());
+  void* dxp = dx.mutable_data();
+  compute([&] { fastconv::conv_transpose_bwd_data(problem, dtype, w.data(), dy.data(), dxp, algo); });
+  return dx;
+}
+
+py::array conv_transpose_backward_weights(int rank, const py::object& input,
+                                          const Shape& weight_shape,
+                                          const py::object& grad_output, const Shape& stride,
+                                          const PaddingArg& padding, const Shape& output_padding,
+                                          int64_t groups, const Shape& dilation,
+                                          const std::string& algo) {
+  const std::string op = op_name("conv_transpose", rank, "_weight");
+  const Operand x = as_operand(op, "input", input), dy = as_operand(op, "grad_output", grad_output);
+  const auto dtype = common_dtype(op, {&x, &dy});
+  const auto problem = fastconv::make_conv_transpose_problem(
+      rank, x.shape, weight_shape, std::nullopt,
+      transpose_options(op, stride, padding, output_padding, groups, dilation), op);
+  fastconv::check_shape(problem, "grad_output", dy.shape, problem.input_shape());
+  fastconv::resolve_conv_algorithm(problem, dtype, fastconv::ConvDirection::backward_weights, algo);
+  py::array dw = new_array(dtype, problem.weight_shape());
+  void* dwp = dw.mutable_data();
+  compute([&] {
+    fastconv::conv_transpose_bwd_weights(problem, dtype, x.data(), dy.data(), dwp, algo);
+  });
+  return dw;
+}
+
+// ---- runtime
+
+std::vector<std::string> algorithms(const std::optional<std::string>& direction) {
+  if (!direction) return fastconv::conv_algorithm_names();
+  return fastconv::conv_algorithm_names(fastconv::parse_direction(*direction));
 }
 
 py::dict info() {
@@ -122,7 +278,7 @@ py::dict info() {
 }  // namespace
 
 PYBIND11_MODULE(_core, m) {
-  m.doc() = "fastconv's compiled core (private: use fastconv.functional and fastconv.*)";
+  m.doc() = "fastconv's compiled core (private: use fastconv.functional, fastconv.grad, ...)";
 
   py::register_exception_translator([](std::exception_ptr p) {
     try {
@@ -141,11 +297,15 @@ PYBIND11_MODULE(_core, m) {
   // Touch the ISA registry now so that a bad FASTCONV_ISA fails the import with its message.
   fastconv::active_isa();
 
-  m.def("conv_forward", &conv_forward, py::arg("rank"), py::arg("input"), py::arg("weight"),
-        py::arg("bias"), py::arg("stride"), py::arg("padding"), py::arg("dilation"),
-        py::arg("groups"), py::arg("padding_mode"), py::arg("algo"),
-        "N-d convolution forward; see fastconv.functional.conv2d.");
-  m.def("algorithms", &fastconv::conv_algorithm_names, "Registered convolution algorithms.");
+  // Positional, private: python/fastconv/functional.py and grad.py hold the public signatures.
+  m.def("conv_forward", &conv_forward);
+  m.def("conv_backward_data", &conv_backward_data);
+  m.def("conv_backward_weights", &conv_backward_weights);
+  m.def("conv_backward_bias", &conv_backward_bias);
+  m.def("conv_transpose_forward", &conv_transpose_forward);
+  m.def("conv_transpose_backward_data", &conv_transpose_backward_data);
+  m.def("conv_transpose_backward_weights", &conv_transpose_backward_weights);
+  m.def("algorithms", &algorithms, py::arg("direction") = py::none());
   m.def("algorithm_descriptions", &fastconv::conv_algorithm_descriptions);
   m.def("info", &info);
   m.def("set_isa", &fastconv::set_isa, py::arg("name"));

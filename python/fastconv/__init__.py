@@ -12,13 +12,14 @@ convolution by several algorithms; this package exposes it with PyTorch's semant
 
 from . import _core
 from ._runtime import algorithms, get_isa, get_num_threads, info, set_isa, set_num_threads
-from . import functional
+from . import functional, grad
 
 __version__ = _core.info()["version"]
 
 __all__ = [
     "algorithms",
     "functional",
+    "grad",
     "get_isa",
     "get_num_threads",
     "info",

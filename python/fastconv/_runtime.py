@@ -24,18 +24,28 @@ def info() -> dict:
     return dict(_core.info())
 
 
-def algorithms() -> list[str]:
+def algorithms(direction: str | None = None) -> list[str]:
     """Names of the registered convolution algorithms, best first.
 
     Each name is accepted as ``algo=`` by the convolution functions; ``'auto'`` chooses.
 
+    Parameters
+    ----------
+    direction : {None, 'forward', 'backward_data', 'backward_weights'}
+        Only the algorithms implementing this direction. ``conv*d`` and
+        ``grad.conv_transpose*d_input`` run ``'forward'``; ``grad.conv*d_input`` and
+        ``conv_transpose*d`` run ``'backward_data'``; the ``*_weight`` gradients run
+        ``'backward_weights'``.
+
     Examples
     --------
     >>> import fastconv
-    >>> 'gemm' in fastconv.algorithms()
+    >>> 'gemm' in fastconv.algorithms('backward_weights')
     True
     """
-    return list(_core.algorithms())
+    if direction is not None and not isinstance(direction, str):
+        raise TypeError(f"algorithms: direction must be a str or None, got {direction!r}")
+    return list(_core.algorithms(direction))
 
 
 def set_isa(name: str) -> str:

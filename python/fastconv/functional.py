@@ -8,69 +8,82 @@ new C-contiguous arrays of the input's dtype. This module only normalises argume
 
 from __future__ import annotations
 
-import operator
+from . import _args, _core
 
-import numpy as np
-
-from . import _core
-
-__all__ = ["conv1d", "conv2d", "conv3d"]
-
-_INT64_MIN, _INT64_MAX = -(1 << 63), (1 << 63) - 1
-
-
-def _int_list(value, name: str, op: str) -> list[int]:
-    """An int or a sequence of ints as a list of Python ints that fit in int64."""
-    items = value if isinstance(value, (tuple, list)) else (value,)
-    out = []
-    for item in items:
-        if isinstance(item, (bool, np.bool_)) or not _is_integer(item):
-            raise TypeError(
-                f"{op}: {name} must be an integer or a tuple of integers, got {value!r}"
-            )
-        v = operator.index(item)
-        if not _INT64_MIN <= v <= _INT64_MAX:
-            raise OverflowError(f"{op}: {name} value {v} does not fit in a 64-bit integer")
-        out.append(v)
-    return out
-
-
-def _is_integer(x) -> bool:
-    try:
-        operator.index(x)
-    except TypeError:
-        return False
-    return True
-
-
-def _padding(padding, op: str):
-    if isinstance(padding, str):
-        return padding
-    return _int_list(padding, "padding", op)
+__all__ = ["conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d"]
 
 
 def _conv(rank, input, weight, bias, stride, padding, dilation, groups, padding_mode, algo):
     op = f"conv{rank}d"
-    if not isinstance(padding_mode, str):
-        raise TypeError(f"{op}: padding_mode must be a str, got {type(padding_mode).__name__}")
-    if not isinstance(algo, str):
-        raise TypeError(f"{op}: algo must be a str, got {type(algo).__name__}")
-    if isinstance(groups, (tuple, list)):
-        raise TypeError(f"{op}: groups must be an integer, got {groups!r}")
-    (groups,) = _int_list(groups, "groups", op)
     return _core.conv_forward(
         rank,
-        np.asarray(input),
-        np.asarray(weight),
-        None if bias is None else np.asarray(bias),
-        _int_list(stride, "stride", op),
-        _padding(padding, op),
-        _int_list(dilation, "dilation", op),
-        groups,
-        padding_mode,
-        algo,
+        _args.array(input),
+        _args.array(weight),
+        _args.optional_array(bias),
+        _args.int_list(stride, "stride", op),
+        _args.padding(padding, op),
+        _args.int_list(dilation, "dilation", op),
+        _args.integer(groups, "groups", op),
+        _args.string(padding_mode, "padding_mode", op),
+        _args.string(algo, "algo", op),
     )
 
+
+def _conv_transpose(rank, input, weight, bias, stride, padding, output_padding, groups, dilation,
+                    algo):
+    op = f"conv_transpose{rank}d"
+    return _core.conv_transpose_forward(
+        rank,
+        _args.array(input),
+        _args.array(weight),
+        _args.optional_array(bias),
+        _args.int_list(stride, "stride", op),
+        _args.padding(padding, op),
+        _args.int_list(output_padding, "output_padding", op),
+        _args.integer(groups, "groups", op),
+        _args.int_list(dilation, "dilation", op),
+        _args.string(algo, "algo", op),
+    )
+
+
+def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
+           padding_mode="zeros", algo="auto"):
+    return _conv(1, input, weight, bias, stride, padding, dilation, groups, padding_mode, algo)
+
+
+def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
+           padding_mode="zeros", algo="auto"):
+    return _conv(2, input, weight, bias, stride, padding, dilation, groups, padding_mode, algo)
+
+
+def conv3d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
+           padding_mode="zeros", algo="auto"):
+    return _conv(3, input, weight, bias, stride, padding, dilation, groups, padding_mode, algo)
+
+
+def conv_transpose1d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1,
+                     dilation=1, *, algo="auto"):
+    return _conv_transpose(1, input, weight, bias, stride, padding, output_padding, groups,
+                           dilation, algo)
+
+
+def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1,
+                     dilation=1, *, algo="auto"):
+    return _conv_transpose(2, input, weight, bias, stride, padding, output_padding, groups,
+                           dilation, algo)
+
+
+def conv_transpose3d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1,
+                     dilation=1, *, algo="auto"):
+    return _conv_transpose(3, input, weight, bias, stride, padding, output_padding, groups,
+                           dilation, algo)
+
+
+_DIMS = {
+    1: dict(what="sequences", spatial="L", kernel="kL", out="L_out"),
+    2: dict(what="images", spatial="H, W", kernel="kH, kW", out="H_out, W_out"),
+    3: dict(what="volumes", spatial="D, H, W", kernel="kD, kH, kW", out="D_out, H_out, W_out"),
+}
 
 _CONV_DOC = """{rank}-D convolution (cross-correlation) over a batch of {what}, as
     ``torch.nn.functional.conv{rank}d``.
@@ -92,8 +105,8 @@ _CONV_DOC = """{rank}-D convolution (cross-correlation) over a batch of {what}, 
     padding_mode : {{'zeros', 'reflect', 'replicate', 'circular'}}
         How padding is filled (``torch.nn.Conv{rank}d``'s ``padding_mode``).
     algo : str
-        ``'auto'`` or a name from :func:`fastconv.algorithms`. A named algorithm that does not
-        apply raises ``ValueError`` with the reason.
+        ``'auto'`` or a name from ``fastconv.algorithms('forward')``. A named algorithm that
+        does not apply raises ``ValueError`` with the reason.
 
     Returns
     -------
@@ -119,28 +132,52 @@ _CONV_DOC = """{rank}-D convolution (cross-correlation) over a batch of {what}, 
     {example_y}
 """
 
+_CONV_TRANSPOSE_DOC = """{rank}-D transposed convolution over a batch of {what}, as
+    ``torch.nn.functional.conv_transpose{rank}d`` (the gradient of ``conv{rank}d`` with respect
+    to its input; sometimes called deconvolution).
 
-def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
-           padding_mode="zeros", algo="auto"):
-    return _conv(1, input, weight, bias, stride, padding, dilation, groups, padding_mode, algo)
+    Parameters
+    ----------
+    input : ndarray, shape (N, C_in, {spatial}) or (C_in, {spatial})
+        float32 or float64; any memory layout.
+    weight : ndarray, shape (C_in, C_out / groups, {kernel})
+    bias : ndarray, shape (C_out,), optional
+    stride, padding, dilation : int or tuple of {rank} ints
+        As PyTorch: ``padding`` crops the output by that many elements on both sides.
+    output_padding : int or tuple of {rank} ints
+        Extra size added on one side of the output; must be smaller than ``stride`` or
+        ``dilation``.
+    groups : int
+    algo : str
+        ``'auto'`` or a name from ``fastconv.algorithms('backward_data')``.
 
+    Returns
+    -------
+    ndarray, shape (N, C_out, {out}) or (C_out, {out})
+        Each output size is ``(in - 1) * stride - 2 * padding + dilation * (kernel - 1) +
+        output_padding + 1``.
 
-def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
-           padding_mode="zeros", algo="auto"):
-    return _conv(2, input, weight, bias, stride, padding, dilation, groups, padding_mode, algo)
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastconv.functional import conv_transpose{rank}d
+    >>> x = np.ones({example_x}, np.float32)
+    >>> w = np.ones({example_wt}, np.float32)
+    >>> conv_transpose{rank}d(x, w, stride=2, padding=1, output_padding=1).shape
+    {example_yt}
+"""
 
+_EXAMPLES = {
+    1: dict(example_x="(2, 3, 10)", example_w="(4, 3, 3)", example_y="(2, 4, 10)",
+            example_wt="(3, 4, 3)", example_yt="(2, 4, 20)"),
+    2: dict(example_x="(2, 3, 8, 8)", example_w="(4, 3, 3, 3)", example_y="(2, 4, 8, 8)",
+            example_wt="(3, 4, 3, 3)", example_yt="(2, 4, 16, 16)"),
+    3: dict(example_x="(1, 3, 4, 5, 6)", example_w="(2, 3, 3, 3, 3)", example_y="(1, 2, 4, 5, 6)",
+            example_wt="(3, 2, 3, 3, 3)", example_yt="(1, 2, 8, 10, 12)"),
+}
 
-def conv3d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
-           padding_mode="zeros", algo="auto"):
-    return _conv(3, input, weight, bias, stride, padding, dilation, groups, padding_mode, algo)
-
-
-conv1d.__doc__ = _CONV_DOC.format(
-    rank=1, what="sequences", spatial="L", kernel="kL", out="L_out",
-    example_x="(2, 3, 10)", example_w="(4, 3, 3)", example_y="(2, 4, 10)")
-conv2d.__doc__ = _CONV_DOC.format(
-    rank=2, what="images", spatial="H, W", kernel="kH, kW", out="H_out, W_out",
-    example_x="(2, 3, 8, 8)", example_w="(4, 3, 3, 3)", example_y="(2, 4, 8, 8)")
-conv3d.__doc__ = _CONV_DOC.format(
-    rank=3, what="volumes", spatial="D, H, W", kernel="kD, kH, kW", out="D_out, H_out, W_out",
-    example_x="(1, 2, 4, 5, 6)", example_w="(3, 2, 3, 3, 3)", example_y="(1, 3, 4, 5, 6)")
+for _rank, _f, _ft in ((1, conv1d, conv_transpose1d), (2, conv2d, conv_transpose2d),
+                       (3, conv3d, conv_transpose3d)):
+    _f.__doc__ = _CONV_DOC.format(rank=_rank, **_DIMS[_rank], **_EXAMPLES[_rank])
+    _ft.__doc__ = _CONV_TRANSPOSE_DOC.format(rank=_rank, **_DIMS[_rank], **_EXAMPLES[_rank])
+del _rank, _f, _ft

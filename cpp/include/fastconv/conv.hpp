@@ -1,11 +1,14 @@
-// fastconv/conv.hpp — N-d convolution (1-D, 2-D, 3-D) forward, PyTorch semantics.
+// fastconv/conv.hpp — N-d convolution (1-D, 2-D, 3-D): forward, gradients, and transposed
+// convolution, with PyTorch semantics.
 //
-// Layout NC[D]H W for input and output, K C/groups [kD]kH kW for weight; "convolution" is
+// Layout NC[D]HW for input and output, K C/groups [kD]kH kW for weight; "convolution" is
 // cross-correlation as in torch.nn.functional.convNd. A call is two steps: make_conv_problem()
-// validates every shape and parameter (64-bit overflow-checked, before any allocation) and
-// resolves padding; conv_fwd() computes with a named algorithm or "auto". Arrays are dense,
-// C-contiguous, of one dtype. Internally every problem is 3-D: lower ranks get leading spatial
-// dims of size 1, so one code path serves all ranks.
+// (or make_conv_transpose_problem()) validates every shape and parameter (64-bit
+// overflow-checked, before any allocation) and resolves padding; then an entry point computes
+// one direction with a named algorithm or "auto". Arrays are dense, C-contiguous, of one dtype.
+// Internally every problem is 3-D: lower ranks get leading spatial dims of size 1, so one code
+// path serves all ranks. A transposed convolution is described by the convolution it is the
+// data gradient of: its input is that convolution's output and vice versa.
 #pragma once
 
 #include <array>
@@ -17,6 +20,15 @@
 namespace fastconv {
 
 enum class DType { f32, f64 };
+
+/// The three computations of a convolution layer.
+enum class ConvDirection { forward, backward_data, backward_weights };
+
+/// "forward" | "backward_data" | "backward_weights".
+const char* direction_name(ConvDirection d);
+
+/// Parse a direction name; throws InvalidArgument otherwise.
+ConvDirection parse_direction(const std::string& name);
 
 /// How the input is extended beyond its border (torch.nn.ConvNd's padding_mode).
 enum class PaddingMode { zeros, reflect, replicate, circular };
@@ -44,9 +56,20 @@ struct ConvOptions {
   PaddingMode padding_mode = PaddingMode::zeros;
 };
 
+/// torch.nn.functional.conv_transposeNd's parameters (one value, or one per spatial dim).
+struct ConvTransposeOptions {
+  std::vector<int64_t> stride{1};
+  std::vector<int64_t> padding{0};
+  std::vector<int64_t> output_padding{0};
+  int64_t groups = 1;
+  std::vector<int64_t> dilation{1};
+};
+
 /// A validated convolution problem. Spatial arrays hold (D, H, W); ranks below 3 have leading
 /// entries in = kernel = out = stride = dilation = 1 and zero padding.
 struct ConvProblem {
+  std::string op = "conv2d";  ///< name used in messages, e.g. "conv2d_input"
+  bool transposed = false;    ///< describes conv_transpose: its input is this conv's output
   int rank = 2;          ///< spatial rank the user asked for (1, 2 or 3)
   bool batched = true;   ///< input had a batch dimension
   int64_t N = 0;         ///< batch
@@ -65,19 +88,34 @@ struct ConvProblem {
   int64_t out_spatial() const { return out[0] * out[1] * out[2]; }
   int64_t kernel_spatial() const { return kernel[0] * kernel[1] * kernel[2]; }
   bool has_padding() const;
-  /// Output shape as the user sees it (without the batch dim when the input had none).
+  /// Shapes of the convolution's operands as the user sees them (no batch dim when unbatched).
+  std::vector<int64_t> input_shape() const;
   std::vector<int64_t> output_shape() const;
-  /// "conv1d" / "conv2d" / "conv3d", used in messages.
-  std::string op_name() const;
+  std::vector<int64_t> weight_shape() const;
 };
 
 /// Validate shapes and options and resolve padding. `rank` is 1, 2 or 3; input is
 /// (N, C, *spatial) or (C, *spatial); weight (K, C/groups, *kernel); bias (K) when present.
-/// Throws InvalidArgument or OverflowError with a PyTorch-like message naming the argument.
+/// Throws InvalidArgument or OverflowError with a PyTorch-like message naming the argument;
+/// messages start with `op` (default "conv<rank>d").
 ConvProblem make_conv_problem(int rank, const std::vector<int64_t>& input_shape,
                               const std::vector<int64_t>& weight_shape,
                               const std::optional<std::vector<int64_t>>& bias_shape,
-                              const ConvOptions& options);
+                              const ConvOptions& options, const std::string& op = "");
+
+/// The problem of conv_transpose<rank>d(input, weight, bias): weight (C_in, C_out/groups,
+/// *kernel), bias (C_out), output spatial (in-1)*stride - 2*padding + dilation*(k-1) +
+/// output_padding + 1. The result describes the convolution whose data gradient it is
+/// (C = C_out, K = C_in, in = the transposed output, out = the transposed input).
+ConvProblem make_conv_transpose_problem(int rank, const std::vector<int64_t>& input_shape,
+                                        const std::vector<int64_t>& weight_shape,
+                                        const std::optional<std::vector<int64_t>>& bias_shape,
+                                        const ConvTransposeOptions& options,
+                                        const std::string& op = "");
+
+/// Throws InvalidArgument unless `shape` equals `expected` (e.g. a grad_output's shape).
+void check_shape(const ConvProblem& problem, const char* name, const std::vector<int64_t>& shape,
+                 const std::vector<int64_t>& expected);
 
 /// Forward convolution y = conv(x, w) + b. x, w, b (may be null), y are dense C-contiguous
 /// arrays of `dtype` shaped as `problem` says; y is fully written. `algo` is "auto" or a name
@@ -85,12 +123,46 @@ ConvProblem make_conv_problem(int rank, const std::vector<int64_t>& input_shape,
 void conv_fwd(const ConvProblem& problem, DType dtype, const void* x, const void* w,
               const void* b, void* y, const std::string& algo = "auto");
 
-/// The algorithm conv_fwd() would run for `algo` (resolves "auto"); throws like conv_fwd().
-std::string resolve_conv_algorithm(const ConvProblem& problem, DType dtype,
-                                   const std::string& algo);
+/// Data gradient dx = d(sum(conv(x, w) * dy)) / dx; dx has the input's shape and is fully
+/// written (gradients of reflect / replicate / circular padding are folded back into it).
+void conv_bwd_data(const ConvProblem& problem, DType dtype, const void* w, const void* dy,
+                   void* dx, const std::string& algo = "auto");
 
-/// Registered convolution algorithm names, in registry order (best first).
-std::vector<std::string> conv_algorithm_names();
+/// Weight gradient dw = d(sum(conv(x, w) * dy)) / dw; fully written. Deterministic: the
+/// reduction over batch and positions has a fixed order, whatever the thread count.
+void conv_bwd_weights(const ConvProblem& problem, DType dtype, const void* x, const void* dy,
+                      void* dw, const std::string& algo = "auto");
+
+/// Shape (K) of the bias gradient for a grad_output of `grad_output_shape`: (N, K, *spatial) or
+/// (K, *spatial) for spatial rank `rank`. Throws InvalidArgument for another number of dims.
+std::vector<int64_t> conv_bias_grad_shape(int rank, const std::vector<int64_t>& grad_output_shape,
+                                          const std::string& op = "");
+
+/// Bias gradient db[k] = sum of dy over batch and positions (shapes: conv_bias_grad_shape).
+void conv_bwd_bias(int rank, const std::vector<int64_t>& grad_output_shape, DType dtype,
+                   const void* dy, void* db, const std::string& op = "");
+
+/// Transposed convolution y = conv_transpose(x, w) + b, for a problem from
+/// make_conv_transpose_problem(): the data gradient of that convolution, plus bias.
+void conv_transpose_fwd(const ConvProblem& problem, DType dtype, const void* x, const void* w,
+                        const void* b, void* y, const std::string& algo = "auto");
+
+/// Gradient of conv_transpose with respect to its input: the forward convolution of dy.
+void conv_transpose_bwd_data(const ConvProblem& problem, DType dtype, const void* w,
+                             const void* dy, void* dx, const std::string& algo = "auto");
+
+/// Gradient of conv_transpose with respect to its weight (C_in, C_out/groups, *kernel).
+void conv_transpose_bwd_weights(const ConvProblem& problem, DType dtype, const void* x,
+                                const void* dy, void* dw, const std::string& algo = "auto");
+
+/// The algorithm that `algo` selects for `direction` (resolves "auto"); throws InvalidArgument
+/// for an unknown name and Unsupported when the named algorithm does not apply.
+std::string resolve_conv_algorithm(const ConvProblem& problem, DType dtype,
+                                   ConvDirection direction, const std::string& algo);
+
+/// Registered convolution algorithm names in registry order (best first); with a direction,
+/// only those implementing it.
+std::vector<std::string> conv_algorithm_names(std::optional<ConvDirection> direction = {});
 
 /// Registered convolution algorithms with one-line descriptions, in registry order.
 std::vector<std::pair<std::string, std::string>> conv_algorithm_descriptions();

@@ -1,39 +1,63 @@
 // conv/algorithm.hpp — what a convolution algorithm is to the registry.
 //
-// An algorithm states whether it applies (an empty reason) to a problem, how much workspace it
-// needs, and computes. Before an algorithm runs, conv_fwd() has applied the padding (see
-// pad.hpp): the problem it receives has zero padding and `in` holds the padded extents.
+// An algorithm implements any of the three directions (forward, backward-data,
+// backward-weights), states whether it applies to a problem (an empty reason), how much
+// workspace it needs, and computes. The entry points (conv.cpp) apply padding first: the problem
+// an algorithm receives has zero padding and `in` holds the padded extents.
 #pragma once
 
 #include <cstddef>
 #include <string>
+#include <vector>
 
 #include "fastconv/conv.hpp"
 #include "kernels/kernel_table.hpp"
 
 namespace fastconv::conv {
 
-/// Operands of one forward call. Arrays are dense and C-contiguous; x is already padded.
-struct ConvFwdArgs {
-  const ConvProblem& problem;  // pad_lo = pad_hi = 0
+/// Operands of one call. Arrays are dense and C-contiguous; shapes refer to `problem` (an
+/// unpadded view: x and dx are the padded input and its gradient).
+///   forward:          x, w, b (may be null)  -> out = y       (N x K x out)
+///   backward_data:    w, dy                  -> out = dx      (N x C x in), zeroed by the caller
+///   backward_weights: x, dy                  -> out = dw      (K x C/groups x kernel)
+struct ConvArgs {
+  const ConvProblem& problem;
   DType dtype;
-  const void* x;  // N x C x in
-  const void* w;  // K x C/groups x kernel
-  const void* b;  // K, or null
-  void* y;        // N x K x out
+  const void* x;
+  const void* w;
+  const void* b;
+  const void* dy;
+  void* out;
   void* workspace;
   int threads;
   const kernels::KernelTable& kernels;
 };
 
+using ConvRunFn = void (*)(const ConvArgs& args);
+
+// A ConvRunFn that calls the float32 or float64 instantiation of a driver.
+template <void (*F32)(const ConvArgs&), void (*F64)(const ConvArgs&)>
+void by_dtype(const ConvArgs& a) {
+  if (a.dtype == DType::f32) {
+    F32(a);
+  } else {
+    F64(a);
+  }
+}
+
 struct ConvAlgorithm {
   const char* name;
   const char* description;
-  // Empty when the algorithm applies to (problem, dtype), else the reason it does not.
-  std::string (*why_not)(const ConvProblem& problem, DType dtype);
-  std::size_t (*workspace_bytes)(const ConvProblem& problem, DType dtype, int threads,
-                                 const kernels::KernelTable& kernels);
-  void (*forward)(const ConvFwdArgs& args);
+  // Entry point per direction (indexed by ConvDirection); null where not implemented.
+  ConvRunFn run[3];
+  // Empty when the algorithm applies to (problem, dtype, direction), else the reason it does not;
+  // null when it applies to every problem of the directions it implements.
+  std::string (*why_not)(const ConvProblem& problem, DType dtype, ConvDirection direction);
+  std::size_t (*workspace_bytes)(const ConvProblem& problem, DType dtype, ConvDirection direction,
+                                 int threads, const kernels::KernelTable& kernels);
+
+  bool implements(ConvDirection d) const { return run[static_cast<int>(d)] != nullptr; }
+  std::string reason_not_applicable(const ConvProblem& p, DType dtype, ConvDirection d) const;
 };
 
 // Algorithms, one per file (direct.cpp, gemm.cpp).
@@ -43,8 +67,9 @@ const ConvAlgorithm& gemm_algorithm();
 /// Every registered algorithm, best first.
 const std::vector<const ConvAlgorithm*>& registry();
 
-/// The algorithm `name` names ("auto" chooses); throws InvalidArgument for an unknown name and
-/// Unsupported when the named algorithm does not apply.
-const ConvAlgorithm& select(const ConvProblem& problem, DType dtype, const std::string& name);
+/// The algorithm `name` names for `direction` ("auto" chooses); throws InvalidArgument for an
+/// unknown name and Unsupported when the named algorithm does not apply.
+const ConvAlgorithm& select(const ConvProblem& problem, DType dtype, ConvDirection direction,
+                            const std::string& name);
 
 }  // namespace fastconv::conv

@@ -1,13 +1,15 @@
-// conv/direct.cpp — direct convolution, forward.
+// conv/direct.cpp — direct convolution: forward, backward-data, backward-weights.
 //
-//   y[n][k][od][oh][ow] = b[k] + sum_{c in group, kd, kh, kw}
-//       w[k][c][kd][kh][kw] * x[n][c][od*sd + kd*dd][oh*sh + kh*dh][ow*sw + kw*dw]
-// (x padded). Work is split into output rows (n, g, block of KB output channels, od, oh); each
-// row is one call of the ISA's direct-row microkernel, vectorised along ow. The (c, kd, kh)
-// "taps" of a row are offsets into x shared by every row; weights are packed per block of KB
-// channels as [tap][kw][KB] so the kernel reads them sequentially. Blocks of a group with fewer
-// than KB channels (depthwise) run the single-channel kernel. No workspace beyond the tap table
-// and packed weights; handles every stride, dilation and group count.
+//   forward           y[n][k][o]   = b[k] + sum_{c in group(k), r} w[k][c][r] * x[n][c][o*s + r*d]
+//   backward-data     dx[n][c][i] += w[k][c][r] * dy[n][k][o]          for every i = o*s + r*d
+//   backward-weights  dw[k][c][r]  = sum_{n, o} dy[n][k][o] * x[n][c][o*s + r*d]
+// (x and dx padded; o, r, i are 3-D positions). Every direction works on whole rows along W with
+// the ISA's row microkernels (kernels/generic/direct_ukernel.hpp), vectorised along the row.
+// The (c, kd, kh) "taps" of a row are offsets shared by every row; weights are packed per
+// block of KB output channels as [tap][kw][KB]. Work is split so that each task owns its
+// outputs: forward by output rows (n, g, channel block, od, oh); backward-data by input planes
+// (n, c); backward-weights by weight (k, c) pairs, each summed over the batch in a fixed order.
+// Best where GEMM tiles would be mostly padding: depthwise, few channels per group.
 #include <algorithm>
 
 #include "algorithm.hpp"
@@ -19,9 +21,16 @@ namespace {
 
 using util::ceil_div;
 
+// Taps of a row: (c, kd, kh) for the Cg channels of a group.
 int64_t taps(const ConvProblem& p) { return p.C_per_group() * p.kernel[0] * p.kernel[1]; }
 
-// Elements of packed weights: groups x blocks x taps x KW x KB.
+// Output channels per block for the direct kernels: KB, or 1 when a group has fewer.
+template <typename T>
+int block_channels(const ConvProblem& p, const kernels::DirectRowUkernel<T>& uk) {
+  return p.K_per_group() < uk.kb ? 1 : uk.kb;
+}
+
+// Elements of packed weights: groups x blocks x taps x KW x kb.
 int64_t packed_weight_size(const ConvProblem& p, int kb) {
   return p.groups * ceil_div(p.K_per_group(), kb) * taps(p) * p.kernel[2] * kb;
 }
@@ -38,25 +47,25 @@ void pack_weights(const ConvProblem& p, const T* w, int kb, T* wp) {
         for (int64_t s = 0; s < KW; ++s)
           for (int k = 0; k < kb; ++k) {
             const int64_t kk = blk * kb + k;
-            dst[(t * KW + s) * kb + k] =
-                kk < Kg ? w[((g * Kg + kk) * ntaps + t) * KW + s] : T(0);
+            dst[(t * KW + s) * kb + k] = kk < Kg ? w[((g * Kg + kk) * ntaps + t) * KW + s] : T(0);
           }
     }
 }
 
+// ---- forward:  x N x C x in (padded), w K x Cg x kernel -> y N x K x out.
+// Workspace: tap offsets (int64) then packed weights.
 template <typename T>
-void forward_typed(const ConvFwdArgs& a) {
+void forward(const ConvArgs& a) {
   const ConvProblem& p = a.problem;
   const auto& uk = a.kernels.get<T>().direct_row;
   const int64_t Kg = p.K_per_group(), Cg = p.C_per_group(), ntaps = taps(p);
-  const int kb = Kg < uk.kb ? 1 : uk.kb;
+  const int kb = block_channels(p, uk);
   const int64_t blocks = ceil_div(Kg, kb);
   const auto& in = p.in;
   const int64_t HW = in[1] * in[2], DHW = in[0] * HW, P = p.out_spatial();
   const auto* x = static_cast<const T*>(a.x);
-  const auto* w = static_cast<const T*>(a.w);
   const auto* b = static_cast<const T*>(a.b);
-  auto* y = static_cast<T*>(a.y);
+  auto* y = static_cast<T*>(a.out);
 
   auto* tap_offset = static_cast<int64_t*>(a.workspace);
   auto* wp = reinterpret_cast<T*>(tap_offset + ntaps);
@@ -64,13 +73,12 @@ void forward_typed(const ConvFwdArgs& a) {
     for (int64_t kd = 0; kd < p.kernel[0]; ++kd)
       for (int64_t kh = 0; kh < p.kernel[1]; ++kh, ++t)
         tap_offset[t] = c * DHW + kd * p.dilation[0] * HW + kh * p.dilation[1] * in[2];
-  pack_weights(p, w, kb, wp);
+  pack_weights(p, static_cast<const T*>(a.w), kb, wp);
 
   const int64_t rows = p.out[0] * p.out[1];
-  const int64_t tasks = p.N * p.groups * blocks * rows;
   const int64_t block_size = ntaps * p.kernel[2] * kb;
 #pragma omp parallel for schedule(static) num_threads(a.threads) if (a.threads > 1)
-  for (int64_t t = 0; t < tasks; ++t) {
+  for (int64_t t = 0; t < p.N * p.groups * blocks * rows; ++t) {
     const int64_t r = t % rows, blk = t / rows % blocks, g = t / (rows * blocks) % p.groups;
     const int64_t n = t / (rows * blocks * p.groups);
     const int64_t od = r / p.out[1], oh = r % p.out[1];
@@ -92,30 +100,116 @@ void forward_typed(const ConvFwdArgs& a) {
   }
 }
 
-std::string why_not(const ConvProblem&, DType) { return {}; }
+// ---- backward-data:  w K x Cg x kernel, dy N x K x out -> dx N x C x in (padded, zeroed).
+// One task per input plane (n, c): it adds every (channel block, output row, kd, kh)
+// contribution into its own plane. Workspace: packed weights.
+template <typename T>
+void backward_data(const ConvArgs& a) {
+  const ConvProblem& p = a.problem;
+  const auto& uk = a.kernels.get<T>().direct_row;
+  const int64_t Kg = p.K_per_group(), Cg = p.C_per_group(), ntaps = taps(p);
+  const int kb = block_channels(p, uk);
+  const int64_t blocks = ceil_div(Kg, kb);
+  const auto& in = p.in;
+  const int64_t HW = in[1] * in[2], DHW = in[0] * HW, P = p.out_spatial();
+  const int64_t KD = p.kernel[0], KH = p.kernel[1], KW = p.kernel[2];
+  const auto* dy = static_cast<const T*>(a.dy);
+  auto* dx = static_cast<T*>(a.out);
+  auto* wp = static_cast<T*>(a.workspace);
+  pack_weights(p, static_cast<const T*>(a.w), kb, wp);
 
-std::size_t workspace_bytes(const ConvProblem& p, DType dtype, int,
-                            const kernels::KernelTable& kernels) {
-  const std::size_t elem = dtype == DType::f32 ? sizeof(float) : sizeof(double);
-  const int kb = dtype == DType::f32 ? kernels.f32.direct_row.kb : kernels.f64.direct_row.kb;
-  return static_cast<std::size_t>(taps(p)) * sizeof(int64_t) +
-         static_cast<std::size_t>(packed_weight_size(p, kb)) * elem;
+  const int64_t block_size = ntaps * KW * kb;
+#pragma omp parallel for schedule(static) num_threads(a.threads) if (a.threads > 1)
+  for (int64_t t = 0; t < p.N * p.C; ++t) {
+    const int64_t n = t / p.C, c = t % p.C, g = c / Cg, cl = c % Cg;
+    T* plane = dx + t * DHW;
+    kernels::DirectRowBwdDataArgs<T> args;
+    args.ldgy = P;
+    args.KB = kb;
+    args.kw = KW;
+    args.stride = p.stride[2];
+    args.dilation = p.dilation[2];
+    args.ow = p.out[2];
+    for (int64_t blk = 0; blk < blocks; ++blk) {
+      const int64_t k0 = g * Kg + blk * kb;
+      args.kb = static_cast<int>(std::min<int64_t>(kb, Kg - blk * kb));
+      const T* wc = wp + (g * blocks + blk) * block_size + cl * KD * KH * KW * kb;
+      for (int64_t od = 0; od < p.out[0]; ++od)
+        for (int64_t oh = 0; oh < p.out[1]; ++oh) {
+          args.gy = dy + (n * p.K + k0) * P + (od * p.out[1] + oh) * p.out[2];
+          for (int64_t kd = 0; kd < KD; ++kd)
+            for (int64_t kh = 0; kh < KH; ++kh) {
+              args.gx = plane + (od * p.stride[0] + kd * p.dilation[0]) * HW +
+                        (oh * p.stride[1] + kh * p.dilation[1]) * in[2];
+              args.w = wc + (kd * KH + kh) * KW * kb;
+              uk.bwd_data(args);
+            }
+        }
+    }
+  }
 }
 
-void forward(const ConvFwdArgs& a) {
-  if (a.dtype == DType::f32) {
-    forward_typed<float>(a);
-  } else {
-    forward_typed<double>(a);
+// ---- backward-weights:  x N x C x in (padded), dy N x K x out -> dw K x Cg x kernel.
+// One task per (k, c) pair of a group; rows summed over the batch in order. No workspace.
+template <typename T>
+void backward_weights(const ConvArgs& a) {
+  const ConvProblem& p = a.problem;
+  const auto& uk = a.kernels.get<T>().direct_row;
+  const int64_t Kg = p.K_per_group(), Cg = p.C_per_group();
+  const auto& in = p.in;
+  const int64_t HW = in[1] * in[2], DHW = in[0] * HW, P = p.out_spatial();
+  const int64_t KD = p.kernel[0], KH = p.kernel[1], KW = p.kernel[2];
+  const auto* x = static_cast<const T*>(a.x);
+  const auto* dy = static_cast<const T*>(a.dy);
+  auto* dw = static_cast<T*>(a.out);
+
+#pragma omp parallel for schedule(static) num_threads(a.threads) if (a.threads > 1)
+  for (int64_t t = 0; t < p.K * Cg; ++t) {
+    const int64_t k = t / Cg, cl = t % Cg, g = k / Kg, c = g * Cg + cl;
+    T* sums = dw + t * KD * KH * KW;  // dw[k][cl][...]
+    for (int64_t i = 0; i < KD * KH * KW; ++i) sums[i] = T(0);
+    kernels::DirectRowBwdWeightsArgs<T> args;
+    args.kw = KW;
+    args.stride = p.stride[2];
+    args.dilation = p.dilation[2];
+    args.ow = p.out[2];
+    for (int64_t n = 0; n < p.N; ++n)
+      for (int64_t od = 0; od < p.out[0]; ++od)
+        for (int64_t oh = 0; oh < p.out[1]; ++oh) {
+          args.gy = dy + (n * p.K + k) * P + (od * p.out[1] + oh) * p.out[2];
+          for (int64_t kd = 0; kd < KD; ++kd)
+            for (int64_t kh = 0; kh < KH; ++kh) {
+              args.x = x + (n * p.C + c) * DHW + (od * p.stride[0] + kd * p.dilation[0]) * HW +
+                       (oh * p.stride[1] + kh * p.dilation[1]) * in[2];
+              args.sums = sums + (kd * KH + kh) * KW;
+              uk.bwd_weights(args);
+            }
+        }
   }
+}
+
+std::size_t workspace_bytes(const ConvProblem& p, DType dtype, ConvDirection direction, int,
+                            const kernels::KernelTable& kernels) {
+  if (direction == ConvDirection::backward_weights) return 0;
+  const bool f32 = dtype == DType::f32;
+  const int kb = f32 ? block_channels(p, kernels.f32.direct_row)
+                     : block_channels(p, kernels.f64.direct_row);
+  const std::size_t elem = f32 ? sizeof(float) : sizeof(double);
+  const std::size_t offsets = direction == ConvDirection::forward ? taps(p) * sizeof(int64_t) : 0;
+  return offsets + static_cast<std::size_t>(packed_weight_size(p, kb)) * elem;
 }
 
 }  // namespace
 
 const ConvAlgorithm& direct_algorithm() {
   static const ConvAlgorithm algo{
-      "direct", "sliding window vectorised along output rows; best for depthwise / few channels",
-      &why_not, &workspace_bytes, &forward};
+      "direct",
+      "sliding window vectorised along output rows; best for depthwise / few channels",
+      {&by_dtype<forward<float>, forward<double>>,
+       &by_dtype<backward_data<float>, backward_data<double>>,
+       &by_dtype<backward_weights<float>, backward_weights<double>>},
+      nullptr,
+      &workspace_bytes};
   return algo;
 }
 

@@ -1,16 +1,18 @@
-// conv/gemm.cpp — convolution as GEMM (im2col), forward.
+// conv/gemm.cpp — convolution as GEMM (im2col): forward, backward-data, backward-weights.
 //
-// Per image n and group g:  Y_g[Kg x P] = W_g[Kg x Kd] * im2col(X_g)[Kd x P] + b_g,
-// Kd = Cg*KD*KH*KW, P = OD*OH*OW (Chellapilla et al., "High performance convolutional neural
-// networks for document processing", 2006). W_g is exactly the weight rows of group g. float32
-// runs the project's packed GEMM (gemm/gemm.hpp) with im2col fused into B packing
-// (im2col.hpp); tasks are (n, g, column block, row block) so batch 1 scales over threads.
-// float64 packs im2col blocks the same way and multiplies them with Eigen (generic code is enough for
-// the reference-precision path). Handles every stride, dilation, group count and padding (the
-// input arrives padded).
+// Per image n and group g, with Kr = Cg*KD*KH*KW, P = OD*OH*OW and X_col = im2col(X_g)
+// (Chellapilla et al., "High performance convolutional neural networks for document
+// processing", 2006):
+//   forward           Y_g [Kg x P]  = W_g [Kg x Kr] * X_col [Kr x P] + b_g
+//   backward-data     dX_col [Kr x P] = W_g^T [Kr x Kg] * dY_g [Kg x P];  dX_g = col2im(dX_col)
+//   backward-weights  dW_g [Kg x Kr] = sum_n dY_g [Kg x P] * X_col^T [P x Kr]
+// All three run the project's packed GEMM (gemm/gemm.hpp); im2col, its transpose and the
+// batch are fused into packing. Work is split into tiles that write disjoint outputs, each
+// reduced in a fixed order, so results do not depend on the thread count:
+//   forward:  (n, g, column block, row block);  backward-data: (n, g, block of input
+//   channels), whose col2im touches only those channels;  backward-weights: (g, row block,
+//   column block), each summing over the whole batch. The input arrives padded.
 #include <algorithm>
-
-#include <Eigen/Core>
 
 #include "algorithm.hpp"
 #include "gemm/gemm.hpp"
@@ -35,121 +37,172 @@ int thread_index() {
 #endif
 }
 
+// Rows of the im2col matrix of one group: Cg x kernel.
 int64_t reduction_size(const ConvProblem& p) { return p.C_per_group() * p.kernel_spatial(); }
 
-// Work split of the float32 path: column blocks of kNC, and rows split further when there are
-// too few column blocks to keep every thread busy.
-struct Split {
-  int64_t col_blocks, row_blocks, rows_per_block;
+// Rows of dX_col computed (and scattered by col2im) per GEMM call in backward-data.
+constexpr int64_t kRowChunk = 256;
+
+// Split `rows` (in multiples of mr) so that `tasks` x blocks reaches about 4 per thread.
+int64_t row_blocks_for(int64_t rows, int mr, int64_t tasks, int threads) {
+  if (tasks >= 4 * threads) return 1;
+  return std::min(ceil_div(4 * threads, tasks), ceil_div(rows, mr));
+}
+
+// Per-thread scratch: one A panel and one B block (and, for backward-data, a dX_col chunk).
+template <typename T>
+struct Scratch {
+  T* a;
+  T* b;
+  T* c;
 };
 
-Split split(const ConvProblem& p, int mr, int threads) {
-  const int64_t Kg = p.K_per_group(), P = p.out_spatial();
-  const int64_t col_blocks = ceil_div(P, gemm::kNC);
-  const int64_t tasks = p.N * p.groups * col_blocks;
-  int64_t row_blocks = 1;
-  if (tasks < 4 * threads) {
-    row_blocks = ceil_div(4 * threads, tasks);
-    const int64_t max_blocks = ceil_div(Kg, mr);
-    if (row_blocks > max_blocks) row_blocks = max_blocks;
-  }
-  return {col_blocks, row_blocks, round_up(ceil_div(Kg, row_blocks), mr)};
+template <typename T>
+int64_t scratch_size(int mr, bool with_c) {
+  return gemm::a_panel_size(mr) + gemm::b_block_size() + (with_c ? kRowChunk * gemm::kNC : 0);
 }
 
-// ---- float32: packed GEMM, im2col inside B packing
-//   x: N x C x in (padded), w: K x Kd, y: N x K x P; workspace: packed A for every group, then
-//   one B block per thread.
-void forward_packed(const ConvFwdArgs& a) {
+template <typename T>
+Scratch<T> scratch(T* base, int mr, bool with_c) {
+  T* a = base + thread_index() * scratch_size<T>(mr, with_c);
+  T* b = a + gemm::a_panel_size(mr);
+  return {a, b, b + gemm::b_block_size()};
+}
+
+// ---- forward:  x N x C x in (padded), w K x Kr, y N x K x P.
+// Workspace: W packed for every group, then per-thread scratch.
+template <typename T>
+void forward(const ConvArgs& a) {
   const ConvProblem& p = a.problem;
-  const auto& uk = a.kernels.f32.gemm;
-  const int64_t Kg = p.K_per_group(), Cg = p.C_per_group(), Kd = reduction_size(p);
+  const auto& uk = a.kernels.get<T>().gemm;
+  const int64_t Kg = p.K_per_group(), Cg = p.C_per_group(), Kr = reduction_size(p);
   const int64_t P = p.out_spatial(), in_plane = p.in_spatial();
-  const auto* x = static_cast<const float*>(a.x);
-  const auto* w = static_cast<const float*>(a.w);
-  const auto* b = static_cast<const float*>(a.b);
-  auto* y = static_cast<float*>(a.y);
-  auto* apack = static_cast<float*>(a.workspace);
-  const int64_t a_group = gemm::packed_a_size(Kg, Kd, uk.mr);
-  float* bbufs = apack + p.groups * a_group;
+  const auto* x = static_cast<const T*>(a.x);
+  const auto* w = static_cast<const T*>(a.w);
+  const auto* b = static_cast<const T*>(a.b);
+  auto* y = static_cast<T*>(a.out);
+  auto* wpack = static_cast<T*>(a.workspace);
+  const int64_t group_pack = gemm::prepacked_a_size(Kg, Kr, uk.mr);
+  T* scratch_base = wpack + p.groups * group_pack;
 
 #pragma omp parallel for schedule(static) num_threads(a.threads) if (a.threads > 1)
-  for (int64_t g = 0; g < p.groups; ++g) gemm::pack_a(Kg, Kd, w + g * Kg * Kd, Kd, uk.mr, apack + g * a_group);
+  for (int64_t g = 0; g < p.groups; ++g) {
+    gemm::PrepackedA<T>::pack({w + g * Kg * Kr, Kg, Kr, 1, uk.mr}, Kr, wpack + g * group_pack);
+  }
 
-  const Split s = split(p, uk.mr, a.threads);
-  const int64_t tasks = p.N * p.groups * s.col_blocks * s.row_blocks;
+  const int64_t col_blocks = ceil_div(P, gemm::kNC);
+  const int64_t row_blocks = row_blocks_for(Kg, uk.mr, p.N * p.groups * col_blocks, a.threads);
+  const int64_t rows_per_block = round_up(ceil_div(Kg, row_blocks), uk.mr);
+  const int64_t tasks = p.N * p.groups * col_blocks * row_blocks;
 #pragma omp parallel for schedule(dynamic, 1) num_threads(a.threads) if (a.threads > 1)
   for (int64_t t = 0; t < tasks; ++t) {
-    const int64_t rb = t % s.row_blocks, cb = t / s.row_blocks % s.col_blocks;
-    const int64_t g = t / (s.row_blocks * s.col_blocks) % p.groups;
-    const int64_t n = t / (s.row_blocks * s.col_blocks * p.groups);
-    const int64_t m0 = rb * s.rows_per_block, m1 = std::min(Kg, m0 + s.rows_per_block);
+    const int64_t rb = t % row_blocks, cb = t / row_blocks % col_blocks;
+    const int64_t g = t / (row_blocks * col_blocks) % p.groups;
+    const int64_t n = t / (row_blocks * col_blocks * p.groups);
+    const int64_t m0 = rb * rows_per_block, m1 = std::min(Kg, m0 + rows_per_block);
     if (m0 >= m1) continue;
     const int64_t n0 = cb * gemm::kNC, n1 = std::min(P, n0 + gemm::kNC);
-    const Im2colPacker<float> pack_b(p, x + (n * p.C + g * Cg) * in_plane, uk.nr);
-    gemm::gemm_block(uk, Kg, Kd, m0, m1, n0, n1, apack + g * a_group, pack_b,
-                     y + (n * p.K + g * Kg) * P, P, b ? b + g * Kg : nullptr,
-                     bbufs + thread_index() * gemm::packed_b_block_size());
+    const Scratch<T> s = scratch(scratch_base, uk.mr, false);
+    gemm::gemm_block(uk, Kr, m0, m1, n0, n1, gemm::PrepackedA<T>{wpack + g * group_pack, Kr, uk.mr},
+                     Im2colB<T>(p, x + (n * p.C + g * Cg) * in_plane, uk.nr),
+                     y + (n * p.K + g * Kg + m0) * P + n0, P, b ? b + g * Kg : nullptr, s.a, s.b);
   }
 }
 
-// ---- float64: im2col by column blocks + Eigen product
-//   Y_g[:, n0:n0+nc] = W_g * im2col block (Kd x nc); workspace: one block per thread.
-void forward_eigen(const ConvFwdArgs& a) {
-  using Mat = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-  using Stride = Eigen::OuterStride<>;
+// ---- backward-data:  w K x Kr, dy N x K x P -> dx N x C x in (padded, zeroed by the caller).
+// Workspace: per-thread scratch with a dX_col chunk.
+template <typename T>
+void backward_data(const ConvArgs& a) {
   const ConvProblem& p = a.problem;
-  const int64_t Kg = p.K_per_group(), Cg = p.C_per_group(), Kd = reduction_size(p);
-  const int64_t P = p.out_spatial(), in_plane = p.in_spatial();
-  const auto* x = static_cast<const double*>(a.x);
-  const auto* w = static_cast<const double*>(a.w);
-  const auto* b = static_cast<const double*>(a.b);
-  auto* y = static_cast<double*>(a.y);
-  auto* cols = static_cast<double*>(a.workspace);
-  const int64_t col_blocks = ceil_div(P, gemm::kNC);
+  const auto& uk = a.kernels.get<T>().gemm;
+  const int64_t Kg = p.K_per_group(), Cg = p.C_per_group(), Kr = reduction_size(p);
+  const int64_t KK = p.kernel_spatial(), P = p.out_spatial(), in_plane = p.in_spatial();
+  const auto* w = static_cast<const T*>(a.w);
+  const auto* dy = static_cast<const T*>(a.dy);
+  auto* dx = static_cast<T*>(a.out);
+  auto* scratch_base = static_cast<T*>(a.workspace);
+  const Im2colGeometry geo(p);
 
+  const int64_t base_tasks = p.N * p.groups;
+  const int64_t channel_blocks =
+      base_tasks >= 4 * a.threads ? 1 : std::min(Cg, ceil_div(4 * a.threads, base_tasks));
+  const int64_t channels_per_block = ceil_div(Cg, channel_blocks);
 #pragma omp parallel for schedule(dynamic, 1) num_threads(a.threads) if (a.threads > 1)
-  for (int64_t t = 0; t < p.N * p.groups * col_blocks; ++t) {
-    const int64_t cb = t % col_blocks, g = t / col_blocks % p.groups, n = t / (col_blocks * p.groups);
-    const int64_t n0 = cb * gemm::kNC, nc = std::min(gemm::kNC, P - n0);
-    double* col = cols + thread_index() * Kd * gemm::kNC;
-    // A single B panel nc wide is the row-major Kd x nc block of the im2col matrix.
-    const Im2colPacker<double> im2col(p, x + (n * p.C + g * Cg) * in_plane, static_cast<int>(nc));
-    im2col(0, Kd, n0, nc, col);
-    Eigen::Map<const Mat> W(w + g * Kg * Kd, Kg, Kd);
-    Eigen::Map<const Mat> B(col, Kd, nc);
-    Eigen::Map<Mat, 0, Stride> Y(y + (n * p.K + g * Kg) * P + n0, Kg, nc, Stride(P));
-    Y.noalias() = W * B;
-    if (b)
-      for (int64_t k = 0; k < Kg; ++k) Y.row(k).array() += b[g * Kg + k];
+  for (int64_t t = 0; t < base_tasks * channel_blocks; ++t) {
+    const int64_t cb = t % channel_blocks, g = t / channel_blocks % p.groups;
+    const int64_t n = t / (channel_blocks * p.groups);
+    const int64_t r_begin = cb * channels_per_block * KK;
+    const int64_t r_end = std::min(Cg, (cb + 1) * channels_per_block) * KK;
+    const Scratch<T> s = scratch(scratch_base, uk.mr, true);
+    const gemm::StridedA<T> wt{w + g * Kg * Kr, Kr, 1, Kr, uk.mr};  // W_g^T
+    const gemm::RowMajorB<T> dyg{dy + (n * p.K + g * Kg) * P, P, uk.nr};
+    T* dxg = dx + (n * p.C + g * Cg) * in_plane;
+    for (int64_t n0 = 0; n0 < P; n0 += gemm::kNC) {
+      const int64_t n1 = std::min(P, n0 + gemm::kNC);
+      for (int64_t m0 = r_begin; m0 < r_end; m0 += kRowChunk) {
+        const int64_t m1 = std::min(r_end, m0 + kRowChunk);
+        gemm::gemm_block(uk, Kg, m0, m1, n0, n1, wt, dyg, s.c, gemm::kNC, static_cast<T*>(nullptr),
+                         s.a, s.b);
+        col2im_add(geo, s.c, gemm::kNC, m0, m1 - m0, n0, n1 - n0, dxg);
+      }
+    }
   }
 }
 
-std::string why_not(const ConvProblem&, DType) { return {}; }
+// ---- backward-weights:  x N x C x in (padded), dy N x K x P -> dw K x Kr.
+// Workspace: per-thread scratch.
+template <typename T>
+void backward_weights(const ConvArgs& a) {
+  const ConvProblem& p = a.problem;
+  const auto& uk = a.kernels.get<T>().gemm;
+  const int64_t Kg = p.K_per_group(), Cg = p.C_per_group(), Kr = reduction_size(p);
+  const int64_t P = p.out_spatial(), in_plane = p.in_spatial();
+  const auto* x = static_cast<const T*>(a.x);
+  const auto* dy = static_cast<const T*>(a.dy);
+  auto* dw = static_cast<T*>(a.out);
+  auto* scratch_base = static_cast<T*>(a.workspace);
 
-std::size_t workspace_bytes(const ConvProblem& p, DType dtype, int threads,
-                            const kernels::KernelTable& kernels) {
-  const int64_t Kd = reduction_size(p);
-  if (dtype == DType::f64) return static_cast<std::size_t>(threads * Kd * gemm::kNC) * sizeof(double);
-  const int mr = kernels.f32.gemm.mr;
-  return static_cast<std::size_t>(p.groups * gemm::packed_a_size(p.K_per_group(), Kd, mr) +
-                                  threads * gemm::packed_b_block_size()) *
-         sizeof(float);
+  const int64_t col_blocks = ceil_div(Kr, gemm::kNC);
+  const int64_t row_blocks = row_blocks_for(Kg, uk.mr, p.groups * col_blocks, a.threads);
+  const int64_t rows_per_block = round_up(ceil_div(Kg, row_blocks), uk.mr);
+#pragma omp parallel for schedule(dynamic, 1) num_threads(a.threads) if (a.threads > 1)
+  for (int64_t t = 0; t < p.groups * col_blocks * row_blocks; ++t) {
+    const int64_t rb = t % row_blocks, cb = t / row_blocks % col_blocks;
+    const int64_t g = t / (row_blocks * col_blocks);
+    const int64_t m0 = rb * rows_per_block, m1 = std::min(Kg, m0 + rows_per_block);
+    if (m0 >= m1) continue;
+    const int64_t n0 = cb * gemm::kNC, n1 = std::min(Kr, n0 + gemm::kNC);
+    const Scratch<T> s = scratch(scratch_base, uk.mr, false);
+    gemm::gemm_block(uk, p.N * P, m0, m1, n0, n1,
+                     gemm::BatchedA<T>{dy + g * Kg * P, Kg, P, p.K * P, uk.mr},
+                     Im2colTransposedB<T>(p, x + g * Cg * in_plane, p.C * in_plane, uk.nr),
+                     dw + (g * Kg + m0) * Kr + n0, Kr, static_cast<T*>(nullptr), s.a, s.b);
+  }
 }
 
-void forward(const ConvFwdArgs& a) {
-  if (a.dtype == DType::f32) {
-    forward_packed(a);
-  } else {
-    forward_eigen(a);
-  }
+std::size_t workspace_bytes(const ConvProblem& p, DType dtype, ConvDirection direction,
+                            int threads, const kernels::KernelTable& kernels) {
+  const bool f32 = dtype == DType::f32;
+  const int mr = f32 ? kernels.f32.gemm.mr : kernels.f64.gemm.mr;
+  const std::size_t elem = f32 ? sizeof(float) : sizeof(double);
+  const bool with_c = direction == ConvDirection::backward_data;
+  int64_t elems = threads * (f32 ? scratch_size<float>(mr, with_c) : scratch_size<double>(mr, with_c));
+  if (direction == ConvDirection::forward)
+    elems += p.groups * gemm::prepacked_a_size(p.K_per_group(), reduction_size(p), mr);
+  return static_cast<std::size_t>(elems) * elem;
 }
 
 }  // namespace
 
 const ConvAlgorithm& gemm_algorithm() {
   static const ConvAlgorithm algo{
-      "gemm", "im2col fused into the packing of a register-tiled GEMM; any parameters",
-      &why_not, &workspace_bytes, &forward};
+      "gemm",
+      "im2col fused into the packing of a register-tiled GEMM; any parameters",
+      {&by_dtype<forward<float>, forward<double>>,
+       &by_dtype<backward_data<float>, backward_data<double>>,
+       &by_dtype<backward_weights<float>, backward_weights<double>>},
+      nullptr,
+      &workspace_bytes};
   return algo;
 }
 

@@ -1,12 +1,12 @@
-// conv/im2col.hpp — implicit im2col: packs blocks of the im2col matrix of one group straight
-// into the GEMM's B panels (gemm/gemm.hpp), so the full matrix never exists.
+// conv/im2col.hpp — the im2col matrix of one group, never materialised: GEMM packers that read
+// blocks of it (or of its transpose) straight from the padded input, and col2im, its adjoint.
 //
 // For a padded input x of one group (Cg x Dp x Hp x Wp), row r = ((c*KD + kd)*KH + kh)*KW + kw
 // and column p = (od*OH + oh)*OW + ow of the im2col matrix hold
-//   x[c][od*sd + kd*dd][oh*sh + kh*dh][ow*sw + kw*dw].
-// Row r's element at column p is x[row_offset(r) + col_offset(p)], so a block is a gather with
-// separable offsets; columns whose offsets are consecutive (stride 1 along a row) are copied as
-// runs.
+//   x[c][od*sd + kd*dd][oh*sh + kh*dh][ow*sw + kw*dw] = x[row_offset(r) + col_offset(p)].
+// The offsets are separable, so a block is a gather through two small offset tables; where
+// consecutive entries of a table are consecutive offsets (stride 1 along a row, dilation 1 along
+// the kernel) the packers copy runs.
 #pragma once
 
 #include <cstdint>
@@ -17,49 +17,22 @@
 
 namespace fastconv::conv {
 
-template <typename T>
-class Im2colPacker {
+// Offsets of im2col rows and columns for an unpadded view p (in = padded extents).
+class Im2colGeometry {
  public:
-  // p: the unpadded view (in = padded extents); x: channel 0 of the group; nr: B panel width.
-  Im2colPacker(const ConvProblem& p, const T* x, int nr) : p_(p), x_(x), nr_(nr) {}
+  explicit Im2colGeometry(const ConvProblem& p) : p_(p) {}
 
-  void operator()(int64_t k0, int64_t kc, int64_t n0, int64_t nc, T* dst) const {
-    const auto& in = p_.in;
-    const int64_t HW = in[1] * in[2], DHW = in[0] * HW;
-    int64_t col[gemm::kNC];  // column offsets of this block
-    {
-      int64_t od = n0 / (p_.out[1] * p_.out[2]), oh = n0 / p_.out[2] % p_.out[1],
-              ow = n0 % p_.out[2];
-      for (int64_t j = 0; j < nc; ++j) {
-        col[j] = od * p_.stride[0] * HW + oh * p_.stride[1] * in[2] + ow * p_.stride[2];
-        if (++ow == p_.out[2]) {
-          ow = 0;
-          if (++oh == p_.out[1]) oh = 0, ++od;
-        }
-      }
-    }
+  int64_t rows() const { return p_.C_per_group() * p_.kernel_spatial(); }
+  int64_t cols() const { return p_.out_spatial(); }
+
+  // out[i] = row_offset(r0 + i), i < count.
+  void row_offsets(int64_t r0, int64_t count, int64_t* out) const {
     const auto& K = p_.kernel;
-    int64_t kw = k0 % K[2], kh = k0 / K[2] % K[1], kd = k0 / (K[1] * K[2]) % K[0],
-            c = k0 / (K[0] * K[1] * K[2]);
-    for (int64_t kk = 0; kk < kc; ++kk) {
-      const T* src = x_ + c * DHW + kd * p_.dilation[0] * HW + kh * p_.dilation[1] * in[2] +
-                     kw * p_.dilation[2];
-      for (int64_t j0 = 0; j0 < nc; j0 += nr_) {
-        T* d = dst + (j0 / nr_) * kc * nr_ + kk * nr_;
-        const int64_t n = nc - j0 < nr_ ? nc - j0 : nr_;
-        int64_t j = 0;
-        while (j < n) {  // copy maximal runs of consecutive offsets
-          int64_t e = j + 1;
-          while (e < n && col[j0 + e] == col[j0 + e - 1] + 1) ++e;
-          if (e - j == 1) {
-            d[j] = src[col[j0 + j]];
-          } else {
-            std::memcpy(d + j, src + col[j0 + j], static_cast<size_t>(e - j) * sizeof(T));
-          }
-          j = e;
-        }
-        for (; j < nr_; ++j) d[j] = T(0);
-      }
+    const int64_t W = p_.in[2], HW = p_.in[1] * W, DHW = p_.in[0] * HW;
+    int64_t kw = r0 % K[2], kh = r0 / K[2] % K[1], kd = r0 / (K[1] * K[2]) % K[0],
+            c = r0 / (K[0] * K[1] * K[2]);
+    for (int64_t i = 0; i < count; ++i) {
+      out[i] = c * DHW + kd * p_.dilation[0] * HW + kh * p_.dilation[1] * W + kw * p_.dilation[2];
       if (++kw == K[2]) {
         kw = 0;
         if (++kh == K[1]) {
@@ -70,10 +43,120 @@ class Im2colPacker {
     }
   }
 
+  // out[i] = col_offset(c0 + i), i < count.
+  void col_offsets(int64_t c0, int64_t count, int64_t* out) const {
+    const auto& O = p_.out;
+    const int64_t W = p_.in[2], HW = p_.in[1] * W;
+    int64_t od = c0 / (O[1] * O[2]), oh = c0 / O[2] % O[1], ow = c0 % O[2];
+    for (int64_t i = 0; i < count; ++i) {
+      out[i] = od * p_.stride[0] * HW + oh * p_.stride[1] * W + ow * p_.stride[2];
+      if (++ow == O[2]) {
+        ow = 0;
+        if (++oh == O[1]) oh = 0, ++od;
+      }
+    }
+  }
+
  private:
   const ConvProblem& p_;
+};
+
+// dst[0..n) = src[off[0..n)]: runs of consecutive offsets are copied whole.
+template <typename T>
+inline void gather(const T* src, const int64_t* off, int64_t n, T* dst) {
+  int64_t j = 0;
+  while (j < n) {
+    int64_t e = j + 1;
+    while (e < n && off[e] == off[e - 1] + 1) ++e;
+    if (e - j == 1) {
+      dst[j] = src[off[j]];
+    } else {
+      std::memcpy(dst + j, src + off[j], static_cast<size_t>(e - j) * sizeof(T));
+    }
+    j = e;
+  }
+}
+
+// B = im2col(x): B(r, p), reduction over rows r (forward convolution). x: channel 0 of the group.
+template <typename T>
+class Im2colB {
+ public:
+  Im2colB(const ConvProblem& p, const T* x, int nr) : geo_(p), x_(x), nr_(nr) {}
+
+  void operator()(int64_t k0, int64_t kc, int64_t n0, int64_t nc, T* dst) const {
+    int64_t col[gemm::kNC], row[gemm::kKC];
+    geo_.col_offsets(n0, nc, col);
+    geo_.row_offsets(k0, kc, row);
+    for (int64_t kk = 0; kk < kc; ++kk) {
+      const T* src = x_ + row[kk];
+      for (int64_t j0 = 0; j0 < nc; j0 += nr_) {
+        T* d = dst + (j0 / nr_) * kc * nr_ + kk * nr_;
+        const int64_t n = nc - j0 < nr_ ? nc - j0 : nr_;
+        gather(src, col + j0, n, d);
+        for (int64_t j = n; j < nr_; ++j) d[j] = T(0);
+      }
+    }
+  }
+
+ private:
+  Im2colGeometry geo_;
   const T* x_;
   int nr_;
 };
+
+// B = im2col(x)^T over a batch: B(q, r) with q = n*P + p, reduction over q (weight gradient).
+// x: channel 0 of the group in image 0; batch_stride: elements between images.
+template <typename T>
+class Im2colTransposedB {
+ public:
+  Im2colTransposedB(const ConvProblem& p, const T* x, int64_t batch_stride, int nr)
+      : geo_(p), x_(x), batch_stride_(batch_stride), P_(p.out_spatial()), nr_(nr) {}
+
+  void operator()(int64_t k0, int64_t kc, int64_t n0, int64_t nc, T* dst) const {
+    int64_t row[gemm::kNC], col[gemm::kKC];
+    geo_.row_offsets(n0, nc, row);  // the columns of B are im2col rows
+    int64_t n = k0 / P_, p = k0 % P_;
+    for (int64_t kk = 0; kk < kc;) {  // im2col columns, in runs within one image
+      const int64_t run = kc - kk < P_ - p ? kc - kk : P_ - p;
+      geo_.col_offsets(p, run, col);
+      for (int64_t i = 0; i < run; ++i, ++kk) {
+        const T* src = x_ + n * batch_stride_ + col[i];
+        for (int64_t j0 = 0; j0 < nc; j0 += nr_) {
+          T* d = dst + (j0 / nr_) * kc * nr_ + kk * nr_;
+          const int64_t m = nc - j0 < nr_ ? nc - j0 : nr_;
+          gather(src, row + j0, m, d);
+          for (int64_t j = m; j < nr_; ++j) d[j] = T(0);
+        }
+      }
+      p = 0;
+      ++n;
+    }
+  }
+
+ private:
+  Im2colGeometry geo_;
+  const T* x_;
+  int64_t batch_stride_, P_;
+  int nr_;
+};
+
+// col2im, the adjoint of im2col: x[row_offset(r0+i) + col_offset(c0+j)] += cols[i*ld + j] for
+// i < nrows, j < ncols. x: channel 0 of the group. Rows of one channel only touch that channel.
+template <typename T>
+void col2im_add(const Im2colGeometry& geo, const T* cols, int64_t ld, int64_t r0, int64_t nrows,
+                int64_t c0, int64_t ncols, T* x) {
+  int64_t col[gemm::kNC];
+  for (int64_t j0 = 0; j0 < ncols; j0 += gemm::kNC) {
+    const int64_t nc = ncols - j0 < gemm::kNC ? ncols - j0 : gemm::kNC;
+    geo.col_offsets(c0 + j0, nc, col);
+    for (int64_t i = 0; i < nrows; ++i) {
+      int64_t r;
+      geo.row_offsets(r0 + i, 1, &r);
+      T* dst = x + r;
+      const T* src = cols + i * ld + j0;
+      for (int64_t j = 0; j < nc; ++j) dst[col[j]] += src[j];
+    }
+  }
+}
 
 }  // namespace fastconv::conv

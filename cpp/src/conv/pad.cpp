@@ -70,7 +70,36 @@ void pad_input(const ConvProblem& p, const T* x, T* xp, int threads) {
   }
 }
 
+// dxp: N*C planes of Dp x Hp x Wp -> dx: N*C planes of D x H x W.
+template <typename T>
+void fold_padding(const ConvProblem& p, const T* dxp, T* dx, int threads) {
+  const auto ext = padded_extent(p);
+  const auto md = index_map(ext[0], p.pad_lo[0], p.in[0], p.padding_mode);
+  const auto mh = index_map(ext[1], p.pad_lo[1], p.in[1], p.padding_mode);
+  const auto mw = index_map(ext[2], p.pad_lo[2], p.in[2], p.padding_mode);
+  const int64_t H = p.in[1], W = p.in[2];
+  const int64_t in_plane = p.in_spatial(), out_plane = ext[0] * ext[1] * ext[2];
+#pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1)
+  for (int64_t plane = 0; plane < p.N * p.C; ++plane) {
+    T* dst = dx + plane * in_plane;
+    for (int64_t i = 0; i < in_plane; ++i) dst[i] = T(0);
+    const T* src = dxp + plane * out_plane;
+    for (int64_t d = 0; d < ext[0]; ++d) {
+      if (md[d] < 0) continue;
+      for (int64_t h = 0; h < ext[1]; ++h) {
+        if (mh[h] < 0) continue;
+        const T* row = src + (d * ext[1] + h) * ext[2];
+        T* out = dst + (md[d] * H + mh[h]) * W;
+        for (int64_t w = 0; w < ext[2]; ++w)
+          if (mw[w] >= 0) out[mw[w]] += row[w];
+      }
+    }
+  }
+}
+
 template void pad_input<float>(const ConvProblem&, const float*, float*, int);
 template void pad_input<double>(const ConvProblem&, const double*, double*, int);
+template void fold_padding<float>(const ConvProblem&, const float*, float*, int);
+template void fold_padding<double>(const ConvProblem&, const double*, double*, int);
 
 }  // namespace fastconv::conv

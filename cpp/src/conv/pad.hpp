@@ -1,10 +1,12 @@
-// conv/pad.hpp — materialise the padded input of a convolution.
+// conv/pad.hpp — materialise the padded input of a convolution, and fold the gradient of the
+// padded input back onto the input.
 //
-// x: N x C x in (D, H, W) -> xp: N x C x (in + pad_lo + pad_hi), extended by zeros or by
-// reflecting (without repeating the edge, numpy 'reflect'), replicating the edge, or wrapping
-// around (circular), as torch.nn.functional.pad does. Doing this once up front lets every
-// algorithm treat any padding mode as a plain unpadded problem, at the cost of one copy of
-// the input (O(input) next to O(input x kernel x K) arithmetic).
+// Forward, x: N x C x in (D, H, W) -> xp: N x C x (in + pad_lo + pad_hi), extended by zeros or
+// by reflecting (without repeating the edge, numpy 'reflect'), replicating the edge, or wrapping
+// around (circular), as torch.nn.functional.pad does. Backward, each element of dxp is added to
+// the input element it was copied from (zeros padding drops it). Doing this once up front lets
+// every algorithm treat any padding mode as a plain unpadded problem, at the cost of one copy
+// of the input (O(input) next to O(input x kernel x K) arithmetic).
 #pragma once
 
 #include <array>
@@ -23,5 +25,10 @@ ConvProblem unpadded_view(const ConvProblem& p);
 /// Write the padded input; xp holds N*C*prod(padded_extent(p)) elements.
 template <typename T>
 void pad_input(const ConvProblem& p, const T* x, T* xp, int threads);
+
+/// dx = the gradient of pad_input: dx[src(i)] += dxp[i] over every padded position i. dx is
+/// fully written. Each plane is folded by one thread in a fixed order (deterministic).
+template <typename T>
+void fold_padding(const ConvProblem& p, const T* dxp, T* dx, int threads);
 
 }  // namespace fastconv::conv

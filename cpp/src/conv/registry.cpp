@@ -19,13 +19,19 @@ const std::vector<const ConvAlgorithm*>& registry() {
   return list;
 }
 
+std::string ConvAlgorithm::reason_not_applicable(const ConvProblem& p, DType dtype,
+                                                 ConvDirection d) const {
+  if (!implements(d)) return std::string("it does not implement ") + direction_name(d);
+  return why_not ? why_not(p, dtype, d) : std::string();
+}
+
 namespace {
 
-// The `auto` rule. GEMM (im2col, packed register-tiled product) wins whenever its product is
-// large enough to fill microkernel tiles: it keeps MR output channels x NR output pixels in
-// registers. When a group has few output channels (depthwise, channel multipliers) or a tiny
+// The `auto` rule, the same for every direction. GEMM (im2col, packed register-tiled product)
+// wins whenever its product is large enough to fill microkernel tiles: it keeps MR x NR outputs
+// in registers. When a group has few output channels (depthwise, channel multipliers) or a tiny
 // reduction (C/groups x kernel), most of a GEMM tile would be padding and the im2col packing
-// dominates; the direct kernel, vectorised along output rows, is faster there.
+// dominates; the direct kernels, vectorised along output rows, are faster there.
 const char* auto_choice(const ConvProblem& p) {
   const int64_t reduction = p.C_per_group() * p.kernel_spatial();
   if (p.K_per_group() < 4 || reduction < 8) return "direct";
@@ -40,25 +46,26 @@ const ConvAlgorithm* find(const std::string& name) {
 
 }  // namespace
 
-const ConvAlgorithm& select(const ConvProblem& problem, DType dtype, const std::string& name) {
+const ConvAlgorithm& select(const ConvProblem& problem, DType dtype, ConvDirection direction,
+                            const std::string& name) {
   if (name == "auto") {
     const ConvAlgorithm* preferred = find(auto_choice(problem));
-    if (preferred && preferred->why_not(problem, dtype).empty()) return *preferred;
+    if (preferred && preferred->reason_not_applicable(problem, dtype, direction).empty())
+      return *preferred;
     for (const ConvAlgorithm* a : registry())
-      if (a->why_not(problem, dtype).empty()) return *a;
-    throw Unsupported(problem.op_name() + ": no registered algorithm supports this problem");
+      if (a->reason_not_applicable(problem, dtype, direction).empty()) return *a;
+    throw Unsupported(problem.op + ": no registered algorithm supports this problem");
   }
   const ConvAlgorithm* a = find(name);
   if (!a) {
     std::string names = "auto";
     for (const ConvAlgorithm* r : registry()) names += std::string(", ") + r->name;
-    throw InvalidArgument(problem.op_name() + ": unknown algo '" + name + "'; expected one of " +
-                          names);
+    throw InvalidArgument(problem.op + ": unknown algo '" + name + "'; expected one of " + names);
   }
-  const std::string reason = a->why_not(problem, dtype);
+  const std::string reason = a->reason_not_applicable(problem, dtype, direction);
   if (!reason.empty()) {
-    throw Unsupported(problem.op_name() + ": algo '" + name + "' does not support this problem: " +
-                      reason);
+    throw Unsupported(problem.op + ": algo '" + name + "' does not support this problem (" +
+                      direction_name(direction) + "): " + reason);
   }
   return *a;
 }

@@ -1,17 +1,23 @@
 // gemm/gemm.hpp — packed, cache-blocked GEMM driver over the ISA's register-tiled microkernel.
 //
-// C[M x N] (ldc) = bias[m] + A[M x Kd] * B[Kd x N]. Goto/BLIS blocking: A is packed once into
-// MR-row panels covering the whole reduction (pack_a); B is produced block by block, KC rows x
-// NC columns, by a caller-supplied packer into NR-column panels (so im2col happens inside the
-// packing and never materialises a full matrix); the microkernel multiplies one MR x NR tile
-// per call. Threading is the caller's: gemm_block() computes one (M-range, N-range) tile and is
-// safe to run concurrently on disjoint tiles with distinct B buffers.
+// C[M x N] (ldc) = bias[m] + A[M x Kr] * B[Kr x N]. Goto/BLIS blocking (Goto & van de Geijn,
+// "Anatomy of high-performance matrix multiplication", 2008): the reduction is cut into KC
+// blocks, the columns into NC blocks; for each (KC, NC) block B is packed once into NR-column
+// panels and every MR-row panel of A is multiplied against it, one MR x NR register tile per
+// microkernel call. Both operands come from packers, so the convolution drivers fuse im2col,
+// transposition and batching into packing and never materialise those matrices. Threading is
+// the caller's: gemm_block() computes one (row range, column range) tile and may run
+// concurrently on disjoint tiles with distinct buffers.
 //
-// B packer contract: pack(k0, kc, n0, nc, dst) writes B[k0 + kk][n0 + j] for kk < kc, j < nc
-// to dst[(j / NR) * kc * NR + kk * NR + j % NR], and zeros for j in [nc, round_up(nc, NR)).
+// A packer:  a(m, k0, kc, buf) -> const T* : the kc x MR panel of rows m .. m+MR-1 and reduction
+//            indices k0 .. k0+kc-1, laid out panel[k*MR + i], rows beyond M zero. It may fill buf
+//            (kc * MR elements) and return it, or return a pointer into prepacked storage.
+// B packer:  b(k0, kc, n0, nc, dst) : writes B[k0+kk][n0+j] to dst[(j/NR)*kc*NR + kk*NR + j%NR]
+//            for kk < kc, j < nc, and zeros for j in [nc, round_up(nc, NR)).
 #pragma once
 
 #include <cstdint>
+#include <cstring>
 
 #include "kernels/kernel_table.hpp"
 #include "util/checked.hpp"
@@ -21,42 +27,104 @@ namespace fastconv::gemm {
 constexpr int64_t kKC = 256;  // reduction block: one A panel (KC x MR) stays in L1
 constexpr int64_t kNC = 256;  // columns per B block (KC x NC in L2); a multiple of every NR
 
-/// Elements of packed A for an M x Kd matrix with panels of mr rows.
-inline int64_t packed_a_size(int64_t M, int64_t Kd, int mr) { return util::round_up(M, mr) * Kd; }
+/// Elements of one packed B block and of one A panel buffer.
+inline int64_t b_block_size() { return kKC * kNC; }
+inline int64_t a_panel_size(int mr) { return kKC * mr; }
 
-/// Elements of one B block buffer.
-inline int64_t packed_b_block_size() { return kKC * kNC; }
+/// Elements of A prepacked in MR-row panels over the whole reduction (PrepackedA).
+inline int64_t prepacked_a_size(int64_t M, int64_t Kr, int mr) { return util::round_up(M, mr) * Kr; }
 
-// A (M x Kd, row stride lda) -> panels: dst[(m / mr) * Kd * mr + k * mr + m % mr], zero rows
-// beyond M.
+// A with element (m, k) at a[m * row_stride + k * col_stride], packed on the fly.
 template <typename T>
-void pack_a(int64_t M, int64_t Kd, const T* a, int64_t lda, int mr, T* dst) {
-  for (int64_t m0 = 0; m0 < M; m0 += mr) {
-    T* panel = dst + (m0 / mr) * Kd * mr;
-    for (int64_t k = 0; k < Kd; ++k)
-      for (int i = 0; i < mr; ++i) panel[k * mr + i] = m0 + i < M ? a[(m0 + i) * lda + k] : T(0);
+struct StridedA {
+  const T* a;
+  int64_t M, row_stride, col_stride;
+  int mr;
+  const T* operator()(int64_t m, int64_t k0, int64_t kc, T* buf) const {
+    for (int64_t k = 0; k < kc; ++k)
+      for (int i = 0; i < mr; ++i)
+        buf[k * mr + i] = m + i < M ? a[(m + i) * row_stride + (k0 + k) * col_stride] : T(0);
+    return buf;
   }
-}
+};
 
-// Compute rows [m0, m1) and columns [n0, n1) of C. apack from pack_a over all M rows;
-// b_buf holds packed_b_block_size() elements; bias (M values) may be null.
-template <typename T, typename BPacker>
-void gemm_block(const kernels::GemmUkernel<T>& uk, int64_t M, int64_t Kd, int64_t m0, int64_t m1,
-                int64_t n0, int64_t n1, const T* apack, const BPacker& pack_b, T* c,
-                int64_t ldc, const T* bias, T* b_buf) {
+// A packed once, in full: panel of rows m at packed[(m / mr) * Kr * mr], m a multiple of mr.
+template <typename T>
+struct PrepackedA {
+  const T* packed;
+  int64_t Kr;
+  int mr;
+  const T* operator()(int64_t m, int64_t k0, int64_t, T*) const {
+    return packed + (m / mr) * Kr * mr + k0 * mr;
+  }
+  // Fill `packed` from a StridedA source covering all M rows.
+  static void pack(const StridedA<T>& src, int64_t Kr, T* packed) {
+    for (int64_t m = 0; m < src.M; m += src.mr) {
+      T* panel = packed + (m / src.mr) * Kr * src.mr;
+      for (int64_t k0 = 0; k0 < Kr; k0 += kKC) {
+        const int64_t kc = Kr - k0 < kKC ? Kr - k0 : kKC;
+        src(m, k0, kc, panel + k0 * src.mr);
+      }
+    }
+  }
+};
+
+// A whose reduction index runs over a batch of row-major M x P matrices: element (m, q) with
+// q = n * P + p at a[n * batch_stride + m * P + p].
+template <typename T>
+struct BatchedA {
+  const T* a;
+  int64_t M, P, batch_stride;
+  int mr;
+  const T* operator()(int64_t m, int64_t k0, int64_t kc, T* buf) const {
+    int64_t n = k0 / P, p = k0 % P;
+    for (int64_t k = 0; k < kc; ++k) {
+      const T* col = a + n * batch_stride + p;
+      for (int i = 0; i < mr; ++i) buf[k * mr + i] = m + i < M ? col[(m + i) * P] : T(0);
+      if (++p == P) p = 0, ++n;
+    }
+    return buf;
+  }
+};
+
+// B with element (k, n) at b[k * ldb + n] (rows contiguous).
+template <typename T>
+struct RowMajorB {
+  const T* b;
+  int64_t ldb;
+  int nr;
+  void operator()(int64_t k0, int64_t kc, int64_t n0, int64_t nc, T* dst) const {
+    for (int64_t j0 = 0; j0 < nc; j0 += nr) {
+      const int64_t n = nc - j0 < nr ? nc - j0 : nr;
+      for (int64_t kk = 0; kk < kc; ++kk) {
+        T* d = dst + (j0 / nr) * kc * nr + kk * nr;
+        std::memcpy(d, b + (k0 + kk) * ldb + n0 + j0, static_cast<size_t>(n) * sizeof(T));
+        for (int64_t j = n; j < nr; ++j) d[j] = T(0);
+      }
+    }
+  }
+};
+
+// Rows [m0, m1) and columns [n0, n1) of C, with c pointing at C[m0][n0]. m0 must suit the A
+// packer (a multiple of MR for PrepackedA). a_buf: a_panel_size(mr) elements; b_buf:
+// b_block_size() elements; bias (indexed by absolute row) may be null.
+template <typename T, typename APacker, typename BPacker>
+void gemm_block(const kernels::GemmUkernel<T>& uk, int64_t Kr, int64_t m0, int64_t m1,
+                int64_t n0, int64_t n1, const APacker& pack_a, const BPacker& pack_b, T* c,
+                int64_t ldc, const T* bias, T* a_buf, T* b_buf) {
   const int mr = uk.mr, nr = uk.nr;
   for (int64_t nb = n0; nb < n1; nb += kNC) {
     const int64_t nc = n1 - nb < kNC ? n1 - nb : kNC;
-    for (int64_t k0 = 0; k0 < Kd; k0 += kKC) {
-      const int64_t kc = Kd - k0 < kKC ? Kd - k0 : kKC;
+    for (int64_t k0 = 0; k0 < Kr; k0 += kKC) {
+      const int64_t kc = Kr - k0 < kKC ? Kr - k0 : kKC;
       pack_b(k0, kc, nb, nc, b_buf);
       for (int64_t m = m0; m < m1; m += mr) {
-        const T* a = apack + (m / mr) * Kd * mr + k0 * mr;
-        const int rows = static_cast<int>(M - m < mr ? M - m : mr);
+        const T* a = pack_a(m, k0, kc, a_buf);
+        const int rows = static_cast<int>(m1 - m < mr ? m1 - m : mr);
         for (int64_t j = 0; j < nc; j += nr) {
           const int cols = static_cast<int>(nc - j < nr ? nc - j : nr);
-          uk.run(kc, a, b_buf + (j / nr) * kc * nr, c + m * ldc + nb + j, ldc, rows, cols,
-                 bias ? bias + m : nullptr, k0 > 0);
+          uk.run(kc, a, b_buf + (j / nr) * kc * nr, c + (m - m0) * ldc + nb - n0 + j, ldc, rows,
+                 cols, bias ? bias + m : nullptr, k0 > 0);
         }
       }
     }

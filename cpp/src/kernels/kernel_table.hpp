@@ -47,11 +47,42 @@ struct DirectRowArgs {
 template <typename T>
 using DirectRowUkernelFn = void (*)(const DirectRowArgs<T>& args);
 
+// Direct backward-data row microkernel: scatters kb gradient rows into one input-gradient row.
+//   gx[o*stride + s*dilation] += sum_{k < kb} w[s*KB + k] * gy[k*ldgy + o]   for s < kw, o < ow
+template <typename T>
+struct DirectRowBwdDataArgs {
+  T* gx;
+  const T* gy;
+  int64_t ldgy;
+  const T* w;  // [kw][KB], as packed for the forward kernel
+  int KB;
+  int kb;
+  int64_t kw;
+  int64_t stride;
+  int64_t dilation;
+  int64_t ow;
+};
+
+// Direct backward-weights row microkernel: one output-gradient row against one input row.
+//   sums[s] += sum_{o < ow} gy[o] * x[o*stride + s*dilation]   for s < kw
+template <typename T>
+struct DirectRowBwdWeightsArgs {
+  const T* x;
+  const T* gy;
+  int64_t kw;
+  int64_t stride;
+  int64_t dilation;
+  int64_t ow;
+  T* sums;
+};
+
 template <typename T>
 struct DirectRowUkernel {
-  int kb = 0;                              // KB: output channels per call of run
-  DirectRowUkernelFn<T> run = nullptr;     // weights packed with KB lanes
+  int kb = 0;                                  // KB: output channels per call of run
+  DirectRowUkernelFn<T> run = nullptr;         // weights packed with KB lanes
   DirectRowUkernelFn<T> run_single = nullptr;  // KB = 1: one channel (depthwise)
+  void (*bwd_data)(const DirectRowBwdDataArgs<T>&) = nullptr;
+  void (*bwd_weights)(const DirectRowBwdWeightsArgs<T>&) = nullptr;
 };
 
 template <typename T>

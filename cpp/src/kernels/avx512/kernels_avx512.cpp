@@ -11,7 +11,8 @@ namespace fastconv::kernels::avx512 {
 void fill_kernels(KernelTable& table) {
   table.isa = "avx512";
   table.f32.gemm = {8, 2 * VecF32::W, &gemm_ukernel<VecF32, 8, 2>};
-  table.f32.direct_row = {4, &direct_row_ukernel<VecF32, 4>, &direct_row_ukernel<VecF32, 1>};
+  table.f32.direct_row = {4, &direct_row_ukernel<VecF32, 4>, &direct_row_ukernel<VecF32, 1>,
+                       &direct_row_bwd_data<VecF32>, &direct_row_bwd_weights<VecF32>};
 }
 
 }  // namespace fastconv::kernels::avx512

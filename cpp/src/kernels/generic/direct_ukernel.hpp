@@ -91,3 +91,58 @@ void direct_row_ukernel(const DirectRowArgs<typename V::T>& p) {
 }
 
 }  // namespace fastconv::kernels
+
+namespace fastconv::kernels {
+
+// ---- backward data: gx[o*stride + s*dilation] += sum_k w[s*KB + k] * gy[k*ldgy + o]
+// Vectorised along o; the kb gradient rows are combined in registers before the single
+// read-modify-write of gx. A stride > 1 scatters lane by lane.
+template <typename V>
+void direct_row_bwd_data(const DirectRowBwdDataArgs<typename V::T>& p) {
+  using T = typename V::T;
+  using R = typename V::R;
+  constexpr int W = V::W;
+  for (int64_t s = 0; s < p.kw; ++s) {
+    T* gx = p.gx + s * p.dilation;
+    const T* ws = p.w + s * p.KB;
+    for (int64_t o = 0; o < p.ow; o += W) {
+      const int n = p.ow - o < W ? static_cast<int>(p.ow - o) : W;
+      R acc = V::zero();
+      for (int k = 0; k < p.kb; ++k)
+        acc = V::fmadd(V::set1(ws[k]), load_lanes<V>(p.gy + k * p.ldgy + o, 1, n), acc);
+      if (p.stride == 1 && n == W) {
+        V::storeu(gx + o, V::add(V::loadu(gx + o), acc));
+      } else {
+        alignas(64) T t[W];
+        V::storeu(t, acc);
+        for (int i = 0; i < n; ++i) gx[(o + i) * p.stride] += t[i];
+      }
+    }
+  }
+}
+
+// ---- backward weights: sums[s] += sum_o gy[o] * x[o*stride + s*dilation]
+// One vector accumulator per s over the row, reduced lane by lane in a fixed order (the result
+// does not depend on threads).
+template <typename V>
+void direct_row_bwd_weights(const DirectRowBwdWeightsArgs<typename V::T>& p) {
+  using T = typename V::T;
+  using R = typename V::R;
+  constexpr int W = V::W;
+  for (int64_t s = 0; s < p.kw; ++s) {
+    const T* xs = p.x + s * p.dilation;
+    R acc = V::zero();
+    for (int64_t o = 0; o < p.ow; o += W) {
+      const int n = p.ow - o < W ? static_cast<int>(p.ow - o) : W;
+      acc = V::fmadd(load_lanes<V>(p.gy + o, 1, n), load_lanes<V>(xs + o * p.stride, p.stride, n),
+                     acc);
+    }
+    alignas(64) T t[W];
+    V::storeu(t, acc);
+    T sum = T(0);
+    for (int i = 0; i < W; ++i) sum += t[i];
+    p.sums[s] += sum;
+  }
+}
+
+}  // namespace fastconv::kernels

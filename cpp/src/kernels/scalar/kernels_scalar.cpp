@@ -13,9 +13,11 @@ void fill_kernels(KernelTable& table) {
   using D = Vec<double, 4>;
   table.isa = "scalar";
   table.f32.gemm = {4, 2 * F::W, &gemm_ukernel<F, 4, 2>};
-  table.f32.direct_row = {4, &direct_row_ukernel<F, 4>, &direct_row_ukernel<F, 1>};
+  table.f32.direct_row = {4, &direct_row_ukernel<F, 4>, &direct_row_ukernel<F, 1>,
+                       &direct_row_bwd_data<F>, &direct_row_bwd_weights<F>};
   table.f64.gemm = {4, 2 * D::W, &gemm_ukernel<D, 4, 2>};
-  table.f64.direct_row = {4, &direct_row_ukernel<D, 4>, &direct_row_ukernel<D, 1>};
+  table.f64.direct_row = {4, &direct_row_ukernel<D, 4>, &direct_row_ukernel<D, 1>,
+                       &direct_row_bwd_data<D>, &direct_row_bwd_weights<D>};
 }
 
 }  // namespace fastconv::kernels::scalar

@@ -1,0 +1,73 @@
+"""Normalisation of argument *forms* shared by the public modules: an int or a tuple of ints
+becomes a list of Python ints within int64, with TypeError / OverflowError naming the argument.
+Values are validated by the C++ core."""
+
+from __future__ import annotations
+
+import operator
+
+import numpy as np
+
+_INT64_MIN, _INT64_MAX = -(1 << 63), (1 << 63) - 1
+
+
+def _is_integer(x) -> bool:
+    if isinstance(x, (bool, np.bool_)):
+        return False
+    try:
+        operator.index(x)
+    except TypeError:
+        return False
+    return True
+
+
+def int_list(value, name: str, op: str) -> list[int]:
+    """An int or a sequence of ints as a list of Python ints that fit in int64."""
+    items = value if isinstance(value, (tuple, list)) else (value,)
+    out = []
+    for item in items:
+        if not _is_integer(item):
+            raise TypeError(f"{op}: {name} must be an integer or a tuple of integers, got {value!r}")
+        v = operator.index(item)
+        if not _INT64_MIN <= v <= _INT64_MAX:
+            raise OverflowError(f"{op}: {name} value {v} does not fit in a 64-bit integer")
+        out.append(v)
+    return out
+
+
+def integer(value, name: str, op: str) -> int:
+    """A single int within int64."""
+    if isinstance(value, (tuple, list)):
+        raise TypeError(f"{op}: {name} must be an integer, got {value!r}")
+    return int_list(value, name, op)[0]
+
+
+def shape(value, name: str, op: str) -> list[int]:
+    """A shape: a sequence of ints (e.g. ``input_shape`` of a gradient)."""
+    if isinstance(value, np.ndarray) or not isinstance(value, (tuple, list)):
+        raise TypeError(f"{op}: {name} must be a tuple of integers, got {value!r}")
+    if not all(_is_integer(v) for v in value):
+        raise TypeError(f"{op}: {name} must be a tuple of integers, got {value!r}")
+    return int_list(list(value), name, op)
+
+
+def padding(value, op: str):
+    """'same' / 'valid' stay strings; anything else is an int list."""
+    if isinstance(value, str):
+        return value
+    return int_list(value, "padding", op)
+
+
+def string(value, name: str, op: str) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"{op}: {name} must be a str, got {type(value).__name__}")
+    return value
+
+
+def array(value):
+    """Anything array-like as an ndarray (no copy for ndarrays); dtype checks are the core's."""
+    return np.asarray(value)
+
+
+def optional_array(value):
+    return None if value is None else np.asarray(value)

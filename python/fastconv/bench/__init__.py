@@ -1,0 +1,54 @@
+"""Benchmark fastconv's convolution algorithms on the standard layer set.
+
+``fastconv bench`` (also ``python -m fastconv bench``) runs every registered
+algorithm (:func:`fastconv.algorithms`) on the convolution layers of
+``shared/shapes/layers.json`` -- a quick subset by default, ``--all`` for every
+layer -- and prints, per layer, thread count and algorithm: the median time in
+ms, GFLOP/s, the percentage of this machine's fp32 peak and, where PyTorch is
+installed, torch's time and the ratio ``torch_ms / fastconv_ms`` (> 1 means
+fastconv is faster).
+
+Method (see shared/DESIGN.md, "The machine": machines are shared and noisy, so
+compare ratios measured in the same run, interleaved, median of several):
+
+* inputs are seeded random float32 arrays, prepared once per layer (torch
+  tensors share their memory via ``torch.from_numpy``);
+* each method (every fastconv algorithm, and torch) is called once to warm up;
+* then rounds are run: every round times each method once with
+  :func:`time.perf_counter`, the order rotating from round to round; the
+  reported figure is the median over rounds.  Without ``--repeat`` the number of
+  rounds adapts: at least 5, and until about ``--budget`` seconds (0.3) per
+  method have been spent.
+
+Modules: :mod:`.layers` (the layers file), :mod:`.ops` (what is timed, one entry per
+op), :mod:`.timing` (interleaved rounds, busy-CPU detection), :mod:`.peak` (the peak
+table), :mod:`.report` (table, progress bar, JSON), :mod:`.cli` (options) and
+:mod:`.runner` (the run).  Adding an op (conv_transpose, pooling, a backward
+direction) means adding one entry to :data:`OPS`; the loop, table and JSON do not
+change.
+"""
+
+from .cli import add_arguments, build_parser
+from .layers import QUICK_LAYERS, conv_flops, conv_output_size, find_layers_file, load_layers, select_layers
+from .ops import OPS, OpSpec
+from .peak import PEAK_GFLOPS, peak_gflops
+from .runner import main, run
+from .timing import measure
+
+__all__ = [
+    "PEAK_GFLOPS",
+    "QUICK_LAYERS",
+    "OPS",
+    "OpSpec",
+    "add_arguments",
+    "build_parser",
+    "conv_flops",
+    "conv_output_size",
+    "find_layers_file",
+    "load_layers",
+    "main",
+    "measure",
+    "peak_gflops",
+    "run",
+    "select_layers",
+]

@@ -1,0 +1,115 @@
+"""Command-line options of ``fastconv bench`` (argparse).
+
+:func:`add_arguments` extends a parser, as ``fastconv``'s subcommand table expects;
+:func:`build_parser` makes the standalone parser of bench/conv_bench.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import List
+
+from .layers import LAYERS_ENV
+from .timing import DEFAULT_BUDGET_S, MIN_ROUNDS
+
+__all__ = ["add_arguments", "build_parser"]
+
+
+def _thread_list(text: str) -> List[int]:
+    try:
+        values = [int(t) for t in text.replace(" ", "").split(",") if t]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a comma list of thread counts, got {text!r}") from None
+    if not values or any(v < 1 for v in values):
+        raise argparse.ArgumentTypeError(f"thread counts must be >= 1, got {text!r}")
+    return values
+
+
+def _positive_int(text: str) -> int:
+    v = int(text)
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return v
+
+
+def _positive_float(text: str) -> float:
+    v = float(text)
+    if not v > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return v
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Add the ``bench`` options to an argument parser.
+
+    Parameters
+    ----------
+    parser : argparse.ArgumentParser
+        The parser (or subcommand parser) to extend.
+
+    Returns
+    -------
+    argparse.ArgumentParser
+        The same parser.
+
+    Examples
+    --------
+    >>> args = add_arguments(argparse.ArgumentParser()).parse_args(["--threads", "1,2"])
+    >>> args.threads, args.budget
+    ([1, 2], 0.3)
+    """
+    parser.add_argument("--all", action="store_true", help="run every layer (default: a quick subset)")
+    parser.add_argument(
+        "--filter", action="append", default=[], metavar="SUBSTR",
+        help="run the layers whose name contains SUBSTR (repeatable; searches all layers)",
+    )
+    parser.add_argument(
+        "--algo", action="append", default=[], metavar="NAME",
+        help="run only this fastconv algorithm (repeatable or comma list; 'auto' allowed)",
+    )
+    parser.add_argument(
+        "--threads", type=_thread_list, default=None, metavar="N[,N...]",
+        help="thread counts to run, e.g. 1,2 (default: fastconv.get_num_threads())",
+    )
+    parser.add_argument(
+        "--repeat", type=_positive_int, default=None, metavar="N",
+        help=f"timed rounds per layer (default: adaptive, >= {MIN_ROUNDS}, ~--budget s per method)",
+    )
+    parser.add_argument(
+        "--budget", type=_positive_float, default=DEFAULT_BUDGET_S, metavar="SECONDS",
+        help=f"adaptive timing: seconds per method per layer (default {DEFAULT_BUDGET_S})",
+    )
+    parser.add_argument("--json", metavar="PATH", help="write every result to PATH as JSON")
+    parser.add_argument(
+        "--layers", metavar="PATH",
+        help=f"layers file (default: ${LAYERS_ENV}, else shared/shapes/layers.json above the "
+        "current directory, else the packaged copy)",
+    )
+    parser.add_argument(
+        "--peak", type=_positive_float, default=None, metavar="GFLOPS",
+        help="fp32 peak in GFLOP/s for %%peak (default: DESIGN.md's figure for the active ISA and thread count)",
+    )
+    parser.add_argument("--no-torch", action="store_true", help="do not compare with PyTorch")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the random inputs (default 0)")
+    parser.add_argument("--list", action="store_true", help="list the selected layers and exit")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return parser
+
+
+def build_parser(prog: str = "fastconv bench") -> argparse.ArgumentParser:
+    """Build the standalone ``bench`` argument parser.
+
+    Parameters
+    ----------
+    prog : str
+        Program name shown in usage.
+
+    Returns
+    -------
+    argparse.ArgumentParser
+    """
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        description="Time fastconv's convolution algorithms (and PyTorch) on the standard benchmark layers.",
+    )
+    return add_arguments(parser)

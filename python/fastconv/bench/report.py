@@ -1,0 +1,226 @@
+"""What the benchmark prints: the results table, the progress bar, the summary and the JSON.
+
+Results go to stdout; the progress bar goes to stderr (tqdm when installed, else a
+one-line counter, and only when stderr is a terminal).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import platform
+import sys
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence
+
+__all__ = ["Progress", "Table", "cpu_model", "format_ms", "summary_lines", "write_json"]
+
+Row = Dict[str, Any]
+
+
+class Progress:
+    """A progress bar on stderr that lets result lines through on stdout.
+
+    Parameters
+    ----------
+    total : int
+        Number of steps.
+    enabled : bool
+        False (``--no-progress``): no bar, lines are just printed.
+    """
+
+    def __init__(self, total: int, enabled: bool = True) -> None:
+        self.total, self.done, self.text = total, 0, ""
+        self._bar: Any = None
+        self._counter = False
+        if not enabled:
+            return
+        try:
+            from tqdm import tqdm
+        except ImportError:
+            self._counter = sys.stderr.isatty()
+            return
+        # disable=None: no bar when stderr is not a terminal.
+        bar = tqdm(total=total, unit="layer", file=sys.stderr, leave=False, dynamic_ncols=True, disable=None)
+        if bar.disable:
+            bar.close()
+        else:
+            self._bar = bar
+
+    def _draw_counter(self) -> None:
+        sys.stderr.write(f"\r\x1b[K[{self.done}/{self.total}] {self.text}")
+        sys.stderr.flush()
+
+    def _clear_counter(self) -> None:
+        sys.stderr.write("\r\x1b[K")
+        sys.stderr.flush()
+
+    def describe(self, text: str) -> None:
+        """Show ``text`` (the step now running) beside the bar."""
+        self.text = text
+        if self._bar is not None:
+            self._bar.set_description_str(text)
+        elif self._counter:
+            self._draw_counter()
+
+    def advance(self) -> None:
+        """Count one step done."""
+        self.done += 1
+        if self._bar is not None:
+            self._bar.update(1)
+        elif self._counter:
+            self._draw_counter()
+
+    def write(self, line: str) -> None:
+        """Print ``line`` on stdout without garbling the bar."""
+        if self._bar is not None:
+            self._bar.write(line, file=sys.stdout)
+            return
+        if self._counter:
+            self._clear_counter()
+        print(line, flush=True)
+        if self._counter:
+            self._draw_counter()
+
+    def close(self) -> None:
+        """Remove the bar; further lines are just printed."""
+        if self._bar is not None:
+            self._bar.close()
+        elif self._counter:
+            self._clear_counter()
+        self._bar, self._counter = None, False
+
+
+def format_ms(ms: Optional[float]) -> str:
+    """Milliseconds with four significant-ish digits; "" for None.
+
+    Examples
+    --------
+    >>> format_ms(0.24434), format_ms(3.8041), format_ms(123.45), format_ms(None)
+    ('0.2443', '3.804', '123.5', '')
+    """
+    if ms is None:
+        return ""
+    if ms < 1:
+        return f"{ms:.4f}"
+    if ms < 100:
+        return f"{ms:.3f}"
+    return f"{ms:.1f}"
+
+
+class Table:
+    """The results table: one line per layer, op, thread count and algorithm.
+
+    Parameters
+    ----------
+    name_width, algo_width : int
+        Longest layer name and algorithm name to be shown.
+    """
+
+    COLS = ("layer", "thr", "algo", "ms", "GFLOP/s", "%peak", "torch ms", "ratio")
+
+    def __init__(self, name_width: int, algo_width: int) -> None:
+        self.widths = (max(name_width, 5), 3, max(algo_width + 2, 4), 10, 8, 6, 10, 6)
+
+    def _line(self, cells: Sequence[str]) -> str:
+        # layer and algo left-aligned, numbers right-aligned
+        parts = [c.ljust(w) if i in (0, 2) else c.rjust(w) for i, (c, w) in enumerate(zip(cells, self.widths))]
+        return "  ".join(parts).rstrip()
+
+    def header(self) -> List[str]:
+        """The column titles and a rule under them."""
+        line = self._line(self.COLS)
+        return [line, "-" * len(line)]
+
+    def row(self, r: Row) -> str:
+        """One result (a row of the JSON ``results``) as a table line."""
+        cells = [r["layer"], str(r["threads"]), r["algo"] + (" *" if r["best"] else "")]
+        if r["status"] != "ok":
+            reason = r["reason"].splitlines()[0][:80] if r["reason"] else ""
+            return self._line(cells + [r["status"]]) + f"  ({reason})"
+        cells += [
+            format_ms(r["median_ms"]),
+            f"{r['gflops']:.1f}",
+            f"{r['pct_peak']:.1f}%",
+            format_ms(r["torch_ms"]),
+            f"{r['ratio']:.2f}" if r["ratio"] is not None else "",
+        ]
+        line = self._line(cells)
+        if r["mismatch"]:
+            line += f"  MISMATCH vs torch (rel diff {r['max_rel_diff_vs_torch']:.1e})"
+        return line
+
+
+def summary_lines(results: Sequence[Row], thread_counts: Sequence[int], mismatch_tol: float) -> List[str]:
+    """Closing lines: per thread count, the geometric mean of torch ms / best fastconv ms.
+
+    Parameters
+    ----------
+    results : sequence of dict
+        Every result row.
+    thread_counts : sequence of int
+        Thread counts of the run, in order.
+    mismatch_tol : float
+        Relative difference above which a result was flagged; named in the warning.
+
+    Returns
+    -------
+    list of str
+    """
+    lines = []
+    for n in thread_counts:
+        best = [r for r in results if r["threads"] == n and r["best"] and r["ratio"]]
+        if best:
+            gm = math.exp(sum(math.log(r["ratio"]) for r in best) / len(best))
+            lines.append(f"threads {n}: geometric mean of torch ms / best fastconv ms "
+                         f"over {len(best)} layer(s): {gm:.2f}")
+    mismatched = sum(1 for r in results if r["mismatch"])
+    if mismatched:
+        lines.append(f"WARNING: {mismatched} result(s) differ from torch by more than {mismatch_tol:g} (relative)")
+    return lines
+
+
+def cpu_model() -> str:
+    """The CPU's model name (from /proc/cpuinfo where available).
+
+    Returns
+    -------
+    str
+    """
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _json_safe(v: Any) -> Any:
+    # inf / nan are not JSON: write null
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    if isinstance(v, dict):
+        return {k: _json_safe(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_json_safe(x) for x in v]
+    return v
+
+
+def write_json(path: str, doc: Dict[str, Any]) -> None:
+    """Write ``doc`` as indented JSON, non-finite floats as null.
+
+    Parameters
+    ----------
+    path : str
+        Destination file.
+    doc : dict
+        The document (see bench/README.md, "JSON").
+
+    Raises
+    ------
+    OSError
+        If the file cannot be written.
+    """
+    Path(path).write_text(json.dumps(_json_safe(doc), indent=1) + "\n")

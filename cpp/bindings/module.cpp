@@ -156,7 +156,7 @@ py::array conv_backward_data(int rank, const Shape& input_shape, const py::objec
   const auto problem = fastconv::make_conv_problem(
       rank, input_shape, w.shape, std::nullopt,
       conv_options(op, stride, padding, dilation, groups, padding_mode), op);
-  fastconv::check_shape(problem, "grad_output", dy.shape, problem.output_shape());
+  fastconv::check_shape(op, "grad_output", dy.shape, problem.output_shape());
   fastconv::resolve_conv_algorithm(problem, dtype, fastconv::ConvDirection::backward_data, algo);
   py::array dx = new_array(dtype, problem.input_shape());
   void* dxp = dx.mutable_data();
@@ -174,7 +174,7 @@ py::array conv_backward_weights(int rank, const py::object& input, const Shape& 
   const auto problem = fastconv::make_conv_problem(
       rank, x.shape, weight_shape, std::nullopt,
       conv_options(op, stride, padding, dilation, groups, padding_mode), op);
-  fastconv::check_shape(problem, "grad_output", dy.shape, problem.output_shape());
+  fastconv::check_shape(op, "grad_output", dy.shape, problem.output_shape());
   fastconv::resolve_conv_algorithm(problem, dtype, fastconv::ConvDirection::backward_weights, algo);
   py::array dw = new_array(dtype, problem.weight_shape());
   void* dwp = dw.mutable_data();
@@ -226,7 +226,7 @@ py::array conv_transpose_backward_data(int rank, const Shape& input_shape,
   const auto problem = fastconv::make_conv_transpose_problem(
       rank, input_shape, w.shape, std::nullopt,
       transpose_options(op, stride, padding, output_padding, groups, dilation), op);
-  fastconv::check_shape(problem, "grad_output", dy.shape, problem.input_shape());
+  fastconv::check_shape(op, "grad_output", dy.shape, problem.input_shape());
   fastconv::resolve_conv_algorithm(problem, dtype, fastconv::ConvDirection::forward, algo);
   py::array dx = new_array(dtype, problem.output_shape());
   void* dxp = dx.mutable_data();
@@ -246,7 +246,7 @@ py::array conv_transpose_backward_weights(int rank, const py::object& input,
   const auto problem = fastconv::make_conv_transpose_problem(
       rank, x.shape, weight_shape, std::nullopt,
       transpose_options(op, stride, padding, output_padding, groups, dilation), op);
-  fastconv::check_shape(problem, "grad_output", dy.shape, problem.input_shape());
+  fastconv::check_shape(op, "grad_output", dy.shape, problem.input_shape());
   fastconv::resolve_conv_algorithm(problem, dtype, fastconv::ConvDirection::backward_weights, algo);
   py::array dw = new_array(dtype, problem.weight_shape());
   void* dwp = dw.mutable_data();
@@ -254,6 +254,114 @@ py::array conv_transpose_backward_weights(int rank, const py::object& input,
     fastconv::conv_transpose_bwd_weights(problem, dtype, x.data(), dy.data(), dwp, algo);
   });
   return dw;
+}
+
+// ---- pooling
+
+fastconv::PoolKind pool_kind(const std::string& kind) {
+  if (kind == "max") return fastconv::PoolKind::max;
+  if (kind == "avg") return fastconv::PoolKind::avg;
+  if (kind == "adaptive_max") return fastconv::PoolKind::adaptive_max;
+  return fastconv::PoolKind::adaptive_avg;
+}
+
+std::string pool_op(const std::string& kind, int rank, const char* suffix = "") {
+  return kind + "_pool" + std::to_string(rank) + "d" + suffix;
+}
+
+fastconv::PoolOptions pool_options(const Shape& kernel_size, const Shape& stride,
+                                   const Shape& padding, const Shape& dilation, bool ceil_mode,
+                                   bool count_include_pad, std::optional<int64_t> divisor_override) {
+  fastconv::PoolOptions o;
+  o.kernel_size = kernel_size;
+  o.stride = stride;
+  o.padding = padding;
+  o.dilation = dilation;
+  o.ceil_mode = ceil_mode;
+  o.count_include_pad = count_include_pad;
+  o.divisor_override = divisor_override;
+  return o;
+}
+
+// Forward of a pooling problem; returns y, or (y, indices) when asked.
+py::object pool_run(const fastconv::PoolProblem& problem, const Operand& x, bool return_indices) {
+  py::array y = new_array(x.dtype, problem.output_shape());
+  std::optional<py::array_t<int64_t>> idx;
+  if (return_indices) {
+    const Shape s = problem.output_shape();
+    idx = py::array_t<int64_t>(std::vector<py::ssize_t>(s.begin(), s.end()));
+  }
+  void* yp = y.mutable_data();
+  int64_t* ip = idx ? idx->mutable_data() : nullptr;
+  compute([&] { fastconv::pool_fwd(problem, x.dtype, x.data(), yp, ip); });
+  if (idx) return py::make_tuple(y, *idx);
+  return std::move(y);
+}
+
+py::object pool_forward(const std::string& kind, int rank, const py::object& input,
+                        const Shape& kernel_size, const Shape& stride, const Shape& padding,
+                        const Shape& dilation, bool ceil_mode, bool count_include_pad,
+                        std::optional<int64_t> divisor_override, bool return_indices) {
+  const std::string op = pool_op(kind, rank);
+  const Operand x = as_operand(op, "input", input);
+  const auto problem = fastconv::make_pool_problem(
+      pool_kind(kind), rank, x.shape,
+      pool_options(kernel_size, stride, padding, dilation, ceil_mode, count_include_pad,
+                   divisor_override),
+      op);
+  return pool_run(problem, x, return_indices);
+}
+
+py::object adaptive_pool_forward(const std::string& kind, int rank, const py::object& input,
+                                 const std::vector<std::optional<int64_t>>& output_size,
+                                 bool return_indices) {
+  const std::string op = pool_op(kind, rank);
+  const Operand x = as_operand(op, "input", input);
+  const auto problem =
+      fastconv::make_adaptive_pool_problem(pool_kind(kind), rank, x.shape, output_size, op);
+  return pool_run(problem, x, return_indices);
+}
+
+py::array pool_backward_avg(const std::string& kind, int rank, const py::object& grad_output,
+                            const Shape& input_shape, const Shape& kernel_size,
+                            const Shape& stride, const Shape& padding, bool ceil_mode,
+                            bool count_include_pad, std::optional<int64_t> divisor_override,
+                            const std::vector<std::optional<int64_t>>& output_size) {
+  const std::string op = pool_op(kind, rank, "_input");
+  const Operand dy = as_operand(op, "grad_output", grad_output);
+  const auto problem =
+      kind == "avg"
+          ? fastconv::make_pool_problem(fastconv::PoolKind::avg, rank, input_shape,
+                                        pool_options(kernel_size, stride, padding, {1}, ceil_mode,
+                                                     count_include_pad, divisor_override),
+                                        op)
+          : fastconv::make_adaptive_pool_problem(fastconv::PoolKind::adaptive_avg, rank,
+                                                 input_shape, output_size, op);
+  fastconv::check_shape(op, "grad_output", dy.shape, problem.output_shape());
+  py::array dx = new_array(dy.dtype, problem.input_shape());
+  void* dxp = dx.mutable_data();
+  compute([&] { fastconv::pool_avg_bwd(problem, dy.dtype, dy.data(), dxp); });
+  return dx;
+}
+
+py::array pool_backward_max(const std::string& kind, int rank, const py::object& grad_output,
+                            const py::object& indices, const Shape& input_shape) {
+  const std::string op = pool_op(kind, rank, "_input");
+  const Operand dy = as_operand(op, "grad_output", grad_output);
+  py::array raw = py::array::ensure(indices);
+  if (!raw || raw.dtype().kind() != 'i' || raw.dtype().itemsize() != 8) {
+    throw py::type_error(op + ": expected indices to have dtype int64, but got " +
+                         (raw ? py::str(raw.dtype()).cast<std::string>() : std::string("no array")));
+  }
+  const auto idx = py::array_t<int64_t, py::array::c_style>::ensure(raw);
+  if (!idx) throw py::error_already_set();
+  const Shape idx_shape(idx.shape(), idx.shape() + idx.ndim());
+  const auto problem = fastconv::make_pool_scatter_problem(rank, input_shape, dy.shape, idx_shape, op);
+  py::array dx = new_array(dy.dtype, problem.input_shape());
+  void* dxp = dx.mutable_data();
+  const int64_t* ip = idx.data();
+  compute([&] { fastconv::pool_max_bwd(problem, dy.dtype, dy.data(), ip, dxp); });
+  return dx;
 }
 
 // ---- runtime
@@ -305,6 +413,10 @@ PYBIND11_MODULE(_core, m) {
   m.def("conv_transpose_forward", &conv_transpose_forward);
   m.def("conv_transpose_backward_data", &conv_transpose_backward_data);
   m.def("conv_transpose_backward_weights", &conv_transpose_backward_weights);
+  m.def("pool_forward", &pool_forward);
+  m.def("adaptive_pool_forward", &adaptive_pool_forward);
+  m.def("pool_backward_avg", &pool_backward_avg);
+  m.def("pool_backward_max", &pool_backward_max);
   m.def("algorithms", &algorithms, py::arg("direction") = py::none());
   m.def("algorithm_descriptions", &fastconv::conv_algorithm_descriptions);
   m.def("info", &info);

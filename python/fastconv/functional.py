@@ -2,182 +2,29 @@
 
 Layout is NC[D]HW for activations and OI[D]HW for weights; convolution is cross-correlation,
 as in PyTorch. float32 is the fast path, float64 is computed in double precision; outputs are
-new C-contiguous arrays of the input's dtype. This module only normalises argument *forms*
-(an int or a tuple); every value is validated by the C++ core.
+new C-contiguous arrays of the input's dtype. Gradients live in :mod:`fastconv.grad`.
+
+>>> import numpy as np
+>>> from fastconv import functional as F
+>>> x = np.random.rand(1, 3, 32, 32).astype(np.float32)
+>>> y = F.max_pool2d(F.conv2d(x, np.ones((8, 3, 3, 3), np.float32), padding=1), 2)
+>>> y.shape
+(1, 8, 16, 16)
 """
 
-from __future__ import annotations
+from ._ops.conv import (
+    conv1d, conv2d, conv3d, conv_transpose1d, conv_transpose2d, conv_transpose3d,
+)
+from ._ops.pool import (
+    adaptive_avg_pool1d, adaptive_avg_pool2d, adaptive_avg_pool3d,
+    adaptive_max_pool1d, adaptive_max_pool2d, adaptive_max_pool3d,
+    avg_pool1d, avg_pool2d, avg_pool3d,
+    max_pool1d, max_pool2d, max_pool3d,
+)
 
-from . import _args, _core
-
-__all__ = ["conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d"]
-
-
-def _conv(rank, input, weight, bias, stride, padding, dilation, groups, padding_mode, algo):
-    op = f"conv{rank}d"
-    return _core.conv_forward(
-        rank,
-        _args.array(input),
-        _args.array(weight),
-        _args.optional_array(bias),
-        _args.int_list(stride, "stride", op),
-        _args.padding(padding, op),
-        _args.int_list(dilation, "dilation", op),
-        _args.integer(groups, "groups", op),
-        _args.string(padding_mode, "padding_mode", op),
-        _args.string(algo, "algo", op),
-    )
-
-
-def _conv_transpose(rank, input, weight, bias, stride, padding, output_padding, groups, dilation,
-                    algo):
-    op = f"conv_transpose{rank}d"
-    return _core.conv_transpose_forward(
-        rank,
-        _args.array(input),
-        _args.array(weight),
-        _args.optional_array(bias),
-        _args.int_list(stride, "stride", op),
-        _args.padding(padding, op),
-        _args.int_list(output_padding, "output_padding", op),
-        _args.integer(groups, "groups", op),
-        _args.int_list(dilation, "dilation", op),
-        _args.string(algo, "algo", op),
-    )
-
-
-def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
-           padding_mode="zeros", algo="auto"):
-    return _conv(1, input, weight, bias, stride, padding, dilation, groups, padding_mode, algo)
-
-
-def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
-           padding_mode="zeros", algo="auto"):
-    return _conv(2, input, weight, bias, stride, padding, dilation, groups, padding_mode, algo)
-
-
-def conv3d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
-           padding_mode="zeros", algo="auto"):
-    return _conv(3, input, weight, bias, stride, padding, dilation, groups, padding_mode, algo)
-
-
-def conv_transpose1d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1,
-                     dilation=1, *, algo="auto"):
-    return _conv_transpose(1, input, weight, bias, stride, padding, output_padding, groups,
-                           dilation, algo)
-
-
-def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1,
-                     dilation=1, *, algo="auto"):
-    return _conv_transpose(2, input, weight, bias, stride, padding, output_padding, groups,
-                           dilation, algo)
-
-
-def conv_transpose3d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1,
-                     dilation=1, *, algo="auto"):
-    return _conv_transpose(3, input, weight, bias, stride, padding, output_padding, groups,
-                           dilation, algo)
-
-
-_DIMS = {
-    1: dict(what="sequences", spatial="L", kernel="kL", out="L_out"),
-    2: dict(what="images", spatial="H, W", kernel="kH, kW", out="H_out, W_out"),
-    3: dict(what="volumes", spatial="D, H, W", kernel="kD, kH, kW", out="D_out, H_out, W_out"),
-}
-
-_CONV_DOC = """{rank}-D convolution (cross-correlation) over a batch of {what}, as
-    ``torch.nn.functional.conv{rank}d``.
-
-    Parameters
-    ----------
-    input : ndarray, shape (N, C, {spatial}) or (C, {spatial})
-        float32 or float64; any memory layout (copied to C order when needed).
-    weight : ndarray, shape (K, C / groups, {kernel})
-        Same dtype as ``input``.
-    bias : ndarray, shape (K,), optional
-    stride, dilation : int or tuple of {rank} ints
-    padding : int, tuple of {rank} ints, 'same' or 'valid'
-        Implicit padding on both sides. 'same' keeps the input size (stride 1 only), putting the
-        odd element of an even total on the right, as PyTorch does.
-    groups : int
-        Split input and output channels into ``groups`` independent convolutions
-        (``groups == C == K`` is depthwise).
-    padding_mode : {{'zeros', 'reflect', 'replicate', 'circular'}}
-        How padding is filled (``torch.nn.Conv{rank}d``'s ``padding_mode``).
-    algo : str
-        ``'auto'`` or a name from ``fastconv.algorithms('forward')``. A named algorithm that
-        does not apply raises ``ValueError`` with the reason.
-
-    Returns
-    -------
-    ndarray, shape (N, K, {out}) or (K, {out})
-        New C-contiguous array of the input's dtype.
-
-    Raises
-    ------
-    ValueError
-        Inconsistent shapes or invalid parameter values (the message names the argument).
-    TypeError
-        dtype other than float32/float64, mixed dtypes, non-integer parameters.
-    OverflowError
-        Sizes whose arithmetic overflows 64 bits.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from fastconv.functional import conv{rank}d
-    >>> x = np.ones({example_x}, np.float32)
-    >>> w = np.ones({example_w}, np.float32)
-    >>> conv{rank}d(x, w, padding=1).shape
-    {example_y}
-"""
-
-_CONV_TRANSPOSE_DOC = """{rank}-D transposed convolution over a batch of {what}, as
-    ``torch.nn.functional.conv_transpose{rank}d`` (the gradient of ``conv{rank}d`` with respect
-    to its input; sometimes called deconvolution).
-
-    Parameters
-    ----------
-    input : ndarray, shape (N, C_in, {spatial}) or (C_in, {spatial})
-        float32 or float64; any memory layout.
-    weight : ndarray, shape (C_in, C_out / groups, {kernel})
-    bias : ndarray, shape (C_out,), optional
-    stride, padding, dilation : int or tuple of {rank} ints
-        As PyTorch: ``padding`` crops the output by that many elements on both sides.
-    output_padding : int or tuple of {rank} ints
-        Extra size added on one side of the output; must be smaller than ``stride`` or
-        ``dilation``.
-    groups : int
-    algo : str
-        ``'auto'`` or a name from ``fastconv.algorithms('backward_data')``.
-
-    Returns
-    -------
-    ndarray, shape (N, C_out, {out}) or (C_out, {out})
-        Each output size is ``(in - 1) * stride - 2 * padding + dilation * (kernel - 1) +
-        output_padding + 1``.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from fastconv.functional import conv_transpose{rank}d
-    >>> x = np.ones({example_x}, np.float32)
-    >>> w = np.ones({example_wt}, np.float32)
-    >>> conv_transpose{rank}d(x, w, stride=2, padding=1, output_padding=1).shape
-    {example_yt}
-"""
-
-_EXAMPLES = {
-    1: dict(example_x="(2, 3, 10)", example_w="(4, 3, 3)", example_y="(2, 4, 10)",
-            example_wt="(3, 4, 3)", example_yt="(2, 4, 20)"),
-    2: dict(example_x="(2, 3, 8, 8)", example_w="(4, 3, 3, 3)", example_y="(2, 4, 8, 8)",
-            example_wt="(3, 4, 3, 3)", example_yt="(2, 4, 16, 16)"),
-    3: dict(example_x="(1, 3, 4, 5, 6)", example_w="(2, 3, 3, 3, 3)", example_y="(1, 2, 4, 5, 6)",
-            example_wt="(3, 2, 3, 3, 3)", example_yt="(1, 2, 8, 10, 12)"),
-}
-
-for _rank, _f, _ft in ((1, conv1d, conv_transpose1d), (2, conv2d, conv_transpose2d),
-                       (3, conv3d, conv_transpose3d)):
-    _f.__doc__ = _CONV_DOC.format(rank=_rank, **_DIMS[_rank], **_EXAMPLES[_rank])
-    _ft.__doc__ = _CONV_TRANSPOSE_DOC.format(rank=_rank, **_DIMS[_rank], **_EXAMPLES[_rank])
-del _rank, _f, _ft
+__all__ = [
+    "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d",
+    "max_pool1d", "max_pool2d", "max_pool3d", "avg_pool1d", "avg_pool2d", "avg_pool3d",
+    "adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_avg_pool3d",
+    "adaptive_max_pool1d", "adaptive_max_pool2d", "adaptive_max_pool3d",
+]

@@ -113,8 +113,9 @@ ConvProblem make_conv_transpose_problem(int rank, const std::vector<int64_t>& in
                                         const ConvTransposeOptions& options,
                                         const std::string& op = "");
 
-/// Throws InvalidArgument unless `shape` equals `expected` (e.g. a grad_output's shape).
-void check_shape(const ConvProblem& problem, const char* name, const std::vector<int64_t>& shape,
+/// Throws InvalidArgument "<op>: expected <name> of size [...], but got [...]" unless `shape`
+/// equals `expected` (e.g. a grad_output's shape).
+void check_shape(const std::string& op, const char* name, const std::vector<int64_t>& shape,
                  const std::vector<int64_t>& expected);
 
 /// Forward convolution y = conv(x, w) + b. x, w, b (may be null), y are dense C-contiguous

@@ -3,5 +3,6 @@
 
 #include "fastconv/conv.hpp"
 #include "fastconv/errors.hpp"
+#include "fastconv/pool.hpp"
 #include "fastconv/runtime.hpp"
 #include "fastconv/version.hpp"

@@ -137,10 +137,10 @@ ConvDirection parse_direction(const std::string& name) {
                         "but got '" + name + "'");
 }
 
-void check_shape(const ConvProblem& p, const char* name, const std::vector<int64_t>& shape,
+void check_shape(const std::string& op, const char* name, const std::vector<int64_t>& shape,
                  const std::vector<int64_t>& expected) {
   if (shape != expected) {
-    throw InvalidArgument(p.op + ": expected " + name + " of size " + shape_str(expected) +
+    throw InvalidArgument(op + ": expected " + name + " of size " + shape_str(expected) +
                           ", but got " + shape_str(shape));
   }
 }

@@ -85,10 +85,28 @@ struct DirectRowUkernel {
   void (*bwd_weights)(const DirectRowBwdWeightsArgs<T>&) = nullptr;
 };
 
+// Pooling passes (generic/pool_ukernel.hpp), for max (NaN-propagating) and sum:
+//   rows: v[i] = op_{r < nrows} x[offset[r] + i]                  for i < n
+//   cols: y[o] = op_{k < kw} v[o*stride + k*dilation]             for o < n
+template <typename T>
+using PoolRowsFn = void (*)(const T* x, const int64_t* offset, int64_t nrows, int64_t n, T* v);
+template <typename T>
+using PoolColsFn = void (*)(const T* v, int64_t n, int64_t stride, int64_t dilation, int64_t kw,
+                            T* y);
+
+template <typename T>
+struct PoolKernels {
+  PoolRowsFn<T> rows_max = nullptr;
+  PoolRowsFn<T> rows_sum = nullptr;
+  PoolColsFn<T> cols_max = nullptr;
+  PoolColsFn<T> cols_sum = nullptr;
+};
+
 template <typename T>
 struct KernelSet {
   GemmUkernel<T> gemm;
   DirectRowUkernel<T> direct_row;
+  PoolKernels<T> pool;
 };
 
 struct KernelTable {

@@ -3,6 +3,7 @@
 // registers. float64 stays on the portable kernels (filled in by dispatch.cpp).
 #include "../generic/direct_ukernel.hpp"
 #include "../generic/gemm_ukernel.hpp"
+#include "../generic/pool_ukernel.hpp"
 #include "../kernel_table.hpp"
 #include "vec_avx2.hpp"
 
@@ -13,6 +14,8 @@ void fill_kernels(KernelTable& table) {
   table.f32.gemm = {6, 2 * VecF32::W, &gemm_ukernel<VecF32, 6, 2>};
   table.f32.direct_row = {4, &direct_row_ukernel<VecF32, 4>, &direct_row_ukernel<VecF32, 1>,
                        &direct_row_bwd_data<VecF32>, &direct_row_bwd_weights<VecF32>};
+  table.f32.pool = {&pool_rows<VecF32, MaxOp<VecF32>>, &pool_rows<VecF32, SumOp<VecF32>>,
+                     &pool_cols<VecF32, MaxOp<VecF32>>, &pool_cols<VecF32, SumOp<VecF32>>};
 }
 
 }  // namespace fastconv::kernels::avx2

@@ -16,6 +16,10 @@ struct VecF32 {
   static void storeu(T* p, R a) { _mm256_storeu_ps(p, a); }
   static R fmadd(R a, R b, R c) { return _mm256_fmadd_ps(a, b, c); }
   static R add(R a, R b) { return _mm256_add_ps(a, b); }
+  // Maximum that propagates NaN from either operand (maxps alone returns b when either is NaN).
+  static R max(R a, R b) {
+    return _mm256_blendv_ps(_mm256_max_ps(a, b), a, _mm256_cmp_ps(a, a, _CMP_UNORD_Q));
+  }
 };
 
 }  // namespace fastconv::kernels::avx2

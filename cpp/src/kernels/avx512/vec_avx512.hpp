@@ -16,6 +16,10 @@ struct VecF32 {
   static void storeu(T* p, R a) { _mm512_storeu_ps(p, a); }
   static R fmadd(R a, R b, R c) { return _mm512_fmadd_ps(a, b, c); }
   static R add(R a, R b) { return _mm512_add_ps(a, b); }
+  // Maximum that propagates NaN from either operand (maxps alone returns b when either is NaN).
+  static R max(R a, R b) {
+    return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(a, a, _CMP_UNORD_Q), _mm512_max_ps(a, b), a);
+  }
 };
 
 }  // namespace fastconv::kernels::avx512

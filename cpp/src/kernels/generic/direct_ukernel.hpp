@@ -1,11 +1,13 @@
-// kernels/generic/direct_ukernel.hpp — direct convolution of whole output rows, written once
-// over a vector wrapper V and instantiated per ISA.
+// kernels/generic/direct_ukernel.hpp — direct convolution on whole rows, forward and both
+// backward directions, written once over a vector wrapper V and instantiated per ISA.
 //
-// Vectorised along the output row (o), register-blocked over KB output channels that share
-// every input load, and over NV vectors of the row for instruction-level parallelism: KB*NV
-// independent accumulators. The input is already padded, so there are no bounds checks; a
-// stride > 1 gathers its lanes (load_strided). Suits depthwise and small-channel convolutions
-// that GEMM serves badly. Arguments: see DirectRowArgs in kernel_table.hpp.
+// Forward is vectorised along the output row (o), register-blocked over KB output channels
+// that share every input load, and over NV vectors of the row for instruction-level
+// parallelism: KB*NV independent accumulators. Backward-data combines kb gradient rows in
+// registers and adds them into one input-gradient row; backward-weights accumulates row dot
+// products. The input is already padded, so there are no bounds checks; a stride > 1 gathers
+// or scatters lane by lane. Suits depthwise and small-channel convolutions that GEMM serves
+// badly. Arguments: see the *Args structs in kernel_table.hpp.
 #pragma once
 
 #include <cstdint>

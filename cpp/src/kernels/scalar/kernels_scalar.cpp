@@ -3,6 +3,7 @@
 // float64 kernels of every table.
 #include "../generic/direct_ukernel.hpp"
 #include "../generic/gemm_ukernel.hpp"
+#include "../generic/pool_ukernel.hpp"
 #include "../kernel_table.hpp"
 #include "vec_scalar.hpp"
 
@@ -18,6 +19,10 @@ void fill_kernels(KernelTable& table) {
   table.f64.gemm = {4, 2 * D::W, &gemm_ukernel<D, 4, 2>};
   table.f64.direct_row = {4, &direct_row_ukernel<D, 4>, &direct_row_ukernel<D, 1>,
                        &direct_row_bwd_data<D>, &direct_row_bwd_weights<D>};
+  table.f32.pool = {&pool_rows<F, MaxOp<F>>, &pool_rows<F, SumOp<F>>,
+                     &pool_cols<F, MaxOp<F>>, &pool_cols<F, SumOp<F>>};
+  table.f64.pool = {&pool_rows<D, MaxOp<D>>, &pool_rows<D, SumOp<D>>,
+                     &pool_cols<D, MaxOp<D>>, &pool_cols<D, SumOp<D>>};
 }
 
 }  // namespace fastconv::kernels::scalar

@@ -1,0 +1,163 @@
+// pool/fixed_pool.cpp — max and average pooling with fixed windows: forward and backward.
+//
+//   max:  y[o] = max over the window of x (NaN propagates), indices[o] = flat index of the first
+//         maximum within the plane (a later NaN takes its place, as in PyTorch)
+//   avg:  y[o] = sum over the window of x / divisor, divisor = divisor_override, or the window
+//         clipped to the padded input (count_include_pad), or to the input
+//   avg backward: dx[i] += dy[o] / divisor(o) for every i in window(o)
+// Without indices the window reduces separably (kernels/generic/pool_ukernel.hpp): the rows a
+// window covers collapse into one row, then windows along it reduce, both vectorised; only the
+// few border outputs whose window crosses the padding are reduced scalar. With indices each
+// output scans its window in order. Tasks are output rows (forward) or planes (backward), so
+// every result has one writer and a fixed order.
+#include <algorithm>
+#include <vector>
+
+#include "fixed_pool.hpp"
+#include "window.hpp"
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+namespace fastconv::pool {
+
+namespace {
+
+int thread_index() {
+#ifdef _OPENMP
+  return omp_get_thread_num();
+#else
+  return 0;
+#endif
+}
+
+template <typename T>
+T reduce(bool is_max, T a, T b) {
+  if (is_max) return takes_max(b, a) ? b : a;
+  return a + b;
+}
+
+}  // namespace
+
+template <typename T>
+void fixed_forward(const PoolProblem& p, const T* x, T* y, const kernels::PoolKernels<T>& pk,
+                   int threads) {
+  const bool is_max = p.kind == PoolKind::max;
+  const FixedAxis ad(p, 0), ah(p, 1), aw(p, 2);
+  const int64_t H = p.in[1], W = p.in[2], HW = H * W, plane_in = p.in_spatial();
+  const int64_t OH = p.out[1], OW = p.out[2], plane_out = p.out_spatial();
+  const int64_t rows_max = std::min(p.kernel[0], p.in[0]) * std::min(p.kernel[1], p.in[1]);
+  const int64_t w_lo = aw.interior_begin(), w_hi = aw.interior_end();
+  const auto rows_fn = is_max ? pk.rows_max : pk.rows_sum;
+  const auto cols_fn = is_max ? pk.cols_max : pk.cols_sum;
+  // Per-thread scratch: row offsets and one reduced row.
+  std::vector<int64_t> offsets(static_cast<size_t>(threads * rows_max));
+  std::vector<T> rows(static_cast<size_t>(threads * W));
+
+#pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1)
+  for (int64_t t = 0; t < p.planes() * p.out[0] * OH; ++t) {
+    const int64_t plane = t / (p.out[0] * OH), od = t / OH % p.out[0], oh = t % OH;
+    const T* xp = x + plane * plane_in;
+    T* yr = y + plane * plane_out + (od * OH + oh) * OW;
+    int64_t* off = offsets.data() + thread_index() * rows_max;
+    int64_t n = 0;
+    for (int64_t kd = ad.k_begin(od); kd < ad.k_end(od); ++kd)
+      for (int64_t kh = ah.k_begin(oh); kh < ah.k_end(oh); ++kh)
+        off[n++] = (ad.start(od) + kd * ad.dilation) * HW + (ah.start(oh) + kh * ah.dilation) * W;
+    const T* v = xp + off[0];
+    if (n > 1) {
+      T* buf = rows.data() + thread_index() * W;
+      rows_fn(xp, off, n, W, buf);
+      v = buf;
+    }
+    if (w_hi > w_lo) cols_fn(v + aw.start(w_lo), w_hi - w_lo, aw.stride, aw.dilation, aw.kernel, yr + w_lo);
+    for (int64_t ow = 0; ow < OW; ++ow) {
+      if (ow == w_lo) ow = std::max(w_lo, w_hi);
+      if (ow >= OW) break;
+      const int64_t kb = aw.k_begin(ow), ke = aw.k_end(ow);
+      T acc = v[aw.start(ow) + kb * aw.dilation];
+      for (int64_t k = kb + 1; k < ke; ++k) acc = reduce(is_max, acc, v[aw.start(ow) + k * aw.dilation]);
+      yr[ow] = acc;
+    }
+    if (!is_max) {
+      const int64_t dh = p.divisor_override
+                             ? 1
+                             : ad.count(od, p.count_include_pad) * ah.count(oh, p.count_include_pad);
+      for (int64_t ow = 0; ow < OW; ++ow) {
+        const int64_t div = p.divisor_override ? p.divisor_override
+                                               : dh * aw.count(ow, p.count_include_pad);
+        yr[ow] /= static_cast<T>(div);
+      }
+    }
+  }
+}
+
+template <typename T>
+void fixed_max_forward_indices(const PoolProblem& p, const T* x, T* y, int64_t* indices,
+                               int threads) {
+  const FixedAxis ad(p, 0), ah(p, 1), aw(p, 2);
+  const int64_t H = p.in[1], W = p.in[2], plane_in = p.in_spatial();
+  const int64_t OH = p.out[1], OW = p.out[2], plane_out = p.out_spatial();
+#pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1)
+  for (int64_t t = 0; t < p.planes() * p.out[0] * OH; ++t) {
+    const int64_t plane = t / (p.out[0] * OH), od = t / OH % p.out[0], oh = t % OH;
+    const T* xp = x + plane * plane_in;
+    const int64_t o_row = plane * plane_out + (od * OH + oh) * OW;
+    for (int64_t ow = 0; ow < OW; ++ow) {
+      int64_t best = -1;
+      T val = T(0);
+      for (int64_t kd = ad.k_begin(od); kd < ad.k_end(od); ++kd) {
+        const int64_t id = ad.start(od) + kd * ad.dilation;
+        for (int64_t kh = ah.k_begin(oh); kh < ah.k_end(oh); ++kh) {
+          const int64_t row = (id * H + ah.start(oh) + kh * ah.dilation) * W;
+          for (int64_t kw = aw.k_begin(ow); kw < aw.k_end(ow); ++kw) {
+            const int64_t i = row + aw.start(ow) + kw * aw.dilation;
+            if (best < 0 || takes_max(xp[i], val)) best = i, val = xp[i];
+          }
+        }
+      }
+      y[o_row + ow] = val;
+      indices[o_row + ow] = best;
+    }
+  }
+}
+
+template <typename T>
+void fixed_avg_backward(const PoolProblem& p, const T* dy, T* dx, int threads) {
+  const FixedAxis ad(p, 0), ah(p, 1), aw(p, 2);
+  const int64_t H = p.in[1], W = p.in[2], plane_in = p.in_spatial();
+  const int64_t OH = p.out[1], OW = p.out[2], plane_out = p.out_spatial();
+#pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1)
+  for (int64_t plane = 0; plane < p.planes(); ++plane) {
+    T* g = dx + plane * plane_in;
+    std::fill(g, g + plane_in, T(0));
+    const T* gy = dy + plane * plane_out;
+    for (int64_t od = 0; od < p.out[0]; ++od)
+      for (int64_t oh = 0; oh < OH; ++oh)
+        for (int64_t ow = 0; ow < OW; ++ow) {
+          const int64_t div = p.divisor_override
+                                  ? p.divisor_override
+                                  : ad.count(od, p.count_include_pad) *
+                                        ah.count(oh, p.count_include_pad) *
+                                        aw.count(ow, p.count_include_pad);
+          const T v = gy[(od * OH + oh) * OW + ow] / static_cast<T>(div);
+          for (int64_t kd = ad.k_begin(od); kd < ad.k_end(od); ++kd)
+            for (int64_t kh = ah.k_begin(oh); kh < ah.k_end(oh); ++kh) {
+              T* row = g + ((ad.start(od) + kd) * H + ah.start(oh) + kh) * W + aw.start(ow);
+              for (int64_t kw = aw.k_begin(ow); kw < aw.k_end(ow); ++kw) row[kw] += v;
+            }
+        }
+  }
+}
+
+#define FASTCONV_INSTANTIATE(T)                                                             \
+  template void fixed_forward<T>(const PoolProblem&, const T*, T*,                          \
+                                 const kernels::PoolKernels<T>&, int);                      \
+  template void fixed_max_forward_indices<T>(const PoolProblem&, const T*, T*, int64_t*, int); \
+  template void fixed_avg_backward<T>(const PoolProblem&, const T*, T*, int);
+FASTCONV_INSTANTIATE(float)
+FASTCONV_INSTANTIATE(double)
+#undef FASTCONV_INSTANTIATE
+
+}  // namespace fastconv::pool

@@ -1,0 +1,66 @@
+// pool/window.hpp — pooling windows along one spatial axis, shared by the pooling drivers.
+//
+// Fixed windows (max / average pooling): output o covers input positions start(o) + k*dilation
+// for k < kernel, start(o) = o*stride - padding; positions outside [0, in) are padding.
+// Adaptive windows: output o covers [floor(o*in/out), ceil((o+1)*in/out)).
+#pragma once
+
+#include <cstdint>
+
+#include "fastconv/pool.hpp"
+
+namespace fastconv::pool {
+
+struct FixedAxis {
+  int64_t in, out, kernel, stride, padding, dilation;
+
+  FixedAxis(const PoolProblem& p, int d)
+      : in(p.in[d]), out(p.out[d]), kernel(p.kernel[d]), stride(p.stride[d]),
+        padding(p.padding[d]), dilation(p.dilation[d]) {}
+
+  int64_t start(int64_t o) const { return o * stride - padding; }
+  // Kernel taps [k_begin, k_end) of output o that fall inside the input (never empty).
+  int64_t k_begin(int64_t o) const {
+    const int64_t s = start(o);
+    return s >= 0 ? 0 : (-s + dilation - 1) / dilation;
+  }
+  int64_t k_end(int64_t o) const {
+    const int64_t last = in - 1 - start(o);  // largest k*dilation inside the input
+    const int64_t e = last / dilation + 1;
+    return e < kernel ? e : kernel;
+  }
+  // Outputs whose whole window lies inside the input: [interior_begin(), interior_end()).
+  int64_t interior_begin() const {
+    const int64_t b = (padding + stride - 1) / stride;
+    return b < out ? b : out;
+  }
+  int64_t interior_end() const {
+    const int64_t last = in - 1 - (kernel - 1) * dilation + padding;  // largest valid o*stride
+    if (last < 0) return interior_begin();
+    const int64_t e = last / stride + 1;
+    const int64_t lo = interior_begin();
+    return e < lo ? lo : (e < out ? e : out);
+  }
+  // Average pooling's divisor factor: the window clipped to the padded extent
+  // (count_include_pad), or to the input.
+  int64_t count(int64_t o, bool include_pad) const {
+    if (!include_pad) return k_end(o) - k_begin(o);
+    const int64_t s = start(o), e = s + kernel;
+    return (e < in + padding ? e : in + padding) - s;
+  }
+};
+
+struct AdaptiveAxis {
+  int64_t in, out;
+  AdaptiveAxis(const PoolProblem& p, int d) : in(p.in[d]), out(p.out[d]) {}
+  int64_t begin(int64_t o) const { return o * in / out; }
+  int64_t end(int64_t o) const { return ((o + 1) * in + out - 1) / out; }
+};
+
+// PyTorch's max update: a larger value or any NaN takes the place (the first maximum wins ties).
+template <typename T>
+inline bool takes_max(T candidate, T current) {
+  return candidate > current || candidate != candidate;
+}
+
+}  // namespace fastconv::pool

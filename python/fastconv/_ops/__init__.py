@@ -1,0 +1,1 @@
+"""Implementation modules behind fastconv.functional and fastconv.grad (one per op family)."""

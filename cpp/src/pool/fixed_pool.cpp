@@ -51,6 +51,11 @@ void fixed_forward(const PoolProblem& p, const T* x, T* y, const kernels::PoolKe
   const int64_t w_lo = aw.interior_begin(), w_hi = aw.interior_end();
   const auto rows_fn = is_max ? pk.rows_max : pk.rows_sum;
   const auto cols_fn = is_max ? pk.cols_max : pk.cols_sum;
+  // Average pooling's divisor = (D and H factors of the row) x w_divisor[ow]; with
+  // divisor_override the row factors are 1 (every factor stays exact in T).
+  std::vector<T> w_divisor(static_cast<size_t>(OW), T(1));
+  for (int64_t ow = 0; ow < OW && !is_max; ++ow)
+    w_divisor[ow] = static_cast<T>(p.divisor_override ? p.divisor_override : aw.count(ow, p.count_include_pad));
   // Per-thread scratch: row offsets and one reduced row.
   std::vector<int64_t> offsets(static_cast<size_t>(threads * rows_max));
   std::vector<T> rows(static_cast<size_t>(threads * W));
@@ -81,14 +86,10 @@ void fixed_forward(const PoolProblem& p, const T* x, T* y, const kernels::PoolKe
       yr[ow] = acc;
     }
     if (!is_max) {
-      const int64_t dh = p.divisor_override
-                             ? 1
-                             : ad.count(od, p.count_include_pad) * ah.count(oh, p.count_include_pad);
-      for (int64_t ow = 0; ow < OW; ++ow) {
-        const int64_t div = p.divisor_override ? p.divisor_override
-                                               : dh * aw.count(ow, p.count_include_pad);
-        yr[ow] /= static_cast<T>(div);
-      }
+      const T dh = p.divisor_override ? T(1)
+                                      : static_cast<T>(ad.count(od, p.count_include_pad) *
+                                                       ah.count(oh, p.count_include_pad));
+      for (int64_t ow = 0; ow < OW; ++ow) yr[ow] /= dh * w_divisor[ow];
     }
   }
 }

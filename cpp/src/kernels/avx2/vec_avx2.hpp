@@ -14,6 +14,13 @@ struct VecF32 {
   static R set1(T x) { return _mm256_set1_ps(x); }
   static R loadu(const T* p) { return _mm256_loadu_ps(p); }
   static void storeu(T* p, R a) { _mm256_storeu_ps(p, a); }
+  // Lanes p[0], p[2], ..., p[14]; the masked second load reads nothing past p[14].
+  static R load_even(const T* p) {
+    const R lo = _mm256_loadu_ps(p);
+    const R hi = _mm256_maskload_ps(p + 8, _mm256_setr_epi32(-1, -1, -1, -1, -1, -1, -1, 0));
+    const R even = _mm256_shuffle_ps(lo, hi, _MM_SHUFFLE(2, 0, 2, 0));  // a0 a2 a8 a10 a4 a6 a12 a14
+    return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(even), _MM_SHUFFLE(3, 1, 2, 0)));
+  }
   static R fmadd(R a, R b, R c) { return _mm256_fmadd_ps(a, b, c); }
   static R add(R a, R b) { return _mm256_add_ps(a, b); }
   // Maximum that propagates NaN from either operand (maxps alone returns b when either is NaN).

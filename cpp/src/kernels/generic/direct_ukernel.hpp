@@ -16,10 +16,13 @@
 
 namespace fastconv::kernels {
 
-// Load `n` <= W lanes x[0], x[s], x[2s], ...; lanes beyond n are zero.
+// Load `n` <= W lanes x[0], x[s], x[2s], ...; lanes beyond n are zero. Reads only those lanes.
 template <typename V>
 inline typename V::R load_lanes(const typename V::T* x, int64_t s, int n) {
-  if (s == 1 && n == V::W) return V::loadu(x);
+  if (n == V::W) {
+    if (s == 1) return V::loadu(x);
+    if (s == 2) return V::load_even(x);
+  }
   alignas(64) typename V::T t[V::W] = {};
   for (int i = 0; i < n; ++i) t[i] = x[i * s];
   return V::loadu(t);

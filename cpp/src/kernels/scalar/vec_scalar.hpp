@@ -22,6 +22,12 @@ struct Vec {
     for (int i = 0; i < W; ++i) r.v[i] = p[i];
     return r;
   }
+  // Lanes p[0], p[2], ..., p[2W-2]; reads nothing past p[2W-2].
+  static R load_even(const T* p) {
+    R r;
+    for (int i = 0; i < W; ++i) r.v[i] = p[2 * i];
+    return r;
+  }
   static void storeu(T* p, const R& a) {
     for (int i = 0; i < W; ++i) p[i] = a.v[i];
   }

@@ -13,12 +13,14 @@
 #include "pad.hpp"
 #include "util/buffer.hpp"
 #include "util/checked.hpp"
+#include "util/dtype.hpp"
 
 namespace fastconv {
 
 namespace {
 
 using conv::ConvAlgorithm;
+using util::with_dtype;
 
 template <typename T>
 constexpr DType dtype_of() {
@@ -142,15 +144,6 @@ void add_channel_bias(const ConvProblem& p, const T* b, T* y) {
     T* row = y + nc * plane;
     const T v = b[nc % p.C];
     for (int64_t i = 0; i < plane; ++i) row[i] += v;
-  }
-}
-
-template <typename F>
-void with_dtype(DType dtype, F&& f) {
-  if (dtype == DType::f32) {
-    f(float{});
-  } else {
-    f(double{});
   }
 }
 

@@ -18,9 +18,7 @@
 #include "gemm/gemm.hpp"
 #include "im2col.hpp"
 
-#ifdef _OPENMP
-#include <omp.h>
-#endif
+#include "util/parallel.hpp"
 
 namespace fastconv::conv {
 
@@ -28,14 +26,7 @@ namespace {
 
 using util::ceil_div;
 using util::round_up;
-
-int thread_index() {
-#ifdef _OPENMP
-  return omp_get_thread_num();
-#else
-  return 0;
-#endif
-}
+using util::thread_index;
 
 // Rows of the im2col matrix of one group: Cg x kernel.
 int64_t reduction_size(const ConvProblem& p) { return p.C_per_group() * p.kernel_spatial(); }

@@ -8,6 +8,7 @@
 #include "fastconv/conv.hpp"
 #include "fastconv/errors.hpp"
 #include "util/checked.hpp"
+#include "util/format.hpp"
 
 namespace fastconv {
 
@@ -15,12 +16,7 @@ namespace {
 
 using util::checked_add;
 using util::checked_mul;
-
-std::string shape_str(const std::vector<int64_t>& s) {
-  std::string r = "[";
-  for (size_t i = 0; i < s.size(); ++i) r += (i ? ", " : "") + std::to_string(s[i]);
-  return r + "]";
-}
+using util::shape_str;
 
 [[noreturn]] void invalid(const std::string& op, const std::string& msg) {
   throw InvalidArgument(op + ": " + msg);

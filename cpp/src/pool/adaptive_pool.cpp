@@ -13,21 +13,11 @@
 #include "adaptive_pool.hpp"
 #include "window.hpp"
 
-#ifdef _OPENMP
-#include <omp.h>
-#endif
+#include "util/parallel.hpp"
 
 namespace fastconv::pool {
 
-namespace {
-int thread_index() {
-#ifdef _OPENMP
-  return omp_get_thread_num();
-#else
-  return 0;
-#endif
-}
-}  // namespace
+using util::thread_index;
 
 template <typename T>
 void adaptive_forward(const PoolProblem& p, const T* x, T* y, int64_t* indices,

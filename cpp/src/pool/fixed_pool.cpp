@@ -16,21 +16,13 @@
 #include "fixed_pool.hpp"
 #include "window.hpp"
 
-#ifdef _OPENMP
-#include <omp.h>
-#endif
+#include "util/parallel.hpp"
 
 namespace fastconv::pool {
 
 namespace {
 
-int thread_index() {
-#ifdef _OPENMP
-  return omp_get_thread_num();
-#else
-  return 0;
-#endif
-}
+using util::thread_index;
 
 template <typename T>
 T reduce(bool is_max, T a, T b) {

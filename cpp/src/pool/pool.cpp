@@ -9,19 +9,13 @@
 #include "fastconv/pool.hpp"
 #include "fastconv/runtime.hpp"
 #include "fixed_pool.hpp"
+#include "util/dtype.hpp"
 
 namespace fastconv {
 
 namespace {
 
-template <typename F>
-void with_dtype(DType dtype, F&& f) {
-  if (dtype == DType::f32) {
-    f(float{});
-  } else {
-    f(double{});
-  }
-}
+using util::with_dtype;
 
 bool is_max(PoolKind k) { return k == PoolKind::max || k == PoolKind::adaptive_max; }
 bool is_adaptive(PoolKind k) { return k == PoolKind::adaptive_max || k == PoolKind::adaptive_avg; }

@@ -9,6 +9,7 @@
 #include "fastconv/errors.hpp"
 #include "fastconv/pool.hpp"
 #include "util/checked.hpp"
+#include "util/format.hpp"
 
 namespace fastconv {
 
@@ -16,12 +17,7 @@ namespace {
 
 using util::checked_add;
 using util::checked_mul;
-
-std::string shape_str(const std::vector<int64_t>& s) {
-  std::string r = "[";
-  for (size_t i = 0; i < s.size(); ++i) r += (i ? ", " : "") + std::to_string(s[i]);
-  return r + "]";
-}
+using util::shape_str;
 
 std::string dims_str(const std::array<int64_t, 3>& a, int rank, const char* sep) {
   std::string r;

@@ -1,12 +1,15 @@
 """Benchmark fastconv's convolution algorithms on the standard layer set.
 
 ``fastconv bench`` (also ``python -m fastconv bench``) runs every registered
-algorithm (:func:`fastconv.algorithms`) on the convolution layers of
+algorithm (:func:`fastconv.algorithms` of the op's direction) on the layers of
 ``shared/shapes/layers.json`` -- a quick subset by default, ``--all`` for every
-layer -- and prints, per layer, thread count and algorithm: the median time in
-ms, GFLOP/s, the percentage of this machine's fp32 peak and, where PyTorch is
-installed, torch's time and the ratio ``torch_ms / fastconv_ms`` (> 1 means
-fastconv is faster).
+layer -- for each op of :data:`OPS` (``--op`` to choose): forward convolution,
+its data and weight gradients, and transposed convolution.  It prints, per op,
+layer, thread count and algorithm: the median time in ms, GFLOP/s, the
+percentage of this machine's fp32 peak and, where PyTorch is installed, torch's
+time and the ratio ``torch_ms / fastconv_ms`` (> 1 means fastconv is faster).
+The torch peer of a backward direction is ``aten.convolution_backward`` with a
+one-gradient output mask, the call autograd makes.
 
 Method (see shared/DESIGN.md, "The machine": machines are shared and noisy, so
 compare ratios measured in the same run, interleaved, median of several):
@@ -23,13 +26,21 @@ compare ratios measured in the same run, interleaved, median of several):
 Modules: :mod:`.layers` (the layers file), :mod:`.ops` (what is timed, one entry per
 op), :mod:`.timing` (interleaved rounds, busy-CPU detection), :mod:`.peak` (the peak
 table), :mod:`.report` (table, progress bar, JSON), :mod:`.cli` (options) and
-:mod:`.runner` (the run).  Adding an op (conv_transpose, pooling, a backward
-direction) means adding one entry to :data:`OPS`; the loop, table and JSON do not
-change.
+:mod:`.runner` (the run).  Adding an op (pooling, say) means adding one entry to
+:data:`OPS`; the loop, table and JSON do not change.
 """
 
 from .cli import add_arguments, build_parser
-from .layers import QUICK_LAYERS, conv_flops, conv_output_size, find_layers_file, load_layers, select_layers
+from .layers import (
+    QUICK_LAYERS,
+    conv_flops,
+    conv_output_size,
+    conv_transpose_flops,
+    conv_transpose_output_size,
+    find_layers_file,
+    load_layers,
+    select_layers,
+)
 from .ops import OPS, OpSpec
 from .peak import PEAK_GFLOPS, peak_gflops
 from .runner import main, run
@@ -44,6 +55,8 @@ __all__ = [
     "build_parser",
     "conv_flops",
     "conv_output_size",
+    "conv_transpose_flops",
+    "conv_transpose_output_size",
     "find_layers_file",
     "load_layers",
     "main",

@@ -10,6 +10,7 @@ import argparse
 from typing import List
 
 from .layers import LAYERS_ENV
+from .ops import OPS
 from .timing import DEFAULT_BUDGET_S, MIN_ROUNDS
 
 __all__ = ["add_arguments", "build_parser"]
@@ -64,8 +65,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
         help="run the layers whose name contains SUBSTR (repeatable; searches all layers)",
     )
     parser.add_argument(
+        "--op", action="append", default=[], metavar="NAME",
+        help="run only these ops (repeatable or comma list): " + ", ".join(OPS)
+        + " (default: all of them, each on the layers of its kind)",
+    )
+    parser.add_argument(
         "--algo", action="append", default=[], metavar="NAME",
-        help="run only this fastconv algorithm (repeatable or comma list; 'auto' allowed)",
+        help="run only this fastconv algorithm (repeatable or comma list; 'auto' allowed); "
+        "each op runs those of them its direction implements",
     )
     parser.add_argument(
         "--threads", type=_thread_list, default=None, metavar="N[,N...]",
@@ -110,6 +117,7 @@ def build_parser(prog: str = "fastconv bench") -> argparse.ArgumentParser:
     """
     parser = argparse.ArgumentParser(
         prog=prog,
-        description="Time fastconv's convolution algorithms (and PyTorch) on the standard benchmark layers.",
+        description="Time fastconv's convolution algorithms (and PyTorch) on the standard benchmark layers: "
+        "forward, backward-data, backward-weights and transposed convolution.",
     )
     return add_arguments(parser)

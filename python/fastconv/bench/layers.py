@@ -19,6 +19,8 @@ __all__ = [
     "QUICK_LAYERS",
     "conv_flops",
     "conv_output_size",
+    "conv_transpose_flops",
+    "conv_transpose_output_size",
     "find_layers_file",
     "load_layers",
     "select_layers",
@@ -26,7 +28,9 @@ __all__ = [
 
 LAYERS_ENV = "FASTCONV_LAYERS"
 
-# The quick default subset: one of each kind of layer, ~1-2 minutes on 2 cores.
+# The quick default subset: one of each kind of layer (every op of OPS runs on the
+# layers of its kind: forward and both backward directions on the conv layers),
+# well under a minute on 2 cores.
 QUICK_LAYERS: Tuple[str, ...] = (
     "resnet50_3x3_64_56",  # the classic 3x3, 64 channels, 56x56
     "resnet50_1x1_64_56",  # pointwise 1x1
@@ -34,6 +38,7 @@ QUICK_LAYERS: Tuple[str, ...] = (
     "resnet50_stem7x7s2",  # large kernel, stride 2, 3 input channels
     "mobilenetv2_dw3x3_144_56",  # depthwise (groups == channels)
     "conv1d_k3_128_4096",  # 1-D
+    "dcgan_tconv4x4s2_256to128_16",  # transposed convolution, stride 2
 )
 
 Layer = Dict[str, Any]
@@ -226,3 +231,56 @@ def conv_flops(layer: Layer) -> int:
     """
     out = math.prod(conv_output_size(layer))
     return 2 * layer["N"] * layer["K"] * out * (layer["C"] // layer["groups"]) * math.prod(layer["kernel"])
+
+
+def conv_transpose_output_size(layer: Layer) -> List[int]:
+    """Spatial output size of a transposed convolution layer.
+
+    Parameters
+    ----------
+    layer : dict
+        A ``conv_transpose`` layer: ``input`` is the transposed convolution's
+        input; ``output_padding`` (optional) defaults to 0 per dimension.
+
+    Returns
+    -------
+    list of int
+        ``(in - 1) s - 2 p + d (k - 1) + output_padding + 1`` per dimension, as
+        ``torch.nn.ConvTranspose*d``.
+
+    Examples
+    --------
+    >>> conv_transpose_output_size({"input": [16, 16], "kernel": [4, 4], "stride": [2, 2],
+    ...                             "padding": [1, 1], "dilation": [1, 1]})
+    [32, 32]
+    """
+    op = layer.get("output_padding") or [0] * len(layer["input"])
+    dims = zip(layer["input"], layer["kernel"], layer["stride"], layer["padding"], layer["dilation"], op)
+    return [(i - 1) * s - 2 * p + d * (k - 1) + o + 1 for i, k, s, p, d, o in dims]
+
+
+def conv_transpose_flops(layer: Layer) -> int:
+    """FLOPs of one transposed convolution call (multiply + add = 2).
+
+    Parameters
+    ----------
+    layer : dict
+        A ``conv_transpose`` layer: ``C`` input channels, ``K`` output channels,
+        weight ``(C, K / groups, *kernel)``.
+
+    Returns
+    -------
+    int
+        ``2 * N * C * prod(input) * (K / groups) * prod(kernel)``: every input
+        element meets every weight of its group once.  This is the forward
+        FLOP count of the convolution it is the transpose (the data gradient) of,
+        i.e. :func:`conv_flops` with C and K swapped and ``input`` as its output.
+
+    Examples
+    --------
+    >>> conv_transpose_flops({"N": 1, "C": 256, "K": 128, "groups": 1, "input": [16, 16],
+    ...                       "kernel": [4, 4]})
+    268435456
+    """
+    return (2 * layer["N"] * layer["C"] * math.prod(layer["input"]) * (layer["K"] // layer["groups"])
+            * math.prod(layer["kernel"]))

@@ -109,22 +109,25 @@ def format_ms(ms: Optional[float]) -> str:
 
 
 class Table:
-    """The results table: one line per layer, op, thread count and algorithm.
+    """The results table: one line per op, layer, thread count and algorithm.
 
     Parameters
     ----------
     name_width, algo_width : int
         Longest layer name and algorithm name to be shown.
+    op_width : int
+        Longest op name to be shown.
     """
 
-    COLS = ("layer", "thr", "algo", "ms", "GFLOP/s", "%peak", "torch ms", "ratio")
+    COLS = ("op", "layer", "thr", "algo", "ms", "GFLOP/s", "%peak", "torch ms", "ratio")
+    _LEFT = (0, 1, 3)  # op, layer and algo left-aligned, numbers right-aligned
 
-    def __init__(self, name_width: int, algo_width: int) -> None:
-        self.widths = (max(name_width, 5), 3, max(algo_width + 2, 4), 10, 8, 6, 10, 6)
+    def __init__(self, name_width: int, algo_width: int, op_width: int = 4) -> None:
+        self.widths = (max(op_width, 2), max(name_width, 5), 3, max(algo_width + 2, 4), 10, 8, 6, 10, 6)
 
     def _line(self, cells: Sequence[str]) -> str:
-        # layer and algo left-aligned, numbers right-aligned
-        parts = [c.ljust(w) if i in (0, 2) else c.rjust(w) for i, (c, w) in enumerate(zip(cells, self.widths))]
+        parts = [c.ljust(w) if i in self._LEFT else c.rjust(w)
+                 for i, (c, w) in enumerate(zip(cells, self.widths))]
         return "  ".join(parts).rstrip()
 
     def header(self) -> List[str]:
@@ -134,7 +137,7 @@ class Table:
 
     def row(self, r: Row) -> str:
         """One result (a row of the JSON ``results``) as a table line."""
-        cells = [r["layer"], str(r["threads"]), r["algo"] + (" *" if r["best"] else "")]
+        cells = [r["op"], r["layer"], str(r["threads"]), r["algo"] + (" *" if r["best"] else "")]
         if r["status"] != "ok":
             reason = r["reason"].splitlines()[0][:80] if r["reason"] else ""
             return self._line(cells + [r["status"]]) + f"  ({reason})"
@@ -152,7 +155,7 @@ class Table:
 
 
 def summary_lines(results: Sequence[Row], thread_counts: Sequence[int], mismatch_tol: float) -> List[str]:
-    """Closing lines: per thread count, the geometric mean of torch ms / best fastconv ms.
+    """Closing lines: per op and thread count, the geometric mean of torch ms / best fastconv ms.
 
     Parameters
     ----------
@@ -166,14 +169,24 @@ def summary_lines(results: Sequence[Row], thread_counts: Sequence[int], mismatch
     Returns
     -------
     list of str
+
+    Examples
+    --------
+    >>> rows = [{"op": "conv", "threads": 1, "best": True, "ratio": 2.0, "mismatch": False},
+    ...         {"op": "conv", "threads": 1, "best": True, "ratio": 0.5, "mismatch": False}]
+    >>> summary_lines(rows, [1], 1e-3)
+    ['conv threads 1: geometric mean of torch ms / best fastconv ms over 2 layer(s): 1.00']
     """
     lines = []
-    for n in thread_counts:
-        best = [r for r in results if r["threads"] == n and r["best"] and r["ratio"]]
-        if best:
-            gm = math.exp(sum(math.log(r["ratio"]) for r in best) / len(best))
-            lines.append(f"threads {n}: geometric mean of torch ms / best fastconv ms "
-                         f"over {len(best)} layer(s): {gm:.2f}")
+    ops = list(dict.fromkeys(r["op"] for r in results))
+    width = max((len(op) for op in ops), default=0)
+    for op in ops:
+        for n in thread_counts:
+            best = [r for r in results if r["op"] == op and r["threads"] == n and r["best"] and r["ratio"]]
+            if best:
+                gm = math.exp(sum(math.log(r["ratio"]) for r in best) / len(best))
+                lines.append(f"{op:<{width}} threads {n}: geometric mean of torch ms / best fastconv ms "
+                             f"over {len(best)} layer(s): {gm:.2f}")
     mismatched = sum(1 for r in results if r["mismatch"])
     if mismatched:
         lines.append(f"WARNING: {mismatched} result(s) differ from torch by more than {mismatch_tol:g} (relative)")

@@ -1,7 +1,7 @@
-"""The benchmark run: header, the layer × op × threads loop, summary and JSON.
+"""The benchmark run: header, the op × layer × threads loop, summary and JSON.
 
-For every selected layer and every :data:`~fastconv.bench.ops.OPS` entry that runs on
-it, inputs are made once; then, per thread count, every method (each fastconv
+For every selected :data:`~fastconv.bench.ops.OPS` entry (``--op``) and every selected
+layer it runs on, inputs are made once; then, per thread count, every method (each fastconv
 algorithm, and torch) is called once to warm up and to check its result against
 torch's, and all of them are timed together by :func:`~fastconv.bench.timing.measure`.
 """
@@ -23,7 +23,7 @@ import numpy as np
 
 from .cli import build_parser
 from .layers import Layer, find_layers_file, load_layers, select_layers
-from .ops import OpSpec, layer_ops, ops_for
+from .ops import OPS, OpSpec, layer_ops, ops_for
 from .peak import PEAK_SOURCE, peak_line, usable_cores
 from .report import Progress, Table, cpu_model, summary_lines, write_json
 from .timing import MIN_ROUNDS, cpu_busy, measure, others_busy, own_cpu, proc_stat
@@ -32,7 +32,7 @@ __all__ = ["MISMATCH_TOL", "main", "run"]
 
 MISMATCH_TOL = 1e-3  # max|y - y_torch| / max|y_torch| above this is flagged
 BUSY_CORES_WARN = 0.25  # warn when other processes use more than this many cores
-_PARAM_KEYS = ("N", "C", "K", "input", "kernel", "stride", "padding", "dilation", "groups")
+_PARAM_KEYS = ("N", "C", "K", "input", "kernel", "stride", "padding", "output_padding", "dilation", "groups")
 
 
 def _import_torch(disabled: bool) -> Tuple[Any, str]:
@@ -63,14 +63,26 @@ def _rel_diff(a: Any, ref: Any) -> float:
     return diff / scale if scale > 0 else diff
 
 
-def _print_list(selection: str, layers: Sequence[Layer], skipped: Sequence[Layer]) -> None:
+def _split_names(values: Sequence[str]) -> List[str]:
+    """``["a,b", "c"]`` -> ``["a", "b", "c"]`` (repeatable, comma-list options), without repeats."""
+    return list(dict.fromkeys(n for v in values for n in v.replace(" ", "").split(",") if n))
+
+
+def _skip_reason(layer: Layer) -> str:
+    if layer.get("op") in layer_ops():
+        return "no selected --op runs on it"
+    return "not benchmarked yet"
+
+
+def _print_list(selection: str, layers: Sequence[Layer], skipped: Sequence[Layer], ops: Sequence[str]) -> None:
     print(selection)
     for l in layers:
-        mflop = ops_for(l)[0][1].flops(l) / 1e6
-        print(f"  {l['name']:<32} {l['op']:<5} N={l['N']} C={l['C']} K={l['K']} input={l['input']} "
-              f"kernel={l['kernel']} stride={l['stride']} groups={l['groups']}  {mflop:.0f} MFLOP")
+        mflop = ops_for(l, ops)[0][1].flops(l) / 1e6
+        names = ",".join(name for name, _ in ops_for(l, ops))
+        print(f"  {l['name']:<32} {l['op']:<14} N={l['N']} C={l['C']} K={l['K']} input={l['input']} "
+              f"kernel={l['kernel']} stride={l['stride']} groups={l['groups']}  {mflop:.0f} MFLOP  [{names}]")
     for l in skipped:
-        print(f"  {l['name']:<32} {l['op']} (not benchmarked yet)")
+        print(f"  {l['name']:<32} {l['op']} ({_skip_reason(l)})")
 
 
 def _bench(
@@ -156,21 +168,34 @@ def run(args: argparse.Namespace) -> int:
     except (OSError, ValueError, KeyError) as e:
         print(f"fastconv bench: {e}", file=sys.stderr)
         return 2
-    layers, skipped, how = select_layers(all_layers, ops=layer_ops(), all_layers=args.all, filters=args.filter)
+    ops = _split_names(getattr(args, "op", None) or []) or list(OPS)
+    unknown_ops = [o for o in ops if o not in OPS]
+    if unknown_ops:
+        print(f"fastconv bench: unknown op {', '.join(map(repr, unknown_ops))}; "
+              f"known: {', '.join(OPS)}", file=sys.stderr)
+        return 2
+    ops = [o for o in OPS if o in ops]  # table order, whatever the order given
+    layers, skipped, how = select_layers(all_layers, ops=layer_ops(ops), all_layers=args.all, filters=args.filter)
     selection = f"layers: {where} ({len(layers)} of {len(all_layers)} layers: {how})"
     if args.list:
-        _print_list(selection, layers, skipped)
+        _print_list(selection, layers, skipped, ops)
         return 0
 
-    registered = list(fastconv.algorithms())
+    registered = list(dict.fromkeys(a for d in (None, "forward", "backward_data", "backward_weights")
+                                    for a in fastconv.algorithms(d)))
     algos: Optional[List[str]] = None
     if args.algo:
-        algos = [a for spec in args.algo for a in spec.replace(" ", "").split(",") if a]
+        algos = _split_names(args.algo)
         unknown = [a for a in algos if a not in registered and a != "auto"]
         if unknown:
             print(f"fastconv bench: unknown algo {', '.join(map(repr, unknown))}; "
                   f"registered: {', '.join(registered)} (or 'auto')", file=sys.stderr)
             return 2
+    # per op: its direction's algorithms, narrowed by --algo ('auto' always applies)
+    op_algos: Dict[str, List[str]] = {}
+    for op in ops:
+        available = OPS[op].algorithms()
+        op_algos[op] = available if algos is None else [a for a in algos if a == "auto" or a in available]
 
     torch, torch_line = _import_torch(args.no_torch)
     info = dict(fastconv.info())
@@ -193,9 +218,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"WARNING: the machine is busy: other processes used {busy:.1f} of {os.cpu_count()} cores "
               "just before the run; timings will be noisy and thread scaling meaningless")
     print(selection)
-    if skipped:
-        print(f"skipping {len(skipped)} layer(s) with op {', '.join(sorted({l['op'] for l in skipped}))} "
-              "(not benchmarked yet)")
+    print(f"ops: {', '.join(ops)}" + ("" if len(ops) < len(OPS) else " (all; --op to choose)"))
+    for reason in dict.fromkeys(_skip_reason(l) for l in skipped):
+        these = [l for l in skipped if _skip_reason(l) == reason]
+        print(f"skipping {len(these)} layer(s) with op {', '.join(sorted({l['op'] for l in these}))} ({reason})")
     print(peak_text)
     print("timing: warm-up, then interleaved rounds, median"
           + (f" of {args.repeat}" if args.repeat else f" (>= {MIN_ROUNDS} rounds, ~{args.budget:g} s per method)")
@@ -205,10 +231,14 @@ def run(args: argparse.Namespace) -> int:
         print("no layers selected", file=sys.stderr)
         return 1
 
-    # ---- the loop: layer × op, then thread counts ----
-    jobs = [(layer, op, spec, algos if algos is not None else spec.algorithms())
-            for layer in layers for op, spec in ops_for(layer)]
-    table = Table(max(len(l["name"]) for l in layers), max((len(a) for job in jobs for a in job[3]), default=0))
+    # ---- the loop: op × layer (rows grouped by op), then thread counts ----
+    jobs = [(layer, op, OPS[op], op_algos[op])
+            for op in ops for layer in layers if layer.get("op") == OPS[op].layer_op and op_algos[op]]
+    if not jobs:
+        print(f"no algorithm of {', '.join(algos or [])} implements the selected op(s)", file=sys.stderr)
+        return 1
+    table = Table(max(len(l["name"]) for l in layers), max((len(a) for job in jobs for a in job[3]), default=0),
+                  max(len(job[1]) for job in jobs))
     for line in table.header():
         print(line)
     sys.stdout.flush()
@@ -223,7 +253,7 @@ def run(args: argparse.Namespace) -> int:
             arrays = spec.make_inputs(layer, _layer_rng(args.seed, layer["name"]))
             tensors = tuple(torch.from_numpy(a) for a in arrays) if torch is not None else None
             for n in thread_counts:
-                progress.describe(f"{layer['name']} x{n}")
+                progress.describe(f"{op} {layer['name']} x{n}")
                 fastconv.set_num_threads(n)
                 if torch is not None:
                     torch.set_num_threads(n)
@@ -277,7 +307,8 @@ def run(args: argparse.Namespace) -> int:
                 "repeat": args.repeat,
                 "budget_s": args.budget,
                 "seed": args.seed,
-                "algorithms": algos or registered,
+                "ops": ops,
+                "algorithms": op_algos,
             },
             "elapsed_s": elapsed,
             "results": results,

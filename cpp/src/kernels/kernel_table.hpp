@@ -87,12 +87,12 @@ struct DirectRowUkernel {
 
 // Pooling passes (generic/pool_ukernel.hpp), for max (NaN-propagating) and sum:
 //   rows: v[i] = op_{r < nrows} x[offset[r] + i]                  for i < n
-//   cols: y[o] = op_{k < kw} v[o*stride + k*dilation]             for o < n
+//   cols: y[o] = op_{k < kw} v[o*stride + k*dilation] (/ divisor[o]) for o < n
 template <typename T>
 using PoolRowsFn = void (*)(const T* x, const int64_t* offset, int64_t nrows, int64_t n, T* v);
 template <typename T>
 using PoolColsFn = void (*)(const T* v, int64_t n, int64_t stride, int64_t dilation, int64_t kw,
-                            T* y);
+                            const T* divisor, T* y);
 
 template <typename T>
 struct PoolKernels {

@@ -37,51 +37,61 @@ void fixed_forward(const PoolProblem& p, const T* x, T* y, const kernels::PoolKe
                    int threads) {
   const bool is_max = p.kind == PoolKind::max;
   const FixedAxis ad(p, 0), ah(p, 1), aw(p, 2);
-  const int64_t H = p.in[1], W = p.in[2], HW = H * W, plane_in = p.in_spatial();
+  const AxisTable td(ad), th(ah), tw(aw);
+  const int64_t W = p.in[2], HW = p.in[1] * W, plane_in = p.in_spatial();
   const int64_t OH = p.out[1], OW = p.out[2], plane_out = p.out_spatial();
   const int64_t rows_max = std::min(p.kernel[0], p.in[0]) * std::min(p.kernel[1], p.in[1]);
   const int64_t w_lo = aw.interior_begin(), w_hi = aw.interior_end();
   const auto rows_fn = is_max ? pk.rows_max : pk.rows_sum;
   const auto cols_fn = is_max ? pk.cols_max : pk.cols_sum;
-  // Average pooling's divisor = (D and H factors of the row) x w_divisor[ow]; with
-  // divisor_override the row factors are 1 (every factor stays exact in T).
+  // Average pooling's divisor of output (od, oh, ow) = row factor x w_divisor[ow]; with
+  // divisor_override the row factor is 1 (every factor stays exact in T).
   std::vector<T> w_divisor(static_cast<size_t>(OW), T(1));
   for (int64_t ow = 0; ow < OW && !is_max; ++ow)
     w_divisor[ow] = static_cast<T>(p.divisor_override ? p.divisor_override : aw.count(ow, p.count_include_pad));
-  // Per-thread scratch: row offsets and one reduced row.
+  // Per-thread scratch: row offsets, one reduced row, one row of divisors.
   std::vector<int64_t> offsets(static_cast<size_t>(threads * rows_max));
   std::vector<T> rows(static_cast<size_t>(threads * W));
+  std::vector<T> divisors(is_max ? 0 : static_cast<size_t>(threads * OW));
+  const RowSplit split(p.planes(), p.out[0] * OH, threads);
 
 #pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1)
-  for (int64_t t = 0; t < p.planes() * p.out[0] * OH; ++t) {
-    const int64_t plane = t / (p.out[0] * OH), od = t / OH % p.out[0], oh = t % OH;
+  for (int64_t t = 0; t < split.tasks(); ++t) {
+    const int64_t plane = split.plane(t), r_end = split.row_end(t);
     const T* xp = x + plane * plane_in;
-    T* yr = y + plane * plane_out + (od * OH + oh) * OW;
     int64_t* off = offsets.data() + thread_index() * rows_max;
-    int64_t n = 0;
-    for (int64_t kd = ad.k_begin(od); kd < ad.k_end(od); ++kd)
-      for (int64_t kh = ah.k_begin(oh); kh < ah.k_end(oh); ++kh)
-        off[n++] = (ad.start(od) + kd * ad.dilation) * HW + (ah.start(oh) + kh * ah.dilation) * W;
-    const T* v = xp + off[0];
-    if (n > 1) {
-      T* buf = rows.data() + thread_index() * W;
-      rows_fn(xp, off, n, W, buf);
-      v = buf;
-    }
-    if (w_hi > w_lo) cols_fn(v + aw.start(w_lo), w_hi - w_lo, aw.stride, aw.dilation, aw.kernel, yr + w_lo);
-    for (int64_t ow = 0; ow < OW; ++ow) {
-      if (ow == w_lo) ow = std::max(w_lo, w_hi);
-      if (ow >= OW) break;
-      const int64_t kb = aw.k_begin(ow), ke = aw.k_end(ow);
-      T acc = v[aw.start(ow) + kb * aw.dilation];
-      for (int64_t k = kb + 1; k < ke; ++k) acc = reduce(is_max, acc, v[aw.start(ow) + k * aw.dilation]);
-      yr[ow] = acc;
-    }
-    if (!is_max) {
-      const T dh = p.divisor_override ? T(1)
-                                      : static_cast<T>(ad.count(od, p.count_include_pad) *
-                                                       ah.count(oh, p.count_include_pad));
-      for (int64_t ow = 0; ow < OW; ++ow) yr[ow] /= dh * w_divisor[ow];
+    T* buf = rows.data() + thread_index() * W;
+    T* div_row = is_max ? nullptr : divisors.data() + thread_index() * OW;
+    for (int64_t r = split.row_begin(t); r < r_end; ++r) {
+      const int64_t od = r / OH, oh = r % OH;
+      T* yr = y + plane * plane_out + r * OW;
+      int64_t n = 0;
+      for (int64_t kd = td.k_begin[od]; kd < td.k_end[od]; ++kd)
+        for (int64_t kh = th.k_begin[oh]; kh < th.k_end[oh]; ++kh)
+          off[n++] = (td.start[od] + kd * ad.dilation) * HW + (th.start[oh] + kh * ah.dilation) * W;
+      const T* v = xp + off[0];
+      if (n > 1) {
+        rows_fn(xp, off, n, W, buf);
+        v = buf;
+      }
+      const T dh = is_max || p.divisor_override
+                       ? T(1)
+                       : static_cast<T>(ad.count(od, p.count_include_pad) *
+                                        ah.count(oh, p.count_include_pad));
+      if (div_row)
+        for (int64_t ow = w_lo; ow < w_hi; ++ow) div_row[ow] = dh * w_divisor[ow];
+      if (w_hi > w_lo) {
+        cols_fn(v + tw.start[w_lo], w_hi - w_lo, aw.stride, aw.dilation, aw.kernel,
+                div_row ? div_row + w_lo : nullptr, yr + w_lo);
+      }
+      for (int64_t ow = 0; ow < OW; ++ow) {  // border outputs, whose window crosses the padding
+        if (ow == w_lo) ow = std::max(w_lo, w_hi);
+        if (ow >= OW) break;
+        T acc = v[tw.start[ow] + tw.k_begin[ow] * aw.dilation];
+        for (int64_t k = tw.k_begin[ow] + 1; k < tw.k_end[ow]; ++k)
+          acc = reduce(is_max, acc, v[tw.start[ow] + k * aw.dilation]);
+        yr[ow] = is_max ? acc : acc / (dh * w_divisor[ow]);
+      }
     }
   }
 }

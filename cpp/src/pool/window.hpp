@@ -5,7 +5,9 @@
 // Adaptive windows: output o covers [floor(o*in/out), ceil((o+1)*in/out)).
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
+#include <vector>
 
 #include "fastconv/pool.hpp"
 
@@ -48,6 +50,38 @@ struct FixedAxis {
     const int64_t s = start(o), e = s + kernel;
     return (e < in + padding ? e : in + padding) - s;
   }
+};
+
+// FixedAxis's per-output values tabulated once per call (the hot loops do no division).
+struct AxisTable {
+  std::vector<int64_t> start, k_begin, k_end;
+  explicit AxisTable(const FixedAxis& a)
+      : start(static_cast<size_t>(a.out)), k_begin(start.size()), k_end(start.size()) {
+    for (int64_t o = 0; o < a.out; ++o) {
+      start[o] = a.start(o);
+      k_begin[o] = a.k_begin(o);
+      k_end[o] = a.k_end(o);
+    }
+  }
+};
+
+// Work split of a pooling forward: tasks are (plane, range of output rows), about 8 per thread
+// when there are few planes, whole planes otherwise.
+struct RowSplit {
+  int64_t planes, rows, chunk, chunks;
+  RowSplit(int64_t planes_, int64_t rows_, int threads)
+      : planes(planes_), rows(rows_), chunk(rows_), chunks(1) {
+    const int64_t want = 8 * static_cast<int64_t>(threads);
+    if (planes < want && rows > 1) {
+      chunks = std::min(rows, (want + planes - 1) / planes);
+      chunk = (rows + chunks - 1) / chunks;
+      chunks = (rows + chunk - 1) / chunk;
+    }
+  }
+  int64_t tasks() const { return planes * chunks; }
+  int64_t plane(int64_t t) const { return t / chunks; }
+  int64_t row_begin(int64_t t) const { return t % chunks * chunk; }
+  int64_t row_end(int64_t t) const { return std::min(rows, row_begin(t) + chunk); }
 };
 
 struct AdaptiveAxis {

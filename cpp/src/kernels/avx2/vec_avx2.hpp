@@ -22,6 +22,7 @@ struct VecF32 {
     return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(even), _MM_SHUFFLE(3, 1, 2, 0)));
   }
   static R fmadd(R a, R b, R c) { return _mm256_fmadd_ps(a, b, c); }
+  static R div(R a, R b) { return _mm256_div_ps(a, b); }
   static R add(R a, R b) { return _mm256_add_ps(a, b); }
   // Maximum that propagates NaN from either operand (maxps alone returns b when either is NaN).
   static R max(R a, R b) {

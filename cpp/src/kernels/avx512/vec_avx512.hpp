@@ -22,6 +22,7 @@ struct VecF32 {
     return _mm512_permutex2var_ps(lo, idx, hi);
   }
   static R fmadd(R a, R b, R c) { return _mm512_fmadd_ps(a, b, c); }
+  static R div(R a, R b) { return _mm512_div_ps(a, b); }
   static R add(R a, R b) { return _mm512_add_ps(a, b); }
   // Maximum that propagates NaN from either operand (maxps alone returns b when either is NaN).
   static R max(R a, R b) {

@@ -4,8 +4,9 @@
 // A pooling window is a box, and max and sum are associative, so a window reduces in two
 // passes: `rows` reduces the input rows a window covers into one row (contiguous, vectorised
 // along it), and `cols` reduces windows along that row (vectorised along the outputs, gathering
-// lanes when the stride is above 1). Max propagates NaN (any NaN in a window gives NaN, as in
-// PyTorch). Arguments: see PoolRowsFn / PoolColsFn in kernel_table.hpp.
+// lanes when the stride is above 1, deinterleaving when it is 2). Max propagates NaN (any NaN in
+// a window gives NaN, as in PyTorch); average pooling's division happens in the cols pass.
+// Arguments: see PoolRowsFn / PoolColsFn in kernel_table.hpp.
 #pragma once
 
 #include <cstdint>
@@ -29,17 +30,24 @@ struct SumOp {
   static T apply(T a, T b) { return a + b; }
 };
 
-// v[i] = op over r < nrows of x[offset[r] + i], for i < n (nrows >= 1).
+// v[i] = op over r < nrows of x[offset[r] + i], for i < n (nrows >= 1). A last partial vector
+// is computed as a full vector ending at n-1 (overlapping, idempotent) when n >= W.
 template <typename V, typename Op>
 void pool_rows(const typename V::T* x, const int64_t* offset, int64_t nrows, int64_t n,
                typename V::T* v) {
   using R = typename V::R;
   constexpr int W = V::W;
-  int64_t i = 0;
-  for (; i + W <= n; i += W) {
+  const auto block = [&](int64_t i) {
     R acc = V::loadu(x + offset[0] + i);
     for (int64_t r = 1; r < nrows; ++r) acc = Op::apply(acc, V::loadu(x + offset[r] + i));
     V::storeu(v + i, acc);
+  };
+  int64_t i = 0;
+  for (; i + W <= n; i += W) block(i);
+  if (i == n) return;
+  if (n >= W) {
+    block(n - W);
+    return;
   }
   for (; i < n; ++i) {
     typename V::T acc = x[offset[0] + i];
@@ -48,26 +56,32 @@ void pool_rows(const typename V::T* x, const int64_t* offset, int64_t nrows, int
   }
 }
 
-// y[o] = op over k < kw of v[o*stride + k*dilation], for o < n (kw >= 1).
+// y[o] = op over k < kw of v[o*stride + k*dilation], divided by divisor[o] when divisor is not
+// null, for o < n (kw >= 1). A last partial vector is computed as a full vector ending at
+// output n-1 (overlapping the previous one), so every load stays inside the windows read.
 template <typename V, typename Op>
 void pool_cols(const typename V::T* v, int64_t n, int64_t stride, int64_t dilation, int64_t kw,
-               typename V::T* y) {
+               const typename V::T* divisor, typename V::T* y) {
+  using T = typename V::T;
   using R = typename V::R;
   constexpr int W = V::W;
-  for (int64_t o = 0; o < n; o += W) {
-    const int lanes = n - o < W ? static_cast<int>(n - o) : W;
-    const typename V::T* base = v + o * stride;
+  const auto block = [&](int64_t o, int lanes) {
+    const T* base = v + o * stride;
     R acc = load_lanes<V>(base, stride, lanes);
     for (int64_t k = 1; k < kw; ++k)
       acc = Op::apply(acc, load_lanes<V>(base + k * dilation, stride, lanes));
-    if (lanes == W) {
-      V::storeu(y + o, acc);
-    } else {
-      alignas(64) typename V::T t[W];
-      V::storeu(t, acc);
-      for (int i = 0; i < lanes; ++i) y[o + i] = t[i];
-    }
+    if (divisor) acc = V::div(acc, load_lanes<V>(divisor + o, 1, lanes));
+    return acc;
+  };
+  if (n < W) {  // too short for one vector: partial lanes
+    alignas(64) T t[W];
+    V::storeu(t, block(0, static_cast<int>(n)));
+    for (int64_t i = 0; i < n; ++i) y[i] = t[i];
+    return;
   }
+  int64_t o = 0;
+  for (; o + W <= n; o += W) V::storeu(y + o, block(o, W));
+  if (o < n) V::storeu(y + n - W, block(n - W, W));
 }
 
 }  // namespace fastconv::kernels

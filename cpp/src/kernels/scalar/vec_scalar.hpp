@@ -42,6 +42,11 @@ struct Vec {
     for (int i = 0; i < W; ++i) r.v[i] = (a.v[i] > b.v[i] || a.v[i] != a.v[i]) ? a.v[i] : b.v[i];
     return r;
   }
+  static R div(const R& a, const R& b) {
+    R r;
+    for (int i = 0; i < W; ++i) r.v[i] = a.v[i] / b.v[i];
+    return r;
+  }
   static R add(const R& a, const R& b) {
     R r;
     for (int i = 0; i < W; ++i) r.v[i] = a.v[i] + b.v[i];

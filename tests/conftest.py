@@ -6,8 +6,15 @@
 - ``load_layers()`` / ``layers``: the standard layer set, from
   ``<workspace>/shared/shapes/layers.json`` when it exists, else the packaged copy
   ``python/fastconv/data/layers.json``.
-- ``record_error``: tests report each normalised error here; the worst one per dtype (and per
-  dtype × algorithm) is printed in the terminal summary at the end of the session.
+- ``record_error``: tests report each normalised error here; the worst one per entry point
+  (forward, input, weight, bias, transpose, transpose_input, transpose_weight) and dtype (and
+  per algorithm) is printed in the terminal summary at the end of the session.
+- ``ALGOS_BY_DIRECTION`` and the fixtures ``fwd_algo`` / ``bwd_data_algo`` / ``bwd_weights_algo``:
+  the registry filtered by ``fastconv.algorithms(direction)``, for the gradient and transposed
+  convolution tests.
+- ``tolerance_for`` / ``compare_with_reference`` / ``fail_if``: the accuracy budget of DESIGN.md
+  and the common output checks (ndarray, dtype, shape, C-contiguous, NaN-free, error <= budget)
+  shared by the gradient and transposed-convolution tests.
 """
 
 import json
@@ -30,6 +37,18 @@ PACKAGED_LAYERS_IN_REPO = REPO_ROOT / "python" / "fastconv" / "data" / "layers.j
 
 ISAS = list(fastconv.info()["isas"])
 ALGOS = list(fastconv.algorithms())
+DIRECTIONS = ("forward", "backward_data", "backward_weights")
+
+
+def _algorithms_for(direction):
+    try:
+        return list(fastconv.algorithms(direction))
+    except TypeError:  # a build without the direction argument (before issue 3)
+        return list(ALGOS)
+
+
+# direction -> the algorithms that implement it (never hard-coded names)
+ALGOS_BY_DIRECTION = {d: _algorithms_for(d) for d in DIRECTIONS}
 
 
 def packaged_layers_path():
@@ -83,15 +102,33 @@ def algo(request):
     return request.param
 
 
+@pytest.fixture(params=ALGOS_BY_DIRECTION["forward"])
+def fwd_algo(request):
+    return request.param
+
+
+@pytest.fixture(params=ALGOS_BY_DIRECTION["backward_data"])
+def bwd_data_algo(request):
+    return request.param
+
+
+@pytest.fixture(params=ALGOS_BY_DIRECTION["backward_weights"])
+def bwd_weights_algo(request):
+    return request.param
+
+
 # ---------------------------------------------------------------- worst-error bookkeeping
-# key (dtype name, algo) -> (error, isa, case description)
+# entry points in summary order (the op a normalised error was measured on)
+ENTRY_POINTS = ("forward", "input", "weight", "bias", "transpose", "transpose_input",
+                "transpose_weight")
+# key (entry point, dtype name, algo) -> (error, isa, case description)
 WORST_ERRORS = {}
 # algo -> number of (config, isa, dtype) combinations it declined with "does not support"
 DECLINED = {}
 
 
-def _record(dtype, algo, err, isa="", case=""):
-    key = (np.dtype(dtype).name, algo)
+def _record(dtype, algo, err, isa="", case="", entry="forward"):
+    key = (entry, np.dtype(dtype).name, algo)
     if key not in WORST_ERRORS or err > WORST_ERRORS[key][0]:
         WORST_ERRORS[key] = (float(err), isa, case)
 
@@ -102,7 +139,10 @@ def _record_declined(algo):
 
 @pytest.fixture(scope="session")
 def record_error():
-    """record_error(dtype, algo, err, isa='', case='') -> None."""
+    """record_error(dtype, algo, err, isa='', case='', entry='forward') -> None.
+
+    entry: one of ENTRY_POINTS (the op whose output was compared with the reference).
+    """
     return _record
 
 
@@ -118,11 +158,121 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     tr.section("fastconv worst normalised error (max|y-ref| / max|ref| vs float64 reference)")
     info = fastconv.info()
     tr.write_line(f"isas tested: {ISAS}; algorithms: {ALGOS}; threads: {info.get('num_threads')}")
-    for dt in sorted({k[0] for k in WORST_ERRORS}):
-        items = [(v, k[1]) for k, v in WORST_ERRORS.items() if k[0] == dt]
-        (err, isa_, case), algo_ = max(items, key=lambda t: t[0][0])
-        tr.write_line(f"{dt}: worst {err:.3e}  (algo={algo_}, isa={isa_}, case={case})")
-        for (e, i, c), a in sorted(items, key=lambda t: t[1]):
-            tr.write_line(f"    {dt} {a:>16}: {e:.3e}  (isa={i}, case={c})")
+    if any(ALGOS_BY_DIRECTION[d] != ALGOS for d in DIRECTIONS):
+        tr.write_line(f"algorithms by direction: {ALGOS_BY_DIRECTION}")
+    entries = [e for e in ENTRY_POINTS if any(k[0] == e for k in WORST_ERRORS)]
+    entries += sorted({k[0] for k in WORST_ERRORS} - set(ENTRY_POINTS))
+    for entry in entries:
+        for dt in sorted({k[1] for k in WORST_ERRORS if k[0] == entry}):
+            items = [(v, k[2]) for k, v in WORST_ERRORS.items() if k[:2] == (entry, dt)]
+            (err, isa_, case), algo_ = max(items, key=lambda t: t[0][0])
+            tr.write_line(f"{entry:>16} {dt}: worst {err:.3e}  "
+                          f"(algo={algo_}, isa={isa_}, case={case})")
+            for (e, i, c), a in sorted(items, key=lambda t: t[1]):
+                tr.write_line(f"{'':>16}     {dt} {a:>16}: {e:.3e}  (isa={i}, case={c})")
     if DECLINED:
         tr.write_line(f"combinations declined with 'does not support': {DECLINED}")
+
+
+# ---------------------------------------------------------------- shared checks (grad/transpose)
+# accuracy budget (DESIGN.md): float32 per algorithm (names not listed get the default), float64
+FP32_TOL_DEFAULT = 2e-6
+FP32_TOL_BY_ALGO_PREFIX = {"winograd_f4x3": 5e-5, "winograd_f6x3": 5e-5}
+FP64_TOL = 1e-12
+
+
+def tolerance_for(algo, dtype, direction="forward"):
+    """Accuracy budget of `algo` ('auto': the loosest algorithm of that direction)."""
+    if np.dtype(dtype) == np.float64:
+        return FP64_TOL
+    if algo == "auto":
+        return max([FP32_TOL_DEFAULT] + [tolerance_for(a, dtype, direction)
+                                         for a in ALGOS_BY_DIRECTION[direction]])
+    for prefix, tol in FP32_TOL_BY_ALGO_PREFIX.items():
+        if algo.startswith(prefix):
+            return tol
+    return FP32_TOL_DEFAULT
+
+
+def compare_with_reference(y, ref, dtype, tol, where):
+    """Check a fastconv result against its float64 reference.
+
+    Returns (problems, err): problems is a list of strings (empty when right); err is the
+    normalised error, or None when it could not be measured (wrong type/shape, NaN).
+    """
+    from reference import normalized_error
+
+    if not isinstance(y, np.ndarray):
+        return [f"{where}: returned {type(y).__name__}, not ndarray"], None
+    problems = []
+    if y.dtype != np.dtype(dtype):
+        problems.append(f"{where}: dtype {y.dtype}, expected {np.dtype(dtype)}")
+    if y.shape != ref.shape:
+        return problems + [f"{where}: shape {y.shape}, expected {ref.shape}"], None
+    if not y.flags.c_contiguous:
+        problems.append(f"{where}: output not C-contiguous (strides {y.strides})")
+    if np.isnan(y).any():
+        problems.append(f"{where}: NaN in output at {np.argwhere(np.isnan(y))[:5].tolist()}")
+        return problems, None
+    err = normalized_error(y, ref)
+    if not err <= tol:
+        idx = np.unravel_index(np.argmax(np.abs(y.astype(np.float64) - ref)), ref.shape)
+        problems.append(f"{where}: normalised error {err:.3e} > {tol:.1e} "
+                        f"(worst at {tuple(int(i) for i in idx)}: got {y[idx]!r}, "
+                        f"ref {ref[idx]!r})")
+    return problems, err
+
+
+def fail_if(problems, limit=15):
+    """pytest.fail with the first `limit` problems (each names its configuration)."""
+    if problems:
+        more = f"\n... and {len(problems) - limit} more" if len(problems) > limit else ""
+        pytest.fail(f"{len(problems)} problem(s):\n" + "\n".join(problems[:limit]) + more,
+                    pytrace=False)
+
+
+# ---------------------------------------------------------------- pooling (issue 4)
+# Pooling results are recorded with record_error(dtype, f"{rank}d", err, isa, case, entry=...)
+# under these entry points (the summary lists them after the convolution ones; max pooling must
+# be exact, so its worst error is 0 when everything is right).
+POOL_ENTRY_POINTS = ("max_pool", "avg_pool", "adaptive_avg_pool", "adaptive_max_pool",
+                     "max_pool_input", "avg_pool_input", "adaptive_avg_pool_input",
+                     "adaptive_max_pool_input")
+ENTRY_POINTS = ENTRY_POINTS + tuple(e for e in POOL_ENTRY_POINTS if e not in ENTRY_POINTS)
+# accuracy budget of the averaging pools and of all pooling gradients (DESIGN.md: avg <= 1e-6)
+POOL_FP32_TOL = 1e-6
+POOL_FP64_TOL = 1e-12
+
+
+def pool_tolerance(dtype):
+    """Normalised-error budget of average pooling and of the pooling gradients."""
+    return POOL_FP64_TOL if np.dtype(dtype) == np.float64 else POOL_FP32_TOL
+
+
+def exact_error(y, ref):
+    """0.0 when y equals ref exactly (NaN where ref is NaN, same infinities), else the
+    normalised error of the finite part (inf when the NaN / inf pattern differs)."""
+    from reference import normalized_error
+
+    y = np.asarray(y, dtype=np.float64)
+    ref = np.asarray(ref, dtype=np.float64)
+    if y.shape != ref.shape:
+        return float("inf")
+    if np.array_equal(y, ref, equal_nan=True):
+        return 0.0
+    finite = np.isfinite(ref)
+    if not np.array_equal(np.isfinite(y), finite) or not np.array_equal(y[~finite], ref[~finite],
+                                                                        equal_nan=True):
+        return float("inf")
+    return max(normalized_error(y[finite], ref[finite]), np.finfo(np.float64).tiny)
+
+
+@pytest.fixture
+def threads_restored():
+    """Yields fastconv.set_num_threads; the previous thread count is restored afterwards."""
+    prev = fastconv.get_num_threads()
+    try:
+        yield fastconv.set_num_threads
+    finally:
+        fastconv.set_num_threads(prev)
+    assert fastconv.get_num_threads() == prev

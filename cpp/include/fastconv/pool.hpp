@@ -78,7 +78,8 @@ void pool_fwd(const PoolProblem& problem, DType dtype, const void* x, void* y, i
 void pool_avg_bwd(const PoolProblem& problem, DType dtype, const void* dy, void* dx);
 
 /// Gradient of a max pooling through its indices: dx[n][c][indices[...]] += dy[...], dx fully
-/// written. Throws InvalidArgument if an index lies outside the input plane.
+/// written. Index -1 (a dilated window that lies entirely in the padding; its value is -inf)
+/// contributes nothing; any other index outside the input plane throws InvalidArgument.
 void pool_max_bwd(const PoolProblem& problem, DType dtype, const void* dy, const int64_t* indices,
                   void* dx);
 

@@ -14,6 +14,7 @@
 #include "util/buffer.hpp"
 #include "util/checked.hpp"
 #include "util/dtype.hpp"
+#include "util/parallel.hpp"
 
 namespace fastconv {
 
@@ -21,6 +22,12 @@ namespace {
 
 using conv::ConvAlgorithm;
 using util::with_dtype;
+
+// Threads for a call: about 64K multiply-adds per thread at least.
+int threads_for(const ConvProblem& p) {
+  const int64_t macs = p.N * p.K * p.out_spatial() * p.C_per_group() * p.kernel_spatial();
+  return util::threads_for(macs, int64_t(1) << 16, num_threads());
+}
 
 template <typename T>
 constexpr DType dtype_of() {
@@ -64,7 +71,7 @@ template <typename T>
 void forward(const ConvProblem& p, const ConvAlgorithm& algo, const T* x, const T* w, const T* b,
              T* y) {
   if (p.N == 0 || p.K == 0) return;
-  const int threads = num_threads();
+  const int threads = threads_for(p);
   const int64_t plane = p.out_spatial();
   if (p.C == 0) {  // empty reduction: the output is the bias
     for (int64_t n = 0; n < p.N; ++n)
@@ -80,7 +87,7 @@ template <typename T>
 void backward_data(const ConvProblem& p, const ConvAlgorithm& algo, const T* w, const T* dy,
                    T* dx) {
   if (p.N == 0 || p.C == 0) return;
-  const int threads = num_threads();
+  const int threads = threads_for(p);
   if (p.K == 0) {
     fill(dx, p.N * p.C * p.in_spatial(), T(0), threads);
     return;
@@ -103,7 +110,7 @@ void backward_weights(const ConvProblem& p, const ConvAlgorithm& algo, const T* 
                       T* dw) {
   const int64_t weights = p.K * p.C_per_group() * p.kernel_spatial();
   if (weights == 0) return;
-  const int threads = num_threads();
+  const int threads = threads_for(p);
   if (p.N == 0) {
     fill(dw, weights, T(0), threads);
     return;
@@ -118,7 +125,7 @@ void backward_weights(const ConvProblem& p, const ConvAlgorithm& algo, const T* 
 // order.
 template <typename T>
 void backward_bias(int64_t N, int64_t K, int64_t plane, const T* dy, T* db) {
-  const int threads = num_threads();
+  const int threads = util::threads_for(N * K * plane, int64_t(1) << 14, num_threads());
 #pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1)
   for (int64_t k = 0; k < K; ++k) {
     T total = T(0);
@@ -138,7 +145,7 @@ void backward_bias(int64_t N, int64_t K, int64_t plane, const T* dy, T* db) {
 template <typename T>
 void add_channel_bias(const ConvProblem& p, const T* b, T* y) {
   const int64_t plane = p.in_spatial();
-  const int threads = num_threads();
+  const int threads = threads_for(p);
 #pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1)
   for (int64_t nc = 0; nc < p.N * p.C; ++nc) {
     T* row = y + nc * plane;

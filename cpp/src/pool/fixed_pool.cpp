@@ -1,7 +1,8 @@
 // pool/fixed_pool.cpp — max and average pooling with fixed windows: forward and backward.
 //
 //   max:  y[o] = max over the window of x (NaN propagates), indices[o] = flat index of the first
-//         maximum within the plane (a later NaN takes its place, as in PyTorch)
+//         maximum within the plane (a later NaN takes its place, as in PyTorch). With dilation a
+//         window can lie entirely in the padding: its value is -inf and its index -1.
 //   avg:  y[o] = sum over the window of x / divisor, divisor = divisor_override, or the window
 //         clipped to the padded input (count_include_pad), or to the input
 //   avg backward: dx[i] += dy[o] / divisor(o) for every i in window(o)
@@ -11,6 +12,7 @@
 // output scans its window in order. Tasks are output rows (forward) or planes (backward), so
 // every result has one writer and a fixed order.
 #include <algorithm>
+#include <limits>
 #include <vector>
 
 #include "fixed_pool.hpp"
@@ -69,6 +71,10 @@ void fixed_forward(const PoolProblem& p, const T* x, T* y, const kernels::PoolKe
       for (int64_t kd = td.k_begin[od]; kd < td.k_end[od]; ++kd)
         for (int64_t kh = th.k_begin[oh]; kh < th.k_end[oh]; ++kh)
           off[n++] = (td.start[od] + kd * ad.dilation) * HW + (th.start[oh] + kh * ah.dilation) * W;
+      if (n == 0) {  // (max, dilated) every window of this row lies in the padding
+        std::fill(yr, yr + OW, -std::numeric_limits<T>::infinity());
+        continue;
+      }
       const T* v = xp + off[0];
       if (n > 1) {
         rows_fn(xp, off, n, W, buf);
@@ -87,6 +93,10 @@ void fixed_forward(const PoolProblem& p, const T* x, T* y, const kernels::PoolKe
       for (int64_t ow = 0; ow < OW; ++ow) {  // border outputs, whose window crosses the padding
         if (ow == w_lo) ow = std::max(w_lo, w_hi);
         if (ow >= OW) break;
+        if (tw.k_begin[ow] >= tw.k_end[ow]) {  // (max, dilated) the window lies in the padding
+          yr[ow] = -std::numeric_limits<T>::infinity();
+          continue;
+        }
         T acc = v[tw.start[ow] + tw.k_begin[ow] * aw.dilation];
         for (int64_t k = tw.k_begin[ow] + 1; k < tw.k_end[ow]; ++k)
           acc = reduce(is_max, acc, v[tw.start[ow] + k * aw.dilation]);
@@ -108,8 +118,8 @@ void fixed_max_forward_indices(const PoolProblem& p, const T* x, T* y, int64_t* 
     const T* xp = x + plane * plane_in;
     const int64_t o_row = plane * plane_out + (od * OH + oh) * OW;
     for (int64_t ow = 0; ow < OW; ++ow) {
-      int64_t best = -1;
-      T val = T(0);
+      int64_t best = -1;  // stays -1 when the window lies in the padding (value -inf)
+      T val = -std::numeric_limits<T>::infinity();
       for (int64_t kd = ad.k_begin(od); kd < ad.k_end(od); ++kd) {
         const int64_t id = ad.start(od) + kd * ad.dilation;
         for (int64_t kh = ah.k_begin(oh); kh < ah.k_end(oh); ++kh) {

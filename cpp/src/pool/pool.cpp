@@ -10,6 +10,7 @@
 #include "fastconv/runtime.hpp"
 #include "fixed_pool.hpp"
 #include "util/dtype.hpp"
+#include "util/parallel.hpp"
 
 namespace fastconv {
 
@@ -17,11 +18,18 @@ namespace {
 
 using util::with_dtype;
 
+// Threads for a call: about 16K elements read or written per thread at least.
+int threads_for(const PoolProblem& p) {
+  return util::threads_for(p.planes() * (p.in_spatial() + p.out_spatial()), int64_t(1) << 14,
+                           num_threads());
+}
+
 bool is_max(PoolKind k) { return k == PoolKind::max || k == PoolKind::adaptive_max; }
 bool is_adaptive(PoolKind k) { return k == PoolKind::adaptive_max || k == PoolKind::adaptive_avg; }
 
-// dx[plane][indices[o]] += dy[plane][o]. Returns false if an index lies outside the plane
-// (nothing is written out of bounds).
+// dx[plane][indices[o]] += dy[plane][o]; index -1 (a max-pool window entirely in the padding)
+// contributes nothing. Returns false if another index lies outside the plane (nothing is
+// written out of bounds).
 template <typename T>
 bool scatter(const PoolProblem& p, const T* dy, const int64_t* indices, T* dx, int threads) {
   const int64_t plane_in = p.in_spatial(), plane_out = p.out_spatial();
@@ -34,7 +42,7 @@ bool scatter(const PoolProblem& p, const T* dy, const int64_t* indices, T* dx, i
     const int64_t* idx = indices + plane * plane_out;
     for (int64_t o = 0; o < plane_out; ++o) {
       if (idx[o] < 0 || idx[o] >= plane_in) {
-        ok.store(false, std::memory_order_relaxed);
+        if (idx[o] != -1) ok.store(false, std::memory_order_relaxed);
         continue;
       }
       g[idx[o]] += gy[o];
@@ -48,7 +56,7 @@ bool scatter(const PoolProblem& p, const T* dy, const int64_t* indices, T* dx, i
 void pool_fwd(const PoolProblem& p, DType dtype, const void* x, void* y, int64_t* indices) {
   if (indices && !is_max(p.kind)) throw InvalidArgument(p.op + ": only max pooling has indices");
   if (p.planes() == 0 || p.out_spatial() == 0) return;
-  const int threads = num_threads();
+  const int threads = threads_for(p);
   const auto& kernels = kernels::active_kernels();
   with_dtype(dtype, [&](auto t) {
     using T = decltype(t);
@@ -68,7 +76,7 @@ void pool_fwd(const PoolProblem& p, DType dtype, const void* x, void* y, int64_t
 void pool_avg_bwd(const PoolProblem& p, DType dtype, const void* dy, void* dx) {
   if (is_max(p.kind)) throw InvalidArgument(p.op + ": pool_avg_bwd takes an average pooling");
   if (p.planes() == 0) return;
-  const int threads = num_threads();
+  const int threads = threads_for(p);
   with_dtype(dtype, [&](auto t) {
     using T = decltype(t);
     const auto* gy = static_cast<const T*>(dy);
@@ -89,7 +97,7 @@ void pool_max_bwd(const PoolProblem& p, DType dtype, const void* dy, const int64
   bool ok = true;
   with_dtype(dtype, [&](auto t) {
     using T = decltype(t);
-    ok = scatter(p, static_cast<const T*>(dy), indices, static_cast<T*>(dx), num_threads());
+    ok = scatter(p, static_cast<const T*>(dy), indices, static_cast<T*>(dx), threads_for(p));
   });
   if (!ok) {
     throw InvalidArgument(p.op + ": found an index outside the input plane of " +

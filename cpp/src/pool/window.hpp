@@ -21,13 +21,15 @@ struct FixedAxis {
         padding(p.padding[d]), dilation(p.dilation[d]) {}
 
   int64_t start(int64_t o) const { return o * stride - padding; }
-  // Kernel taps [k_begin, k_end) of output o that fall inside the input (never empty).
+  // Kernel taps [k_begin, k_end) of output o that fall inside the input; empty (k_begin >=
+  // k_end) only when dilation makes a max-pool window skip over the whole input.
   int64_t k_begin(int64_t o) const {
     const int64_t s = start(o);
     return s >= 0 ? 0 : (-s + dilation - 1) / dilation;
   }
   int64_t k_end(int64_t o) const {
     const int64_t last = in - 1 - start(o);  // largest k*dilation inside the input
+    if (last < 0) return 0;
     const int64_t e = last / dilation + 1;
     return e < kernel ? e : kernel;
   }

@@ -121,23 +121,20 @@ void backward_weights(const ConvProblem& p, const ConvAlgorithm& algo, const T* 
       threads);
 }
 
-// db[k] = sum over n and positions of dy[n][k] (dy N x K x plane); blocked sums in a fixed
-// order.
+// db[k] = sum over n and positions of dy[n][k] (dy N x K x plane), accumulated in double in a
+// fixed order and rounded once: a plain sum has no other products to hide its rounding behind,
+// and the terms of a gradient often nearly cancel.
 template <typename T>
 void backward_bias(int64_t N, int64_t K, int64_t plane, const T* dy, T* db) {
   const int threads = util::threads_for(N * K * plane, int64_t(1) << 14, num_threads());
 #pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1)
   for (int64_t k = 0; k < K; ++k) {
-    T total = T(0);
+    double total = 0.0;
     for (int64_t n = 0; n < N; ++n) {
       const T* row = dy + (n * K + k) * plane;
-      for (int64_t i0 = 0; i0 < plane; i0 += 256) {
-        T block = T(0);
-        for (int64_t i = i0; i < std::min(plane, i0 + 256); ++i) block += row[i];
-        total += block;
-      }
+      for (int64_t i = 0; i < plane; ++i) total += row[i];
     }
-    db[k] = total;
+    db[k] = static_cast<T>(total);
   }
 }
 

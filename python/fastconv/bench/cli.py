@@ -11,6 +11,7 @@ from typing import List
 
 from .layers import LAYERS_ENV
 from .ops import OPS
+from .peers import peer_names
 from .timing import DEFAULT_BUDGET_S, MIN_ROUNDS
 
 __all__ = ["add_arguments", "build_parser"]
@@ -96,7 +97,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
         "--peak", type=_positive_float, default=None, metavar="GFLOPS",
         help="fp32 peak in GFLOP/s for %%peak (default: DESIGN.md's figure for the active ISA and thread count)",
     )
-    parser.add_argument("--no-torch", action="store_true", help="do not compare with PyTorch")
+    parser.add_argument(
+        "--peak-bw", type=_positive_float, default=None, metavar="GB/S",
+        help="memory bandwidth in GB/s for %%bw of the memory-bound ops (default: DESIGN.md's figure "
+        "for the thread count)",
+    )
+    parser.add_argument(
+        "--peer", action="append", default=[], metavar="NAME",
+        help="compare only with these peers (repeatable or comma list): "
+        + ", ".join(peer_names([p for spec in OPS.values() for p in spec.peers]))
+        + " (default: every peer of each op whose library is installed)",
+    )
+    parser.add_argument("--no-torch", action="store_true", help="do not compare with PyTorch (torch, torch_cl)")
+    parser.add_argument("--no-ort", action="store_true", help="do not compare with ONNX Runtime (ort)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random inputs (default 0)")
     parser.add_argument("--list", action="store_true", help="list the selected layers and exit")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -117,7 +130,8 @@ def build_parser(prog: str = "fastconv bench") -> argparse.ArgumentParser:
     """
     parser = argparse.ArgumentParser(
         prog=prog,
-        description="Time fastconv's convolution algorithms (and PyTorch) on the standard benchmark layers: "
-        "forward, backward-data, backward-weights and transposed convolution.",
+        description="Time fastconv's convolution algorithms and pooling (against PyTorch and ONNX Runtime) "
+        "on the standard benchmark layers: forward, backward-data, backward-weights and transposed "
+        "convolution, max and average pooling.",
     )
     return add_arguments(parser)

@@ -23,6 +23,7 @@ __all__ = [
     "conv_transpose_output_size",
     "find_layers_file",
     "load_layers",
+    "pool_bytes",
     "select_layers",
 ]
 
@@ -39,6 +40,8 @@ QUICK_LAYERS: Tuple[str, ...] = (
     "mobilenetv2_dw3x3_144_56",  # depthwise (groups == channels)
     "conv1d_k3_128_4096",  # 1-D
     "dcgan_tconv4x4s2_256to128_16",  # transposed convolution, stride 2
+    "resnet_maxpool3x3s2_64_112",  # max pooling 3x3 stride 2, padded (after the ResNet stem)
+    "avgpool2x2_256_56",  # average pooling 2x2 stride 2
 )
 
 Layer = Dict[str, Any]
@@ -284,3 +287,30 @@ def conv_transpose_flops(layer: Layer) -> int:
     """
     return (2 * layer["N"] * layer["C"] * math.prod(layer["input"]) * (layer["K"] // layer["groups"])
             * math.prod(layer["kernel"]))
+
+
+def pool_bytes(layer: Layer, itemsize: int = 4) -> int:
+    """Bytes one pooling call must move at least: its input read once, its output written once.
+
+    Parameters
+    ----------
+    layer : dict
+        A ``max_pool`` / ``avg_pool`` layer (``K == C``; output size as
+        :func:`conv_output_size`, i.e. ``ceil_mode=False``).
+    itemsize : int
+        Bytes per element (4: float32).
+
+    Returns
+    -------
+    int
+        ``itemsize * N * C * (prod(input) + prod(out))``; divided by the time,
+        the GB/s the table reports against the memory bandwidth.
+
+    Examples
+    --------
+    >>> pool_bytes({"N": 1, "C": 64, "input": [112, 112], "kernel": [3, 3], "stride": [2, 2],
+    ...             "padding": [1, 1], "dilation": [1, 1]})
+    4014080
+    """
+    planes = layer["N"] * layer["C"]
+    return itemsize * planes * (math.prod(layer["input"]) + math.prod(conv_output_size(layer)))

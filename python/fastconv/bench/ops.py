@@ -1,20 +1,28 @@
 """The ops the benchmark can time: one :class:`OpSpec` entry per op in :data:`OPS`.
 
 An entry says which layers of the layers file it runs on (``layer_op``), how to make
-seeded inputs, how to call fastconv and PyTorch on them, the FLOPs of one call, the
-output size and which registered algorithms to run.  The runner, table and JSON never
-name an op, so adding pooling is one new entry here.
+seeded inputs, how to call fastconv on them, which peers (:class:`~.peers.Peer`:
+PyTorch, PyTorch channels_last, ONNX Runtime) to time beside it, the FLOPs of one call
+(compute-bound ops) or the bytes it must move (memory-bound ops), the output size and
+which registered algorithms to run.  The runner, table and JSON never name an op or a
+peer, so adding an op is one new entry here.
 
 The ops:
 
 * ``conv`` -- forward convolution (``fastconv.functional.conv{1,2,3}d`` vs
-  ``torch.nn.functional.conv{1,2,3}d``), on the ``conv`` layers;
+  ``torch.nn.functional.conv{1,2,3}d`` and an ONNX Runtime ``Conv``), on the ``conv``
+  layers;
 * ``conv_bwd_data`` -- the input gradient (``fastconv.grad.conv{1,2,3}d_input``), on
   the ``conv`` layers;
 * ``conv_bwd_weights`` -- the weight gradient (``fastconv.grad.conv{1,2,3}d_weight``),
   on the ``conv`` layers;
 * ``conv_transpose`` -- ``fastconv.functional.conv_transpose{1,2,3}d`` vs
-  ``torch.nn.functional.conv_transpose{1,2,3}d``, on the ``conv_transpose`` layers.
+  ``torch.nn.functional.conv_transpose{1,2,3}d`` and an ONNX Runtime ``ConvTranspose``,
+  on the ``conv_transpose`` layers;
+* ``max_pool``, ``avg_pool`` -- ``fastconv.functional.{max,avg}_pool{1,2,3}d`` vs
+  ``torch.nn.functional.{max,avg}_pool{1,2,3}d`` on an NCHW tensor and on a
+  channels_last copy, and ONNX Runtime ``MaxPool`` / ``AveragePool``, on the
+  ``max_pool`` / ``avg_pool`` layers.  Memory-bound: reported in GB/s, no FLOPs.
 
 The torch peer of a backward direction is ``torch.ops.aten.convolution_backward``
 with an output mask selecting that one gradient: the very call autograd makes for
@@ -25,13 +33,24 @@ the graph bookkeeping or the forward pass.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, Dict, List, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .layers import Layer, conv_flops, conv_output_size, conv_transpose_flops, conv_transpose_output_size
+from .layers import (
+    Layer,
+    conv_flops,
+    conv_output_size,
+    conv_transpose_flops,
+    conv_transpose_output_size,
+    pool_bytes,
+)
+from .peers import Peer, onnx_pads, ort_session, torch_memory_format
 
-__all__ = ["OPS", "OpSpec", "layer_ops", "ops_for"]
+__all__ = ["NO_ALGO", "OPS", "OpSpec", "layer_ops", "ops_for"]
+
+#: The algorithm label of an op fastconv has a single implementation of (pooling).
+NO_ALGO = "-"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,16 +65,22 @@ class OpSpec:
         Seeded float32 inputs (C-contiguous).
     fastconv : callable(layer, arrays, algo) -> callable() -> np.ndarray
         A zero-argument closure running fastconv with algorithm ``algo``.
-    torch : callable(layer, tensors) -> callable() -> torch.Tensor
-        A zero-argument closure running the PyTorch equivalent; its result is
-        the reference of the mismatch check.
-    flops : callable(layer) -> int
-        Floating-point operations of one call (multiply + add = 2).
+    peers : tuple of Peer
+        What fastconv is compared with, in table order.  The first one that
+        runs is the reference of the mismatch check; ``ratio`` is the best
+        (fastest) peer's time over fastconv's.
+    flops : callable(layer) -> int, or None
+        Floating-point operations of one call (multiply + add = 2); None for
+        an op whose FLOPs mean nothing (pooling): no GFLOP/s then.
+    bytes : callable(layer) -> int, or None
+        For a memory-bound op, the bytes one call must move at least (input
+        read once + output written once): the GB/s column.  None otherwise.
     output_size : callable(layer) -> list of int
         Spatial size of the op's output (of the forward convolution for the
         backward directions), recorded in the JSON ``params``.
     algorithms : callable() -> list of str
-        The fastconv algorithm names to run for this op.
+        The fastconv algorithm names to run for this op; ``[NO_ALGO]`` when
+        fastconv has a single implementation (``fastconv`` ignores ``algo``).
     description : str
         One line for ``--list`` and the help.
     """
@@ -63,10 +88,11 @@ class OpSpec:
     layer_op: str
     make_inputs: Callable[[Layer, np.random.Generator], Tuple[np.ndarray, ...]]
     fastconv: Callable[[Layer, Tuple[np.ndarray, ...], str], Callable[[], Any]]
-    torch: Callable[[Layer, Tuple[Any, ...]], Callable[[], Any]]
-    flops: Callable[[Layer], int]
+    peers: Tuple[Peer, ...]
+    flops: Optional[Callable[[Layer], int]]
     output_size: Callable[[Layer], List[int]]
     algorithms: Callable[[], List[str]]
+    bytes: Optional[Callable[[Layer], int]] = None
     description: str = ""
 
 
@@ -98,13 +124,30 @@ def _conv_fastconv(layer: Layer, arrays: Tuple[np.ndarray, ...], algo: str) -> C
     return lambda: fn(x, w, None, algo=algo, **kw)
 
 
-def _conv_torch(layer: Layer, tensors: Tuple[Any, ...]) -> Callable[[], Any]:
+def _tensors(arrays: Tuple[np.ndarray, ...]) -> Tuple[Any, ...]:
+    # torch tensors sharing the NumPy inputs' memory
+    import torch
+
+    return tuple(torch.from_numpy(a) for a in arrays)
+
+
+def _conv_torch(layer: Layer, arrays: Tuple[np.ndarray, ...], threads: int) -> Callable[[], Any]:
     import torch.nn.functional as tF
 
     fn = getattr(tF, f"conv{len(layer['input'])}d")
-    x, w = tensors
+    x, w = _tensors(arrays)
     kw = _conv_kwargs(layer)
     return lambda: fn(x, w, None, **kw)
+
+
+def _conv_ort_attrs(layer: Layer, w: np.ndarray) -> Dict[str, Any]:
+    return dict(kernel_shape=list(w.shape[2:]), strides=list(layer["stride"]), pads=onnx_pads(layer["padding"]),
+                dilations=list(layer["dilation"]), group=layer["groups"])
+
+
+def _conv_ort(layer: Layer, arrays: Tuple[np.ndarray, ...], threads: int) -> Callable[[], Any]:
+    x, w = arrays
+    return ort_session("Conv", x, _conv_ort_attrs(layer, w), threads, initializers=[w])
 
 
 def _registered_algorithms(direction: str) -> Callable[[], List[str]]:
@@ -144,13 +187,13 @@ def _conv_bwd_weights_fastconv(layer: Layer, arrays: Tuple[np.ndarray, ...], alg
     return lambda: fn(x, w.shape, g, algo=algo, **kw)
 
 
-def _conv_backward_torch(which: int) -> Callable[[Layer, Tuple[Any, ...]], Callable[[], Any]]:
+def _conv_backward_torch(which: int) -> Callable[[Layer, Tuple[np.ndarray, ...], int], Callable[[], Any]]:
     # which: 0 = input gradient, 1 = weight gradient (aten.convolution_backward's outputs)
-    def make(layer: Layer, tensors: Tuple[Any, ...]) -> Callable[[], Any]:
+    def make(layer: Layer, arrays: Tuple[np.ndarray, ...], threads: int) -> Callable[[], Any]:
         import torch
 
         backward = torch.ops.aten.convolution_backward
-        x, w, g = tensors
+        x, w, g = _tensors(arrays)
         rank = len(layer["input"])
         stride, padding, dilation = list(layer["stride"]), list(layer["padding"]), list(layer["dilation"])
         groups = layer["groups"]
@@ -189,23 +232,117 @@ def _conv_transpose_fastconv(layer: Layer, arrays: Tuple[np.ndarray, ...], algo:
     return lambda: fn(x, w, None, algo=algo, **kw)
 
 
-def _conv_transpose_torch(layer: Layer, tensors: Tuple[Any, ...]) -> Callable[[], Any]:
+def _conv_transpose_torch(layer: Layer, arrays: Tuple[np.ndarray, ...], threads: int) -> Callable[[], Any]:
     import torch.nn.functional as tF
 
     fn = getattr(tF, f"conv_transpose{len(layer['input'])}d")
-    x, w = tensors
+    x, w = _tensors(arrays)
     kw = _conv_transpose_kwargs(layer)
     return lambda: fn(x, w, None, **kw)
 
 
+def _conv_transpose_ort(layer: Layer, arrays: Tuple[np.ndarray, ...], threads: int) -> Callable[[], Any]:
+    x, w = arrays
+    attrs = _conv_ort_attrs(layer, w)
+    attrs["output_padding"] = list(_conv_transpose_kwargs(layer)["output_padding"])
+    return ort_session("ConvTranspose", x, attrs, threads, initializers=[w])
+
+
+# ---- pooling: max_pool, avg_pool ----------------------------------------------
+
+
+def _pool_inputs(layer: Layer, rng: np.random.Generator) -> Tuple[np.ndarray, ...]:
+    # x: (N, C, *input); K == C
+    return (rng.standard_normal((layer["N"], layer["C"], *layer["input"]), dtype=np.float32),)
+
+
+def _pool_kwargs(layer: Layer, kind: str) -> Dict[str, Any]:
+    # the layers file's fields, as torch.nn.functional / fastconv.functional spell them
+    kw: Dict[str, Any] = dict(kernel_size=tuple(layer["kernel"]), stride=tuple(layer["stride"]),
+                              padding=tuple(layer["padding"]))
+    dilation = tuple(layer.get("dilation") or [1] * len(layer["input"]))
+    if kind == "max":
+        kw["dilation"] = dilation
+    elif any(d != 1 for d in dilation):  # avg_pool*d has no dilation
+        raise ValueError(f"avg_pool has no dilation (layer has {list(dilation)})")
+    return kw
+
+
+def _pool_fastconv(kind: str) -> Callable[[Layer, Tuple[np.ndarray, ...], str], Callable[[], Any]]:
+    def make(layer: Layer, arrays: Tuple[np.ndarray, ...], algo: str) -> Callable[[], Any]:
+        from .. import functional
+
+        fn = getattr(functional, f"{kind}_pool{len(layer['input'])}d")
+        (x,) = arrays
+        kw = _pool_kwargs(layer, kind)
+        return lambda: fn(x, **kw)
+
+    return make
+
+
+def _pool_torch(kind: str, channels_last: bool) -> Callable[[Layer, Tuple[np.ndarray, ...], int], Callable[[], Any]]:
+    def make(layer: Layer, arrays: Tuple[np.ndarray, ...], threads: int) -> Callable[[], Any]:
+        import torch
+        import torch.nn.functional as tF
+
+        rank = len(layer["input"])
+        fn = getattr(tF, f"{kind}_pool{rank}d")
+        (x,) = _tensors(arrays)
+        if channels_last:
+            fmt = torch_memory_format(torch, rank)
+            if fmt is None:
+                raise ValueError(f"torch has no channels_last format for {rank}-D pooling")
+            x = x.contiguous(memory_format=fmt)  # once, outside the timing
+        kw = _pool_kwargs(layer, kind)
+        return lambda: fn(x, **kw)
+
+    return make
+
+
+def _pool_ort(kind: str) -> Callable[[Layer, Tuple[np.ndarray, ...], int], Callable[[], Any]]:
+    def make(layer: Layer, arrays: Tuple[np.ndarray, ...], threads: int) -> Callable[[], Any]:
+        (x,) = arrays
+        kw = _pool_kwargs(layer, kind)
+        attrs: Dict[str, Any] = dict(kernel_shape=list(kw["kernel_size"]), strides=list(kw["stride"]),
+                                     pads=onnx_pads(kw["padding"]), ceil_mode=0)
+        if kind == "max":
+            attrs["dilations"] = list(kw["dilation"])
+            return ort_session("MaxPool", x, attrs, threads)
+        attrs["count_include_pad"] = 1  # torch's default (ONNX's is 0)
+        return ort_session("AveragePool", x, attrs, threads)
+
+    return make
+
+
+def _single_implementation() -> List[str]:
+    return [NO_ALGO]
+
+
+# ---- peers --------------------------------------------------------------------
+
+_TORCH = "torch"  # the backend names of peers.BACKENDS
+_ORT = "onnxruntime"
+
+
+def _pool_peers(kind: str) -> Tuple[Peer, ...]:
+    op = "MaxPool" if kind == "max" else "AveragePool"
+    return (
+        Peer("torch", _TORCH, _pool_torch(kind, False), f"torch.nn.functional.{kind}_pool*d, NCHW (contiguous)"),
+        Peer("torch_cl", _TORCH, _pool_torch(kind, True),
+             f"torch.nn.functional.{kind}_pool*d on a channels_last copy of the input (made before timing)"),
+        Peer("ort", _ORT, _pool_ort(kind), f"ONNX Runtime, one {op} node"),
+    )
+
+
 #: bench op name -> how to benchmark it, in table order.  Layers whose op no
-#: entry runs on (max_pool, avg_pool for now) are listed as skipped.
+#: entry runs on are listed as skipped.
 OPS: Dict[str, OpSpec] = {
     "conv": OpSpec(
         layer_op="conv",
         make_inputs=_conv_inputs,
         fastconv=_conv_fastconv,
-        torch=_conv_torch,
+        peers=(Peer("torch", _TORCH, _conv_torch, "torch.nn.functional.conv*d"),
+               Peer("ort", _ORT, _conv_ort, "ONNX Runtime, one Conv node, weight an initializer")),
         flops=conv_flops,
         output_size=conv_output_size,
         algorithms=_registered_algorithms("forward"),
@@ -215,7 +352,7 @@ OPS: Dict[str, OpSpec] = {
         layer_op="conv",
         make_inputs=_conv_grad_inputs,
         fastconv=_conv_bwd_data_fastconv,
-        torch=_conv_backward_torch(0),
+        peers=(Peer("torch", _TORCH, _conv_backward_torch(0), "aten.convolution_backward, input gradient only"),),
         flops=conv_flops,
         output_size=conv_output_size,
         algorithms=_registered_algorithms("backward_data"),
@@ -225,7 +362,7 @@ OPS: Dict[str, OpSpec] = {
         layer_op="conv",
         make_inputs=_conv_grad_inputs,
         fastconv=_conv_bwd_weights_fastconv,
-        torch=_conv_backward_torch(1),
+        peers=(Peer("torch", _TORCH, _conv_backward_torch(1), "aten.convolution_backward, weight gradient only"),),
         flops=conv_flops,
         output_size=conv_output_size,
         algorithms=_registered_algorithms("backward_weights"),
@@ -235,12 +372,36 @@ OPS: Dict[str, OpSpec] = {
         layer_op="conv_transpose",
         make_inputs=_conv_transpose_inputs,
         fastconv=_conv_transpose_fastconv,
-        torch=_conv_transpose_torch,
+        peers=(Peer("torch", _TORCH, _conv_transpose_torch, "torch.nn.functional.conv_transpose*d"),
+               Peer("ort", _ORT, _conv_transpose_ort, "ONNX Runtime, one ConvTranspose node, weight an initializer")),
         flops=conv_transpose_flops,
         output_size=conv_transpose_output_size,
         # a transposed convolution is the data gradient of a convolution
         algorithms=_registered_algorithms("backward_data"),
         description="transposed convolution: functional.conv_transpose*d vs torch.nn.functional.conv_transpose*d",
+    ),
+    "max_pool": OpSpec(
+        layer_op="max_pool",
+        make_inputs=_pool_inputs,
+        fastconv=_pool_fastconv("max"),
+        peers=_pool_peers("max"),
+        flops=None,
+        bytes=pool_bytes,
+        output_size=conv_output_size,
+        algorithms=_single_implementation,
+        description="max pooling: functional.max_pool*d vs torch (NCHW, channels_last) and ONNX Runtime MaxPool",
+    ),
+    "avg_pool": OpSpec(
+        layer_op="avg_pool",
+        make_inputs=_pool_inputs,
+        fastconv=_pool_fastconv("avg"),
+        peers=_pool_peers("avg"),
+        flops=None,
+        bytes=pool_bytes,
+        output_size=conv_output_size,
+        algorithms=_single_implementation,
+        description="average pooling: functional.avg_pool*d vs torch (NCHW, channels_last) and ONNX Runtime "
+        "AveragePool",
     ),
 }
 
@@ -261,7 +422,7 @@ def layer_ops(ops: Sequence[str] = ()) -> List[str]:
     Examples
     --------
     >>> layer_ops()
-    ['conv', 'conv_transpose']
+    ['conv', 'conv_transpose', 'max_pool', 'avg_pool']
     >>> layer_ops(["conv_bwd_data"])
     ['conv']
     """

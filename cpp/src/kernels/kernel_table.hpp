@@ -94,12 +94,20 @@ template <typename T>
 using PoolColsFn = void (*)(const T* v, int64_t n, int64_t stride, int64_t dilation, int64_t kw,
                             const T* divisor, T* y);
 
+//   window: both at once, y[o] = op_{r, k} x[offset[r] + o*stride + k*dilation] (/ divisor[o])
+template <typename T>
+using PoolWindowFn = void (*)(const T* x, const int64_t* offset, int64_t nrows, int64_t n,
+                              int64_t stride, int64_t dilation, int64_t kw, const T* divisor,
+                              T* y);
+
 template <typename T>
 struct PoolKernels {
   PoolRowsFn<T> rows_max = nullptr;
   PoolRowsFn<T> rows_sum = nullptr;
   PoolColsFn<T> cols_max = nullptr;
   PoolColsFn<T> cols_sum = nullptr;
+  PoolWindowFn<T> window_max = nullptr;
+  PoolWindowFn<T> window_sum = nullptr;
 };
 
 template <typename T>

@@ -29,8 +29,10 @@ void adaptive_forward(const PoolProblem& p, const T* x, T* y, int64_t* indices,
   // The largest window along D and H: ceil(in/out) + 1 rows at most.
   const int64_t rows_max = std::min(p.in[0], p.in[0] / std::max<int64_t>(p.out[0], 1) + 2) *
                            std::min(p.in[1], p.in[1] / std::max<int64_t>(p.out[1], 1) + 2);
-  std::vector<int64_t> offsets(indices ? 0 : static_cast<size_t>(threads * rows_max));
-  std::vector<T> rows(indices ? 0 : static_cast<size_t>(threads * W));
+  const int64_t off_stride = util::scratch_stride(rows_max, sizeof(int64_t));
+  const int64_t row_stride = util::scratch_stride(W, sizeof(T));
+  std::vector<int64_t> offsets(indices ? 0 : static_cast<size_t>(threads * off_stride));
+  std::vector<T> rows(indices ? 0 : static_cast<size_t>(threads * row_stride));
 
 #pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1)
   for (int64_t t = 0; t < p.planes() * p.out[0] * OH; ++t) {
@@ -53,13 +55,13 @@ void adaptive_forward(const PoolProblem& p, const T* x, T* y, int64_t* indices,
       }
       continue;
     }
-    int64_t* off = offsets.data() + thread_index() * rows_max;
+    int64_t* off = offsets.data() + thread_index() * off_stride;
     int64_t n = 0;
     for (int64_t id = d0; id < d1; ++id)
       for (int64_t ih = h0; ih < h1; ++ih) off[n++] = id * HW + ih * W;
     const T* v = xp + off[0];
     if (n > 1) {
-      T* buf = rows.data() + thread_index() * W;
+      T* buf = rows.data() + thread_index() * row_stride;
       (is_max ? pk.rows_max : pk.rows_sum)(xp, off, n, W, buf);
       v = buf;
     }

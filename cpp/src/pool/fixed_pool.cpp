@@ -46,24 +46,28 @@ void fixed_forward(const PoolProblem& p, const T* x, T* y, const kernels::PoolKe
   const int64_t w_lo = aw.interior_begin(), w_hi = aw.interior_end();
   const auto rows_fn = is_max ? pk.rows_max : pk.rows_sum;
   const auto cols_fn = is_max ? pk.cols_max : pk.cols_sum;
+  const auto window_fn = is_max ? pk.window_max : pk.window_sum;
   // Average pooling's divisor of output (od, oh, ow) = row factor x w_divisor[ow]; with
   // divisor_override the row factor is 1 (every factor stays exact in T).
   std::vector<T> w_divisor(static_cast<size_t>(OW), T(1));
   for (int64_t ow = 0; ow < OW && !is_max; ++ow)
     w_divisor[ow] = static_cast<T>(p.divisor_override ? p.divisor_override : aw.count(ow, p.count_include_pad));
   // Per-thread scratch: row offsets, one reduced row, one row of divisors.
-  std::vector<int64_t> offsets(static_cast<size_t>(threads * rows_max));
-  std::vector<T> rows(static_cast<size_t>(threads * W));
-  std::vector<T> divisors(is_max ? 0 : static_cast<size_t>(threads * OW));
+  const int64_t off_stride = util::scratch_stride(rows_max, sizeof(int64_t));
+  const int64_t row_stride = util::scratch_stride(W, sizeof(T));
+  const int64_t div_stride = util::scratch_stride(OW, sizeof(T));
+  std::vector<int64_t> offsets(static_cast<size_t>(threads * off_stride));
+  std::vector<T> rows(static_cast<size_t>(threads * row_stride));
+  std::vector<T> divisors(is_max ? 0 : static_cast<size_t>(threads * div_stride));
   const RowSplit split(p.planes(), p.out[0] * OH, threads);
 
 #pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1)
   for (int64_t t = 0; t < split.tasks(); ++t) {
     const int64_t plane = split.plane(t), r_end = split.row_end(t);
     const T* xp = x + plane * plane_in;
-    int64_t* off = offsets.data() + thread_index() * rows_max;
-    T* buf = rows.data() + thread_index() * W;
-    T* div_row = is_max ? nullptr : divisors.data() + thread_index() * OW;
+    int64_t* off = offsets.data() + thread_index() * off_stride;
+    T* buf = rows.data() + thread_index() * row_stride;
+    T* div_row = is_max ? nullptr : divisors.data() + thread_index() * div_stride;
     for (int64_t r = split.row_begin(t); r < r_end; ++r) {
       const int64_t od = r / OH, oh = r % OH;
       T* yr = y + plane * plane_out + r * OW;
@@ -75,20 +79,26 @@ void fixed_forward(const PoolProblem& p, const T* x, T* y, const kernels::PoolKe
         std::fill(yr, yr + OW, -std::numeric_limits<T>::infinity());
         continue;
       }
-      const T* v = xp + off[0];
-      if (n > 1) {
-        rows_fn(xp, off, n, W, buf);
-        v = buf;
-      }
       const T dh = is_max || p.divisor_override
                        ? T(1)
                        : static_cast<T>(ad.count(od, p.count_include_pad) *
                                         ah.count(oh, p.count_include_pad));
       if (div_row)
         for (int64_t ow = w_lo; ow < w_hi; ++ow) div_row[ow] = dh * w_divisor[ow];
-      if (w_hi > w_lo) {
-        cols_fn(v + tw.start[w_lo], w_hi - w_lo, aw.stride, aw.dilation, aw.kernel,
-                div_row ? div_row + w_lo : nullptr, yr + w_lo);
+      if (w_hi > w_lo) {  // outputs whose window lies inside the input along W
+        const T* div = div_row ? div_row + w_lo : nullptr;
+        if (n * aw.kernel <= 4) {  // small window: one pass
+          window_fn(xp + tw.start[w_lo], off, n, w_hi - w_lo, aw.stride, aw.dilation, aw.kernel,
+                    div, yr + w_lo);
+        } else {  // rows collapse into one, then windows along it
+          const T* v = xp + off[0];
+          if (n > 1) {
+            rows_fn(xp, off, n, W, buf);
+            v = buf;
+          }
+          cols_fn(v + tw.start[w_lo], w_hi - w_lo, aw.stride, aw.dilation, aw.kernel, div,
+                  yr + w_lo);
+        }
       }
       for (int64_t ow = 0; ow < OW; ++ow) {  // border outputs, whose window crosses the padding
         if (ow == w_lo) ow = std::max(w_lo, w_hi);
@@ -97,9 +107,14 @@ void fixed_forward(const PoolProblem& p, const T* x, T* y, const kernels::PoolKe
           yr[ow] = -std::numeric_limits<T>::infinity();
           continue;
         }
-        T acc = v[tw.start[ow] + tw.k_begin[ow] * aw.dilation];
-        for (int64_t k = tw.k_begin[ow] + 1; k < tw.k_end[ow]; ++k)
-          acc = reduce(is_max, acc, v[tw.start[ow] + k * aw.dilation]);
+        bool first = true;
+        T acc = T(0);
+        for (int64_t r = 0; r < n; ++r)
+          for (int64_t k = tw.k_begin[ow]; k < tw.k_end[ow]; ++k) {
+            const T val = xp[off[r] + tw.start[ow] + k * aw.dilation];
+            acc = first ? val : reduce(is_max, acc, val);
+            first = false;
+          }
         yr[ow] = is_max ? acc : acc / (dh * w_divisor[ow]);
       }
     }

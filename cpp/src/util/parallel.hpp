@@ -19,6 +19,15 @@ inline int thread_index() {
 #endif
 }
 
+/// Elements between consecutive threads' slices of a shared scratch array holding `n` elements
+/// of `elem_size` bytes per thread: rounded up to whole cache lines plus one line of gap, so no
+/// two threads ever write to the same cache line (false sharing), whatever the base alignment.
+inline int64_t scratch_stride(int64_t n, int64_t elem_size) {
+  constexpr int64_t kLine = 64;
+  const int64_t bytes = (n * elem_size + kLine - 1) / kLine * kLine + kLine;
+  return (bytes + elem_size - 1) / elem_size;
+}
+
 /// Threads worth starting for `work` units (multiply-adds, elements) when each thread should
 /// get at least `grain` of them: between 1 and max_threads. Tiny calls then run serially and
 /// never wait on a busy core for a team barrier.

@@ -84,4 +84,49 @@ void pool_cols(const typename V::T* v, int64_t n, int64_t stride, int64_t dilati
   if (o < n) V::storeu(y + n - W, block(n - W, W));
 }
 
+// Both passes at once, for small windows:
+//   y[o] = op over r < nrows, k < kw of x[offset[r] + o*stride + k*dilation] (/ divisor[o])
+// for o < n. Nothing is stored in between, so it wins when nrows * kw is small (2x2 pooling);
+// the two-pass form reads each input once per row and wins for larger windows.
+// NR rows x KW taps known at compile time (NR = KW = 0: read from the arguments).
+template <typename V, typename Op, int NR, int KW>
+void pool_window_impl(const typename V::T* x, const int64_t* offset, int64_t nrows, int64_t n,
+                      int64_t stride, int64_t dilation, int64_t kw, const typename V::T* divisor,
+                      typename V::T* y) {
+  using T = typename V::T;
+  using R = typename V::R;
+  constexpr int W = V::W;
+  const int64_t rows = NR ? NR : nrows, taps = KW ? KW : kw;
+  const auto block = [&](int64_t o, int lanes) {
+    R acc = load_lanes<V>(x + offset[0] + o * stride, stride, lanes);
+    for (int64_t r = 0; r < rows; ++r) {
+      const T* base = x + offset[r] + o * stride;
+      for (int64_t k = r == 0 ? 1 : 0; k < taps; ++k)
+        acc = Op::apply(acc, load_lanes<V>(base + k * dilation, stride, lanes));
+    }
+    if (divisor) acc = V::div(acc, load_lanes<V>(divisor + o, 1, lanes));
+    return acc;
+  };
+  if (n < W) {
+    alignas(64) T t[W];
+    V::storeu(t, block(0, static_cast<int>(n)));
+    for (int64_t i = 0; i < n; ++i) y[i] = t[i];
+    return;
+  }
+  int64_t o = 0;
+  for (; o + W <= n; o += W) V::storeu(y + o, block(o, W));
+  if (o < n) V::storeu(y + n - W, block(n - W, W));
+}
+
+template <typename V, typename Op>
+void pool_window(const typename V::T* x, const int64_t* offset, int64_t nrows, int64_t n,
+                 int64_t stride, int64_t dilation, int64_t kw, const typename V::T* divisor,
+                 typename V::T* y) {
+  if (nrows == 2 && kw == 2) {  // 2x2 pooling, the common case, fully unrolled
+    pool_window_impl<V, Op, 2, 2>(x, offset, nrows, n, stride, dilation, kw, divisor, y);
+  } else {
+    pool_window_impl<V, Op, 0, 0>(x, offset, nrows, n, stride, dilation, kw, divisor, y);
+  }
+}
+
 }  // namespace fastconv::kernels

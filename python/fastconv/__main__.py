@@ -24,7 +24,7 @@ __all__ = ["main"]
 
 # name -> (module relative to the fastconv package, help line)
 _SUBCOMMANDS = {
-    "bench": (".bench", "benchmark the convolution algorithms on the standard layers"),
+    "bench": (".bench", "benchmark convolution, its gradients and pooling against peers on the standard layers"),
 }
 
 

@@ -86,15 +86,10 @@ struct DirectRowUkernel {
 };
 
 // Pooling passes (generic/pool_ukernel.hpp), for max (NaN-propagating) and sum:
-//   rows: v[i] = op_{r < nrows} x[offset[r] + i]                  for i < n
-//   cols: y[o] = op_{k < kw} v[o*stride + k*dilation] (/ divisor[o]) for o < n
+//   rows:   v[i] = op_{r < nrows} x[offset[r] + i]                                  for i < n
 template <typename T>
 using PoolRowsFn = void (*)(const T* x, const int64_t* offset, int64_t nrows, int64_t n, T* v);
-template <typename T>
-using PoolColsFn = void (*)(const T* v, int64_t n, int64_t stride, int64_t dilation, int64_t kw,
-                            const T* divisor, T* y);
-
-//   window: both at once, y[o] = op_{r, k} x[offset[r] + o*stride + k*dilation] (/ divisor[o])
+//   window: y[o] = op_{r < nrows, k < kw} x[offset[r] + o*stride + k*dilation] (/ divisor[o])
 template <typename T>
 using PoolWindowFn = void (*)(const T* x, const int64_t* offset, int64_t nrows, int64_t n,
                               int64_t stride, int64_t dilation, int64_t kw, const T* divisor,
@@ -104,8 +99,6 @@ template <typename T>
 struct PoolKernels {
   PoolRowsFn<T> rows_max = nullptr;
   PoolRowsFn<T> rows_sum = nullptr;
-  PoolColsFn<T> cols_max = nullptr;
-  PoolColsFn<T> cols_sum = nullptr;
   PoolWindowFn<T> window_max = nullptr;
   PoolWindowFn<T> window_sum = nullptr;
 };

@@ -45,7 +45,6 @@ void fixed_forward(const PoolProblem& p, const T* x, T* y, const kernels::PoolKe
   const int64_t rows_max = std::min(p.kernel[0], p.in[0]) * std::min(p.kernel[1], p.in[1]);
   const int64_t w_lo = aw.interior_begin(), w_hi = aw.interior_end();
   const auto rows_fn = is_max ? pk.rows_max : pk.rows_sum;
-  const auto cols_fn = is_max ? pk.cols_max : pk.cols_sum;
   const auto window_fn = is_max ? pk.window_max : pk.window_sum;
   // Average pooling's divisor of output (od, oh, ow) = row factor x w_divisor[ow]; with
   // divisor_override the row factor is 1 (every factor stays exact in T).
@@ -96,8 +95,9 @@ void fixed_forward(const PoolProblem& p, const T* x, T* y, const kernels::PoolKe
             rows_fn(xp, off, n, W, buf);
             v = buf;
           }
-          cols_fn(v + tw.start[w_lo], w_hi - w_lo, aw.stride, aw.dilation, aw.kernel, div,
-                  yr + w_lo);
+          const int64_t origin = 0;
+          window_fn(v + tw.start[w_lo], &origin, 1, w_hi - w_lo, aw.stride, aw.dilation,
+                    aw.kernel, div, yr + w_lo);
         }
       }
       for (int64_t ow = 0; ow < OW; ++ow) {  // border outputs, whose window crosses the padding

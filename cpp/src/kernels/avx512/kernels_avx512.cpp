@@ -15,7 +15,6 @@ void fill_kernels(KernelTable& table) {
   table.f32.direct_row = {4, &direct_row_ukernel<VecF32, 4>, &direct_row_ukernel<VecF32, 1>,
                        &direct_row_bwd_data<VecF32>, &direct_row_bwd_weights<VecF32>};
   table.f32.pool = {&pool_rows<VecF32, MaxOp<VecF32>>, &pool_rows<VecF32, SumOp<VecF32>>,
-                     &pool_cols<VecF32, MaxOp<VecF32>>, &pool_cols<VecF32, SumOp<VecF32>>,
                      &pool_window<VecF32, MaxOp<VecF32>>, &pool_window<VecF32, SumOp<VecF32>>};
 }
 

@@ -2,10 +2,10 @@
 // written once over a vector wrapper V and instantiated per ISA.
 //
 // A pooling window is a box, and max and sum are associative, so a window reduces in two
-// passes: `rows` reduces the input rows a window covers into one row (contiguous, vectorised
-// along it), and `cols` reduces windows along that row (vectorised along the outputs, gathering
-// lanes when the stride is above 1, deinterleaving when it is 2). Max propagates NaN (any NaN in
-// a window gives NaN, as in PyTorch); average pooling's division happens in the cols pass.
+// passes: `pool_rows` reduces the input rows a window covers into one row (contiguous,
+// vectorised along it), and `pool_window` reduces windows along that row (vectorised along the
+// outputs, gathering lanes when the stride is above 1, deinterleaving when it is 2). Max propagates NaN (any NaN in
+// a window gives NaN, as in PyTorch); average pooling's division happens in pool_window.
 // Arguments: see PoolRowsFn / PoolColsFn in kernel_table.hpp.
 #pragma once
 
@@ -56,38 +56,12 @@ void pool_rows(const typename V::T* x, const int64_t* offset, int64_t nrows, int
   }
 }
 
-// y[o] = op over k < kw of v[o*stride + k*dilation], divided by divisor[o] when divisor is not
-// null, for o < n (kw >= 1). A last partial vector is computed as a full vector ending at
-// output n-1 (overlapping the previous one), so every load stays inside the windows read.
-template <typename V, typename Op>
-void pool_cols(const typename V::T* v, int64_t n, int64_t stride, int64_t dilation, int64_t kw,
-               const typename V::T* divisor, typename V::T* y) {
-  using T = typename V::T;
-  using R = typename V::R;
-  constexpr int W = V::W;
-  const auto block = [&](int64_t o, int lanes) {
-    const T* base = v + o * stride;
-    R acc = load_lanes<V>(base, stride, lanes);
-    for (int64_t k = 1; k < kw; ++k)
-      acc = Op::apply(acc, load_lanes<V>(base + k * dilation, stride, lanes));
-    if (divisor) acc = V::div(acc, load_lanes<V>(divisor + o, 1, lanes));
-    return acc;
-  };
-  if (n < W) {  // too short for one vector: partial lanes
-    alignas(64) T t[W];
-    V::storeu(t, block(0, static_cast<int>(n)));
-    for (int64_t i = 0; i < n; ++i) y[i] = t[i];
-    return;
-  }
-  int64_t o = 0;
-  for (; o + W <= n; o += W) V::storeu(y + o, block(o, W));
-  if (o < n) V::storeu(y + n - W, block(n - W, W));
-}
-
-// Both passes at once, for small windows:
+// Windows along a row, over one or more rows:
 //   y[o] = op over r < nrows, k < kw of x[offset[r] + o*stride + k*dilation] (/ divisor[o])
-// for o < n. Nothing is stored in between, so it wins when nrows * kw is small (2x2 pooling);
-// the two-pass form reads each input once per row and wins for larger windows.
+// for o < n. With one row (offset {0}) this is the second pass after pool_rows; with the
+// window's rows it does both passes at once, storing nothing in between, which wins when
+// nrows * kw is small (2x2 pooling). A last partial vector is computed as a full vector ending
+// at output n-1 (overlapping the previous one), so every load stays inside the windows read.
 // NR rows x KW taps known at compile time (NR = KW = 0: read from the arguments).
 template <typename V, typename Op, int NR, int KW>
 void pool_window_impl(const typename V::T* x, const int64_t* offset, int64_t nrows, int64_t n,

@@ -20,10 +20,8 @@ void fill_kernels(KernelTable& table) {
   table.f64.direct_row = {4, &direct_row_ukernel<D, 4>, &direct_row_ukernel<D, 1>,
                        &direct_row_bwd_data<D>, &direct_row_bwd_weights<D>};
   table.f32.pool = {&pool_rows<F, MaxOp<F>>, &pool_rows<F, SumOp<F>>,
-                     &pool_cols<F, MaxOp<F>>, &pool_cols<F, SumOp<F>>,
                      &pool_window<F, MaxOp<F>>, &pool_window<F, SumOp<F>>};
   table.f64.pool = {&pool_rows<D, MaxOp<D>>, &pool_rows<D, SumOp<D>>,
-                     &pool_cols<D, MaxOp<D>>, &pool_cols<D, SumOp<D>>,
                      &pool_window<D, MaxOp<D>>, &pool_window<D, SumOp<D>>};
 }
 

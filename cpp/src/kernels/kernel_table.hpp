@@ -89,10 +89,10 @@ struct DirectRowUkernel {
 //   rows:   v[i] = op_{r < nrows} x[offset[r] + i]                                  for i < n
 template <typename T>
 using PoolRowsFn = void (*)(const T* x, const int64_t* offset, int64_t nrows, int64_t n, T* v);
-//   window: y[o] = op_{r < nrows, k < kw} x[offset[r] + o*stride + k*dilation] (/ divisor[o])
+//   window: y[o] = op_{r < nrows, k < kw} x[offset[r] + o*stride + k*dilation] (* scale[o])
 template <typename T>
 using PoolWindowFn = void (*)(const T* x, const int64_t* offset, int64_t nrows, int64_t n,
-                              int64_t stride, int64_t dilation, int64_t kw, const T* divisor,
+                              int64_t stride, int64_t dilation, int64_t kw, const T* scale,
                               T* y);
 
 template <typename T>

@@ -3,7 +3,8 @@
 //   max:  y[o] = max over the window of x (NaN propagates), indices[o] = flat index of the first
 //         maximum within the plane (a later NaN takes its place, as in PyTorch). With dilation a
 //         window can lie entirely in the padding: its value is -inf and its index -1.
-//   avg:  y[o] = sum over the window of x / divisor, divisor = divisor_override, or the window
+//   avg:  y[o] = sum over the window of x * (1 / divisor) (the division for border outputs),
+//         divisor = divisor_override, or the window
 //         clipped to the padded input (count_include_pad), or to the input
 //   avg backward: dx[i] += dy[o] / divisor(o) for every i in window(o)
 // Without indices the window reduces separably (kernels/generic/pool_ukernel.hpp): the rows a
@@ -66,7 +67,8 @@ void fixed_forward(const PoolProblem& p, const T* x, T* y, const kernels::PoolKe
     const T* xp = x + plane * plane_in;
     int64_t* off = offsets.data() + thread_index() * off_stride;
     T* buf = rows.data() + thread_index() * row_stride;
-    T* div_row = is_max ? nullptr : divisors.data() + thread_index() * div_stride;
+    T* div_row = is_max ? nullptr : divisors.data() + thread_index() * div_stride;  // 1 / divisor
+    T scale_dh = T(0);  // the row factor div_row was computed for
     for (int64_t r = split.row_begin(t); r < r_end; ++r) {
       const int64_t od = r / OH, oh = r % OH;
       T* yr = y + plane * plane_out + r * OW;
@@ -82,13 +84,15 @@ void fixed_forward(const PoolProblem& p, const T* x, T* y, const kernels::PoolKe
                        ? T(1)
                        : static_cast<T>(ad.count(od, p.count_include_pad) *
                                         ah.count(oh, p.count_include_pad));
-      if (div_row)
-        for (int64_t ow = w_lo; ow < w_hi; ++ow) div_row[ow] = dh * w_divisor[ow];
+      if (div_row && dh != scale_dh) {  // the row factor changes only near borders
+        for (int64_t ow = w_lo; ow < w_hi; ++ow) div_row[ow] = T(1) / (dh * w_divisor[ow]);
+        scale_dh = dh;
+      }
       if (w_hi > w_lo) {  // outputs whose window lies inside the input along W
-        const T* div = div_row ? div_row + w_lo : nullptr;
+        const T* scale = div_row ? div_row + w_lo : nullptr;  // 1 / divisor
         if (n * aw.kernel <= 4) {  // small window: one pass
           window_fn(xp + tw.start[w_lo], off, n, w_hi - w_lo, aw.stride, aw.dilation, aw.kernel,
-                    div, yr + w_lo);
+                    scale, yr + w_lo);
         } else {  // rows collapse into one, then windows along it
           const T* v = xp + off[0];
           if (n > 1) {
@@ -97,7 +101,7 @@ void fixed_forward(const PoolProblem& p, const T* x, T* y, const kernels::PoolKe
           }
           const int64_t origin = 0;
           window_fn(v + tw.start[w_lo], &origin, 1, w_hi - w_lo, aw.stride, aw.dilation,
-                    aw.kernel, div, yr + w_lo);
+                    aw.kernel, scale, yr + w_lo);
         }
       }
       for (int64_t ow = 0; ow < OW; ++ow) {  // border outputs, whose window crosses the padding

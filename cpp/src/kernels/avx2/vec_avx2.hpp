@@ -14,6 +14,19 @@ struct VecF32 {
   static R set1(T x) { return _mm256_set1_ps(x); }
   static R loadu(const T* p) { return _mm256_loadu_ps(p); }
   static void storeu(T* p, R a) { _mm256_storeu_ps(p, a); }
+  // Lanes below n set (n <= 0: none, n >= 8: all), as a maskload mask.
+  static __m256i first(int n) {
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+  }
+  // Lanes p[0] .. p[n-1] (n < 8), zero beyond; masked, so nothing past p[n-1] is read.
+  static R load_partial(const T* p, int n) { return _mm256_maskload_ps(p, first(n)); }
+  // Lanes p[0], p[2], ..., p[2n-2] (n < 8), zero beyond; reads nothing past p[2n-2].
+  static R load_even_partial(const T* p, int n) {
+    const R lo = _mm256_maskload_ps(p, first(2 * n - 1));
+    const R hi = _mm256_maskload_ps(p + 8, first(2 * n - 9));
+    const R even = _mm256_shuffle_ps(lo, hi, _MM_SHUFFLE(2, 0, 2, 0));
+    return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(even), _MM_SHUFFLE(3, 1, 2, 0)));
+  }
   // Lanes p[0], p[2], ..., p[14]; the masked second load reads nothing past p[14].
   static R load_even(const T* p) {
     const R lo = _mm256_loadu_ps(p);
@@ -22,7 +35,7 @@ struct VecF32 {
     return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(even), _MM_SHUFFLE(3, 1, 2, 0)));
   }
   static R fmadd(R a, R b, R c) { return _mm256_fmadd_ps(a, b, c); }
-  static R div(R a, R b) { return _mm256_div_ps(a, b); }
+  static R mul(R a, R b) { return _mm256_mul_ps(a, b); }
   static R add(R a, R b) { return _mm256_add_ps(a, b); }
   // Maximum that propagates NaN from either operand (maxps alone returns b when either is NaN).
   static R max(R a, R b) {

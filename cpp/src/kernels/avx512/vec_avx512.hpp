@@ -14,6 +14,19 @@ struct VecF32 {
   static R set1(T x) { return _mm512_set1_ps(x); }
   static R loadu(const T* p) { return _mm512_loadu_ps(p); }
   static void storeu(T* p, R a) { _mm512_storeu_ps(p, a); }
+  // Mask of the lanes below n (n <= 0: none, n >= 16: all).
+  static __mmask16 first(int n) {
+    return n <= 0 ? 0 : n >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << n) - 1);
+  }
+  // Lanes p[0] .. p[n-1] (n < 16), zero beyond; masked, so nothing past p[n-1] is read.
+  static R load_partial(const T* p, int n) { return _mm512_maskz_loadu_ps(first(n), p); }
+  // Lanes p[0], p[2], ..., p[2n-2] (n < 16), zero beyond; reads nothing past p[2n-2].
+  static R load_even_partial(const T* p, int n) {
+    const R lo = _mm512_maskz_loadu_ps(first(2 * n - 1), p);
+    const R hi = _mm512_maskz_loadu_ps(first(2 * n - 17), p + 16);
+    const __m512i idx = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    return _mm512_permutex2var_ps(lo, idx, hi);
+  }
   // Lanes p[0], p[2], ..., p[30]; the masked second load reads nothing past p[30].
   static R load_even(const T* p) {
     const R lo = _mm512_loadu_ps(p);
@@ -22,7 +35,7 @@ struct VecF32 {
     return _mm512_permutex2var_ps(lo, idx, hi);
   }
   static R fmadd(R a, R b, R c) { return _mm512_fmadd_ps(a, b, c); }
-  static R div(R a, R b) { return _mm512_div_ps(a, b); }
+  static R mul(R a, R b) { return _mm512_mul_ps(a, b); }
   static R add(R a, R b) { return _mm512_add_ps(a, b); }
   // Maximum that propagates NaN from either operand (maxps alone returns b when either is NaN).
   static R max(R a, R b) {

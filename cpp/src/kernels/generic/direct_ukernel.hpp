@@ -16,13 +16,12 @@
 
 namespace fastconv::kernels {
 
-// Load `n` <= W lanes x[0], x[s], x[2s], ...; lanes beyond n are zero. Reads only those lanes.
+// Load `n` <= W lanes x[0], x[s], x[2s], ...; lanes beyond n are zero. Reads only those lanes
+// (strides 1 and 2 with vector or masked loads, others lane by lane).
 template <typename V>
 inline typename V::R load_lanes(const typename V::T* x, int64_t s, int n) {
-  if (n == V::W) {
-    if (s == 1) return V::loadu(x);
-    if (s == 2) return V::load_even(x);
-  }
+  if (s == 1) return n == V::W ? V::loadu(x) : V::load_partial(x, n);
+  if (s == 2) return n == V::W ? V::load_even(x) : V::load_even_partial(x, n);
   alignas(64) typename V::T t[V::W] = {};
   for (int i = 0; i < n; ++i) t[i] = x[i * s];
   return V::loadu(t);

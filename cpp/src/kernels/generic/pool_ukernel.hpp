@@ -5,7 +5,8 @@
 // passes: `pool_rows` reduces the input rows a window covers into one row (contiguous,
 // vectorised along it), and `pool_window` reduces windows along that row (vectorised along the
 // outputs, gathering lanes when the stride is above 1, deinterleaving when it is 2). Max propagates NaN (any NaN in
-// a window gives NaN, as in PyTorch); average pooling's division happens in pool_window.
+// a window gives NaN, as in PyTorch); average pooling's scaling by 1/divisor happens in pool_window
+// (a multiply: exact for power-of-two divisors, within an ulp of the division otherwise).
 // Arguments: see PoolRowsFn / PoolColsFn in kernel_table.hpp.
 #pragma once
 
@@ -57,7 +58,7 @@ void pool_rows(const typename V::T* x, const int64_t* offset, int64_t nrows, int
 }
 
 // Windows along a row, over one or more rows:
-//   y[o] = op over r < nrows, k < kw of x[offset[r] + o*stride + k*dilation] (/ divisor[o])
+//   y[o] = op over r < nrows, k < kw of x[offset[r] + o*stride + k*dilation] (* scale[o])
 // for o < n. With one row (offset {0}) this is the second pass after pool_rows; with the
 // window's rows it does both passes at once, storing nothing in between, which wins when
 // nrows * kw is small (2x2 pooling). A last partial vector is computed as a full vector ending
@@ -65,7 +66,7 @@ void pool_rows(const typename V::T* x, const int64_t* offset, int64_t nrows, int
 // NR rows x KW taps known at compile time (NR = KW = 0: read from the arguments).
 template <typename V, typename Op, int NR, int KW>
 void pool_window_impl(const typename V::T* x, const int64_t* offset, int64_t nrows, int64_t n,
-                      int64_t stride, int64_t dilation, int64_t kw, const typename V::T* divisor,
+                      int64_t stride, int64_t dilation, int64_t kw, const typename V::T* scale,
                       typename V::T* y) {
   using T = typename V::T;
   using R = typename V::R;
@@ -78,7 +79,7 @@ void pool_window_impl(const typename V::T* x, const int64_t* offset, int64_t nro
       for (int64_t k = r == 0 ? 1 : 0; k < taps; ++k)
         acc = Op::apply(acc, load_lanes<V>(base + k * dilation, stride, lanes));
     }
-    if (divisor) acc = V::div(acc, load_lanes<V>(divisor + o, 1, lanes));
+    if (scale) acc = V::mul(acc, load_lanes<V>(scale + o, 1, lanes));
     return acc;
   };
   if (n < W) {
@@ -94,12 +95,12 @@ void pool_window_impl(const typename V::T* x, const int64_t* offset, int64_t nro
 
 template <typename V, typename Op>
 void pool_window(const typename V::T* x, const int64_t* offset, int64_t nrows, int64_t n,
-                 int64_t stride, int64_t dilation, int64_t kw, const typename V::T* divisor,
+                 int64_t stride, int64_t dilation, int64_t kw, const typename V::T* scale,
                  typename V::T* y) {
   if (nrows == 2 && kw == 2) {  // 2x2 pooling, the common case, fully unrolled
-    pool_window_impl<V, Op, 2, 2>(x, offset, nrows, n, stride, dilation, kw, divisor, y);
+    pool_window_impl<V, Op, 2, 2>(x, offset, nrows, n, stride, dilation, kw, scale, y);
   } else {
-    pool_window_impl<V, Op, 0, 0>(x, offset, nrows, n, stride, dilation, kw, divisor, y);
+    pool_window_impl<V, Op, 0, 0>(x, offset, nrows, n, stride, dilation, kw, scale, y);
   }
 }
 

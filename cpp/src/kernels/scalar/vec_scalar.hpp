@@ -28,6 +28,18 @@ struct Vec {
     for (int i = 0; i < W; ++i) r.v[i] = p[2 * i];
     return r;
   }
+  // Lanes p[0] .. p[n-1] (n < W), zero beyond; reads nothing past p[n-1].
+  static R load_partial(const T* p, int n) {
+    R r = zero();
+    for (int i = 0; i < n; ++i) r.v[i] = p[i];
+    return r;
+  }
+  // Lanes p[0], p[2], ..., p[2n-2] (n < W), zero beyond; reads nothing past p[2n-2].
+  static R load_even_partial(const T* p, int n) {
+    R r = zero();
+    for (int i = 0; i < n; ++i) r.v[i] = p[2 * i];
+    return r;
+  }
   static void storeu(T* p, const R& a) {
     for (int i = 0; i < W; ++i) p[i] = a.v[i];
   }
@@ -42,9 +54,9 @@ struct Vec {
     for (int i = 0; i < W; ++i) r.v[i] = (a.v[i] > b.v[i] || a.v[i] != a.v[i]) ? a.v[i] : b.v[i];
     return r;
   }
-  static R div(const R& a, const R& b) {
+  static R mul(const R& a, const R& b) {
     R r;
-    for (int i = 0; i < W; ++i) r.v[i] = a.v[i] / b.v[i];
+    for (int i = 0; i < W; ++i) r.v[i] = a.v[i] * b.v[i];
     return r;
   }
   static R add(const R& a, const R& b) {

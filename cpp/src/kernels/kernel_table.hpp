@@ -89,11 +89,12 @@ struct DirectRowUkernel {
 //   rows:   v[i] = op_{r < nrows} x[offset[r] + i]                                  for i < n
 template <typename T>
 using PoolRowsFn = void (*)(const T* x, const int64_t* offset, int64_t nrows, int64_t n, T* v);
-//   window: y[o] = op_{r < nrows, k < kw} x[offset[r] + o*stride + k*dilation] (* scale[o])
+//   window: y[i*ldy + o] = op_{r < nrows, k < kw} x[i*row_step + offset[r] + o*stride +
+//           k*dilation] (* scale[o])                                   for i < rows, o < n
 template <typename T>
-using PoolWindowFn = void (*)(const T* x, const int64_t* offset, int64_t nrows, int64_t n,
-                              int64_t stride, int64_t dilation, int64_t kw, const T* scale,
-                              T* y);
+using PoolWindowFn = void (*)(const T* x, int64_t rows, int64_t row_step, const int64_t* offset,
+                              int64_t nrows, int64_t n, int64_t stride, int64_t dilation,
+                              int64_t kw, const T* scale, T* y, int64_t ldy);
 
 template <typename T>
 struct PoolKernels {

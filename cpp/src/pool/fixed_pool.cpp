@@ -45,6 +45,7 @@ void fixed_forward(const PoolProblem& p, const T* x, T* y, const kernels::PoolKe
   const int64_t OH = p.out[1], OW = p.out[2], plane_out = p.out_spatial();
   const int64_t rows_max = std::min(p.kernel[0], p.in[0]) * std::min(p.kernel[1], p.in[1]);
   const int64_t w_lo = aw.interior_begin(), w_hi = aw.interior_end();
+  const int64_t h_lo = ah.interior_begin(), h_hi = ah.interior_end();
   const auto rows_fn = is_max ? pk.rows_max : pk.rows_sum;
   const auto window_fn = is_max ? pk.window_max : pk.window_sum;
   // Average pooling's divisor of output (od, oh, ow) = row factor x w_divisor[ow]; with
@@ -91,8 +92,15 @@ void fixed_forward(const PoolProblem& p, const T* x, T* y, const kernels::PoolKe
       if (w_hi > w_lo) {  // outputs whose window lies inside the input along W
         const T* scale = div_row ? div_row + w_lo : nullptr;  // 1 / divisor
         if (n * aw.kernel <= 4) {  // small window: one pass
-          window_fn(xp + tw.start[w_lo], off, n, w_hi - w_lo, aw.stride, aw.dilation, aw.kernel,
-                    scale, yr + w_lo);
+          // Rows whose windows lie inside the input along H (same offsets, same divisor) run
+          // as one batch; so do those after it in this task and this od.
+          int64_t batch = 1;
+          if (w_lo == 0 && w_hi == OW && oh >= h_lo && oh < h_hi)
+            batch = std::min({h_hi - oh, r_end - r, OH - oh});
+          window_fn(xp + tw.start[w_lo], batch, ah.stride * W, off, n, w_hi - w_lo, aw.stride,
+                    aw.dilation, aw.kernel, scale, yr + w_lo, OW);
+          r += batch - 1;
+          if (w_lo == 0 && w_hi == OW) continue;  // no border outputs (batch is 1 otherwise)
         } else {  // rows collapse into one, then windows along it
           const T* v = xp + off[0];
           if (n > 1) {
@@ -100,8 +108,8 @@ void fixed_forward(const PoolProblem& p, const T* x, T* y, const kernels::PoolKe
             v = buf;
           }
           const int64_t origin = 0;
-          window_fn(v + tw.start[w_lo], &origin, 1, w_hi - w_lo, aw.stride, aw.dilation,
-                    aw.kernel, scale, yr + w_lo);
+          window_fn(v + tw.start[w_lo], 1, 0, &origin, 1, w_hi - w_lo, aw.stride, aw.dilation,
+                    aw.kernel, scale, yr + w_lo, OW);
         }
       }
       for (int64_t ow = 0; ow < OW; ++ow) {  // border outputs, whose window crosses the padding

@@ -59,7 +59,7 @@ void pool_rows(const typename V::T* x, const int64_t* offset, int64_t nrows, int
 
 // Windows along a row, over one or more rows:
 //   y[o] = op over r < nrows, k < kw of x[offset[r] + o*stride + k*dilation] (* scale[o])
-// for o < n. With one row (offset {0}) this is the second pass after pool_rows; with the
+// for o < n; pool_window does this for several output rows that differ by a fixed step. With one row (offset {0}) this is the second pass after pool_rows; with the
 // window's rows it does both passes at once, storing nothing in between, which wins when
 // nrows * kw is small (2x2 pooling). A last partial vector is computed as a full vector ending
 // at output n-1 (overlapping the previous one), so every load stays inside the windows read.
@@ -93,14 +93,19 @@ void pool_window_impl(const typename V::T* x, const int64_t* offset, int64_t nro
   if (o < n) V::storeu(y + n - W, block(n - W, W));
 }
 
+// `rows` output rows at once: row i reads x + i*row_step and writes y + i*ldy (same offsets).
 template <typename V, typename Op>
-void pool_window(const typename V::T* x, const int64_t* offset, int64_t nrows, int64_t n,
-                 int64_t stride, int64_t dilation, int64_t kw, const typename V::T* scale,
-                 typename V::T* y) {
+void pool_window(const typename V::T* x, int64_t rows, int64_t row_step, const int64_t* offset,
+                 int64_t nrows, int64_t n, int64_t stride, int64_t dilation, int64_t kw,
+                 const typename V::T* scale, typename V::T* y, int64_t ldy) {
   if (nrows == 2 && kw == 2) {  // 2x2 pooling, the common case, fully unrolled
-    pool_window_impl<V, Op, 2, 2>(x, offset, nrows, n, stride, dilation, kw, scale, y);
+    for (int64_t i = 0; i < rows; ++i)
+      pool_window_impl<V, Op, 2, 2>(x + i * row_step, offset, nrows, n, stride, dilation, kw,
+                                    scale, y + i * ldy);
   } else {
-    pool_window_impl<V, Op, 0, 0>(x, offset, nrows, n, stride, dilation, kw, scale, y);
+    for (int64_t i = 0; i < rows; ++i)
+      pool_window_impl<V, Op, 0, 0>(x + i * row_step, offset, nrows, n, stride, dilation, kw,
+                                    scale, y + i * ldy);
   }
 }
 

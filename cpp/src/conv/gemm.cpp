@@ -34,10 +34,11 @@ int64_t reduction_size(const ConvProblem& p) { return p.C_per_group() * p.kernel
 // Rows of dX_col computed (and scattered by col2im) per GEMM call in backward-data.
 constexpr int64_t kRowChunk = 256;
 
-// Split `rows` (in multiples of mr) so that `tasks` x blocks reaches about 4 per thread.
+// Split `rows` (in multiples of mr) only as far as needed to give every thread a task: each
+// row block packs its own copy of the B blocks, so splitting is not free.
 int64_t row_blocks_for(int64_t rows, int mr, int64_t tasks, int threads) {
-  if (tasks >= 4 * threads) return 1;
-  return std::min(ceil_div(4 * threads, tasks), ceil_div(rows, mr));
+  if (tasks >= threads) return 1;
+  return std::min(ceil_div(threads, tasks), ceil_div(rows, mr));
 }
 
 // Per-thread scratch: one A panel and one B block (and, for backward-data, a dX_col chunk).

@@ -424,4 +424,8 @@ PYBIND11_MODULE(_core, m) {
   m.def("get_isa", &fastconv::active_isa);
   m.def("set_num_threads", &fastconv::set_num_threads, py::arg("n"));
   m.def("get_num_threads", &fastconv::num_threads);
+  m.def("measure_fma_peak", [](int threads, double seconds) {
+    py::gil_scoped_release release;
+    return fastconv::measure_fma_peak(threads, seconds);
+  }, py::arg("threads"), py::arg("seconds") = 0.2);
 }

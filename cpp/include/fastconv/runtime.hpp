@@ -28,6 +28,11 @@ int num_threads();
 /// Set the thread count; throws InvalidArgument unless 1 <= n <= 1024.
 void set_num_threads(int n);
 
+/// This machine's float32 FMA throughput with the active ISA's vectors, in GFLOP/s, measured
+/// over about `seconds` on `threads` threads (a probe of independent FMA chains): the peak the
+/// benchmark reports against.
+double measure_fma_peak(int threads, double seconds = 0.2);
+
 /// A short description of the compiler that built the core, e.g. "GCC 12.2.0".
 std::string compiler_description();
 

@@ -115,6 +115,8 @@ struct KernelTable {
   const char* isa = "";  // name used by FASTCONV_ISA and fastconv.info()
   KernelSet<float> f32;
   KernelSet<double> f64;
+  // float32 FMA throughput probe (generic/peak_ukernel.hpp): FLOPs executed in `iters` rounds.
+  double (*fma_probe)(int64_t iters, float* sink) = nullptr;
 
   template <typename T>
   const KernelSet<T>& get() const;

@@ -6,12 +6,14 @@
 #include <pthread.h>
 
 #include <atomic>
+#include <chrono>
 #include <string>
 
 #include <Eigen/Core>
 
 #include "fastconv/errors.hpp"
 #include "fastconv/runtime.hpp"
+#include "kernels/kernel_table.hpp"
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -55,6 +57,41 @@ void set_num_threads(int n) {
                           ", got " + std::to_string(n));
   }
   thread_setting().store(n, std::memory_order_relaxed);
+}
+
+double measure_fma_peak(int threads, double seconds) {
+  if (threads < 1 || threads > 1024) {
+    throw InvalidArgument("measure_fma_peak: expected 1 <= threads <= 1024, got " +
+                          std::to_string(threads));
+  }
+  const auto& k = kernels::active_kernels();
+  float sink = 0;
+  // Calibrate the round count on one thread, then time all threads together.
+  int64_t iters = 1 << 16;
+  for (;;) {
+    const auto t0 = std::chrono::steady_clock::now();
+    k.fma_probe(iters, &sink);
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    if (s > seconds / 12 || iters > (int64_t(1) << 40)) break;
+    iters *= 2;
+  }
+  // Each thread times itself (a late start does not count against it); the rates add up.
+  // Best of three, since a core shared with another process only ever lowers the figure.
+  double best = 0;
+  for (int rep = 0; rep < 3; ++rep) {
+    double rate = 0;
+#pragma omp parallel num_threads(threads) reduction(+ : rate)
+    {
+      float local = 0;
+      const auto t0 = std::chrono::steady_clock::now();
+      const double flops = k.fma_probe(iters, &local);
+      const double s =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      rate += flops / s;
+    }
+    if (rate > best) best = rate;
+  }
+  return best / 1e9;
 }
 
 std::string compiler_description() {

@@ -48,14 +48,13 @@ from .layers import (
     select_layers,
 )
 from .ops import OPS, OpSpec
-from .peak import PEAK_GBPS, PEAK_GFLOPS, peak_gbps, peak_gflops
+from .peak import PEAK_GBPS, peak_gbps, peak_gflops
 from .peers import Peer
 from .runner import main, run
 from .timing import measure
 
 __all__ = [
     "PEAK_GBPS",
-    "PEAK_GFLOPS",
     "QUICK_LAYERS",
     "OPS",
     "OpSpec",

@@ -26,7 +26,7 @@ import numpy as np
 from .cli import build_parser
 from .layers import Layer, find_layers_file, load_layers, select_layers
 from .ops import NO_ALGO, OPS, OpSpec, layer_ops, ops_for
-from .peak import PEAK_SOURCE, bandwidth_line, peak_line, usable_cores
+from .peak import BANDWIDTH_SOURCE, PEAK_SOURCE, bandwidth_line, peak_line, usable_cores
 from .peers import Peer, backend_versions, peer_names, to_numpy
 from .report import Progress, Table, cpu_model, summary_lines, write_json
 from .timing import MIN_ROUNDS, cpu_busy, measure, others_busy, own_cpu, proc_stat
@@ -358,7 +358,7 @@ def run(args: argparse.Namespace) -> int:
                 "peak_gflops": {str(n): p for n, p in peaks.items()},
                 "peak_source": "--peak" if args.peak is not None else PEAK_SOURCE,
                 "peak_gbps": {str(n): p for n, p in peaks_bw.items()},
-                "peak_gbps_source": "--peak-bw" if getattr(args, "peak_bw", None) is not None else PEAK_SOURCE,
+                "peak_gbps_source": "--peak-bw" if getattr(args, "peak_bw", None) is not None else BANDWIDTH_SOURCE,
             },
             "layers_file": where,
             "selection": how,

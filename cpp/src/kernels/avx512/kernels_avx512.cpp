@@ -3,6 +3,7 @@
 // registers. float64 stays on the portable kernels (filled in by dispatch.cpp).
 #include "../generic/direct_ukernel.hpp"
 #include "../generic/gemm_ukernel.hpp"
+#include "../generic/peak_ukernel.hpp"
 #include "../generic/pool_ukernel.hpp"
 #include "../kernel_table.hpp"
 #include "vec_avx512.hpp"
@@ -16,6 +17,7 @@ void fill_kernels(KernelTable& table) {
                        &direct_row_bwd_data<VecF32>, &direct_row_bwd_weights<VecF32>};
   table.f32.pool = {&pool_rows<VecF32, MaxOp<VecF32>>, &pool_rows<VecF32, SumOp<VecF32>>,
                      &pool_window<VecF32, MaxOp<VecF32>>, &pool_window<VecF32, SumOp<VecF32>>};
+  table.fma_probe = &fma_probe<VecF32>;
 }
 
 }  // namespace fastconv::kernels::avx512

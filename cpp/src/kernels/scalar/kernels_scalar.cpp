@@ -3,6 +3,7 @@
 // float64 kernels of every table.
 #include "../generic/direct_ukernel.hpp"
 #include "../generic/gemm_ukernel.hpp"
+#include "../generic/peak_ukernel.hpp"
 #include "../generic/pool_ukernel.hpp"
 #include "../kernel_table.hpp"
 #include "vec_scalar.hpp"
@@ -23,6 +24,7 @@ void fill_kernels(KernelTable& table) {
                      &pool_window<F, MaxOp<F>>, &pool_window<F, SumOp<F>>};
   table.f64.pool = {&pool_rows<D, MaxOp<D>>, &pool_rows<D, SumOp<D>>,
                      &pool_window<D, MaxOp<D>>, &pool_window<D, SumOp<D>>};
+  table.fma_probe = &fma_probe<F>;
 }
 
 }  // namespace fastconv::kernels::scalar

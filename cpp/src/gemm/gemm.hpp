@@ -118,15 +118,13 @@ void gemm_block(const kernels::GemmUkernel<T>& uk, int64_t Kr, int64_t m0, int64
     for (int64_t k0 = 0; k0 < Kr; k0 += kKC) {
       const int64_t kc = Kr - k0 < kKC ? Kr - k0 : kKC;
       pack_b(k0, kc, nb, nc, b_buf);
-      // One B panel (kc x NR) stays in L1 while every A panel passes over it.
-      for (int64_t j = 0; j < nc; j += nr) {
-        const int cols = static_cast<int>(nc - j < nr ? nc - j : nr);
-        const T* b = b_buf + (j / nr) * kc * nr;
-        for (int64_t m = m0; m < m1; m += mr) {
-          const T* a = pack_a(m, k0, kc, a_buf);
-          const int rows = static_cast<int>(m1 - m < mr ? m1 - m : mr);
-          uk.run(kc, a, b, c + (m - m0) * ldc + nb - n0 + j, ldc, rows, cols,
-                 bias ? bias + m : nullptr, k0 > 0);
+      for (int64_t m = m0; m < m1; m += mr) {
+        const T* a = pack_a(m, k0, kc, a_buf);  // packed once, used for every B panel
+        const int rows = static_cast<int>(m1 - m < mr ? m1 - m : mr);
+        for (int64_t j = 0; j < nc; j += nr) {
+          const int cols = static_cast<int>(nc - j < nr ? nc - j : nr);
+          uk.run(kc, a, b_buf + (j / nr) * kc * nr, c + (m - m0) * ldc + nb - n0 + j, ldc, rows,
+                 cols, bias ? bias + m : nullptr, k0 > 0);
         }
       }
     }

@@ -1,0 +1,25 @@
+"""The examples in the public docstrings run and print what they claim (doctest)."""
+
+import doctest
+import importlib
+
+import pytest
+
+MODULES = ["fastconv", "fastconv._runtime", "fastconv.functional", "fastconv.grad",
+           "fastconv._ops.conv", "fastconv._ops.pool"]
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_docstring_examples(name):
+    module = importlib.import_module(name)
+    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    assert result.failed == 0, f"{result.failed} of {result.attempted} examples failed in {name}"
+
+
+def test_docstring_examples_exist():
+    """Every public function of functional and grad carries an example."""
+    for name in ("fastconv.functional", "fastconv.grad"):
+        module = importlib.import_module(name)
+        for attr in module.__all__:
+            doc = getattr(module, attr).__doc__ or ""
+            assert ">>>" in doc, f"{name}.{attr} has no example"

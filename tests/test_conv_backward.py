@@ -35,6 +35,7 @@ import pytest
 import fastconv
 from fastconv import functional as F
 from fastconv import grad as fgrad
+from conv_configs import MODES, draw_conv_config, scale_conv_layer
 from conftest import (ALGOS_BY_DIRECTION, ISAS, compare_with_reference, fail_if, load_layers,
                       tolerance_for)
 from reference import (conv_bias_grad, conv_input_grad, conv_output_shape, conv_weight_grad,
@@ -171,37 +172,10 @@ SPATIAL_CAP = {1: 40, 2: 12, 3: 6}
 
 def scaled_layer_case(layer):
     """layers.json conv entry -> small Case keeping kernel/stride/dilation/padding/grouping."""
-    rank = len(layer["input"])
-    kernel, stride = list(layer["kernel"]), list(layer["stride"])
-    padding, dilation = list(layer["padding"]), list(layer["dilation"])
-    C, K, G = layer["C"], layer["K"], layer["groups"]
-    if G > 1 and G == C:  # depthwise (with channel multiplier K // C): stays depthwise
-        G2, Cg, Kg = min(G, 12), 1, K // C
-    else:
-        G2, Cg, Kg = min(G, 4), min(C // G, 16), min(K // G, 16)
-    sp = []
-    for L, k, s, d, p in zip(layer["input"], kernel, stride, dilation, padding):
-        span = d * (k - 1) + 1  # padded input >= the dilated kernel + 3 strides
-        sp.append(max(min(L, SPATIAL_CAP[rank]), span - 2 * p + 3 * s))
-    N = min(layer["N"], 2)
-
-    def macs(Cg_, Kg_):
-        out = conv_output_shape((N, Cg_ * G2) + tuple(sp), (Kg_ * G2, Cg_) + tuple(kernel),
-                                stride, padding, dilation)
-        return N * int(np.prod(out[1:])) * Cg_ * int(np.prod(kernel))
-
-    while macs(Cg, Kg) > LAYER_MAC_BUDGET and (Cg > 1 or Kg > 1):
-        if Cg >= Kg:
-            Cg = (Cg + 1) // 2
-        else:
-            Kg = (Kg + 1) // 2
-    C2, K2 = G2 * Cg, G2 * Kg
+    x_shape, w_shape, kwargs = scale_conv_layer(layer, SPATIAL_CAP, LAYER_MAC_BUDGET)
     rng = np.random.default_rng(sum(map(ord, layer["name"])) + 3)
-    return make_case(layer["name"], rng, (N, C2) + tuple(sp), (K2, Cg) + tuple(kernel),
-                     rebuild=f"test_conv_backward.layer_case({layer['name']!r})",
-                     stride=tuple(stride), padding=tuple(padding), dilation=tuple(dilation),
-                     groups=G2)
-
+    return make_case(layer["name"], rng, x_shape, w_shape,
+                     rebuild=f"test_conv_backward.layer_case({layer['name']!r})", **kwargs)
 
 CONV_LAYERS = {l["name"]: l for l in load_layers("conv")}
 
@@ -244,67 +218,13 @@ def test_layer_auto_and_bias(name, dtype, record_error):
 # --------------------------------------------------------------------------- (b) random configs
 N_RANDOM = 200
 RANDOM_MAC_BUDGET = 200_000
-_MODES = ["zeros", "reflect", "replicate", "circular"]
 
 
-def _int_or_tuple(rng, vals):
-    """Pass a tuple, or (when all entries agree, half of the time) a plain int."""
-    vals = tuple(int(v) for v in vals)
-    if len(set(vals)) == 1 and rng.random() < 0.5:
-        return vals[0]
-    return vals
 
 
 def _draw_random_case(rng, rank, name, rebuild):
-    r = rng.random()  # grouping: plain, grouped, or depthwise with a channel multiplier
-    if r < 0.45:
-        G, Cg, Kg = 1, int(rng.integers(1, 9)), int(rng.integers(1, 10))
-    elif r < 0.7:
-        G, Cg, Kg = int(rng.integers(2, 5)), int(rng.integers(1, 5)), int(rng.integers(1, 5))
-    else:
-        G = int(rng.integers(1, 13))
-        Cg, Kg = 1, int(rng.choice([1, 1, 2, 3]))
-    C, K = G * Cg, G * Kg
-    kmax = {1: 8, 2: 6, 3: 4}[rank]
-    kernel = tuple(int(v) for v in rng.integers(1, kmax, size=rank))
-    stride = tuple(int(v) for v in rng.choice([1, 2, 3], p=[0.4, 0.35, 0.25], size=rank))
-    dilation = tuple(int(v) for v in rng.choice([1, 2, 3], p=[0.5, 0.3, 0.2], size=rank))
-    mode = str(rng.choice(_MODES, p=[0.4, 0.2, 0.2, 0.2]))
-    pk = rng.choice(["int", "tuple", "same", "valid"], p=[0.35, 0.3, 0.2, 0.15])
-    if pk == "int":
-        padding = int(rng.integers(0, 4))
-    elif pk == "tuple":
-        padding = tuple(int(v) for v in rng.integers(0, 4, size=rank))
-    else:
-        padding = str(pk)
-        if pk == "same":
-            stride = (1,) * rank
-    pads = resolve_padding(padding, kernel, dilation, rank)
-    extra = {1: 24, 2: 9, 3: 5}[rank]
-    spatial = []
-    for k, d, (pl, pr) in zip(kernel, dilation, pads):
-        lo = max(1, d * (k - 1) + 1 - pl - pr)
-        if mode == "reflect":
-            lo = max(lo, pl + 1, pr + 1)
-        elif mode == "circular":
-            lo = max(lo, pl, pr)
-        spatial.append(lo + int(rng.integers(0, extra)))
-    u = rng.random()
-    batch = () if u < 0.2 else (0,) if u < 0.26 else (int(rng.integers(1, 4)),)
-    kwargs = {}
-    s = _int_or_tuple(rng, stride)
-    if s != 1 or rng.random() < 0.3:
-        kwargs["stride"] = s
-    kwargs["padding"] = padding
-    d = _int_or_tuple(rng, dilation)
-    if d != 1 or rng.random() < 0.3:
-        kwargs["dilation"] = d
-    if G != 1 or rng.random() < 0.3:
-        kwargs["groups"] = G
-    if mode != "zeros" or rng.random() < 0.3:
-        kwargs["padding_mode"] = mode
-    case = make_case(name, rng, batch + (C,) + tuple(spatial), (K, Cg) + kernel,
-                     rebuild=rebuild, **kwargs)
+    x_shape, w_shape, kwargs = draw_conv_config(rng, rank, stride_p=(0.4, 0.35, 0.25))
+    case = make_case(name, rng, x_shape, w_shape, rebuild=rebuild, **kwargs)
     if case.macs() > RANDOM_MAC_BUDGET:
         return None
     return case
@@ -391,7 +311,7 @@ def test_random_configs_cover_everything():
         if _uncovered_tail(c):
             seen["tail"] += 1
             seen["tail_mode"] += mode != "zeros"
-    assert seen["mode"] == set(_MODES)
+    assert seen["mode"] == set(MODES)
     assert seen["pad"] == {"int", "tuple", "same", "valid"}
     assert seen["stride"] == {1, 2, 3} and seen["dilation"] == {1, 2, 3}
     assert seen["batch"] == {"unbatched", "N0", "batched"}
@@ -501,14 +421,14 @@ GRADCHECK_RTOL = 1e-7
 GRADCHECK_STEP = 1e-3
 
 
-@pytest.mark.parametrize("mode", _MODES)
+@pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("rank", [1, 2, 3])
 def test_gradcheck_float64(rank, mode, isa):
     """Central differences of f = sum(conv(x, w) * g) (fastconv's own float64 forward) w.r.t. a
     handful of entries of x and w agree with conv_input / conv_weight to ~1e-7 relative, for
     every backward algorithm. Stride 2 leaves the last input rows uncovered (their gradient
     through zero padding is 0, through the other modes it is what the padding copied there)."""
-    rng = np.random.default_rng([rank, _MODES.index(mode)])
+    rng = np.random.default_rng([rank, MODES.index(mode)])
     L = {1: 12, 2: 6, 3: 4}[rank]  # L + 4 - 3 is odd: stride 2 leaves the last row out
     x = rng.standard_normal((2, 4) + (L,) * rank)
     w = rng.standard_normal((6, 2) + (3,) * rank)

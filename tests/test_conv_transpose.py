@@ -30,6 +30,7 @@ import pytest
 import fastconv
 from fastconv import functional as F
 from fastconv import grad as fgrad
+from conv_configs import draw_grouping, int_or_tuple
 from conftest import (ALGOS_BY_DIRECTION, ISAS, compare_with_reference, fail_if, load_layers,
                       tolerance_for)
 from reference import (conv_output_shape, conv_transpose, conv_transpose_input_grad,
@@ -151,23 +152,10 @@ N_RANDOM = 200
 RANDOM_MAC_BUDGET = 200_000
 
 
-def _int_or_tuple(rng, vals):
-    """Pass a tuple, or (when all entries agree, half of the time) a plain int."""
-    vals = tuple(int(v) for v in vals)
-    if len(set(vals)) == 1 and rng.random() < 0.5:
-        return vals[0]
-    return vals
 
 
 def _draw_random_case(rng, rank, name, rebuild):
-    r = rng.random()  # grouping: plain, grouped, or one input channel per group
-    if r < 0.45:
-        G, Cig, Cog = 1, int(rng.integers(1, 9)), int(rng.integers(1, 9))
-    elif r < 0.7:
-        G, Cig, Cog = int(rng.integers(2, 5)), int(rng.integers(1, 5)), int(rng.integers(1, 5))
-    else:
-        G = int(rng.integers(1, 13))
-        Cig, Cog = 1, int(rng.choice([1, 1, 2, 3]))
+    G, Cig, Cog = draw_grouping(rng)  # plain, grouped, or one input channel per group
     kmax = {1: 8, 2: 6, 3: 4}[rank]
     kernel = tuple(int(v) for v in rng.integers(1, kmax, size=rank))
     stride = tuple(int(v) for v in rng.choice([1, 2, 3], p=[0.35, 0.35, 0.3], size=rank))
@@ -190,17 +178,17 @@ def _draw_random_case(rng, rank, name, rebuild):
     u = rng.random()
     batch = () if u < 0.2 else (0,) if u < 0.26 else (int(rng.integers(1, 4)),)
     kwargs = {}
-    s = _int_or_tuple(rng, stride)
+    s = int_or_tuple(rng, stride)
     if s != 1 or rng.random() < 0.3:
         kwargs["stride"] = s
     if padding != 0 or rng.random() < 0.3:
         kwargs["padding"] = padding
-    o = _int_or_tuple(rng, op)
+    o = int_or_tuple(rng, op)
     if o != 0 or rng.random() < 0.3:
         kwargs["output_padding"] = o
     if G != 1 or rng.random() < 0.3:
         kwargs["groups"] = G
-    d = _int_or_tuple(rng, dilation)
+    d = int_or_tuple(rng, dilation)
     if d != 1 or rng.random() < 0.3:
         kwargs["dilation"] = d
     case = make_case(name, rng, batch + (G * Cig,) + tuple(spatial), (G * Cig, Cog) + kernel,

@@ -66,6 +66,52 @@ void check_sizes(const ConvProblem& p) {
   checked_mul(checked_mul(p.N, out_spatial, what), 8, what);
 }
 
+// Ranks and signs of the input (N, C, *spatial) or (C, *spatial) and the weight (A, B, *kernel)
+// of a convolution (`family` "conv") or a transposed one ("conv_transpose"). Sets p.batched,
+// p.N and p.kernel; returns the input's channels and spatial sizes in (D, H, W) order.
+struct InputDims {
+  int64_t channels;
+  std::array<int64_t, 3> spatial;
+};
+
+InputDims read_shapes(ConvProblem& p, const std::vector<int64_t>& input_shape,
+                      const std::vector<int64_t>& weight_shape, const std::string& family,
+                      const std::string& weight_dims) {
+  const int rank = p.rank;
+  const std::string& op = p.op;
+  const size_t in_nd = input_shape.size();
+  if (in_nd != static_cast<size_t>(rank + 1) && in_nd != static_cast<size_t>(rank + 2)) {
+    invalid(op, "expected " + std::to_string(rank + 1) + "-D (unbatched) or " +
+                    std::to_string(rank + 2) + "-D (batched) input to " + family +
+                    std::to_string(rank) + "d, but got input of size: " + shape_str(input_shape));
+  }
+  static const char* kernel_names[3][3] = {{"kW"}, {"kH", "kW"}, {"kD", "kH", "kW"}};
+  if (weight_shape.size() != static_cast<size_t>(rank + 2)) {
+    std::string dims;
+    for (int d = 0; d < rank; ++d) dims += std::string(", ") + kernel_names[rank - 1][d];
+    invalid(op, "expected weight to be " + std::to_string(rank + 2) + "-D (" + weight_dims +
+                    dims + "), but got weight of size " + shape_str(weight_shape));
+  }
+  for (int64_t v : input_shape)
+    if (v < 0) invalid(op, "input has a negative dimension: " + shape_str(input_shape));
+  for (int64_t v : weight_shape)
+    if (v < 0) invalid(op, "weight has a negative dimension: " + shape_str(weight_shape));
+
+  p.batched = in_nd == static_cast<size_t>(rank + 2);
+  const size_t off = p.batched ? 1 : 0;
+  p.N = p.batched ? input_shape[0] : 1;
+  InputDims r{input_shape[off], {1, 1, 1}};
+  for (int d = 0; d < rank; ++d) {
+    r.spatial[3 - rank + d] = input_shape[off + 1 + d];
+    p.kernel[3 - rank + d] = weight_shape[2 + d];
+    if (weight_shape[2 + d] == 0) {
+      invalid(op, "expected weight to have positive kernel sizes, but got weight of size " +
+                      shape_str(weight_shape));
+    }
+  }
+  return r;
+}
+
 }  // namespace
 
 PaddingMode parse_padding_mode(const std::string& name) {
@@ -154,38 +200,12 @@ ConvProblem make_conv_problem(int rank, const std::vector<int64_t>& input_shape,
   p.op = op_name.empty() ? "conv" + std::to_string(rank) + "d" : op_name;
   const std::string& op = p.op;
   // --- ranks and raw shapes
-  const size_t in_nd = input_shape.size();
-  if (in_nd != static_cast<size_t>(rank + 1) && in_nd != static_cast<size_t>(rank + 2)) {
-    invalid(op, "expected " + std::to_string(rank + 1) + "-D (unbatched) or " +
-                    std::to_string(rank + 2) + "-D (batched) input to conv" + std::to_string(rank) +
-                    "d, but got input of size: " + shape_str(input_shape));
-  }
-  static const char* kernel_names[3][3] = {{"kW"}, {"kH", "kW"}, {"kD", "kH", "kW"}};
-  if (weight_shape.size() != static_cast<size_t>(rank + 2)) {
-    std::string dims;
-    for (int d = 0; d < rank; ++d) dims += std::string(", ") + kernel_names[rank - 1][d];
-    invalid(op, "expected weight to be " + std::to_string(rank + 2) +
-                    "-D (out_channels, in_channels/groups" + dims + "), but got weight of size " +
-                    shape_str(weight_shape));
-  }
-  for (int64_t v : input_shape)
-    if (v < 0) invalid(op, "input has a negative dimension: " + shape_str(input_shape));
-  for (int64_t v : weight_shape)
-    if (v < 0) invalid(op, "weight has a negative dimension: " + shape_str(weight_shape));
-
-  p.batched = in_nd == static_cast<size_t>(rank + 2);
-  const size_t off = p.batched ? 1 : 0;
-  p.N = p.batched ? input_shape[0] : 1;
-  p.C = input_shape[off];
+  const InputDims in = read_shapes(p, input_shape, weight_shape, "conv",
+                                   "out_channels, in_channels/groups");
+  p.C = in.channels;
   p.K = weight_shape[0];
-  for (int d = 0; d < rank; ++d) {
-    p.in[3 - rank + d] = input_shape[off + 1 + d];
-    p.kernel[3 - rank + d] = weight_shape[2 + d];
-    if (weight_shape[2 + d] == 0) {
-      invalid(op, "expected weight to have positive kernel sizes, but got weight of size " +
-                      shape_str(weight_shape));
-    }
-  }
+  p.in = in.spatial;
+  const size_t off = p.batched ? 1 : 0;
 
   // --- scalar options
   p.stride = expand(op, "stride", options.stride, rank, 1);
@@ -306,35 +326,10 @@ ConvProblem make_conv_transpose_problem(int rank, const std::vector<int64_t>& in
   p.op = op_name.empty() ? "conv_transpose" + std::to_string(rank) + "d" : op_name;
   const std::string& op = p.op;
 
-  const size_t in_nd = input_shape.size();
-  if (in_nd != static_cast<size_t>(rank + 1) && in_nd != static_cast<size_t>(rank + 2)) {
-    invalid(op, "expected " + std::to_string(rank + 1) + "-D (unbatched) or " +
-                    std::to_string(rank + 2) + "-D (batched) input to conv_transpose" +
-                    std::to_string(rank) + "d, but got input of size: " + shape_str(input_shape));
-  }
-  if (weight_shape.size() != static_cast<size_t>(rank + 2)) {
-    invalid(op, "expected weight to be " + std::to_string(rank + 2) +
-                    "-D (in_channels, out_channels/groups, *kernel_size), but got weight of size " +
-                    shape_str(weight_shape));
-  }
-  for (int64_t v : input_shape)
-    if (v < 0) invalid(op, "input has a negative dimension: " + shape_str(input_shape));
-  for (int64_t v : weight_shape)
-    if (v < 0) invalid(op, "weight has a negative dimension: " + shape_str(weight_shape));
-
-  p.batched = in_nd == static_cast<size_t>(rank + 2);
-  const size_t off = p.batched ? 1 : 0;
-  p.N = p.batched ? input_shape[0] : 1;
-  const int64_t c_in = input_shape[off];
-  std::array<int64_t, 3> t_in{1, 1, 1};
-  for (int d = 0; d < rank; ++d) {
-    t_in[3 - rank + d] = input_shape[off + 1 + d];
-    p.kernel[3 - rank + d] = weight_shape[2 + d];
-    if (weight_shape[2 + d] == 0) {
-      invalid(op, "expected weight to have positive kernel sizes, but got weight of size " +
-                      shape_str(weight_shape));
-    }
-  }
+  const InputDims in = read_shapes(p, input_shape, weight_shape, "conv_transpose",
+                                   "in_channels, out_channels/groups");
+  const int64_t c_in = in.channels;
+  const std::array<int64_t, 3> t_in = in.spatial;
 
   p.stride = expand(op, "stride", options.stride, rank, 1);
   p.dilation = expand(op, "dilation", options.dilation, rank, 1);

@@ -7,7 +7,8 @@
 // the ISA's row microkernels (kernels/generic/direct_ukernel.hpp), vectorised along the row.
 // The (c, kd, kh) "taps" of a row are offsets shared by every row; weights are packed per
 // block of KB output channels as [tap][kw][KB]. Work is split so that each task owns its
-// outputs: forward by output rows (n, g, channel block, od, oh); backward-data by input planes
+// outputs: forward by output rows (n, g, channel block, od, oh) — or by whole planes for
+// depthwise layers, whose kernel keeps its taps in registers; backward-data by input planes
 // (n, c); backward-weights by weight (k, c) pairs, each summed over the batch in a fixed order.
 // Best where GEMM tiles would be mostly padding: depthwise, few channels per group.
 #include <algorithm>
@@ -52,11 +53,54 @@ void pack_weights(const ConvProblem& p, const T* w, int kb, T* wp) {
     }
 }
 
+// Depthwise (one input and one output channel per group) with a 1 x KH x KW kernel of at most
+// 64 taps (one register accumulator per output sums them all): whole planes per kernel call.
+bool depthwise_planes(const ConvProblem& p) {
+  return p.C_per_group() == 1 && p.K_per_group() == 1 && p.kernel[0] == 1 &&
+         p.kernel[1] * p.kernel[2] <= 64;
+}
+
+// x N x C x in (padded), w C x 1 x 1 x KH x KW -> y N x C x out; tasks (n, c, od).
+template <typename T>
+void forward_depthwise(const ConvArgs& a) {
+  const ConvProblem& p = a.problem;
+  const auto& uk = a.kernels.get<T>().direct_row;
+  const auto* x = static_cast<const T*>(a.x);
+  const auto* w = static_cast<const T*>(a.w);
+  const auto* b = static_cast<const T*>(a.b);
+  auto* y = static_cast<T*>(a.out);
+  const int64_t HW = p.in[1] * p.in[2], taps = p.kernel[1] * p.kernel[2];
+  const int64_t out_plane = p.out[1] * p.out[2];
+#pragma omp parallel for schedule(static) num_threads(a.threads) if (a.threads > 1)
+  for (int64_t t = 0; t < p.N * p.C * p.out[0]; ++t) {
+    const int64_t od = t % p.out[0], nc = t / p.out[0], c = nc % p.C;
+    kernels::DepthwisePlaneArgs<T> args;
+    args.x = x + nc * p.in[0] * HW + od * p.stride[0] * HW;
+    args.ldx = p.in[2];
+    args.w = w + c * taps;
+    args.bias = b ? b[c] : T(0);
+    args.y = y + (nc * p.out[0] + od) * out_plane;
+    args.oh = p.out[1];
+    args.ow = p.out[2];
+    args.kh = p.kernel[1];
+    args.kw = p.kernel[2];
+    args.sh = p.stride[1];
+    args.sw = p.stride[2];
+    args.dh = p.dilation[1];
+    args.dw = p.dilation[2];
+    uk.depthwise_plane(args);
+  }
+}
+
 // ---- forward:  x N x C x in (padded), w K x Cg x kernel -> y N x K x out.
 // Workspace: tap offsets (int64) then packed weights.
 template <typename T>
 void forward(const ConvArgs& a) {
   const ConvProblem& p = a.problem;
+  if (depthwise_planes(p)) {
+    forward_depthwise<T>(a);
+    return;
+  }
   const auto& uk = a.kernels.get<T>().direct_row;
   const int64_t Kg = p.K_per_group(), Cg = p.C_per_group(), ntaps = taps(p);
   const int kb = block_channels(p, uk);

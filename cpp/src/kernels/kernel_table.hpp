@@ -76,6 +76,19 @@ struct DirectRowBwdWeightsArgs {
   T* sums;
 };
 
+// Depthwise forward over one whole plane (one input and one output channel):
+//   y[oh*ow_count + o] = bias + sum_{i < kh, j < kw} w[i*kw + j] *
+//                        x[(oh*sh + i*dh)*ldx + o*sw + j*dw]        for oh < oh_count, o < ow
+template <typename T>
+struct DepthwisePlaneArgs {
+  const T* x;
+  int64_t ldx;  // padded input row length
+  const T* w;   // kh x kw
+  T bias;
+  T* y;
+  int64_t oh, ow, kh, kw, sh, sw, dh, dw;
+};
+
 template <typename T>
 struct DirectRowUkernel {
   int kb = 0;                                  // KB: output channels per call of run
@@ -83,6 +96,7 @@ struct DirectRowUkernel {
   DirectRowUkernelFn<T> run_single = nullptr;  // KB = 1: one channel (depthwise)
   void (*bwd_data)(const DirectRowBwdDataArgs<T>&) = nullptr;
   void (*bwd_weights)(const DirectRowBwdWeightsArgs<T>&) = nullptr;
+  void (*depthwise_plane)(const DepthwisePlaneArgs<T>&) = nullptr;
 };
 
 // Pooling passes (generic/pool_ukernel.hpp), for max (NaN-propagating) and sum:

@@ -14,7 +14,8 @@ void fill_kernels(KernelTable& table) {
   table.isa = "avx2";
   table.f32.gemm = {6, 2 * VecF32::W, &gemm_ukernel<VecF32, 6, 2>};
   table.f32.direct_row = {4, &direct_row_ukernel<VecF32, 4>, &direct_row_ukernel<VecF32, 1>,
-                       &direct_row_bwd_data<VecF32>, &direct_row_bwd_weights<VecF32>};
+                       &direct_row_bwd_data<VecF32>, &direct_row_bwd_weights<VecF32>,
+                       &depthwise_plane<VecF32>};
   table.f32.pool = {&pool_rows<VecF32, MaxOp<VecF32>>, &pool_rows<VecF32, SumOp<VecF32>>,
                      &pool_window<VecF32, MaxOp<VecF32>>, &pool_window<VecF32, SumOp<VecF32>>};
   table.fma_probe = &fma_probe<VecF32>;

@@ -150,3 +150,58 @@ void direct_row_bwd_weights(const DirectRowBwdWeightsArgs<typename V::T>& p) {
 }
 
 }  // namespace fastconv::kernels
+
+namespace fastconv::kernels {
+
+// ---- depthwise forward, one whole plane per call:
+//   y[oh*OW + ow] = bias + sum_{kh, kw} w[kh*KW + kw] * x[(oh*sh + kh*dh)*ldx + ow*sw + kw*dw]
+// The kernel's taps stay broadcast in registers for the whole plane; two output vectors are in
+// flight for instruction-level parallelism; the row tail uses masked loads and a partial store.
+template <typename V>
+void depthwise_plane(const DepthwisePlaneArgs<typename V::T>& p) {
+  using T = typename V::T;
+  using R = typename V::R;
+  constexpr int W = V::W;
+  constexpr int kMaxTaps = 32;
+  const int64_t taps = p.kh * p.kw;
+  R wv[kMaxTaps];
+  for (int64_t t = 0; t < taps && t < kMaxTaps; ++t) wv[t] = V::set1(p.w[t]);
+  const R bias = V::set1(p.bias);
+  const auto tap = [&](int64_t t) { return t < kMaxTaps ? wv[t] : V::set1(p.w[t]); };
+  for (int64_t oh = 0; oh < p.oh; ++oh) {
+    const T* xr = p.x + oh * p.sh * p.ldx;
+    T* yr = p.y + oh * p.ow;
+    int64_t o = 0;
+    for (; o + 2 * W <= p.ow; o += 2 * W) {
+      R a0 = bias, a1 = bias;
+      for (int64_t kh = 0; kh < p.kh; ++kh) {
+        const T* row = xr + kh * p.dh * p.ldx + o * p.sw;
+        for (int64_t kw = 0; kw < p.kw; ++kw) {
+          const R wk = tap(kh * p.kw + kw);
+          a0 = V::fmadd(wk, load_lanes<V>(row + kw * p.dw, p.sw, W), a0);
+          a1 = V::fmadd(wk, load_lanes<V>(row + W * p.sw + kw * p.dw, p.sw, W), a1);
+        }
+      }
+      V::storeu(yr + o, a0);
+      V::storeu(yr + o + W, a1);
+    }
+    for (; o < p.ow; o += W) {
+      const int lanes = p.ow - o < W ? static_cast<int>(p.ow - o) : W;
+      R a = bias;
+      for (int64_t kh = 0; kh < p.kh; ++kh) {
+        const T* row = xr + kh * p.dh * p.ldx + o * p.sw;
+        for (int64_t kw = 0; kw < p.kw; ++kw)
+          a = V::fmadd(tap(kh * p.kw + kw), load_lanes<V>(row + kw * p.dw, p.sw, lanes), a);
+      }
+      if (lanes == W) {
+        V::storeu(yr + o, a);
+      } else {
+        alignas(64) T t[W];
+        V::storeu(t, a);
+        for (int i = 0; i < lanes; ++i) yr[o + i] = t[i];
+      }
+    }
+  }
+}
+
+}  // namespace fastconv::kernels

@@ -16,10 +16,12 @@ void fill_kernels(KernelTable& table) {
   table.isa = "scalar";
   table.f32.gemm = {4, 2 * F::W, &gemm_ukernel<F, 4, 2>};
   table.f32.direct_row = {4, &direct_row_ukernel<F, 4>, &direct_row_ukernel<F, 1>,
-                       &direct_row_bwd_data<F>, &direct_row_bwd_weights<F>};
+                       &direct_row_bwd_data<F>, &direct_row_bwd_weights<F>,
+                       &depthwise_plane<F>};
   table.f64.gemm = {4, 2 * D::W, &gemm_ukernel<D, 4, 2>};
   table.f64.direct_row = {4, &direct_row_ukernel<D, 4>, &direct_row_ukernel<D, 1>,
-                       &direct_row_bwd_data<D>, &direct_row_bwd_weights<D>};
+                       &direct_row_bwd_data<D>, &direct_row_bwd_weights<D>,
+                       &depthwise_plane<D>};
   table.f32.pool = {&pool_rows<F, MaxOp<F>>, &pool_rows<F, SumOp<F>>,
                      &pool_window<F, MaxOp<F>>, &pool_window<F, SumOp<F>>};
   table.f64.pool = {&pool_rows<D, MaxOp<D>>, &pool_rows<D, SumOp<D>>,

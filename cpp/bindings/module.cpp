@@ -418,7 +418,6 @@ PYBIND11_MODULE(_core, m) {
   m.def("pool_backward_avg", &pool_backward_avg);
   m.def("pool_backward_max", &pool_backward_max);
   m.def("algorithms", &algorithms, py::arg("direction") = py::none());
-  m.def("algorithm_descriptions", &fastconv::conv_algorithm_descriptions);
   m.def("info", &info);
   m.def("set_isa", &fastconv::set_isa, py::arg("name"));
   m.def("get_isa", &fastconv::active_isa);

@@ -69,7 +69,6 @@ struct ConvTransposeOptions {
 /// entries in = kernel = out = stride = dilation = 1 and zero padding.
 struct ConvProblem {
   std::string op = "conv2d";  ///< name used in messages, e.g. "conv2d_input"
-  bool transposed = false;    ///< describes conv_transpose: its input is this conv's output
   int rank = 2;          ///< spatial rank the user asked for (1, 2 or 3)
   bool batched = true;   ///< input had a batch dimension
   int64_t N = 0;         ///< batch
@@ -80,7 +79,6 @@ struct ConvProblem {
   std::array<int64_t, 3> stride{1, 1, 1}, dilation{1, 1, 1};
   std::array<int64_t, 3> pad_lo{0, 0, 0}, pad_hi{0, 0, 0};
   PaddingMode padding_mode = PaddingMode::zeros;
-  bool has_bias = false;
 
   int64_t C_per_group() const { return C / groups; }
   int64_t K_per_group() const { return K / groups; }

@@ -232,13 +232,10 @@ ConvProblem make_conv_problem(int rank, const std::vector<int64_t>& input_shape,
                     " to have " + std::to_string(expected_c) + " channels, but got " +
                     std::to_string(p.C) + " channels instead");
   }
-  if (bias_shape) {
-    if (bias_shape->size() != 1 || (*bias_shape)[0] != p.K) {
-      invalid(op, "Given weight of size " + shape_str(weight_shape) +
-                      ", expected bias to be 1-dimensional with " + std::to_string(p.K) +
-                      " elements, but got bias of size " + shape_str(*bias_shape) + " instead");
-    }
-    p.has_bias = true;
+  if (bias_shape && (bias_shape->size() != 1 || (*bias_shape)[0] != p.K)) {
+    invalid(op, "Given weight of size " + shape_str(weight_shape) +
+                    ", expected bias to be 1-dimensional with " + std::to_string(p.K) +
+                    " elements, but got bias of size " + shape_str(*bias_shape) + " instead");
   }
 
   // --- padding
@@ -322,7 +319,6 @@ ConvProblem make_conv_transpose_problem(int rank, const std::vector<int64_t>& in
   }
   ConvProblem p;
   p.rank = rank;
-  p.transposed = true;
   p.op = op_name.empty() ? "conv_transpose" + std::to_string(rank) + "d" : op_name;
   const std::string& op = p.op;
 
@@ -373,13 +369,10 @@ ConvProblem make_conv_transpose_problem(int rank, const std::vector<int64_t>& in
                     " channels instead");
   }
   p.C = checked_mul(weight_shape[1], p.groups, op + ": channel count");
-  if (bias_shape) {
-    if (bias_shape->size() != 1 || (*bias_shape)[0] != p.C) {
-      invalid(op, "Given transposed=1, weight of size " + shape_str(weight_shape) +
-                      ", expected bias to be 1-dimensional with " + std::to_string(p.C) +
-                      " elements, but got bias of size " + shape_str(*bias_shape) + " instead");
-    }
-    p.has_bias = true;
+  if (bias_shape && (bias_shape->size() != 1 || (*bias_shape)[0] != p.C)) {
+    invalid(op, "Given transposed=1, weight of size " + shape_str(weight_shape) +
+                    ", expected bias to be 1-dimensional with " + std::to_string(p.C) +
+                    " elements, but got bias of size " + shape_str(*bias_shape) + " instead");
   }
 
   // Output size (in-1)*stride - 2*padding + dilation*(k-1) + output_padding + 1.

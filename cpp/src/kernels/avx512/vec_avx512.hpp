@@ -39,7 +39,9 @@ struct VecF32 {
   static R add(R a, R b) { return _mm512_add_ps(a, b); }
   // Maximum that propagates NaN from either operand (maxps alone returns b when either is NaN).
   static R max(R a, R b) {
-    return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(a, a, _CMP_UNORD_Q), _mm512_max_ps(a, b), a);
+    // (the maskz form: GCC 12 warns about the undefined source operand of _mm512_max_ps)
+    return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(a, a, _CMP_UNORD_Q),
+                                _mm512_maskz_max_ps(0xFFFF, a, b), a);
   }
 };
 

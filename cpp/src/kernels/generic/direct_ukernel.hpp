@@ -157,13 +157,14 @@ namespace fastconv::kernels {
 //   y[oh*OW + ow] = bias + sum_{kh, kw} w[kh*KW + kw] * x[(oh*sh + kh*dh)*ldx + ow*sw + kw*dw]
 // The kernel's taps stay broadcast in registers for the whole plane; two output vectors are in
 // flight for instruction-level parallelism; the row tail uses masked loads and a partial store.
-template <typename V>
-void depthwise_plane(const DepthwisePlaneArgs<typename V::T>& p) {
+template <typename V, int KH, int KW>
+void depthwise_plane_impl(const DepthwisePlaneArgs<typename V::T>& p) {
   using T = typename V::T;
   using R = typename V::R;
   constexpr int W = V::W;
   constexpr int kMaxTaps = 32;
-  const int64_t taps = p.kh * p.kw;
+  const int64_t kh_n = KH ? KH : p.kh, kw_n = KW ? KW : p.kw;
+  const int64_t taps = kh_n * kw_n;
   R wv[kMaxTaps];
   for (int64_t t = 0; t < taps && t < kMaxTaps; ++t) wv[t] = V::set1(p.w[t]);
   const R bias = V::set1(p.bias);
@@ -174,10 +175,10 @@ void depthwise_plane(const DepthwisePlaneArgs<typename V::T>& p) {
     int64_t o = 0;
     for (; o + 2 * W <= p.ow; o += 2 * W) {
       R a0 = bias, a1 = bias;
-      for (int64_t kh = 0; kh < p.kh; ++kh) {
+      for (int64_t kh = 0; kh < kh_n; ++kh) {
         const T* row = xr + kh * p.dh * p.ldx + o * p.sw;
-        for (int64_t kw = 0; kw < p.kw; ++kw) {
-          const R wk = tap(kh * p.kw + kw);
+        for (int64_t kw = 0; kw < kw_n; ++kw) {
+          const R wk = tap(kh * kw_n + kw);
           a0 = V::fmadd(wk, load_lanes<V>(row + kw * p.dw, p.sw, W), a0);
           a1 = V::fmadd(wk, load_lanes<V>(row + W * p.sw + kw * p.dw, p.sw, W), a1);
         }
@@ -188,10 +189,10 @@ void depthwise_plane(const DepthwisePlaneArgs<typename V::T>& p) {
     for (; o < p.ow; o += W) {
       const int lanes = p.ow - o < W ? static_cast<int>(p.ow - o) : W;
       R a = bias;
-      for (int64_t kh = 0; kh < p.kh; ++kh) {
+      for (int64_t kh = 0; kh < kh_n; ++kh) {
         const T* row = xr + kh * p.dh * p.ldx + o * p.sw;
-        for (int64_t kw = 0; kw < p.kw; ++kw)
-          a = V::fmadd(tap(kh * p.kw + kw), load_lanes<V>(row + kw * p.dw, p.sw, lanes), a);
+        for (int64_t kw = 0; kw < kw_n; ++kw)
+          a = V::fmadd(tap(kh * kw_n + kw), load_lanes<V>(row + kw * p.dw, p.sw, lanes), a);
       }
       if (lanes == W) {
         V::storeu(yr + o, a);
@@ -201,6 +202,15 @@ void depthwise_plane(const DepthwisePlaneArgs<typename V::T>& p) {
         for (int i = 0; i < lanes; ++i) yr[o + i] = t[i];
       }
     }
+  }
+}
+
+template <typename V>
+void depthwise_plane(const DepthwisePlaneArgs<typename V::T>& p) {
+  if (p.kh == 3 && p.kw == 3) {  // the common 3x3 kernel, fully unrolled
+    depthwise_plane_impl<V, 3, 3>(p);
+  } else {
+    depthwise_plane_impl<V, 0, 0>(p);
   }
 }
 

@@ -82,26 +82,11 @@ void adaptive_forward(const PoolProblem& p, const T* x, T* y, int64_t* indices,
 template <typename T>
 void adaptive_avg_backward(const PoolProblem& p, const T* dy, T* dx, int threads) {
   const AdaptiveAxis ad(p, 0), ah(p, 1), aw(p, 2);
-  const int64_t H = p.in[1], W = p.in[2], plane_in = p.in_spatial();
-  const int64_t OH = p.out[1], OW = p.out[2], plane_out = p.out_spatial();
-#pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1)
-  for (int64_t plane = 0; plane < p.planes(); ++plane) {
-    T* g = dx + plane * plane_in;
-    std::fill(g, g + plane_in, T(0));
-    const T* gy = dy + plane * plane_out;
-    for (int64_t od = 0; od < p.out[0]; ++od)
-      for (int64_t oh = 0; oh < OH; ++oh)
-        for (int64_t ow = 0; ow < OW; ++ow) {
-          const int64_t d0 = ad.begin(od), d1 = ad.end(od), h0 = ah.begin(oh), h1 = ah.end(oh);
-          const int64_t w0 = aw.begin(ow), w1 = aw.end(ow);
-          const T v = gy[(od * OH + oh) * OW + ow] / static_cast<T>((d1 - d0) * (h1 - h0) * (w1 - w0));
-          for (int64_t id = d0; id < d1; ++id)
-            for (int64_t ih = h0; ih < h1; ++ih) {
-              T* row = g + (id * H + ih) * W;
-              for (int64_t iw = w0; iw < w1; ++iw) row[iw] += v;
-            }
-        }
-  }
+  spread_boxes(p, dy, dx, threads, [&](int64_t od, int64_t oh, int64_t ow) {
+    Box b{ad.begin(od), ad.end(od), ah.begin(oh), ah.end(oh), aw.begin(ow), aw.end(ow), 0};
+    b.divisor = (b.d1 - b.d0) * (b.h1 - b.h0) * (b.w1 - b.w0);
+    return b;
+  });
 }
 
 template void adaptive_forward<float>(const PoolProblem&, const float*, float*, int64_t*,

@@ -165,30 +165,15 @@ void fixed_max_forward_indices(const PoolProblem& p, const T* x, T* y, int64_t* 
 
 template <typename T>
 void fixed_avg_backward(const PoolProblem& p, const T* dy, T* dx, int threads) {
-  const FixedAxis ad(p, 0), ah(p, 1), aw(p, 2);
-  const int64_t H = p.in[1], W = p.in[2], plane_in = p.in_spatial();
-  const int64_t OH = p.out[1], OW = p.out[2], plane_out = p.out_spatial();
-#pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1)
-  for (int64_t plane = 0; plane < p.planes(); ++plane) {
-    T* g = dx + plane * plane_in;
-    std::fill(g, g + plane_in, T(0));
-    const T* gy = dy + plane * plane_out;
-    for (int64_t od = 0; od < p.out[0]; ++od)
-      for (int64_t oh = 0; oh < OH; ++oh)
-        for (int64_t ow = 0; ow < OW; ++ow) {
-          const int64_t div = p.divisor_override
-                                  ? p.divisor_override
-                                  : ad.count(od, p.count_include_pad) *
-                                        ah.count(oh, p.count_include_pad) *
-                                        aw.count(ow, p.count_include_pad);
-          const T v = gy[(od * OH + oh) * OW + ow] / static_cast<T>(div);
-          for (int64_t kd = ad.k_begin(od); kd < ad.k_end(od); ++kd)
-            for (int64_t kh = ah.k_begin(oh); kh < ah.k_end(oh); ++kh) {
-              T* row = g + ((ad.start(od) + kd) * H + ah.start(oh) + kh) * W + aw.start(ow);
-              for (int64_t kw = aw.k_begin(ow); kw < aw.k_end(ow); ++kw) row[kw] += v;
-            }
-        }
-  }
+  const FixedAxis ad(p, 0), ah(p, 1), aw(p, 2);  // average pooling: dilation 1
+  const bool inc = p.count_include_pad;
+  spread_boxes(p, dy, dx, threads, [&](int64_t od, int64_t oh, int64_t ow) {
+    return Box{ad.start(od) + ad.k_begin(od), ad.start(od) + ad.k_end(od),
+               ah.start(oh) + ah.k_begin(oh), ah.start(oh) + ah.k_end(oh),
+               aw.start(ow) + aw.k_begin(ow), aw.start(ow) + aw.k_end(ow),
+               p.divisor_override ? p.divisor_override
+                                  : ad.count(od, inc) * ah.count(oh, inc) * aw.count(ow, inc)};
+  });
 }
 
 #define FASTCONV_INSTANTIATE(T)                                                             \

@@ -93,6 +93,37 @@ struct AdaptiveAxis {
   int64_t end(int64_t o) const { return ((o + 1) * in + out - 1) / out; }
 };
 
+// An average-pooling window: the input box [d0, d1) x [h0, h1) x [w0, w1) and the divisor.
+struct Box {
+  int64_t d0, d1, h0, h1, w0, w1, divisor;
+};
+
+// Gradient of an average pooling whose output (od, oh, ow) averages box(od, oh, ow):
+// dx[i] += dy[o] / divisor(o) for every i in box(o). One task per plane, outputs in order, so
+// overlapping windows accumulate deterministically; dx is fully written.
+template <typename T, typename BoxOf>
+void spread_boxes(const PoolProblem& p, const T* dy, T* dx, int threads, const BoxOf& box_of) {
+  const int64_t H = p.in[1], W = p.in[2], plane_in = p.in_spatial();
+  const int64_t OH = p.out[1], OW = p.out[2], plane_out = p.out_spatial();
+#pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1)
+  for (int64_t plane = 0; plane < p.planes(); ++plane) {
+    T* g = dx + plane * plane_in;
+    std::fill(g, g + plane_in, T(0));
+    const T* gy = dy + plane * plane_out;
+    for (int64_t od = 0; od < p.out[0]; ++od)
+      for (int64_t oh = 0; oh < OH; ++oh)
+        for (int64_t ow = 0; ow < OW; ++ow) {
+          const Box b = box_of(od, oh, ow);
+          const T v = gy[(od * OH + oh) * OW + ow] / static_cast<T>(b.divisor);
+          for (int64_t id = b.d0; id < b.d1; ++id)
+            for (int64_t ih = b.h0; ih < b.h1; ++ih) {
+              T* row = g + (id * H + ih) * W;
+              for (int64_t iw = b.w0; iw < b.w1; ++iw) row[iw] += v;
+            }
+        }
+  }
+}
+
 // PyTorch's max update: a larger value or any NaN takes the place (the first maximum wins ties).
 template <typename T>
 inline bool takes_max(T candidate, T current) {

@@ -22,17 +22,22 @@ struct VecF32 {
   static R load_partial(const T* p, int n) { return _mm256_maskload_ps(p, first(n)); }
   // Lanes p[0], p[2], ..., p[2n-2] (n < 8), zero beyond; reads nothing past p[2n-2].
   static R load_even_partial(const T* p, int n) {
-    const R lo = _mm256_maskload_ps(p, first(2 * n - 1));
-    const R hi = _mm256_maskload_ps(p + 8, first(2 * n - 9));
-    const R even = _mm256_shuffle_ps(lo, hi, _MM_SHUFFLE(2, 0, 2, 0));
-    return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(even), _MM_SHUFFLE(3, 1, 2, 0)));
+    return even(_mm256_maskload_ps(p, first(2 * n - 1)), _mm256_maskload_ps(p + 8, first(2 * n - 9)));
   }
   // Lanes p[0], p[2], ..., p[14]; the masked second load reads nothing past p[14].
   static R load_even(const T* p) {
-    const R lo = _mm256_loadu_ps(p);
-    const R hi = _mm256_maskload_ps(p + 8, _mm256_setr_epi32(-1, -1, -1, -1, -1, -1, -1, 0));
-    const R even = _mm256_shuffle_ps(lo, hi, _MM_SHUFFLE(2, 0, 2, 0));  // a0 a2 a8 a10 a4 a6 a12 a14
-    return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(even), _MM_SHUFFLE(3, 1, 2, 0)));
+    return even(_mm256_loadu_ps(p), _mm256_maskload_ps(p + 8, first(7)));
+  }
+  // Of the 16 lanes a0..a7 b0..b7: the even ones, the odd ones, and a1..a7 b0. The in-lane
+  // shuffle gives a0 a2 b0 b2 | a4 a6 b4 b6; the 64-bit permute puts the pairs in order.
+  static R even(R a, R b) { return in_order(_mm256_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0))); }
+  static R odd(R a, R b) { return in_order(_mm256_shuffle_ps(a, b, _MM_SHUFFLE(3, 1, 3, 1))); }
+  static R shift_in(R a, R b) {
+    const R rotated = _mm256_permutevar8x32_ps(a, _mm256_setr_epi32(1, 2, 3, 4, 5, 6, 7, 0));
+    return _mm256_blend_ps(rotated, _mm256_broadcastss_ps(_mm256_castps256_ps128(b)), 0x80);
+  }
+  static R in_order(R pairs) {
+    return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(pairs), _MM_SHUFFLE(3, 1, 2, 0)));
   }
   static R fmadd(R a, R b, R c) { return _mm256_fmadd_ps(a, b, c); }
   static R mul(R a, R b) { return _mm256_mul_ps(a, b); }

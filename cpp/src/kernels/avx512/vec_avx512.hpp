@@ -22,27 +22,31 @@ struct VecF32 {
   static R load_partial(const T* p, int n) { return _mm512_maskz_loadu_ps(first(n), p); }
   // Lanes p[0], p[2], ..., p[2n-2] (n < 16), zero beyond; reads nothing past p[2n-2].
   static R load_even_partial(const T* p, int n) {
-    const R lo = _mm512_maskz_loadu_ps(first(2 * n - 1), p);
-    const R hi = _mm512_maskz_loadu_ps(first(2 * n - 17), p + 16);
-    const __m512i idx = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-    return _mm512_permutex2var_ps(lo, idx, hi);
+    return even(_mm512_maskz_loadu_ps(first(2 * n - 1), p),
+                _mm512_maskz_loadu_ps(first(2 * n - 17), p + 16));
   }
   // Lanes p[0], p[2], ..., p[30]; the masked second load reads nothing past p[30].
   static R load_even(const T* p) {
-    const R lo = _mm512_loadu_ps(p);
-    const R hi = _mm512_maskz_loadu_ps(0x7FFF, p + 16);
+    return even(_mm512_loadu_ps(p), _mm512_maskz_loadu_ps(0x7FFF, p + 16));
+  }
+  // Of the 32 lanes a0..a15 b0..b15: the even ones, the odd ones, and a1..a15 b0.
+  static R even(R a, R b) {
     const __m512i idx = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-    return _mm512_permutex2var_ps(lo, idx, hi);
+    return _mm512_permutex2var_ps(a, idx, b);
+  }
+  static R odd(R a, R b) {
+    const __m512i idx = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+    return _mm512_permutex2var_ps(a, idx, b);
+  }
+  static R shift_in(R a, R b) {
+    return _mm512_castsi512_ps(_mm512_alignr_epi32(_mm512_castps_si512(b), _mm512_castps_si512(a), 1));
   }
   static R fmadd(R a, R b, R c) { return _mm512_fmadd_ps(a, b, c); }
   static R mul(R a, R b) { return _mm512_mul_ps(a, b); }
   static R add(R a, R b) { return _mm512_add_ps(a, b); }
-  // Maximum that propagates NaN from either operand (maxps alone returns b when either is NaN).
-  static R max(R a, R b) {
-    // (the maskz form: GCC 12 warns about the undefined source operand of _mm512_max_ps)
-    return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(a, a, _CMP_UNORD_Q),
-                                _mm512_maskz_max_ps(0xFFFF, a, b), a);
-  }
+  // Maximum that propagates NaN from either operand: max(a, b) where a is a number (maxps
+  // returns b, NaN or not, when either is NaN), a itself where a is NaN.
+  static R max(R a, R b) { return _mm512_mask_max_ps(a, _mm512_cmp_ps_mask(a, a, _CMP_ORD_Q), a, b); }
 };
 
 }  // namespace fastconv::kernels::avx512

@@ -11,6 +11,7 @@
 #pragma once
 
 #include <cstdint>
+#include <type_traits>
 
 #include "../kernel_table.hpp"
 #include "direct_ukernel.hpp"  // load_lanes
@@ -93,19 +94,77 @@ void pool_window_impl(const typename V::T* x, const int64_t* offset, int64_t nro
   if (o < n) V::storeu(y + n - W, block(n - W, W));
 }
 
+// Stride-2 windows of KW = 2 or 3 taps (dilation 1), the pooling of most CNNs (2x2/2, 3x3/2),
+// in one pass: per block of W outputs the rows reduce first over the 2W (+1) inputs the block
+// reads, then even and odd lanes separate once: tap 0 is the even lanes, tap 1 the odd ones and
+// tap 2 the even ones shifted by one lane. NR rows known at compile time (0: from nrows).
+template <typename V, typename Op, int KW, int NR>
+void pool_window_s2(const typename V::T* x, const int64_t* offset, int64_t nrows, int64_t n,
+                    const typename V::T* scale, typename V::T* y) {
+  using T = typename V::T;
+  using R = typename V::R;
+  constexpr int W = V::W;
+  static_assert(KW == 2 || KW == 3, "taps");
+  const int64_t rows = NR ? NR : nrows;
+  const auto block = [&](int64_t o, int lanes) {  // outputs o .. o+lanes-1 read 2*lanes-2+KW inputs
+    const int span = 2 * lanes - 2 + KW;
+    const auto load = [&](const T* p, int from) {
+      return span - from >= W ? V::loadu(p + from) : V::load_partial(p + from, span - from);
+    };
+    const T* p = x + offset[0] + 2 * o;
+    R lo = load(p, 0), hi = load(p, W), next = lo;
+    if (KW == 3) next = V::load_partial(p + 2 * W, span - 2 * W);
+    for (int64_t r = 1; r < rows; ++r) {
+      p = x + offset[r] + 2 * o;
+      lo = Op::apply(lo, load(p, 0));
+      hi = Op::apply(hi, load(p, W));
+      if (KW == 3) next = Op::apply(next, V::load_partial(p + 2 * W, span - 2 * W));
+    }
+    const R even = V::even(lo, hi);
+    R acc = Op::apply(even, V::odd(lo, hi));
+    if (KW == 3) acc = Op::apply(acc, V::shift_in(even, next));
+    if (scale) acc = V::mul(acc, load_lanes<V>(scale + o, 1, lanes));
+    return acc;
+  };
+  if (n < W) {
+    alignas(64) T t[W];
+    V::storeu(t, block(0, static_cast<int>(n)));
+    for (int64_t i = 0; i < n; ++i) y[i] = t[i];
+    return;
+  }
+  int64_t o = 0;
+  for (; o + W <= n; o += W) V::storeu(y + o, block(o, W));
+  if (o < n) V::storeu(y + n - W, block(n - W, W));
+}
+
 // `rows` output rows at once: row i reads x + i*row_step and writes y + i*ldy (same offsets).
 template <typename V, typename Op>
 void pool_window(const typename V::T* x, int64_t rows, int64_t row_step, const int64_t* offset,
                  int64_t nrows, int64_t n, int64_t stride, int64_t dilation, int64_t kw,
                  const typename V::T* scale, typename V::T* y, int64_t ldy) {
-  if (nrows == 2 && kw == 2) {  // 2x2 pooling, the common case, fully unrolled
-    for (int64_t i = 0; i < rows; ++i)
-      pool_window_impl<V, Op, 2, 2>(x + i * row_step, offset, nrows, n, stride, dilation, kw,
-                                    scale, y + i * ldy);
+  const auto each_row = [&](auto kernel) {
+    for (int64_t i = 0; i < rows; ++i) kernel(x + i * row_step, y + i * ldy);
+  };
+  if (stride == 2 && dilation == 1 && (kw == 2 || kw == 3)) {
+    const auto s2 = [&](auto kw_c, auto nr_c) {
+      each_row([&](const typename V::T* xi, typename V::T* yi) {
+        pool_window_s2<V, Op, decltype(kw_c)::value, decltype(nr_c)::value>(xi, offset, nrows, n,
+                                                                            scale, yi);
+      });
+    };
+    using K2 = std::integral_constant<int, 2>;
+    using K3 = std::integral_constant<int, 3>;
+    using K0 = std::integral_constant<int, 0>;
+    if (kw == 2) nrows == 2 ? s2(K2{}, K2{}) : s2(K2{}, K0{});
+    else nrows == 3 ? s2(K3{}, K3{}) : s2(K3{}, K0{});
+  } else if (nrows == 2 && kw == 2) {  // 2x2 windows at another stride, fully unrolled
+    each_row([&](const typename V::T* xi, typename V::T* yi) {
+      pool_window_impl<V, Op, 2, 2>(xi, offset, nrows, n, stride, dilation, kw, scale, yi);
+    });
   } else {
-    for (int64_t i = 0; i < rows; ++i)
-      pool_window_impl<V, Op, 0, 0>(x + i * row_step, offset, nrows, n, stride, dilation, kw,
-                                    scale, y + i * ldy);
+    each_row([&](const typename V::T* xi, typename V::T* yi) {
+      pool_window_impl<V, Op, 0, 0>(xi, offset, nrows, n, stride, dilation, kw, scale, yi);
+    });
   }
 }
 

@@ -40,6 +40,23 @@ struct Vec {
     for (int i = 0; i < n; ++i) r.v[i] = p[2 * i];
     return r;
   }
+  // Of the 2W lanes a0..a{W-1} b0..b{W-1}: the even ones, the odd ones, and a1..a{W-1} b0.
+  static R even(const R& a, const R& b) { return pick(a, b, 0); }
+  static R odd(const R& a, const R& b) { return pick(a, b, 1); }
+  static R shift_in(const R& a, const R& b) {
+    R r;
+    for (int i = 0; i + 1 < W; ++i) r.v[i] = a.v[i + 1];
+    r.v[W - 1] = b.v[0];
+    return r;
+  }
+  static R pick(const R& a, const R& b, int first) {
+    R r;
+    for (int i = 0; i < W; ++i) {
+      const int j = 2 * i + first;
+      r.v[i] = j < W ? a.v[j] : b.v[j - W];
+    }
+    return r;
+  }
   static void storeu(T* p, const R& a) {
     for (int i = 0; i < W; ++i) p[i] = a.v[i];
   }

@@ -146,6 +146,43 @@ py::array conv_forward(int rank, const py::object& input, const py::object& weig
   return y;
 }
 
+// A forward plan for inputs of `input_shape` (python/fastconv/_plan.py keeps one per shape).
+fastconv::ConvPlan make_conv_plan(int rank, const Shape& input_shape, const py::object& weight,
+                                  const py::object& bias, const Shape& stride,
+                                  const PaddingArg& padding, const Shape& dilation, int64_t groups,
+                                  const std::string& padding_mode, const std::string& algo,
+                                  const std::string& activation, const std::string& isa) {
+  const std::string op = "plan";
+  const Operand w = as_operand(op, "weight", weight);
+  std::optional<Operand> b;
+  if (!bias.is_none()) b = as_operand(op, "bias", bias);
+  const auto dtype = common_dtype(op, {&w, b ? &*b : nullptr});
+  fastconv::Activation act;
+  try {
+    act = fastconv::parse_activation(activation);
+  } catch (const fastconv::InvalidArgument& e) {
+    throw fastconv::InvalidArgument(op + ": " + e.what());
+  }
+  const auto problem = fastconv::make_conv_problem(
+      rank, input_shape, w.shape, b ? std::optional<Shape>(b->shape) : std::nullopt,
+      conv_options(op, stride, padding, dilation, groups, padding_mode), op);
+  return fastconv::ConvPlan(problem, dtype, w.data(), b ? b->data() : nullptr, algo, act, isa);
+}
+
+py::array plan_forward(const fastconv::ConvPlan& plan, const py::object& input) {
+  const std::string op = "plan";
+  const Operand x = as_operand(op, "input", input);
+  if (x.dtype != plan.dtype()) {
+    throw py::type_error(op + ": expected input to have dtype " + dtype_str(plan.dtype()) +
+                         " (the plan's weights), but got " + dtype_str(x.dtype));
+  }
+  fastconv::check_shape(op, "input", x.shape, plan.problem().input_shape());
+  py::array y = new_array(plan.dtype(), plan.problem().output_shape());
+  void* yp = y.mutable_data();
+  compute([&] { plan.forward(x.data(), yp); });
+  return y;
+}
+
 py::array conv_backward_data(int rank, const Shape& input_shape, const py::object& weight,
                              const py::object& grad_output, const Shape& stride,
                              const PaddingArg& padding, const Shape& dilation, int64_t groups,
@@ -413,6 +450,19 @@ PYBIND11_MODULE(_core, m) {
   m.def("conv_transpose_forward", &conv_transpose_forward);
   m.def("conv_transpose_backward_data", &conv_transpose_backward_data);
   m.def("conv_transpose_backward_weights", &conv_transpose_backward_weights);
+  py::class_<fastconv::ConvPlan>(m, "ConvPlan")
+      .def(py::init(&make_conv_plan))
+      .def("forward", &plan_forward)
+      .def_property_readonly("algo", &fastconv::ConvPlan::algorithm)
+      .def_property_readonly("activation", [](const fastconv::ConvPlan& p) {
+        return std::string(fastconv::activation_name(p.activation()));
+      })
+      .def_property_readonly("isa", &fastconv::ConvPlan::isa)
+      .def_property_readonly("dtype", [](const fastconv::ConvPlan& p) { return dtype_str(p.dtype()); })
+      .def_property_readonly("input_shape", [](const fastconv::ConvPlan& p) { return p.problem().input_shape(); })
+      .def_property_readonly("output_shape", [](const fastconv::ConvPlan& p) { return p.problem().output_shape(); })
+      .def_property_readonly("packed_bytes", &fastconv::ConvPlan::packed_bytes)
+      .def_property_readonly("workspace_bytes", &fastconv::ConvPlan::workspace_bytes);
   m.def("pool_forward", &pool_forward);
   m.def("adaptive_pool_forward", &adaptive_pool_forward);
   m.def("pool_backward_avg", &pool_backward_avg);

@@ -11,18 +11,21 @@ convolution by several algorithms; this package exposes it with PyTorch's semant
 """
 
 from . import _core
+from ._plan import ConvPlan, plan
 from ._runtime import algorithms, get_isa, get_num_threads, info, set_isa, set_num_threads
 from . import functional, grad
 
 __version__ = _core.info()["version"]
 
 __all__ = [
+    "ConvPlan",
     "algorithms",
     "functional",
     "grad",
     "get_isa",
     "get_num_threads",
     "info",
+    "plan",
     "set_isa",
     "set_num_threads",
     "__version__",

@@ -3,6 +3,7 @@
 
 #include "fastconv/conv.hpp"
 #include "fastconv/errors.hpp"
+#include "fastconv/plan.hpp"
 #include "fastconv/pool.hpp"
 #include "fastconv/runtime.hpp"
 #include "fastconv/version.hpp"

@@ -17,7 +17,7 @@ namespace fastconv::conv {
 
 /// Operands of one call. Arrays are dense and C-contiguous; shapes refer to `problem` (an
 /// unpadded view: x and dx are the padded input and its gradient).
-///   forward:          x, w, b (may be null)  -> out = y       (N x K x out)
+///   forward:          x, packed_w, b (may be null)  -> out = y (N x K x out)
 ///   backward_data:    w, dy                  -> out = dx      (N x C x in), zeroed by the caller
 ///   backward_weights: x, dy                  -> out = dw      (K x C/groups x kernel)
 struct ConvArgs {
@@ -31,6 +31,10 @@ struct ConvArgs {
   void* workspace;
   int threads;
   const kernels::KernelTable& kernels;
+  // Forward only: the weights as the algorithm's pack_weights laid them out (the entry points
+  // pack them per call, a plan once), and the activation applied as the output is written.
+  const void* packed_w = nullptr;
+  Activation activation = Activation::none;
 };
 
 using ConvRunFn = void (*)(const ConvArgs& args);
@@ -45,6 +49,16 @@ void by_dtype(const ConvArgs& a) {
   }
 }
 
+// The same for a pack_weights function.
+template <void (*F32)(const ConvArgs&, void*), void (*F64)(const ConvArgs&, void*)>
+void by_dtype_pack(const ConvArgs& a, void* packed) {
+  if (a.dtype == DType::f32) {
+    F32(a, packed);
+  } else {
+    F64(a, packed);
+  }
+}
+
 struct ConvAlgorithm {
   const char* name;
   const char* description;
@@ -53,8 +67,14 @@ struct ConvAlgorithm {
   // Empty when the algorithm applies to (problem, dtype, direction), else the reason it does not;
   // null when it applies to every problem of the directions it implements.
   std::string (*why_not)(const ConvProblem& problem, DType dtype, ConvDirection direction);
+  // Scratch memory of one call; for the forward direction, besides the packed weights.
   std::size_t (*workspace_bytes)(const ConvProblem& problem, DType dtype, ConvDirection direction,
                                  int threads, const kernels::KernelTable& kernels);
+  // The forward weights in the layout its forward reads: their size, and the packing of args.w
+  // into `packed` (for the kernels of args.kernels). Required when forward is implemented.
+  std::size_t (*packed_weights_bytes)(const ConvProblem& problem, DType dtype,
+                                      const kernels::KernelTable& kernels);
+  void (*pack_weights)(const ConvArgs& args, void* packed);
 
   bool implements(ConvDirection d) const { return run[static_cast<int>(d)] != nullptr; }
   std::string reason_not_applicable(const ConvProblem& p, DType dtype, ConvDirection d) const;

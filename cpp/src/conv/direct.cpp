@@ -13,6 +13,7 @@
 // Best where GEMM tiles would be mostly padding: depthwise, few channels per group.
 #include <algorithm>
 
+#include "activation.hpp"
 #include "algorithm.hpp"
 #include "util/checked.hpp"
 
@@ -66,7 +67,7 @@ void forward_depthwise(const ConvArgs& a) {
   const ConvProblem& p = a.problem;
   const auto& uk = a.kernels.get<T>().direct_row;
   const auto* x = static_cast<const T*>(a.x);
-  const auto* w = static_cast<const T*>(a.w);
+  const auto* w = static_cast<const T*>(a.packed_w);  // as given: C x KH x KW
   const auto* b = static_cast<const T*>(a.b);
   auto* y = static_cast<T*>(a.out);
   const int64_t HW = p.in[1] * p.in[2], taps = p.kernel[1] * p.kernel[2];
@@ -89,11 +90,34 @@ void forward_depthwise(const ConvArgs& a) {
     args.dh = p.dilation[1];
     args.dw = p.dilation[2];
     uk.depthwise_plane(args);
+    activate(a.activation, args.y, out_plane);
   }
 }
 
-// ---- forward:  x N x C x in (padded), w K x Cg x kernel -> y N x K x out.
-// Workspace: tap offsets (int64) then packed weights.
+// Forward weights as the forward reads them: as given for whole depthwise planes, else packed.
+std::size_t packed_weights_bytes(const ConvProblem& p, DType dtype,
+                                 const kernels::KernelTable& kernels) {
+  const bool f32 = dtype == DType::f32;
+  const std::size_t elem = f32 ? sizeof(float) : sizeof(double);
+  if (depthwise_planes(p)) return static_cast<std::size_t>(p.K * p.kernel_spatial()) * elem;
+  const int kb = f32 ? block_channels(p, kernels.f32.direct_row)
+                     : block_channels(p, kernels.f64.direct_row);
+  return static_cast<std::size_t>(packed_weight_size(p, kb)) * elem;
+}
+
+template <typename T>
+void pack_forward_weights(const ConvArgs& a, void* packed) {
+  const ConvProblem& p = a.problem;
+  const auto* w = static_cast<const T*>(a.w);
+  if (depthwise_planes(p)) {
+    std::copy(w, w + p.K * p.kernel_spatial(), static_cast<T*>(packed));
+    return;
+  }
+  pack_weights(p, w, block_channels(p, a.kernels.get<T>().direct_row), static_cast<T*>(packed));
+}
+
+// ---- forward:  x N x C x in (padded), packed w (pack_forward_weights) -> y N x K x out.
+// Workspace: tap offsets (int64).
 template <typename T>
 void forward(const ConvArgs& a) {
   const ConvProblem& p = a.problem;
@@ -112,12 +136,11 @@ void forward(const ConvArgs& a) {
   auto* y = static_cast<T*>(a.out);
 
   auto* tap_offset = static_cast<int64_t*>(a.workspace);
-  auto* wp = reinterpret_cast<T*>(tap_offset + ntaps);
+  const auto* wp = static_cast<const T*>(a.packed_w);
   for (int64_t c = 0, t = 0; c < Cg; ++c)
     for (int64_t kd = 0; kd < p.kernel[0]; ++kd)
       for (int64_t kh = 0; kh < p.kernel[1]; ++kh, ++t)
         tap_offset[t] = c * DHW + kd * p.dilation[0] * HW + kh * p.dilation[1] * in[2];
-  pack_weights(p, static_cast<const T*>(a.w), kb, wp);
 
   const int64_t rows = p.out[0] * p.out[1];
   const int64_t block_size = ntaps * p.kernel[2] * kb;
@@ -141,6 +164,7 @@ void forward(const ConvArgs& a) {
     args.kb = static_cast<int>(std::min<int64_t>(kb, Kg - blk * kb));
     args.ow = p.out[2];
     (kb == 1 ? uk.run_single : uk.run)(args);
+    for (int k = 0; k < args.kb; ++k) activate(a.activation, args.y + k * P, args.ow);
   }
 }
 
@@ -234,13 +258,18 @@ void backward_weights(const ConvArgs& a) {
 
 std::size_t workspace_bytes(const ConvProblem& p, DType dtype, ConvDirection direction, int,
                             const kernels::KernelTable& kernels) {
-  if (direction == ConvDirection::backward_weights) return 0;
-  const bool f32 = dtype == DType::f32;
-  const int kb = f32 ? block_channels(p, kernels.f32.direct_row)
-                     : block_channels(p, kernels.f64.direct_row);
-  const std::size_t elem = f32 ? sizeof(float) : sizeof(double);
-  const std::size_t offsets = direction == ConvDirection::forward ? taps(p) * sizeof(int64_t) : 0;
-  return offsets + static_cast<std::size_t>(packed_weight_size(p, kb)) * elem;
+  switch (direction) {
+    case ConvDirection::forward: return depthwise_planes(p) ? 0 : taps(p) * sizeof(int64_t);
+    case ConvDirection::backward_data: {  // the weights packed as the row kernels read them
+      const bool f32 = dtype == DType::f32;
+      const int kb = f32 ? block_channels(p, kernels.f32.direct_row)
+                         : block_channels(p, kernels.f64.direct_row);
+      return static_cast<std::size_t>(packed_weight_size(p, kb)) *
+             (f32 ? sizeof(float) : sizeof(double));
+    }
+    case ConvDirection::backward_weights: return 0;
+  }
+  return 0;
 }
 
 }  // namespace
@@ -253,7 +282,9 @@ const ConvAlgorithm& direct_algorithm() {
        &by_dtype<backward_data<float>, backward_data<double>>,
        &by_dtype<backward_weights<float>, backward_weights<double>>},
       nullptr,
-      &workspace_bytes};
+      &workspace_bytes,
+      &packed_weights_bytes,
+      &by_dtype_pack<pack_forward_weights<float>, pack_forward_weights<double>>};
   return algo;
 }
 

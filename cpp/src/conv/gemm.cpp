@@ -14,6 +14,7 @@
 //   column block), each summing over the whole batch. The input arrives padded.
 #include <algorithm>
 
+#include "activation.hpp"
 #include "algorithm.hpp"
 #include "gemm/gemm.hpp"
 #include "im2col.hpp"
@@ -61,8 +62,26 @@ Scratch<T> scratch(T* base, int mr, bool with_c) {
   return {a, b, b + gemm::b_block_size()};
 }
 
-// ---- forward:  x N x C x in (padded), w K x Kr, y N x K x P.
-// Workspace: W packed for every group, then per-thread scratch.
+// Packed forward weights: W_g in MR-row panels over the whole reduction, for every group.
+int64_t group_pack_size(const ConvProblem& p, int mr) {
+  return gemm::prepacked_a_size(p.K_per_group(), reduction_size(p), mr);
+}
+
+// w K x Kr -> packed (groups x group_pack_size).
+template <typename T>
+void pack_weights(const ConvArgs& a, void* packed) {
+  const ConvProblem& p = a.problem;
+  const int mr = a.kernels.get<T>().gemm.mr;
+  const int64_t Kg = p.K_per_group(), Kr = reduction_size(p), size = group_pack_size(p, mr);
+  const auto* w = static_cast<const T*>(a.w);
+  auto* dst = static_cast<T*>(packed);
+#pragma omp parallel for schedule(static) num_threads(a.threads) if (a.threads > 1)
+  for (int64_t g = 0; g < p.groups; ++g)
+    gemm::PrepackedA<T>::pack({w + g * Kg * Kr, Kg, Kr, 1, mr}, Kr, dst + g * size);
+}
+
+// ---- forward:  x N x C x in (padded), packed W (pack_weights), y N x K x P.
+// Workspace: per-thread scratch.
 template <typename T>
 void forward(const ConvArgs& a) {
   const ConvProblem& p = a.problem;
@@ -70,17 +89,11 @@ void forward(const ConvArgs& a) {
   const int64_t Kg = p.K_per_group(), Cg = p.C_per_group(), Kr = reduction_size(p);
   const int64_t P = p.out_spatial(), in_plane = p.in_spatial();
   const auto* x = static_cast<const T*>(a.x);
-  const auto* w = static_cast<const T*>(a.w);
   const auto* b = static_cast<const T*>(a.b);
   auto* y = static_cast<T*>(a.out);
-  auto* wpack = static_cast<T*>(a.workspace);
-  const int64_t group_pack = gemm::prepacked_a_size(Kg, Kr, uk.mr);
-  T* scratch_base = wpack + p.groups * group_pack;
-
-#pragma omp parallel for schedule(static) num_threads(a.threads) if (a.threads > 1)
-  for (int64_t g = 0; g < p.groups; ++g) {
-    gemm::PrepackedA<T>::pack({w + g * Kg * Kr, Kg, Kr, 1, uk.mr}, Kr, wpack + g * group_pack);
-  }
+  const auto* wpack = static_cast<const T*>(a.packed_w);
+  const int64_t group_pack = group_pack_size(p, uk.mr);
+  auto* scratch_base = static_cast<T*>(a.workspace);
 
   const int64_t col_blocks = ceil_div(P, gemm::kNC);
   const int64_t row_blocks = row_blocks_for(Kg, uk.mr, p.N * p.groups * col_blocks, a.threads);
@@ -97,7 +110,8 @@ void forward(const ConvArgs& a) {
     const Scratch<T> s = scratch(scratch_base, uk.mr, false);
     gemm::gemm_block(uk, Kr, m0, m1, n0, n1, gemm::PrepackedA<T>{wpack + g * group_pack, Kr, uk.mr},
                      Im2colB<T>(p, x + (n * p.C + g * Cg) * in_plane, uk.nr),
-                     y + (n * p.K + g * Kg + m0) * P + n0, P, b ? b + g * Kg : nullptr, s.a, s.b);
+                     y + (n * p.K + g * Kg + m0) * P + n0, P,
+                     output_store(b ? b + g * Kg : nullptr, a.activation), s.a, s.b);
   }
 }
 
@@ -133,8 +147,8 @@ void backward_data(const ConvArgs& a) {
       const int64_t n1 = std::min(P, n0 + gemm::kNC);
       for (int64_t m0 = r_begin; m0 < r_end; m0 += kRowChunk) {
         const int64_t m1 = std::min(r_end, m0 + kRowChunk);
-        gemm::gemm_block(uk, Kg, m0, m1, n0, n1, wt, dyg, s.c, gemm::kNC, static_cast<T*>(nullptr),
-                         s.a, s.b);
+        gemm::gemm_block(uk, Kg, m0, m1, n0, n1, wt, dyg, s.c, gemm::kNC,
+                         kernels::TileStore<T>{}, s.a, s.b);
         col2im_add(geo, s.c, gemm::kNC, m0, m1 - m0, n0, n1 - n0, dxg);
       }
     }
@@ -168,20 +182,26 @@ void backward_weights(const ConvArgs& a) {
     gemm::gemm_block(uk, p.N * P, m0, m1, n0, n1,
                      gemm::BatchedA<T>{dy + g * Kg * P, Kg, P, p.K * P, uk.mr},
                      Im2colTransposedB<T>(p, x + g * Cg * in_plane, p.C * in_plane, uk.nr),
-                     dw + (g * Kg + m0) * Kr + n0, Kr, static_cast<T*>(nullptr), s.a, s.b);
+                     dw + (g * Kg + m0) * Kr + n0, Kr, kernels::TileStore<T>{}, s.a, s.b);
   }
 }
 
-std::size_t workspace_bytes(const ConvProblem& p, DType dtype, ConvDirection direction,
+std::size_t workspace_bytes(const ConvProblem&, DType dtype, ConvDirection direction,
                             int threads, const kernels::KernelTable& kernels) {
   const bool f32 = dtype == DType::f32;
   const int mr = f32 ? kernels.f32.gemm.mr : kernels.f64.gemm.mr;
   const std::size_t elem = f32 ? sizeof(float) : sizeof(double);
   const bool with_c = direction == ConvDirection::backward_data;
-  int64_t elems = threads * (f32 ? scratch_size<float>(mr, with_c) : scratch_size<double>(mr, with_c));
-  if (direction == ConvDirection::forward)
-    elems += p.groups * gemm::prepacked_a_size(p.K_per_group(), reduction_size(p), mr);
+  const int64_t elems =
+      threads * (f32 ? scratch_size<float>(mr, with_c) : scratch_size<double>(mr, with_c));
   return static_cast<std::size_t>(elems) * elem;
+}
+
+std::size_t packed_weights_bytes(const ConvProblem& p, DType dtype,
+                                 const kernels::KernelTable& kernels) {
+  if (dtype == DType::f32)
+    return p.groups * group_pack_size(p, kernels.f32.gemm.mr) * sizeof(float);
+  return p.groups * group_pack_size(p, kernels.f64.gemm.mr) * sizeof(double);
 }
 
 }  // namespace
@@ -194,7 +214,9 @@ const ConvAlgorithm& gemm_algorithm() {
        &by_dtype<backward_data<float>, backward_data<double>>,
        &by_dtype<backward_weights<float>, backward_weights<double>>},
       nullptr,
-      &workspace_bytes};
+      &workspace_bytes,
+      &packed_weights_bytes,
+      &by_dtype_pack<pack_weights<float>, pack_weights<double>>};
   return algo;
 }
 

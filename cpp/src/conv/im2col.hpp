@@ -61,6 +61,71 @@ class Im2colGeometry {
   const ConvProblem& p_;
 };
 
+// The columns of a packed B block as runs: maximal ranges of columns whose source offsets are
+// consecutive, cut at NR-panel boundaries. Found once per block from the column offsets (the
+// same for every reduction row), then every row of the block copies the runs.
+struct ColumnRuns {
+  int64_t count = 0;
+  int64_t src[gemm::kNC];  // source offset of the run's first column
+  int64_t dst[gemm::kNC];  // its place in a packed row: panel * (kc * NR) + lane
+  int64_t len[gemm::kNC];
+
+  ColumnRuns(const int64_t* off, int64_t nc, int64_t kc, int nr) {
+    int64_t j = 0;
+    while (j < nc) {
+      const int64_t panel_end = (j / nr + 1) * nr;
+      int64_t e = j + 1;
+      while (e < nc && e < panel_end && off[e] == off[e - 1] + 1) ++e;
+      src[count] = off[j];
+      dst[count] = (j / nr) * kc * nr + j % nr;
+      len[count] = e - j;
+      ++count;
+      j = e;
+    }
+  }
+
+  // Packed row kk of the block: dst[panel*kc*nr + kk*nr + lane] = x[run source + ...].
+  template <typename T>
+  void copy_row(const T* x, T* dst_row) const {
+    for (int64_t r = 0; r < count; ++r) {
+      const T* s = x + src[r];
+      T* d = dst_row + dst[r];
+      for (int64_t i = 0; i < len[r]; ++i) d[i] = s[i];
+    }
+  }
+};
+
+// Zero columns [nc, round_up(nc, nr)) of the last panel of a packed B block (kc rows).
+template <typename T>
+void zero_pad_columns(int64_t kc, int64_t nc, int nr, T* dst) {
+  const int64_t tail = nc % nr;
+  if (tail == 0) return;
+  T* panel = dst + (nc / nr) * kc * nr;
+  for (int64_t kk = 0; kk < kc; ++kk)
+    for (int64_t j = tail; j < nr; ++j) panel[kk * nr + j] = T(0);
+}
+
+// B = im2col(x): B(r, p), reduction over rows r (forward convolution). x: channel 0 of the group.
+template <typename T>
+class Im2colB {
+ public:
+  Im2colB(const ConvProblem& p, const T* x, int nr) : geo_(p), x_(x), nr_(nr) {}
+
+  void operator()(int64_t k0, int64_t kc, int64_t n0, int64_t nc, T* dst) const {
+    int64_t col[gemm::kNC], row[gemm::kKC];
+    geo_.col_offsets(n0, nc, col);
+    geo_.row_offsets(k0, kc, row);
+    const ColumnRuns runs(col, nc, kc, nr_);
+    for (int64_t kk = 0; kk < kc; ++kk) runs.copy_row(x_ + row[kk], dst + kk * nr_);
+    zero_pad_columns(kc, nc, nr_, dst);
+  }
+
+ private:
+  Im2colGeometry geo_;
+  const T* x_;
+  int nr_;
+};
+
 // dst[0..n) = src[off[0..n)]: runs of consecutive offsets are copied whole.
 template <typename T>
 inline void gather(const T* src, const int64_t* off, int64_t n, T* dst) {
@@ -76,33 +141,6 @@ inline void gather(const T* src, const int64_t* off, int64_t n, T* dst) {
     j = e;
   }
 }
-
-// B = im2col(x): B(r, p), reduction over rows r (forward convolution). x: channel 0 of the group.
-template <typename T>
-class Im2colB {
- public:
-  Im2colB(const ConvProblem& p, const T* x, int nr) : geo_(p), x_(x), nr_(nr) {}
-
-  void operator()(int64_t k0, int64_t kc, int64_t n0, int64_t nc, T* dst) const {
-    int64_t col[gemm::kNC], row[gemm::kKC];
-    geo_.col_offsets(n0, nc, col);
-    geo_.row_offsets(k0, kc, row);
-    for (int64_t kk = 0; kk < kc; ++kk) {
-      const T* src = x_ + row[kk];
-      for (int64_t j0 = 0; j0 < nc; j0 += nr_) {
-        T* d = dst + (j0 / nr_) * kc * nr_ + kk * nr_;
-        const int64_t n = nc - j0 < nr_ ? nc - j0 : nr_;
-        gather(src, col + j0, n, d);
-        for (int64_t j = n; j < nr_; ++j) d[j] = T(0);
-      }
-    }
-  }
-
- private:
-  Im2colGeometry geo_;
-  const T* x_;
-  int nr_;
-};
 
 // B = im2col(x)^T over a batch: B(q, r) with q = n*P + p, reduction over q (weight gradient).
 // x: channel 0 of the group in image 0; batch_stride: elements between images.

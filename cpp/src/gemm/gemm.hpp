@@ -107,24 +107,31 @@ struct RowMajorB {
 
 // Rows [m0, m1) and columns [n0, n1) of C, with c pointing at C[m0][n0]. m0 must suit the A
 // packer (a multiple of MR for PrepackedA). a_buf: a_panel_size(mr) elements; b_buf:
-// b_block_size() elements; bias (indexed by absolute row) may be null.
+// b_block_size() elements. `store` says what the result is: its bias is indexed by absolute
+// row, its clamp applies after the last reduction block, and with `accumulate` the products add
+// to C.
 template <typename T, typename APacker, typename BPacker>
 void gemm_block(const kernels::GemmUkernel<T>& uk, int64_t Kr, int64_t m0, int64_t m1,
                 int64_t n0, int64_t n1, const APacker& pack_a, const BPacker& pack_b, T* c,
-                int64_t ldc, const T* bias, T* a_buf, T* b_buf) {
+                int64_t ldc, const kernels::TileStore<T>& store, T* a_buf, T* b_buf) {
   const int mr = uk.mr, nr = uk.nr;
   for (int64_t nb = n0; nb < n1; nb += kNC) {
     const int64_t nc = n1 - nb < kNC ? n1 - nb : kNC;
     for (int64_t k0 = 0; k0 < Kr; k0 += kKC) {
       const int64_t kc = Kr - k0 < kKC ? Kr - k0 : kKC;
+      kernels::TileStore<T> st = store;
+      st.accumulate = store.accumulate || k0 > 0;
+      st.clamp = store.clamp && k0 + kc == Kr;
       pack_b(k0, kc, nb, nc, b_buf);
       for (int64_t m = m0; m < m1; m += mr) {
         const T* a = pack_a(m, k0, kc, a_buf);  // packed once, used for every B panel
         const int rows = static_cast<int>(m1 - m < mr ? m1 - m : mr);
+        kernels::TileStore<T> row_st = st;
+        row_st.bias = store.bias ? store.bias + m : nullptr;
         for (int64_t j = 0; j < nc; j += nr) {
           const int cols = static_cast<int>(nc - j < nr ? nc - j : nr);
           uk.run(kc, a, b_buf + (j / nr) * kc * nr, c + (m - m0) * ldc + nb - n0 + j, ldc, rows,
-                 cols, bias ? bias + m : nullptr, k0 > 0);
+                 cols, row_st);
         }
       }
     }

@@ -90,6 +90,15 @@ const KernelTable& active_kernels() {
   return r.tables[r.active.load(std::memory_order_acquire)];
 }
 
+const KernelTable& kernels_for(const std::string& isa) {
+  Registry& r = registry();
+  for (int i = 0; i < r.available; ++i)
+    if (isa == kIsas[i].name) return r.tables[i];
+  std::string list;
+  for (int i = 0; i < r.available; ++i) list += std::string(list.empty() ? "" : ", ") + kIsas[i].name;
+  throw InvalidArgument("isa '" + isa + "' is not available here; available: " + list);
+}
+
 }  // namespace fastconv::kernels
 
 namespace fastconv {
@@ -104,15 +113,9 @@ std::string active_isa() { return kernels::active_kernels().isa; }
 
 std::string set_isa(const std::string& name) {
   kernels::Registry& r = kernels::registry();
-  for (int i = 0; i < r.available; ++i) {
-    if (name == kernels::kIsas[i].name) {
-      const int previous = r.active.exchange(i, std::memory_order_acq_rel);
-      return kernels::kIsas[previous].name;
-    }
-  }
-  std::string list;
-  for (const auto& n : available_isas()) list += (list.empty() ? "" : ", ") + n;
-  throw InvalidArgument("isa '" + name + "' is not available here; available: " + list);
+  const int chosen = static_cast<int>(&kernels::kernels_for(name) - r.tables);
+  const int previous = r.active.exchange(chosen, std::memory_order_acq_rel);
+  return kernels::kIsas[previous].name;
 }
 
 }  // namespace fastconv

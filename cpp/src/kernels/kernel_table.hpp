@@ -6,16 +6,29 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 
 namespace fastconv::kernels {
 
+// How a GEMM microkernel stores its tile of products S:
+//   C = (accumulate ? C : bias[i] or 0) + S, then, when clamp, C = min(max(C, lo), hi) with NaN
+//   kept (a fused ReLU is lo = 0, hi = +inf; ReLU6 is hi = 6). bias may be null; it is read only
+//   when accumulate is false.
+template <typename T>
+struct TileStore {
+  const T* bias = nullptr;
+  bool accumulate = false;
+  bool clamp = false;
+  T lo = T(0), hi = T(0);
+};
+
 // GEMM microkernel, C tile of MR x NR:
-//   C[i*ldc + j] (= C[...] if accumulate, else bias[i] or 0) + sum_k a[k*MR + i] * b[k*NR + j]
-//   for i < m <= MR, j < n <= NR. a: packed A panel (kc x MR), b: packed B panel (kc x NR).
-//   bias may be null; it is read only when accumulate is false.
+//   C[i*ldc + j] = store(sum_k a[k*MR + i] * b[k*NR + j])   for i < m <= MR, j < n <= NR.
+//   a: packed A panel (kc x MR), b: packed B panel (kc x NR); `store` offsets bias by the tile's
+//   first row.
 template <typename T>
 using GemmUkernelFn = void (*)(int64_t kc, const T* a, const T* b, T* c, int64_t ldc, int m,
-                                int n, const T* bias, bool accumulate);
+                               int n, const TileStore<T>& store);
 
 template <typename T>
 struct GemmUkernel {
@@ -147,5 +160,8 @@ inline const KernelSet<double>& KernelTable::get<double>() const {
 
 /// The table of the active ISA (see fastconv/runtime.hpp).
 const KernelTable& active_kernels();
+
+/// The table of an available ISA by name; throws InvalidArgument otherwise.
+const KernelTable& kernels_for(const std::string& isa);
 
 }  // namespace fastconv::kernels

@@ -5,6 +5,13 @@
 
 namespace fastconv::util {
 
+/// The DType of an element type (float or double).
+template <typename T>
+constexpr DType dtype_of() {
+  static_assert(sizeof(T) == 4 || sizeof(T) == 8, "float or double");
+  return sizeof(T) == 4 ? DType::f32 : DType::f64;
+}
+
 /// Calls f(float{}) or f(double{}) for dtype; f is a generic lambda taking the element type.
 template <typename F>
 void with_dtype(DType dtype, F&& f) {

@@ -88,6 +88,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
         help=f"adaptive timing: seconds per method per layer (default {DEFAULT_BUDGET_S})",
     )
     parser.add_argument("--json", metavar="PATH", help="write every result to PATH as JSON")
+    parser.add_argument("--markdown", metavar="PATH",
+                        help="write the run as a Markdown report (machine, versions, command, tables), "
+                        "e.g. bench/RESULTS.md")
+    parser.add_argument("--plot", metavar="PATH",
+                        help="plot the conv layers' GFLOP/s against the FMA peak to PATH (PNG; needs matplotlib)")
     parser.add_argument(
         "--layers", metavar="PATH",
         help=f"layers file (default: ${LAYERS_ENV}, else shared/shapes/layers.json above the "
@@ -95,7 +100,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--peak", type=_positive_float, default=None, metavar="GFLOPS",
-        help="fp32 peak in GFLOP/s for %%peak (default: DESIGN.md's figure for the active ISA and thread count)",
+        help="fp32 peak in GFLOP/s for %%peak (default: measured by an FMA probe of the active ISA)",
     )
     parser.add_argument(
         "--peak-bw", type=_positive_float, default=None, metavar="GB/S",

@@ -115,12 +115,21 @@ def _conv_kwargs(layer: Layer) -> Dict[str, Any]:
     )
 
 
-def _conv_fastconv(layer: Layer, arrays: Tuple[np.ndarray, ...], algo: str) -> Callable[[], Any]:
-    from .. import functional
+#: The conv method that runs a prepacked :func:`fastconv.plan` (algo 'auto') instead of the
+#: stateless functional call, which re-lays out the weights on every call.
+PLAN = "plan"
 
-    fn = getattr(functional, f"conv{len(layer['input'])}d")
+
+def _conv_fastconv(layer: Layer, arrays: Tuple[np.ndarray, ...], algo: str) -> Callable[[], Any]:
+    from .. import functional, plan
+
     x, w = arrays
     kw = _conv_kwargs(layer)
+    if algo == PLAN:
+        layer_plan = plan(w, None, **kw)
+        layer_plan.prepare(x.shape)  # packing is not timed
+        return lambda: layer_plan(x)
+    fn = getattr(functional, f"conv{len(layer['input'])}d")
     return lambda: fn(x, w, None, algo=algo, **kw)
 
 
@@ -131,13 +140,23 @@ def _tensors(arrays: Tuple[np.ndarray, ...]) -> Tuple[Any, ...]:
     return tuple(torch.from_numpy(a) for a in arrays)
 
 
-def _conv_torch(layer: Layer, arrays: Tuple[np.ndarray, ...], threads: int) -> Callable[[], Any]:
-    import torch.nn.functional as tF
+def _conv_torch(channels_last: bool) -> Callable[[Layer, Tuple[np.ndarray, ...], int], Callable[[], Any]]:
+    def make(layer: Layer, arrays: Tuple[np.ndarray, ...], threads: int) -> Callable[[], Any]:
+        import torch
+        import torch.nn.functional as tF
 
-    fn = getattr(tF, f"conv{len(layer['input'])}d")
-    x, w = _tensors(arrays)
-    kw = _conv_kwargs(layer)
-    return lambda: fn(x, w, None, **kw)
+        rank = len(layer["input"])
+        fn = getattr(tF, f"conv{rank}d")
+        x, w = _tensors(arrays)
+        if channels_last:
+            fmt = torch_memory_format(torch, rank)
+            if fmt is None:
+                raise ValueError(f"torch has no channels_last format for {rank}-D convolution")
+            x, w = x.contiguous(memory_format=fmt), w.contiguous(memory_format=fmt)  # before timing
+        kw = _conv_kwargs(layer)
+        return lambda: fn(x, w, None, **kw)
+
+    return make
 
 
 def _conv_ort_attrs(layer: Layer, w: np.ndarray) -> Dict[str, Any]:
@@ -150,11 +169,11 @@ def _conv_ort(layer: Layer, arrays: Tuple[np.ndarray, ...], threads: int) -> Cal
     return ort_session("Conv", x, _conv_ort_attrs(layer, w), threads, initializers=[w])
 
 
-def _registered_algorithms(direction: str) -> Callable[[], List[str]]:
+def _registered_algorithms(direction: str, extra: Sequence[str] = ()) -> Callable[[], List[str]]:
     def names() -> List[str]:
         from .. import algorithms
 
-        return list(algorithms(direction))
+        return list(algorithms(direction)) + list(extra)
 
     return names
 
@@ -341,12 +360,15 @@ OPS: Dict[str, OpSpec] = {
         layer_op="conv",
         make_inputs=_conv_inputs,
         fastconv=_conv_fastconv,
-        peers=(Peer("torch", _TORCH, _conv_torch, "torch.nn.functional.conv*d"),
+        peers=(Peer("torch", _TORCH, _conv_torch(False), "torch.nn.functional.conv*d, NCHW (contiguous)"),
+               Peer("torch_cl", _TORCH, _conv_torch(True),
+                    "torch.nn.functional.conv*d on channels_last copies of input and weight (made before timing)"),
                Peer("ort", _ORT, _conv_ort, "ONNX Runtime, one Conv node, weight an initializer")),
         flops=conv_flops,
         output_size=conv_output_size,
-        algorithms=_registered_algorithms("forward"),
-        description="forward convolution: functional.conv*d vs torch.nn.functional.conv*d",
+        algorithms=_registered_algorithms("forward", extra=(PLAN,)),
+        description="forward convolution: functional.conv*d (each algorithm) and fastconv.plan (auto, "
+        "weights packed once) vs torch.nn.functional.conv*d",
     ),
     "conv_bwd_data": OpSpec(
         layer_op="conv",

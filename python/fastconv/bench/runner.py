@@ -15,6 +15,7 @@ import contextlib
 import math
 import os
 import platform
+import shlex
 import statistics
 import sys
 import time
@@ -25,10 +26,11 @@ import numpy as np
 
 from .cli import build_parser
 from .layers import Layer, find_layers_file, load_layers, select_layers
-from .ops import NO_ALGO, OPS, OpSpec, layer_ops, ops_for
+from .ops import NO_ALGO, OPS, PLAN, OpSpec, layer_ops, ops_for
 from .peak import BANDWIDTH_SOURCE, PEAK_SOURCE, bandwidth_line, peak_line, usable_cores
 from .peers import Peer, backend_versions, peer_names, to_numpy
 from .report import Progress, Table, cpu_model, summary_lines, write_json
+from .results import write_markdown, write_plot
 from .timing import MIN_ROUNDS, cpu_busy, measure, others_busy, own_cpu, proc_stat
 
 __all__ = ["MISMATCH_TOL", "main", "run"]
@@ -209,8 +211,8 @@ def run(args: argparse.Namespace) -> int:
         _print_list(selection, layers, skipped, ops)
         return 0
 
-    registered = list(dict.fromkeys(a for d in (None, "forward", "backward_data", "backward_weights")
-                                    for a in fastconv.algorithms(d)))
+    registered = list(dict.fromkeys([a for d in (None, "forward", "backward_data", "backward_weights")
+                                     for a in fastconv.algorithms(d)] + [PLAN]))
     algos: Optional[List[str]] = None
     if args.algo:
         algos = _split_names(args.algo)
@@ -342,44 +344,55 @@ def run(args: argparse.Namespace) -> int:
               "timings are noisy (2-thread figures especially)")
     print(f"done in {elapsed:.1f} s")
 
+    doc = {
+        "machine": {
+            "fastconv": info,
+            "torch": getattr(torch, "__version__", None),
+            "onnxruntime": getattr(backends.get("onnxruntime"), "__version__", None),
+            "cpu": cpu_model(),
+            "usable_cores": usable_cores(),
+            "python": platform.python_version(),
+            "numpy": np.__version__,
+            "platform": platform.platform(),
+            "busy_cores_before_run": busy,
+            "busy_cores_during_run": busy_during,
+            "peak_gflops": {str(n): p for n, p in peaks.items()},
+            "peak_source": "--peak" if args.peak is not None else PEAK_SOURCE,
+            "peak_gbps": {str(n): p for n, p in peaks_bw.items()},
+            "peak_gbps_source": "--peak-bw" if getattr(args, "peak_bw", None) is not None else BANDWIDTH_SOURCE,
+        },
+        "layers_file": where,
+        "selection": how,
+        "settings": {
+            "threads": thread_counts,
+            "repeat": args.repeat,
+            "budget_s": args.budget,
+            "seed": args.seed,
+            "ops": ops,
+            "algorithms": op_algos,
+            "peers": {op: [p.name for p in op_peers[op]] for op in ops},
+        },
+        "elapsed_s": elapsed,
+        "results": results,
+    }
     if args.json:
-        doc = {
-            "machine": {
-                "fastconv": info,
-                "torch": getattr(torch, "__version__", None),
-                "onnxruntime": getattr(backends.get("onnxruntime"), "__version__", None),
-                "cpu": cpu_model(),
-                "usable_cores": usable_cores(),
-                "python": platform.python_version(),
-                "numpy": np.__version__,
-                "platform": platform.platform(),
-                "busy_cores_before_run": busy,
-                "busy_cores_during_run": busy_during,
-                "peak_gflops": {str(n): p for n, p in peaks.items()},
-                "peak_source": "--peak" if args.peak is not None else PEAK_SOURCE,
-                "peak_gbps": {str(n): p for n, p in peaks_bw.items()},
-                "peak_gbps_source": "--peak-bw" if getattr(args, "peak_bw", None) is not None else BANDWIDTH_SOURCE,
-            },
-            "layers_file": where,
-            "selection": how,
-            "settings": {
-                "threads": thread_counts,
-                "repeat": args.repeat,
-                "budget_s": args.budget,
-                "seed": args.seed,
-                "ops": ops,
-                "algorithms": op_algos,
-                "peers": {op: [p.name for p in op_peers[op]] for op in ops},
-            },
-            "elapsed_s": elapsed,
-            "results": results,
-        }
         try:
             write_json(args.json, doc)
         except OSError as e:
             print(f"fastconv bench: cannot write {args.json}: {e}", file=sys.stderr)
             return 1
         print(f"results written to {args.json}")
+    command = " ".join([os.path.basename(sys.argv[0])] + [shlex.quote(a) for a in sys.argv[1:]])
+    for path, write, what in ((getattr(args, "markdown", None), lambda p: write_markdown(p, doc, command), "report"),
+                              (getattr(args, "plot", None), lambda p: write_plot(p, doc), "plot")):
+        if not path:
+            continue
+        try:
+            write(path)
+        except (OSError, ValueError, ImportError) as e:
+            print(f"fastconv bench: cannot write the {what} {path}: {e}", file=sys.stderr)
+            return 1
+        print(f"{what} written to {path}")
     return 1 if interrupted or any(r["status"] == "error" for r in results) else 0
 
 

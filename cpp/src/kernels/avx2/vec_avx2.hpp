@@ -18,7 +18,7 @@ struct VecF32 {
   static __m256i first(int n) {
     return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
   }
-  // Lanes p[0] .. p[n-1] (n < 8), zero beyond; masked, so nothing past p[n-1] is read.
+  // Lanes p[0] .. p[n-1] (all 8 when n >= 8), zero beyond; masked, so nothing past p[n-1] is read.
   static R load_partial(const T* p, int n) { return _mm256_maskload_ps(p, first(n)); }
   // Lanes p[0], p[2], ..., p[2n-2] (n < 8), zero beyond; reads nothing past p[2n-2].
   static R load_even_partial(const T* p, int n) {
@@ -42,9 +42,13 @@ struct VecF32 {
   static R fmadd(R a, R b, R c) { return _mm256_fmadd_ps(a, b, c); }
   static R mul(R a, R b) { return _mm256_mul_ps(a, b); }
   static R add(R a, R b) { return _mm256_add_ps(a, b); }
-  // Maximum that propagates NaN from either operand (maxps alone returns b when either is NaN).
+  // Maximum / minimum that propagate NaN from either operand (maxps alone returns b when either
+  // is NaN).
   static R max(R a, R b) {
     return _mm256_blendv_ps(_mm256_max_ps(a, b), a, _mm256_cmp_ps(a, a, _CMP_UNORD_Q));
+  }
+  static R min(R a, R b) {
+    return _mm256_blendv_ps(_mm256_min_ps(a, b), a, _mm256_cmp_ps(a, a, _CMP_UNORD_Q));
   }
 };
 

@@ -18,7 +18,7 @@ struct VecF32 {
   static __mmask16 first(int n) {
     return n <= 0 ? 0 : n >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << n) - 1);
   }
-  // Lanes p[0] .. p[n-1] (n < 16), zero beyond; masked, so nothing past p[n-1] is read.
+  // Lanes p[0] .. p[n-1] (all 16 when n >= 16), zero beyond; masked, so nothing past p[n-1] is read.
   static R load_partial(const T* p, int n) { return _mm512_maskz_loadu_ps(first(n), p); }
   // Lanes p[0], p[2], ..., p[2n-2] (n < 16), zero beyond; reads nothing past p[2n-2].
   static R load_even_partial(const T* p, int n) {
@@ -38,15 +38,18 @@ struct VecF32 {
     const __m512i idx = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
     return _mm512_permutex2var_ps(a, idx, b);
   }
-  static R shift_in(R a, R b) {
-    return _mm512_castsi512_ps(_mm512_alignr_epi32(_mm512_castps_si512(b), _mm512_castps_si512(a), 1));
+  static R shift_in(R a, R b) {  // (the maskz form: see max)
+    return _mm512_castsi512_ps(
+        _mm512_maskz_alignr_epi32(0xFFFF, _mm512_castps_si512(b), _mm512_castps_si512(a), 1));
   }
   static R fmadd(R a, R b, R c) { return _mm512_fmadd_ps(a, b, c); }
   static R mul(R a, R b) { return _mm512_mul_ps(a, b); }
   static R add(R a, R b) { return _mm512_add_ps(a, b); }
-  // Maximum that propagates NaN from either operand: max(a, b) where a is a number (maxps
-  // returns b, NaN or not, when either is NaN), a itself where a is NaN.
+  // Maximum / minimum that propagate NaN from either operand: max(a, b) where a is a number (maxps
+  // returns b, NaN or not, when either is NaN), a itself where a is NaN. (Masked forms with a
+  // defined source: GCC 12 warns about the undefined one of the unmasked intrinsics.)
   static R max(R a, R b) { return _mm512_mask_max_ps(a, _mm512_cmp_ps_mask(a, a, _CMP_ORD_Q), a, b); }
+  static R min(R a, R b) { return _mm512_mask_min_ps(a, _mm512_cmp_ps_mask(a, a, _CMP_ORD_Q), a, b); }
 };
 
 }  // namespace fastconv::kernels::avx512

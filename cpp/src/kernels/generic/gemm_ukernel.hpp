@@ -14,8 +14,7 @@ namespace fastconv::kernels {
 // a: kc x MR packed, b: kc x NR packed, c: m x n (ldc). See GemmUkernelFn in kernel_table.hpp.
 template <typename V, int MR, int NV>
 void gemm_ukernel(int64_t kc, const typename V::T* a, const typename V::T* b,
-                  typename V::T* c, int64_t ldc, int m, int n, const typename V::T* bias,
-                  bool accumulate) {
+                  typename V::T* c, int64_t ldc, int m, int n, const TileStore<typename V::T>& st) {
   using T = typename V::T;
   using R = typename V::R;
   constexpr int W = V::W;
@@ -35,23 +34,27 @@ void gemm_ukernel(int64_t kc, const typename V::T* a, const typename V::T* b,
     b += NR;
   }
 
+  const R lo = V::set1(st.lo), hi = V::set1(st.hi);
+  const auto finish = [&](R sum) { return st.clamp ? V::min(V::max(sum, lo), hi) : sum; };
   if (m == MR && n == NR) {
     for (int i = 0; i < MR; ++i) {
       T* ci = c + i * ldc;
       for (int v = 0; v < NV; ++v) {
-        R base = accumulate ? V::loadu(ci + v * W) : V::set1(bias ? bias[i] : T(0));
-        V::storeu(ci + v * W, V::add(acc[i][v], base));
+        R base = st.accumulate ? V::loadu(ci + v * W) : V::set1(st.bias ? st.bias[i] : T(0));
+        V::storeu(ci + v * W, finish(V::add(acc[i][v], base)));
       }
     }
     return;
   }
   alignas(64) T tile[MR * NR];
-  for (int i = 0; i < MR; ++i)
-    for (int v = 0; v < NV; ++v) V::storeu(tile + i * NR + v * W, acc[i][v]);
   for (int i = 0; i < m; ++i) {
     T* ci = c + i * ldc;
-    const T init = bias ? bias[i] : T(0);
-    for (int j = 0; j < n; ++j) ci[j] = (accumulate ? ci[j] : init) + tile[i * NR + j];
+    for (int v = 0; v * W < n; ++v) {
+      R base = st.accumulate ? V::load_partial(ci + v * W, n - v * W)
+                             : V::set1(st.bias ? st.bias[i] : T(0));
+      V::storeu(tile + v * W, finish(V::add(acc[i][v], base)));
+    }
+    for (int j = 0; j < n; ++j) ci[j] = tile[j];
   }
 }
 

@@ -28,10 +28,10 @@ struct Vec {
     for (int i = 0; i < W; ++i) r.v[i] = p[2 * i];
     return r;
   }
-  // Lanes p[0] .. p[n-1] (n < W), zero beyond; reads nothing past p[n-1].
+  // Lanes p[0] .. p[n-1] (all W when n >= W), zero beyond; reads nothing past p[n-1].
   static R load_partial(const T* p, int n) {
     R r = zero();
-    for (int i = 0; i < n; ++i) r.v[i] = p[i];
+    for (int i = 0; i < n && i < W; ++i) r.v[i] = p[i];
     return r;
   }
   // Lanes p[0], p[2], ..., p[2n-2] (n < W), zero beyond; reads nothing past p[2n-2].
@@ -69,6 +69,12 @@ struct Vec {
   static R max(const R& a, const R& b) {
     R r;
     for (int i = 0; i < W; ++i) r.v[i] = (a.v[i] > b.v[i] || a.v[i] != a.v[i]) ? a.v[i] : b.v[i];
+    return r;
+  }
+  // Minimum that propagates NaN from either operand.
+  static R min(const R& a, const R& b) {
+    R r;
+    for (int i = 0; i < W; ++i) r.v[i] = (a.v[i] < b.v[i] || a.v[i] != a.v[i]) ? a.v[i] : b.v[i];
     return r;
   }
   static R mul(const R& a, const R& b) {

@@ -1,0 +1,51 @@
+// fastconv/plan.hpp — a forward convolution prepared once and run many times (inference).
+//
+// A ConvPlan fixes a problem (shapes and parameters, from make_conv_problem()), the algorithm
+// ("auto" resolved once), the kernels of one ISA and an activation, and holds its own copy of the
+// weights in the layout that algorithm reads (packed GEMM panels, direct-kernel blocks), plus
+// the bias. forward() then pays no weight re-layout and fuses bias and activation into the
+// output as it is written. A plan is immutable: forward() may run from several threads at once.
+#pragma once
+
+#include <cstddef>
+#include <memory>
+#include <string>
+
+#include "fastconv/conv.hpp"
+
+namespace fastconv {
+
+class ConvPlan {
+ public:
+  /// Prepare y = activation(conv(x, weight) + bias) for `problem` (a forward convolution).
+  /// weight (K, C/groups, *kernel) and bias (K, or null) are dense arrays of `dtype`, copied;
+  /// `algorithm` is "auto" or a name from conv_algorithm_names(); `isa` names the kernels
+  /// (available_isas(); empty: the active ISA). Throws InvalidArgument for an unknown name or
+  /// ISA, Unsupported when the algorithm does not apply, OutOfMemory.
+  ConvPlan(const ConvProblem& problem, DType dtype, const void* weight, const void* bias,
+           const std::string& algorithm = "auto", Activation activation = Activation::none,
+           const std::string& isa = "");
+
+  /// y (problem.output_shape()) = activation(conv(x, weight) + bias) for x of
+  /// problem.input_shape(); both dense, of the plan's dtype. Runs on num_threads() threads.
+  void forward(const void* x, void* y) const;
+
+  const ConvProblem& problem() const;
+  DType dtype() const;
+  /// The algorithm the plan runs ("auto" resolved).
+  const std::string& algorithm() const;
+  Activation activation() const;
+  /// The ISA whose kernels the plan runs.
+  std::string isa() const;
+  /// Bytes of packed weights (and bias) the plan holds.
+  std::size_t packed_bytes() const;
+  /// Bytes one forward() allocates for its duration at the current num_threads(): the padded
+  /// input copy (when there is padding) and the algorithm's scratch.
+  std::size_t workspace_bytes() const;
+
+ private:
+  struct State;
+  std::shared_ptr<const State> state_;
+};
+
+}  // namespace fastconv

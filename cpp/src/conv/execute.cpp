@@ -1,0 +1,171 @@
+// conv/execute.cpp — see execute.hpp. An algorithm receives the unpadded view of a problem: the
+// input arrives padded (or, for the data gradient, the gradient of the padded input is computed
+// and folded back), so no algorithm handles padding or padding modes itself.
+#include "execute.hpp"
+
+#include <cstddef>
+
+#include "activation.hpp"
+#include "fastconv/runtime.hpp"
+#include "pad.hpp"
+#include "util/buffer.hpp"
+#include "util/checked.hpp"
+#include "util/dtype.hpp"
+#include "util/parallel.hpp"
+
+namespace fastconv::conv {
+
+namespace {
+
+using util::dtype_of;
+using util::with_dtype;
+
+template <typename T>
+void fill(T* p, int64_t n, T value, int threads) {
+#pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1 && n > (1 << 16))
+  for (int64_t i = 0; i < n; ++i) p[i] = value;
+}
+
+int64_t padded_elements(const ConvProblem& p) {
+  const auto ext = padded_extent(p);
+  return p.N * p.C * ext[0] * ext[1] * ext[2];
+}
+
+std::size_t dtype_size(DType dtype) { return dtype == DType::f32 ? sizeof(float) : sizeof(double); }
+
+// The input as algorithms read it: x itself, or its padded copy held in `storage`.
+template <typename T>
+const T* padded_input(const ConvProblem& p, const T* x, util::AlignedBuffer& storage,
+                      int threads) {
+  if (!p.has_padding()) return x;
+  storage = util::AlignedBuffer(static_cast<std::size_t>(padded_elements(p)) * sizeof(T),
+                                "the padded input");
+  pad_input(p, x, storage.as<T>(), threads);
+  return storage.as<T>();
+}
+
+// Run `algo` in `direction` on the unpadded view of p.
+void run(const ConvAlgorithm& algo, ConvDirection direction, const ConvProblem& p, DType dtype,
+         const void* x, const void* w, const void* b, const void* dy, void* out, int threads,
+         const kernels::KernelTable& kernels, const void* packed_w = nullptr,
+         Activation act = Activation::none) {
+  const ConvProblem q = unpadded_view(p);
+  util::AlignedBuffer workspace(algo.workspace_bytes(q, dtype, direction, threads, kernels),
+                                "the convolution workspace");
+  ConvArgs args{q, dtype, x, w, b, dy, out, workspace.as<void>(), threads, kernels};
+  args.activation = act;
+  args.packed_w = packed_w;
+  util::AlignedBuffer packed;
+  if (direction == ConvDirection::forward && !packed_w) {
+    packed = util::AlignedBuffer(algo.packed_weights_bytes(q, dtype, kernels), "the packed weights");
+    algo.pack_weights(args, packed.as<void>());
+    args.packed_w = packed.as<void>();
+  }
+  algo.run[static_cast<int>(direction)](args);
+}
+
+template <typename T>
+void forward(const ConvAlgorithm& algo, const ConvProblem& p, const T* x, const T* w,
+             const void* packed_w, const T* b, Activation act, T* y,
+             const kernels::KernelTable& kernels) {
+  if (p.N == 0 || p.K == 0) return;
+  const int threads = threads_for(p);
+  const int64_t plane = p.out_spatial();
+  if (p.C == 0) {  // empty reduction: the output is the activated bias
+    for (int64_t n = 0; n < p.N; ++n)
+      for (int64_t k = 0; k < p.K; ++k) {
+        T* yk = y + (n * p.K + k) * plane;
+        fill(yk, plane, b ? b[k] : T(0), 1);
+        activate(act, yk, plane);
+      }
+    return;
+  }
+  util::AlignedBuffer storage;
+  const T* xin = padded_input(p, x, storage, threads);
+  run(algo, ConvDirection::forward, p, dtype_of<T>(), xin, w, b, nullptr, y, threads, kernels,
+      packed_w, act);
+}
+
+template <typename T>
+void backward_data(const ConvAlgorithm& algo, const ConvProblem& p, const T* w, const T* dy,
+                   T* dx) {
+  if (p.N == 0 || p.C == 0) return;
+  const int threads = threads_for(p);
+  if (p.K == 0) {
+    fill(dx, p.N * p.C * p.in_spatial(), T(0), threads);
+    return;
+  }
+  util::AlignedBuffer storage;
+  T* target = dx;
+  if (p.has_padding()) {
+    storage = util::AlignedBuffer(static_cast<std::size_t>(padded_elements(p)) * sizeof(T),
+                                  "the padded input gradient");
+    target = storage.as<T>();
+  }
+  fill(target, p.has_padding() ? padded_elements(p) : p.N * p.C * p.in_spatial(), T(0), threads);
+  run(algo, ConvDirection::backward_data, p, dtype_of<T>(), nullptr, w, nullptr, dy, target,
+      threads, kernels::active_kernels());
+  if (p.has_padding()) fold_padding(p, target, dx, threads);
+}
+
+template <typename T>
+void backward_weights(const ConvAlgorithm& algo, const ConvProblem& p, const T* x, const T* dy,
+                      T* dw) {
+  const int64_t weights = p.K * p.C_per_group() * p.kernel_spatial();
+  if (weights == 0) return;
+  const int threads = threads_for(p);
+  if (p.N == 0) {
+    fill(dw, weights, T(0), threads);
+    return;
+  }
+  util::AlignedBuffer storage;
+  const T* xin = padded_input(p, x, storage, threads);
+  run(algo, ConvDirection::backward_weights, p, dtype_of<T>(), xin, nullptr, nullptr, dy, dw,
+      threads, kernels::active_kernels());
+}
+
+}  // namespace
+
+int threads_for(const ConvProblem& p) {
+  const int64_t macs = p.N * p.K * p.out_spatial() * p.C_per_group() * p.kernel_spatial();
+  return util::threads_for(macs, int64_t(1) << 16, num_threads());
+}
+
+void execute_forward(const ConvAlgorithm& algo, const ConvProblem& p, DType dtype, const void* x,
+                     const void* w, const void* packed_w, const void* b, Activation act, void* y,
+                     const kernels::KernelTable& kernels) {
+  with_dtype(dtype, [&](auto t) {
+    using T = decltype(t);
+    forward(algo, p, static_cast<const T*>(x), static_cast<const T*>(w), packed_w,
+            static_cast<const T*>(b), act, static_cast<T*>(y), kernels);
+  });
+}
+
+void execute_backward_data(const ConvAlgorithm& algo, const ConvProblem& p, DType dtype,
+                           const void* w, const void* dy, void* dx) {
+  with_dtype(dtype, [&](auto t) {
+    using T = decltype(t);
+    backward_data(algo, p, static_cast<const T*>(w), static_cast<const T*>(dy),
+                  static_cast<T*>(dx));
+  });
+}
+
+void execute_backward_weights(const ConvAlgorithm& algo, const ConvProblem& p, DType dtype,
+                              const void* x, const void* dy, void* dw) {
+  with_dtype(dtype, [&](auto t) {
+    using T = decltype(t);
+    backward_weights(algo, p, static_cast<const T*>(x), static_cast<const T*>(dy),
+                     static_cast<T*>(dw));
+  });
+}
+
+std::size_t forward_scratch_bytes(const ConvAlgorithm& algo, const ConvProblem& p, DType dtype,
+                                  int threads, const kernels::KernelTable& kernels) {
+  if (p.N == 0 || p.K == 0 || p.C == 0) return 0;
+  const std::size_t padded =
+      p.has_padding() ? static_cast<std::size_t>(padded_elements(p)) * dtype_size(dtype) : 0;
+  return padded + algo.workspace_bytes(unpadded_view(p), dtype, ConvDirection::forward, threads,
+                                       kernels);
+}
+
+}  // namespace fastconv::conv

@@ -1,0 +1,35 @@
+// conv/execute.hpp — running a chosen convolution algorithm on a validated problem: the thread
+// count, empty problems, padding (materialised once per call, and folded back for the data
+// gradient), packed weights and the workspace. Shared by the stateless entry points (conv.cpp)
+// and plans (plan.cpp).
+//
+// Shapes: x N x C x in, w K x C/groups x kernel, b K, y / dy N x K x out.
+#pragma once
+
+#include <cstddef>
+
+#include "algorithm.hpp"
+
+namespace fastconv::conv {
+
+// Threads for a call: about 64K multiply-adds per thread at least.
+int threads_for(const ConvProblem& p);
+
+// y = act(conv(x, w) + b). packed_w: the weights as algo.pack_weights lays them out for
+// `kernels` (a plan's), or null to pack w here.
+void execute_forward(const ConvAlgorithm& algo, const ConvProblem& p, DType dtype, const void* x,
+                     const void* w, const void* packed_w, const void* b, Activation act, void* y,
+                     const kernels::KernelTable& kernels);
+
+void execute_backward_data(const ConvAlgorithm& algo, const ConvProblem& p, DType dtype,
+                           const void* w, const void* dy, void* dx);
+
+void execute_backward_weights(const ConvAlgorithm& algo, const ConvProblem& p, DType dtype,
+                              const void* x, const void* dy, void* dw);
+
+// Bytes a forward call allocates besides the packed weights: the padded input copy and the
+// algorithm's workspace, at `threads` threads.
+std::size_t forward_scratch_bytes(const ConvAlgorithm& algo, const ConvProblem& p, DType dtype,
+                                  int threads, const kernels::KernelTable& kernels);
+
+}  // namespace fastconv::conv

@@ -1,0 +1,157 @@
+"""Reusable forward convolutions: :func:`fastconv.plan` packs a layer's weights once.
+
+``fastconv.functional.conv2d`` is stateless, so every call re-lays out the weights for the
+algorithm it runs. A :class:`ConvPlan` keeps them packed (one C++ ``fastconv::ConvPlan`` per
+input shape, created on first use) and fuses bias and an activation into the output.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import numpy as np
+
+from . import _args, _core
+
+_ACTIVATIONS = ("relu", "relu6")
+
+
+class ConvPlan:
+    """A forward convolution with prepacked weights; see :func:`fastconv.plan`."""
+
+    #: Input shapes whose packed weights are kept (least recently used dropped first).
+    max_shapes = 8
+
+    def __init__(self, weight, bias, stride, padding, dilation, groups, padding_mode, algo,
+                 activation):
+        op = "plan"
+        weight = _args.array(weight)
+        if weight.ndim not in (3, 4, 5):
+            raise ValueError(f"{op}: expected weight to be 3-D, 4-D or 5-D (conv1d, conv2d or "
+                             f"conv3d), but got {weight.ndim}-D")
+        if activation is not None and activation not in _ACTIVATIONS:
+            raise ValueError(f"{op}: activation must be None, 'relu' or 'relu6', but got "
+                             f"{activation!r}")
+        self.rank = weight.ndim - 2
+        # Own copies, so later changes to the caller's arrays do not reach new input shapes.
+        self.weight = np.array(weight, copy=True)
+        self.bias = None if bias is None else np.array(_args.array(bias), copy=True)
+        self._params = (
+            _args.int_list(stride, "stride", op),
+            _args.padding(padding, op),
+            _args.int_list(dilation, "dilation", op),
+            _args.integer(groups, "groups", op),
+            _args.string(padding_mode, "padding_mode", op),
+            _args.string(algo, "algo", op),
+            activation or "none",
+        )
+        self.activation = activation
+        #: The instruction set whose kernels every input shape's packed plan uses: the one
+        #: active when the plan was made, whatever :func:`fastconv.set_isa` chooses later.
+        self.isa = _core.get_isa()
+        self._plans: OrderedDict[tuple, object] = OrderedDict()
+        probe = self._probe_shape()
+        if probe is not None:  # validates every argument now rather than at the first call
+            self._core_plan(probe)
+
+    def _probe_shape(self):
+        """A small input shape the parameters accept, or None when they are too large to try."""
+        stride, padding, dilation, groups, *_ = self._params
+        kernel = self.weight.shape[2:]
+        pads = [0] if isinstance(padding, str) else padding
+        spatial = []
+        for d, k in enumerate(kernel):
+            dil = dilation[d] if len(dilation) == len(kernel) else dilation[0]
+            pad = pads[d] if len(pads) == len(kernel) else pads[0]
+            size = abs(dil) * max(k - 1, 0) + 1 + 2 * abs(pad) + 1
+            if size > 1 << 16:
+                return None
+            spatial.append(size)
+        if abs(groups) > 1 << 16:
+            return None
+        return (1, self.weight.shape[1] * max(groups, 1), *spatial)
+
+    def prepare(self, input_shape) -> dict:
+        """Pack the weights for inputs of ``input_shape`` (done by the first call otherwise).
+
+        Returns
+        -------
+        dict
+            ``algo`` (the algorithm chosen), ``isa`` (its kernels), ``input_shape``, ``output_shape``,
+            ``packed_bytes`` (weights and bias held) and ``workspace_bytes`` (what one call
+            allocates for its duration at the current thread count).
+        """
+        core = self._core_plan(tuple(_args.shape(input_shape, "input_shape", "plan")))
+        return {
+            "algo": core.algo,
+            "isa": core.isa,
+            "input_shape": tuple(core.input_shape),
+            "output_shape": tuple(core.output_shape),
+            "packed_bytes": core.packed_bytes,
+            "workspace_bytes": core.workspace_bytes,
+        }
+
+    def __call__(self, input):
+        """``activation(conv(input, weight) + bias)``, as ``functional.conv<rank>d`` computes it."""
+        x = _args.array(input)
+        return self._core_plan(x.shape).forward(x)
+
+    forward = __call__
+
+    def _core_plan(self, shape: tuple):
+        core = self._plans.get(shape)
+        if core is None:
+            core = _core.ConvPlan(self.rank, list(shape), self.weight, self.bias, *self._params,
+                                  self.isa)
+            self._plans[shape] = core
+            while len(self._plans) > self.max_shapes:
+                self._plans.popitem(last=False)
+        else:
+            self._plans.move_to_end(shape)
+        return core
+
+    def __repr__(self) -> str:
+        stride, padding, dilation, groups, padding_mode, algo, _ = self._params
+        return (f"ConvPlan(conv{self.rank}d, weight={self.weight.shape}, "
+                f"bias={self.bias is not None}, stride={stride}, padding={padding}, "
+                f"dilation={dilation}, groups={groups}, padding_mode={padding_mode!r}, "
+                f"algo={algo!r}, activation={self.activation!r})")
+
+
+def plan(weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, padding_mode="zeros",
+         algo="auto", activation=None) -> ConvPlan:
+    """Prepare a forward convolution whose weights are packed once and reused by every call.
+
+    The parameters are those of :func:`fastconv.functional.conv2d` (the rank comes from
+    ``weight``: 3-D for conv1d, 4-D conv2d, 5-D conv3d) and are validated here. The plan copies
+    ``weight`` and ``bias``; for each input shape it meets it packs them once in the layout of
+    the algorithm it runs there, for the instruction set active when the plan was made. ``activation`` is applied to the output as it is written (fused in the GEMM
+    microkernel's store); NaN stays NaN.
+
+    Parameters
+    ----------
+    weight : ndarray, (out_channels, in_channels / groups, *kernel_size)
+    bias : ndarray or None, (out_channels,)
+    stride, padding, dilation, groups, padding_mode, algo
+        As in :func:`fastconv.functional.conv2d`.
+    activation : {None, 'relu', 'relu6'}
+
+    Returns
+    -------
+    ConvPlan
+        Callable on inputs of any shape the weights allow; ``plan.prepare(input_shape)`` packs
+        ahead of the first call and reports the algorithm and memory.
+
+    Examples
+    --------
+    >>> import numpy as np, fastconv
+    >>> w = np.ones((4, 3, 3, 3), np.float32)
+    >>> layer = fastconv.plan(w, np.full(4, -20, np.float32), padding=1, activation="relu")
+    >>> y = layer(np.ones((1, 3, 8, 8), np.float32))
+    >>> float(y[0, 0, 4, 4]), float(y[0, 0, 0, 0])  # 27 - 20, relu(12 - 20)
+    (7.0, 0.0)
+    >>> layer.prepare((1, 3, 8, 8))["algo"]
+    'gemm'
+    """
+    return ConvPlan(weight, bias, stride, padding, dilation, groups, padding_mode, algo,
+                    activation)

@@ -1,0 +1,650 @@
+"""fastconv.plan / ConvPlan: prepacked forward convolution with fused bias and activation.
+
+(1) Seeded random configurations (conv_configs.draw_conv_config, 200 per spatial rank) over
+    every forward algorithm plus 'auto', every ISA, float32/float64, each activation (None,
+    'relu', 'relu6'): the plan's output equals act(float64 reference) within the forward
+    accuracy budget of DESIGN.md (conftest.tolerance_for), and is bit-identical to
+    act(functional.conv<N>d(..., algo=algo)) (for activation None: to the functional result
+    itself), i.e. the plan runs the same kernels and the fused clamp is the exact max/min.
+(2) NaN: NaN in the input (or bias) stays NaN under relu / relu6; large values clamp to 6.
+(3) Reuse: repeated calls, several input shapes, more than ConvPlan.max_shapes shapes (LRU),
+    the plan's own copies of weight / bias, prepare()'s report.
+(4) The plan keeps the ISA it was created with.
+(5) Concurrent calls from Python threads give the serial results.
+(6) Argument validation (exception type and message).
+(7) Empty batch; zero input channels (output = activated bias).
+
+Errors of (1) are normalised by the *pre-activation* reference scale: relu / relu6 are
+1-Lipschitz, so |act(y) - act(ref)| <= |y - ref| and the forward budget applies unchanged (the
+clamped reference alone can be much smaller than the values the rounding error scales with).
+They are recorded under the entry point 'plan' of the worst-error summary.
+"""
+
+import threading
+
+import numpy as np
+import pytest
+
+import fastconv
+from fastconv import functional as F
+from conftest import ALGOS_BY_DIRECTION, ISAS, fail_if, tolerance_for
+from conv_configs import draw_conv_config
+from reference import conv_output_shape, conv_reference, normalized_error
+
+CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
+DTYPES = [np.float32, np.float64]
+FWD_ALGOS = list(ALGOS_BY_DIRECTION["forward"])
+PLAN_ALGOS = FWD_ALGOS + ["auto"]
+ACTIVATIONS = [None, "relu", "relu6"]
+HIGHEST_ISA = ISAS[-1]  # info()['isas'] lists scalar first, the widest ISA last
+
+
+def dtype_id(d):
+    return np.dtype(d).name
+
+
+def act_ref(y, activation):
+    """The activation in float64 (NaN stays NaN: np.maximum / np.minimum propagate it)."""
+    if activation is None:
+        return y
+    y = np.maximum(y, 0.0)
+    return np.minimum(y, 6.0) if activation == "relu6" else y
+
+
+def act_same_dtype(y, activation):
+    """The activation applied to a fastconv result in its own dtype (exact, NaN kept)."""
+    if activation is None:
+        return y
+    y = np.maximum(y, y.dtype.type(0))
+    return np.minimum(y, y.dtype.type(6)) if activation == "relu6" else y
+
+
+def f32(a):
+    """float64 array holding float32-representable values (one reference for both dtypes)."""
+    return np.asarray(a, dtype=np.float32).astype(np.float64)
+
+
+@pytest.fixture
+def isa_restored():
+    """Yields fastconv.set_isa; the ISA active before the test is restored afterwards."""
+    prev = fastconv.get_isa()
+    try:
+        yield fastconv.set_isa
+    finally:
+        fastconv.set_isa(prev)
+    assert fastconv.get_isa() == prev
+
+
+# =========================================================================== (1) random configs
+N_RANDOM = 200
+RANDOM_MAC_BUDGET = 60_000
+
+
+def _macs(x_shape, w_shape, kwargs, rank):
+    kw = {k: kwargs[k] for k in ("stride", "padding", "dilation") if k in kwargs}
+    out = conv_output_shape(x_shape, w_shape, **kw)
+    n = out[0] if len(x_shape) == rank + 2 else 1
+    return n * int(np.prod(out[-rank - 1:])) * int(np.prod(w_shape[1:]))
+
+
+def random_plan_case(rank, index):
+    """Seeded configuration `index` of spatial rank `rank`: (x, w, b, kwargs) as float64 arrays
+    of float32-representable values. Weights are scaled by the fan-in so that outputs have a
+    standard deviation of about 4: relu clamps about half of them and relu6 a good share."""
+    rng = np.random.default_rng([20250301, rank, index])
+    for _ in range(1000):
+        x_shape, w_shape, kwargs = draw_conv_config(rng, rank)
+        if _macs(x_shape, w_shape, kwargs, rank) <= RANDOM_MAC_BUDGET:
+            break
+    else:  # pragma: no cover - the generator's sizes are small
+        raise RuntimeError("could not draw a configuration within the MAC budget")
+    fan_in = max(1, int(np.prod(w_shape[1:])))
+    x = f32(rng.uniform(-1.0, 1.0, size=x_shape))
+    w = f32(rng.uniform(-1.0, 1.0, size=w_shape) * (12.0 / np.sqrt(fan_in)))
+    b = f32(rng.uniform(-3.0, 3.0, size=w_shape[0])) if rng.random() < 0.5 else None
+    return x, w, b, kwargs
+
+
+def _describe(rank, index, x, w, b, kwargs):
+    return (f"random_plan_case({rank}, {index}): conv{rank}d(x{x.shape}, w{w.shape}, "
+            f"bias={None if b is None else b.shape}, "
+            f"{', '.join(f'{k}={v!r}' for k, v in kwargs.items())})")
+
+
+RANDOM_IDS = [(r, i) for r in (1, 2, 3) for i in range(N_RANDOM)]
+
+
+@pytest.mark.parametrize("rank,index", RANDOM_IDS, ids=[f"r{r}-{i:03d}" for r, i in RANDOM_IDS])
+def test_random(rank, index, record_error, record_declined):
+    x64, w64, b64, kwargs = random_plan_case(rank, index)
+    case = _describe(rank, index, x64, w64, b64, kwargs)
+    ref = conv_reference(x64, w64, b64, **kwargs)
+    scale = float(np.max(np.abs(ref))) if ref.size else 0.0
+    conv = CONV[rank]
+    problems = []
+    prev = fastconv.get_isa()
+    try:
+        for isa in ISAS:
+            fastconv.set_isa(isa)
+            for dtype in DTYPES:
+                x, w = x64.astype(dtype), w64.astype(dtype)
+                b = None if b64 is None else b64.astype(dtype)
+                for algo in PLAN_ALGOS:
+                    where = f"[algo={algo}, isa={isa}, dtype={dtype_id(dtype)}] {case}"
+                    try:
+                        y_fun = conv(x, w, b, algo=algo, **kwargs)
+                    except ValueError as e:
+                        if algo != "auto" and "does not support" in str(e):
+                            record_declined(algo)  # documented refusal, the plan must agree
+                            with pytest.raises(ValueError, match="does not support"):
+                                fastconv.plan(w, b, algo=algo, **kwargs)(x)
+                            continue
+                        raise
+                    tol = tolerance_for(algo, dtype)
+                    for act in ACTIVATIONS:
+                        wh = f"{where} activation={act!r}"
+                        try:
+                            y = fastconv.plan(w, b, algo=algo, activation=act, **kwargs)(x)
+                        except Exception as e:  # noqa: BLE001 - report with the config
+                            problems.append(f"{wh}: raised {type(e).__name__}: {e}")
+                            continue
+                        probs, err = _check_plan_output(y, ref, scale, act, dtype, tol, wh)
+                        problems += probs
+                        if err is not None:
+                            record_error(dtype, algo, err, isa, f"r{rank}-{index:03d} {act}",
+                                         entry="plan")
+                        if y.shape != ref.shape:
+                            continue
+                        expect = act_same_dtype(y_fun, act)
+                        if y.tobytes() != expect.tobytes():
+                            diff = int(np.sum(y != expect))
+                            fun = f"functional.conv{rank}d(algo={algo!r})"
+                            problems.append(f"{wh}: not bit-identical to "
+                                            f"{fun if act is None else f'{act}({fun})'} "
+                                            f"({diff} of {y.size} elements differ)")
+    finally:
+        fastconv.set_isa(prev)
+    fail_if(problems)
+
+
+def _check_plan_output(y, ref, scale, act, dtype, tol, where):
+    """ndarray of the dtype, reference shape, C-contiguous, NaN-free, and
+    err = max|y - act(ref)| / max|ref| <= tol (pre-activation scale; absolute when ref == 0).
+    Returns (problems, err); err is None when it could not be measured."""
+    if not isinstance(y, np.ndarray):
+        return [f"{where}: returned {type(y).__name__}, not ndarray"], None
+    problems = []
+    if y.dtype != np.dtype(dtype):
+        problems.append(f"{where}: dtype {y.dtype}, expected {np.dtype(dtype)}")
+    if y.shape != ref.shape:
+        return problems + [f"{where}: shape {y.shape}, expected {ref.shape}"], None
+    if not y.flags.c_contiguous:
+        problems.append(f"{where}: output not C-contiguous (strides {y.strides})")
+    if y.size == 0:
+        return problems, 0.0
+    if np.isnan(y).any():
+        return problems + [f"{where}: NaN in output at "
+                           f"{np.argwhere(np.isnan(y))[:5].tolist()}"], None
+    target = act_ref(ref, act)
+    diff = np.abs(y.astype(np.float64) - target)
+    err = float(np.max(diff)) / (scale if scale > 0 else 1.0)
+    if not err <= tol:
+        idx = np.unravel_index(np.argmax(diff), ref.shape)
+        problems.append(f"{where}: normalised error {err:.3e} > {tol:.1e} (worst at "
+                        f"{tuple(int(i) for i in idx)}: got {y[idx]!r}, ref {target[idx]!r}, "
+                        f"pre-activation ref {ref[idx]!r})")
+    if act is not None and (y < 0).any():
+        problems.append(f"{where}: negative output after {act}")
+    if act == "relu6" and (y > 6).any():
+        problems.append(f"{where}: output above 6 after relu6")
+    return problems, err
+
+
+def test_random_configs_cover_everything():
+    """The random set exercises every parameter and both clamps of relu6."""
+    seen = {"mode": set(), "pad": set(), "stride": set(), "dilation": set(), "batch": set(),
+            "bias": set(), "grouped": 0, "depthwise": 0}
+    clamped_low = clamped_high = 0
+    for rank, index in RANDOM_IDS:
+        x, w, b, kw = random_plan_case(rank, index)
+        seen["mode"].add(kw.get("padding_mode", "zeros"))
+        p = kw["padding"]
+        seen["pad"].add(p if isinstance(p, str) else type(p).__name__)
+        for key in ("stride", "dilation"):
+            v = kw.get(key, 1)
+            seen[key].update([v] if isinstance(v, int) else v)
+        seen["batch"].add("unbatched" if x.ndim == rank + 1 else
+                          ("N0" if x.shape[0] == 0 else "batched"))
+        seen["bias"].add(b is not None)
+        G = kw.get("groups", 1)
+        seen["depthwise" if G > 1 and w.shape[1] == 1 else "grouped"] += G > 1
+        if index % 10 == 0 and x.size:
+            ref = conv_reference(x, w, b, **kw)
+            clamped_low += int((ref < 0).sum())
+            clamped_high += int((ref > 6).sum())
+    assert seen["mode"] == {"zeros", "reflect", "replicate", "circular"}
+    assert seen["pad"] == {"int", "tuple", "same", "valid"}
+    assert seen["stride"] == {1, 2, 3} and seen["dilation"] == {1, 2, 3}
+    assert seen["batch"] == {"unbatched", "N0", "batched"}
+    assert seen["bias"] == {True, False}
+    assert seen["grouped"] >= 10 and seen["depthwise"] >= 10, seen
+    assert clamped_low > 100 and clamped_high > 100, (clamped_low, clamped_high)
+
+
+# ------------------------------------------------- long reductions (several GEMM K blocks)
+LONG_CASES = {
+    # name: (x_shape, w_shape, kwargs); C/groups x kernel > 256 = the GEMM reduction block, so
+    # the clamp must wait for the last block (a clamped partial sum would be wrong)
+    "2d_C64_3x3": ((1, 64, 7, 9), (12, 64, 3, 3), dict(padding=1)),
+    "1d_C40_k17": ((2, 40, 30), (9, 40, 17), dict(padding=8)),
+    "3d_C12_3x3x3": ((1, 12, 4, 5, 5), (5, 12, 3, 3, 3), dict(padding=(1, 1, 1))),
+    "2d_g2_C2x80_3x3": ((1, 160, 6, 6), (6, 80, 3, 3), dict(padding=1, groups=2)),
+}
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=dtype_id)
+@pytest.mark.parametrize("name", sorted(LONG_CASES))
+def test_long_reduction(name, dtype, isa, record_error):
+    x_shape, w_shape, kwargs = LONG_CASES[name]
+    rng = np.random.default_rng(sum(map(ord, name)))
+    x = f32(rng.uniform(-1, 1, x_shape))
+    w = f32(rng.uniform(-1, 1, w_shape) * 12.0 / np.sqrt(np.prod(w_shape[1:])))
+    b = f32(rng.uniform(-3, 3, w_shape[0]))
+    ref = conv_reference(x, w, b, **kwargs)
+    scale = float(np.max(np.abs(ref)))
+    assert (ref < 0).any() and (ref > 6).any()
+    rank = len(w_shape) - 2
+    xd, wd, bd = x.astype(dtype), w.astype(dtype), b.astype(dtype)
+    problems = []
+    for algo in PLAN_ALGOS:
+        y_fun = CONV[rank](xd, wd, bd, algo=algo, **kwargs)
+        for act in ACTIVATIONS:
+            where = f"[{name}, algo={algo}, isa={isa}, {dtype_id(dtype)}, activation={act!r}]"
+            y = fastconv.plan(wd, bd, algo=algo, activation=act, **kwargs)(xd)
+            probs, err = _check_plan_output(y, ref, scale, act, dtype,
+                                            tolerance_for(algo, dtype), where)
+            problems += probs
+            if err is not None:
+                record_error(dtype, algo, err, isa, f"{name} {act}", entry="plan")
+            if y.tobytes() != act_same_dtype(y_fun, act).tobytes():
+                problems.append(f"{where}: not bit-identical to act(functional)")
+    fail_if(problems)
+
+
+# =========================================================================== (2) NaN and clamps
+NAN_CASES = {
+    # name: (x_shape, w_shape, kwargs): GEMM full and partial tiles, direct (packed and
+    # depthwise planes), 1-D / 3-D, a long reduction, padding modes that copy the NaN
+    "2d_C5_K7": ((2, 5, 9, 11), (7, 5, 3, 3), dict(padding=1)),
+    "2d_C3_K20_s2": ((1, 3, 12, 13), (20, 3, 3, 3), dict(stride=2, padding=(1, 2))),
+    "2d_dw": ((1, 6, 8, 9), (12, 1, 3, 3), dict(padding=1, groups=6)),
+    "2d_reflect": ((1, 4, 7, 8), (5, 4, 3, 3), dict(padding=1, padding_mode="reflect")),
+    "1d_k5_d2": ((2, 3, 30), (4, 3, 5), dict(padding="same", dilation=2)),
+    "3d": ((1, 3, 4, 5, 6), (4, 3, 2, 3, 3), dict(padding=1, padding_mode="circular")),
+    "2d_long_C40": ((1, 40, 6, 7), (9, 40, 3, 3), dict(padding=1)),
+}
+
+
+def _nan_case(name):
+    x_shape, w_shape, kwargs = NAN_CASES[name]
+    rng = np.random.default_rng(sum(map(ord, name)) + 1)
+    x = f32(rng.uniform(-1, 1, x_shape))
+    # weights without zeros (0 * NaN is NaN in the reference: every tap must reach the NaN)
+    w = f32(rng.uniform(0.25, 1.0, w_shape) * rng.choice([-1.0, 1.0], w_shape)
+            * 10.0 / np.sqrt(np.prod(w_shape[1:])))
+    b = f32(rng.uniform(-3, 3, w_shape[0]))
+    flat = x.reshape(-1)
+    for i in rng.choice(flat.size, size=2, replace=False):
+        flat[i] = np.nan
+    return x, w, b, kwargs
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=dtype_id)
+@pytest.mark.parametrize("name", sorted(NAN_CASES))
+def test_nan_input(name, dtype, isa):
+    """NaN in the input: NaN exactly where the reference is NaN, for every activation (relu
+    must not turn NaN into 0, relu6 not into 0 or 6); elsewhere within the budget."""
+    x, w, b, kwargs = _nan_case(name)
+    ref = conv_reference(x, w, b, **kwargs)
+    nan_ref = np.isnan(ref)
+    assert nan_ref.any() and not nan_ref.all()
+    rank = w.ndim - 2
+    scale = float(np.nanmax(np.abs(ref)))
+    problems = []
+    for algo in PLAN_ALGOS:
+        for act in ACTIVATIONS:
+            where = f"[{name}, algo={algo}, isa={isa}, {dtype_id(dtype)}, activation={act!r}]"
+            y = fastconv.plan(w.astype(dtype), b.astype(dtype), algo=algo, activation=act,
+                              **kwargs)(x.astype(dtype))
+            nan_y = np.isnan(y)
+            if not np.array_equal(nan_y, nan_ref):
+                problems.append(f"{where}: NaN pattern differs: {int((nan_ref & ~nan_y).sum())} "
+                                f"NaN lost (values there: {y[nan_ref & ~nan_y][:5]}), "
+                                f"{int((nan_y & ~nan_ref).sum())} NaN added")
+                continue
+            target = act_ref(ref, act)
+            err = float(np.max(np.abs(y[~nan_ref] - target[~nan_ref]))) / scale
+            if not err <= tolerance_for(algo, dtype):
+                problems.append(f"{where}: normalised error {err:.3e} on the finite outputs")
+            y_fun = CONV[rank](x.astype(dtype), w.astype(dtype), b.astype(dtype), algo=algo,
+                               **kwargs)
+            if not np.array_equal(y, act_same_dtype(y_fun, act), equal_nan=True):
+                problems.append(f"{where}: differs from act(functional)")
+    fail_if(problems)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=dtype_id)
+def test_nan_bias(dtype, isa):
+    """A NaN bias entry makes its whole output channel NaN, also under relu / relu6."""
+    rng = np.random.default_rng(11)
+    x = rng.uniform(-1, 1, (2, 4, 6, 7)).astype(dtype)
+    w = rng.uniform(-1, 1, (9, 4, 3, 3)).astype(dtype)
+    b = rng.uniform(-1, 1, 9).astype(dtype)
+    b[3] = np.nan
+    for algo in PLAN_ALGOS:
+        for act in ACTIVATIONS:
+            y = fastconv.plan(w, b, padding=1, algo=algo, activation=act)(x)
+            assert np.isnan(y[:, 3]).all(), (algo, act)
+            assert not np.isnan(np.delete(y, 3, axis=1)).any(), (algo, act)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=dtype_id)
+def test_relu6_clamps_large_values(dtype, isa):
+    """Large positive sums become exactly 6 under relu6 (and stay under relu); negative ones 0."""
+    rng = np.random.default_rng(12)
+    x = rng.uniform(100.0, 1000.0, (2, 6, 7, 9)).astype(dtype)
+    w = rng.uniform(0.5, 1.0, (10, 6, 3, 3)).astype(dtype)
+    w[1::2] *= -1  # odd output channels: large negative sums
+    big = np.float32(3e30) if dtype == np.float32 else 1e300
+    x[0, 0, 3, 4] = big  # a huge value: still exactly 6 (finite sum, no overflow in float32)
+    b = np.linspace(-2, 2, 10).astype(dtype)
+    for algo in PLAN_ALGOS:
+        y6 = fastconv.plan(w, b, padding=1, algo=algo, activation="relu6")(x)
+        y = fastconv.plan(w, b, padding=1, algo=algo, activation="relu")(x)
+        yn = fastconv.plan(w, b, padding=1, algo=algo)(x)
+        assert (y6[:, 0::2] == 6).all(), algo
+        assert (y6[:, 1::2] == 0).all() and not np.signbit(y6).any(), algo
+        assert (y[:, 1::2] == 0).all(), algo
+        assert np.array_equal(y[:, 0::2], yn[:, 0::2]) and (y[:, 0::2] > 6).all(), algo
+
+
+# =========================================================================== (3) reuse
+def _small_layer(rng, rank=2, C=5, K=7, k=3, dtype=np.float32):
+    w = rng.uniform(-1, 1, (K, C) + (k,) * rank).astype(dtype)
+    b = rng.uniform(-1, 1, K).astype(dtype)
+    return w, b
+
+
+@pytest.mark.parametrize("algo", PLAN_ALGOS)
+def test_repeated_calls_identical(algo):
+    rng = np.random.default_rng(21)
+    w, b = _small_layer(rng)
+    x = rng.uniform(-3, 3, (2, 5, 13, 11)).astype(np.float32)
+    p = fastconv.plan(w, b, padding=1, algo=algo, activation="relu6")
+    y1, y2 = p(x), p(x)
+    assert y1 is not y2 and y1.tobytes() == y2.tobytes()
+    assert p.forward(x).tobytes() == y1.tobytes()
+    y1[...] = -1  # the output is a fresh array, not a buffer the plan reuses
+    assert p(x).tobytes() == y2.tobytes()
+
+
+SHAPES_2D = [(1, 5, 8, 8), (2, 5, 8, 8), (5, 8, 8), (1, 5, 3, 17), (3, 5, 12, 5), (1, 5, 1, 1),
+             (2, 5, 9, 10), (1, 5, 16, 16), (4, 5, 2, 3), (1, 5, 7, 4), (2, 5, 5, 5),
+             (1, 5, 20, 2)]
+
+
+@pytest.mark.parametrize("algo", PLAN_ALGOS)
+def test_several_shapes_and_lru(algo):
+    """More distinct input shapes than max_shapes: every call right; evicted shapes (packed
+    again) give the same bits as before."""
+    assert fastconv.ConvPlan.max_shapes == 8
+    assert len(SHAPES_2D) > fastconv.ConvPlan.max_shapes
+    rng = np.random.default_rng(22)
+    w, b = _small_layer(rng)
+    kwargs = dict(padding=1, padding_mode="replicate")
+    p = fastconv.plan(w, b, algo=algo, activation="relu", **kwargs)
+    xs = [rng.uniform(-1, 1, s).astype(np.float32) for s in SHAPES_2D]
+    first = []
+    for x in xs:
+        y = p(x)
+        expect = act_same_dtype(F.conv2d(x, w, b, algo=algo, **kwargs), "relu")
+        assert y.shape == expect.shape and y.tobytes() == expect.tobytes(), x.shape
+        ref = act_ref(conv_reference(x, w, b, **kwargs), "relu")
+        assert normalized_error(y, ref) <= tolerance_for(algo, np.float32), x.shape
+        first.append(y)
+    for _ in range(2):  # the first shapes were evicted long ago; then reverse order
+        for x, y in zip(xs, first):
+            assert p(x).tobytes() == y.tobytes(), x.shape
+        xs, first = xs[::-1], first[::-1]
+
+
+@pytest.mark.parametrize("prepared", [False, True], ids=["lazy", "prepared"])
+@pytest.mark.parametrize("algo", PLAN_ALGOS)
+def test_plan_owns_weight_and_bias(algo, prepared):
+    """Changing the caller's weight / bias after plan() changes nothing, whether the shape was
+    packed before the change (prepared) or only after it (lazy), or is yet another shape."""
+    rng = np.random.default_rng(23)
+    w, b = _small_layer(rng, rank=1, C=4, K=6, k=5)
+    w0, b0 = w.copy(), b.copy()
+    x = rng.uniform(-1, 1, (2, 4, 19)).astype(np.float32)
+    x2 = rng.uniform(-1, 1, (3, 4, 11)).astype(np.float32)
+    p = fastconv.plan(w, b, padding=2, algo=algo, activation="relu6")
+    if prepared:
+        p.prepare(x.shape)
+    w[...] = 100.0
+    b[...] = -50.0
+    w[0, 0, 0] = np.nan
+    for xi in (x, x2):
+        expect = act_same_dtype(F.conv1d(xi, w0, b0, padding=2, algo=algo), "relu6")
+        assert p(xi).tobytes() == expect.tobytes(), xi.shape
+
+
+def test_plan_owns_weight_copy_of_list_and_views():
+    """Non-contiguous views and Python lists are accepted and copied too."""
+    rng = np.random.default_rng(24)
+    big = rng.uniform(-1, 1, (6, 8, 3, 6)).astype(np.float32)
+    w = big[:, ::2, :, ::2]  # (6, 4, 3, 3) strided view
+    b = [0.5, -0.25, 1.0, 0.0, -1.0, 2.0]
+    x = rng.uniform(-1, 1, (1, 4, 6, 6)).astype(np.float32)
+    expect = F.conv2d(x, np.ascontiguousarray(w), np.asarray(b, np.float32))
+    p = fastconv.plan(w, np.asarray(b, np.float32))
+    big[...] = 0.0
+    assert p(x).tobytes() == expect.tobytes()
+
+
+@pytest.mark.parametrize("algo", PLAN_ALGOS)
+@pytest.mark.parametrize("rank", [1, 2, 3])
+def test_prepare_report(rank, algo):
+    rng = np.random.default_rng(25 + rank)
+    w, b = _small_layer(rng, rank=rank, C=4, K=6, k=3, dtype=np.float64)
+    x_shape = (2, 4) + (7, 6, 5)[:rank]
+    kwargs = dict(stride=2, padding=1, dilation=1)
+    p = fastconv.plan(w, b, algo=algo, **kwargs)
+    info = p.prepare(x_shape)
+    assert set(info) == {"algo", "isa", "input_shape", "output_shape", "packed_bytes",
+                         "workspace_bytes"}
+    assert info["isa"] == fastconv.get_isa()
+    assert info["algo"] in fastconv.algorithms("forward")
+    if algo != "auto":
+        assert info["algo"] == algo
+    assert tuple(info["input_shape"]) == x_shape
+    x = rng.uniform(-1, 1, x_shape)
+    y = CONV[rank](x, w, b, algo=algo, **kwargs)
+    assert tuple(info["output_shape"]) == y.shape
+    assert isinstance(info["packed_bytes"], int) and info["packed_bytes"] >= w.nbytes
+    assert isinstance(info["workspace_bytes"], int) and info["workspace_bytes"] >= 0
+    assert p.prepare(list(x_shape)) == info  # prepare again: the same report
+    assert p(x).tobytes() == y.tobytes()  # the prepared pack is the one used
+
+
+# =========================================================================== (4) ISA kept
+@pytest.mark.parametrize("act", ACTIVATIONS, ids=str)
+@pytest.mark.parametrize("algo", PLAN_ALGOS)
+def test_plan_keeps_isa_of_creation(algo, act, isa_restored):
+    """Created and first run under the widest ISA; after set_isa('scalar') the plan still gives
+    the same bits (the functional path switches to the scalar kernels)."""
+    rng = np.random.default_rng(31)
+    w = rng.uniform(-1, 1, (20, 13, 3, 3)).astype(np.float32)
+    b = rng.uniform(-1, 1, 20).astype(np.float32)
+    x = rng.uniform(-2, 2, (2, 13, 11, 17)).astype(np.float32)
+    isa_restored(HIGHEST_ISA)
+    p = fastconv.plan(w, b, padding=1, algo=algo, activation=act)
+    y_hi = p(x)
+    expect_hi = act_same_dtype(F.conv2d(x, w, b, padding=1, algo=algo), act)
+    assert y_hi.tobytes() == expect_hi.tobytes()
+    isa_restored("scalar")
+    assert fastconv.get_isa() == "scalar"
+    assert p(x).tobytes() == y_hi.tobytes()
+    assert p(x).tobytes() == y_hi.tobytes()  # and again
+
+
+@pytest.mark.parametrize("algo", FWD_ALGOS)
+def test_plan_keeps_isa_for_new_shapes(algo, isa_restored):
+    """Created under the widest ISA, first run (shape never seen before) after
+    set_isa('scalar'): should still run the widest ISA's kernels."""
+    rng = np.random.default_rng(32)
+    w = rng.uniform(-1, 1, (20, 13, 3, 3)).astype(np.float32)
+    x = rng.uniform(-2, 2, (2, 13, 11, 17)).astype(np.float32)
+    isa_restored(HIGHEST_ISA)
+    p = fastconv.plan(w, padding=1, algo=algo)
+    y_hi = F.conv2d(x, w, padding=1, algo=algo)
+    isa_restored("scalar")
+    y_scalar = F.conv2d(x, w, padding=1, algo=algo)
+    assert y_hi.tobytes() != y_scalar.tobytes()  # else this test could not tell them apart
+    assert p(x).tobytes() == y_hi.tobytes()
+
+
+# =========================================================================== (5) threads
+@pytest.mark.parametrize("algo", PLAN_ALGOS)
+def test_concurrent_calls(algo):
+    """8 Python threads call one plan at the same time on different inputs (two shapes),
+    several times each: every result equals the serial one bit for bit."""
+    rng = np.random.default_rng(41)
+    w = rng.uniform(-1, 1, (24, 16, 3, 3)).astype(np.float32)
+    b = rng.uniform(-1, 1, 24).astype(np.float32)
+    p = fastconv.plan(w, b, padding=1, algo=algo, activation="relu")
+    shapes = [(2, 16, 20, 19), (1, 16, 13, 24)]
+    xs = [rng.uniform(-1, 1, shapes[i % 2]).astype(np.float32) for i in range(8)]
+    serial = [p(x) for x in xs]
+    barrier = threading.Barrier(8)
+    results = [[] for _ in xs]
+    errors = []
+
+    def work(i):
+        try:
+            barrier.wait()
+            for _ in range(5):
+                results[i].append(p(xs[i]))
+        except Exception as e:  # noqa: BLE001
+            errors.append(f"thread {i}: {type(e).__name__}: {e}")
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    for i, (s, rs) in enumerate(zip(serial, results)):
+        assert len(rs) == 5
+        for r in rs:
+            assert r.tobytes() == s.tobytes(), f"thread {i}"
+    expect = act_same_dtype(F.conv2d(xs[0], w, b, padding=1, algo=algo), "relu")
+    assert serial[0].tobytes() == expect.tobytes()
+
+
+# =========================================================================== (6) validation
+W32 = np.ones((4, 3, 3, 3), np.float32)
+X32 = np.ones((1, 3, 8, 8), np.float32)
+
+
+def _create_and_call(*args, **kwargs):
+    """plan(*args, **kwargs): every value is validated at creation (the call is not reached)."""
+    fastconv.plan(*args, **kwargs)
+    raise AssertionError("fastconv.plan accepted invalid arguments")
+
+
+def test_activation_invalid():
+    with pytest.raises(ValueError, match="activation"):
+        fastconv.plan(W32, activation="tanh")
+    with pytest.raises(ValueError, match="activation"):
+        fastconv.plan(W32, activation="none")  # the string 'none' is the core's, not the API's
+
+
+def test_weight_rank_invalid():
+    with pytest.raises(ValueError, match=r"weight.*2-D"):
+        fastconv.plan(np.ones((4, 3), np.float32))
+    with pytest.raises(ValueError, match=r"weight.*6-D"):
+        fastconv.plan(np.ones((1,) * 6, np.float32))
+
+
+def test_input_dtype_mismatch():
+    p = fastconv.plan(W32)
+    with pytest.raises(TypeError, match="dtype"):
+        p(X32.astype(np.float64))
+    p64 = fastconv.plan(W32.astype(np.float64))
+    with pytest.raises(TypeError, match="dtype"):
+        p64(X32)
+
+
+def test_input_channels_mismatch():
+    p = fastconv.plan(W32)
+    with pytest.raises(ValueError, match="channels"):
+        p(np.ones((1, 5, 8, 8), np.float32))
+    with pytest.raises(ValueError, match="channels"):
+        p.prepare((1, 5, 8, 8))
+    assert p(X32).shape == (1, 4, 6, 6)  # a failed shape leaves the plan usable
+
+
+def test_bias_shape_invalid():
+    with pytest.raises(ValueError, match="bias"):
+        _create_and_call(W32, np.ones(5, np.float32))
+    with pytest.raises(ValueError, match="bias"):
+        _create_and_call(W32, np.ones((4, 1), np.float32))
+
+
+def test_bias_dtype_mismatch():
+    with pytest.raises(TypeError, match="dtype"):
+        _create_and_call(W32, np.ones(4, np.float64))
+
+
+def test_unknown_algo():
+    with pytest.raises(ValueError, match="unknown algo"):
+        _create_and_call(W32, algo="winograd_nope")
+
+
+def test_stride_zero():
+    with pytest.raises(ValueError, match="stride"):
+        _create_and_call(W32, stride=0)
+    with pytest.raises(ValueError, match="stride"):
+        _create_and_call(W32, stride=(1, 0))
+
+
+# =========================================================================== (7) empty cases
+@pytest.mark.parametrize("dtype", DTYPES, ids=dtype_id)
+@pytest.mark.parametrize("algo", PLAN_ALGOS)
+def test_empty_batch(algo, dtype):
+    rng = np.random.default_rng(51)
+    w = rng.uniform(-1, 1, (4, 3, 3, 3)).astype(dtype)
+    b = rng.uniform(-1, 1, 4).astype(dtype)
+    p = fastconv.plan(w, b, padding=1, stride=2, algo=algo, activation="relu")
+    y = p(np.ones((0, 3, 9, 8), dtype))
+    assert isinstance(y, np.ndarray) and y.shape == (0, 4, 5, 4) and y.dtype == dtype
+    assert p.prepare((0, 3, 9, 8))["output_shape"] == (0, 4, 5, 4)
+    assert p(np.ones((1, 3, 9, 8), dtype)).shape == (1, 4, 5, 4)  # still usable
+
+
+@pytest.mark.parametrize("act", ACTIVATIONS, ids=str)
+@pytest.mark.parametrize("dtype", DTYPES, ids=dtype_id)
+@pytest.mark.parametrize("algo", PLAN_ALGOS)
+def test_zero_input_channels(algo, dtype, act):
+    """weight (K, 0, 3, 3): the output is the activated bias (zeros without bias)."""
+    b = np.array([-1.5, 0.5, 7.0, np.nan, 3.0], dtype)
+    w = np.ones((5, 0, 3, 3), dtype)
+    x = np.ones((2, 0, 6, 7), dtype)
+    y = fastconv.plan(w, b, padding=1, algo=algo, activation=act)(x)
+    assert y.shape == (2, 5, 6, 7) and y.dtype == dtype
+    expect = np.broadcast_to(act_ref(b.astype(np.float64), act)[None, :, None, None], y.shape)
+    assert np.array_equal(y, expect, equal_nan=True)
+    y0 = fastconv.plan(w, None, padding=1, algo=algo, activation=act)(x)
+    assert y0.shape == (2, 5, 6, 7) and (y0 == 0).all()
+    assert np.array_equal(y0, F.conv2d(x, w, None, padding=1, algo=algo))

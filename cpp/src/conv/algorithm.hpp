@@ -87,9 +87,10 @@ const ConvAlgorithm& gemm_algorithm();
 /// Every registered algorithm, best first.
 const std::vector<const ConvAlgorithm*>& registry();
 
-/// The algorithm `name` names for `direction` ("auto" chooses); throws InvalidArgument for an
-/// unknown name and Unsupported when the named algorithm does not apply.
+/// The algorithm `name` names for `direction` ("auto" chooses for the ISA of `kernels`); throws
+/// InvalidArgument for an unknown name and Unsupported when the named algorithm does not apply.
 const ConvAlgorithm& select(const ConvProblem& problem, DType dtype, ConvDirection direction,
-                            const std::string& name);
+                            const std::string& name,
+                            const kernels::KernelTable& kernels = kernels::active_kernels());
 
 }  // namespace fastconv::conv

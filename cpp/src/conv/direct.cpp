@@ -15,6 +15,7 @@
 
 #include "activation.hpp"
 #include "algorithm.hpp"
+#include "direct_blocked.hpp"
 #include "util/checked.hpp"
 
 namespace fastconv::conv {
@@ -97,6 +98,7 @@ void forward_depthwise(const ConvArgs& a) {
 // Forward weights as the forward reads them: as given for whole depthwise planes, else packed.
 std::size_t packed_weights_bytes(const ConvProblem& p, DType dtype,
                                  const kernels::KernelTable& kernels) {
+  if (blocked::applies(p, dtype, kernels)) return blocked::packed_weights_bytes(p, dtype, kernels);
   const bool f32 = dtype == DType::f32;
   const std::size_t elem = f32 ? sizeof(float) : sizeof(double);
   if (depthwise_planes(p)) return static_cast<std::size_t>(p.K * p.kernel_spatial()) * elem;
@@ -108,6 +110,10 @@ std::size_t packed_weights_bytes(const ConvProblem& p, DType dtype,
 template <typename T>
 void pack_forward_weights(const ConvArgs& a, void* packed) {
   const ConvProblem& p = a.problem;
+  if (blocked::applies(p, a.dtype, a.kernels)) {
+    blocked::pack_weights(a, packed);
+    return;
+  }
   const auto* w = static_cast<const T*>(a.w);
   if (depthwise_planes(p)) {
     std::copy(w, w + p.K * p.kernel_spatial(), static_cast<T*>(packed));
@@ -121,6 +127,10 @@ void pack_forward_weights(const ConvArgs& a, void* packed) {
 template <typename T>
 void forward(const ConvArgs& a) {
   const ConvProblem& p = a.problem;
+  if (blocked::applies(p, a.dtype, a.kernels)) {
+    blocked::forward(a);
+    return;
+  }
   if (depthwise_planes(p)) {
     forward_depthwise<T>(a);
     return;
@@ -256,10 +266,13 @@ void backward_weights(const ConvArgs& a) {
   }
 }
 
-std::size_t workspace_bytes(const ConvProblem& p, DType dtype, ConvDirection direction, int,
-                            const kernels::KernelTable& kernels) {
+std::size_t workspace_bytes(const ConvProblem& p, DType dtype, ConvDirection direction,
+                            int threads, const kernels::KernelTable& kernels) {
   switch (direction) {
-    case ConvDirection::forward: return depthwise_planes(p) ? 0 : taps(p) * sizeof(int64_t);
+    case ConvDirection::forward:
+      if (blocked::applies(p, dtype, kernels))
+        return blocked::workspace_bytes(p, dtype, threads, kernels);
+      return depthwise_planes(p) ? 0 : taps(p) * sizeof(int64_t);
     case ConvDirection::backward_data: {  // the weights packed as the row kernels read them
       const bool f32 = dtype == DType::f32;
       const int kb = f32 ? block_channels(p, kernels.f32.direct_row)

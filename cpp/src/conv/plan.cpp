@@ -29,7 +29,7 @@ ConvPlan::ConvPlan(const ConvProblem& problem, DType dtype, const void* weight, 
   s->kernels = isa.empty() ? &kernels::active_kernels() : &kernels::kernels_for(isa);
   s->problem = problem;
   s->dtype = dtype;
-  s->algo = &conv::select(problem, dtype, ConvDirection::forward, algorithm);
+  s->algo = &conv::select(problem, dtype, ConvDirection::forward, algorithm, *s->kernels);
   s->algo_name = s->algo->name;
   s->activation = activation;
   const std::size_t elem = dtype == DType::f32 ? sizeof(float) : sizeof(double);

@@ -7,6 +7,8 @@
 #include <vector>
 
 #include "algorithm.hpp"
+#include "direct_blocked.hpp"
+#include "pad.hpp"
 #include "fastconv/errors.hpp"
 
 namespace fastconv::conv {
@@ -27,14 +29,21 @@ std::string ConvAlgorithm::reason_not_applicable(const ConvProblem& p, DType dty
 
 namespace {
 
-// The `auto` rule, the same for every direction. GEMM (im2col, packed register-tiled product)
-// wins whenever its product is large enough to fill microkernel tiles: it keeps MR x NR outputs
-// in registers. When a group has few output channels (depthwise, channel multipliers) or a tiny
-// reduction (C/groups x kernel), most of a GEMM tile would be padding and the im2col packing
-// dominates; the direct kernels, vectorised along output rows, are faster there.
-const char* auto_choice(const ConvProblem& p) {
+// The `auto` rule. GEMM (im2col, packed register-tiled product) wins whenever its product is
+// large enough to fill microkernel tiles: it keeps MR x NR outputs in registers. When a group
+// has few output channels (depthwise, channel multipliers) or a tiny reduction (C/groups x
+// kernel), most of a GEMM tile would be padding and the im2col packing dominates; the direct
+// row kernels, vectorised along output rows, are faster there. Forward, the direct algorithm's
+// channel-blocked kernels (direct_blocked.hpp) beat GEMM wherever they apply and the kernel has
+// more than one tap: they read the input in place where im2col copies it once per tap. For 1x1
+// kernels im2col is no copy at all, and the blocked layout change costs more than it saves.
+const char* auto_choice(const ConvProblem& p, DType dtype, ConvDirection direction,
+                        const kernels::KernelTable& kernels) {
   const int64_t reduction = p.C_per_group() * p.kernel_spatial();
   if (p.K_per_group() < 4 || reduction < 8) return "direct";
+  if (direction == ConvDirection::forward && p.kernel_spatial() > 1 &&
+      blocked::applies(unpadded_view(p), dtype, kernels))
+    return "direct";
   return "gemm";
 }
 
@@ -47,9 +56,9 @@ const ConvAlgorithm* find(const std::string& name) {
 }  // namespace
 
 const ConvAlgorithm& select(const ConvProblem& problem, DType dtype, ConvDirection direction,
-                            const std::string& name) {
+                            const std::string& name, const kernels::KernelTable& kernels) {
   if (name == "auto") {
-    const ConvAlgorithm* preferred = find(auto_choice(problem));
+    const ConvAlgorithm* preferred = find(auto_choice(problem, dtype, direction, kernels));
     if (preferred && preferred->reason_not_applicable(problem, dtype, direction).empty())
       return *preferred;
     for (const ConvAlgorithm* a : registry())

@@ -131,10 +131,40 @@ struct PoolKernels {
   PoolWindowFn<T> window_sum = nullptr;
 };
 
+// Direct convolution on channel-blocked layouts (generic/blocked_ukernel.hpp), W lanes:
+//   y[(b*UR + r)*W + ko] = sum_{cb < ncb, t < ntaps, ci < W}
+//       x[cb*x_block + taps[t] + r*S*W + ci] * w[b*w_block + (cb*ntaps + t)*W*W + ci*W + ko]
+//   for b < NB, r < UR, ko < W; S = stride along the row (1 or 2).
+template <typename T>
+struct BlockedConvArgs {
+  const T* x;            // blocked, padded input at the tile's first output, channel block 0
+  int64_t x_block;       // elements between input channel blocks
+  const int64_t* taps;   // offsets of the kernel taps (elements)
+  int64_t ntaps;
+  int64_t ncb;           // input channel blocks
+  const T* w;            // packed weights of the tile's first output block
+  int64_t w_block;       // elements between output blocks' weights
+  T* y;                  // the tile, NB x UR x W
+};
+
+template <typename T>
+using BlockedConvFn = void (*)(const BlockedConvArgs<T>& args);
+
+template <typename T>
+struct BlockedConvUkernel {
+  static constexpr int kMaxUr = 14;
+  static constexpr int nb_index(int nb) { return nb == 1 ? 0 : nb == 2 ? 1 : 2; }
+  int w = 0;        // lanes W
+  int max_acc = 0;  // NB x UR accumulators that fit the registers
+  // [NB 1, 2, 4][UR][stride 1, 2]: UR in 1..7 and 14; null where NB x UR > max_acc.
+  BlockedConvFn<T> tile[3][kMaxUr + 1][2] = {};
+};
+
 template <typename T>
 struct KernelSet {
   GemmUkernel<T> gemm;
   DirectRowUkernel<T> direct_row;
+  BlockedConvUkernel<T> blocked;
   PoolKernels<T> pool;
 };
 

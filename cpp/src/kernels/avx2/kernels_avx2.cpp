@@ -1,6 +1,7 @@
 // kernels/avx2/kernels_avx2.cpp — AVX2+FMA instantiations of the generic float32
 // microkernels (compiled with -mavx2 -mfma). GEMM tile 6 x 16: 12 accumulators of the 16 ymm
 // registers. float64 stays on the portable kernels (filled in by dispatch.cpp).
+#include "../generic/blocked_ukernel.hpp"
 #include "../generic/direct_ukernel.hpp"
 #include "../generic/gemm_ukernel.hpp"
 #include "../generic/peak_ukernel.hpp"
@@ -16,6 +17,7 @@ void fill_kernels(KernelTable& table) {
   table.f32.direct_row = {4, &direct_row_ukernel<VecF32, 4>, &direct_row_ukernel<VecF32, 1>,
                        &direct_row_bwd_data<VecF32>, &direct_row_bwd_weights<VecF32>,
                        &depthwise_plane<VecF32>};
+  table.f32.blocked = blocked_conv_kernels<VecF32, 12>();
   table.f32.pool = {&pool_rows<VecF32, MaxOp<VecF32>>, &pool_rows<VecF32, SumOp<VecF32>>,
                      &pool_window<VecF32, MaxOp<VecF32>>, &pool_window<VecF32, SumOp<VecF32>>};
   table.fma_probe = &fma_probe<VecF32>;

@@ -1,6 +1,7 @@
 // kernels/avx512/kernels_avx512.cpp — AVX-512F instantiations of the generic float32
 // microkernels (compiled with -mavx512f). GEMM tile 8 x 32: 16 accumulators of the 32 zmm
 // registers. float64 stays on the portable kernels (filled in by dispatch.cpp).
+#include "../generic/blocked_ukernel.hpp"
 #include "../generic/direct_ukernel.hpp"
 #include "../generic/gemm_ukernel.hpp"
 #include "../generic/peak_ukernel.hpp"
@@ -16,6 +17,7 @@ void fill_kernels(KernelTable& table) {
   table.f32.direct_row = {4, &direct_row_ukernel<VecF32, 4>, &direct_row_ukernel<VecF32, 1>,
                        &direct_row_bwd_data<VecF32>, &direct_row_bwd_weights<VecF32>,
                        &depthwise_plane<VecF32>};
+  table.f32.blocked = blocked_conv_kernels<VecF32, 28>();
   table.f32.pool = {&pool_rows<VecF32, MaxOp<VecF32>>, &pool_rows<VecF32, SumOp<VecF32>>,
                      &pool_window<VecF32, MaxOp<VecF32>>, &pool_window<VecF32, SumOp<VecF32>>};
   table.fma_probe = &fma_probe<VecF32>;

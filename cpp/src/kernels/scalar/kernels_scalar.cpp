@@ -1,6 +1,7 @@
 // kernels/scalar/kernels_scalar.cpp — portable instantiations of the generic microkernels,
 // float32 and float64. Compiled without ISA flags: the fallback on any x86-64 CPU, and the
 // float64 kernels of every table.
+#include "../generic/blocked_ukernel.hpp"
 #include "../generic/direct_ukernel.hpp"
 #include "../generic/gemm_ukernel.hpp"
 #include "../generic/peak_ukernel.hpp"
@@ -22,6 +23,8 @@ void fill_kernels(KernelTable& table) {
   table.f64.direct_row = {4, &direct_row_ukernel<D, 4>, &direct_row_ukernel<D, 1>,
                        &direct_row_bwd_data<D>, &direct_row_bwd_weights<D>,
                        &depthwise_plane<D>};
+  table.f32.blocked = blocked_conv_kernels<F, 8>();
+  table.f64.blocked = blocked_conv_kernels<D, 8>();
   table.f32.pool = {&pool_rows<F, MaxOp<F>>, &pool_rows<F, SumOp<F>>,
                      &pool_window<F, MaxOp<F>>, &pool_window<F, SumOp<F>>};
   table.f64.pool = {&pool_rows<D, MaxOp<D>>, &pool_rows<D, SumOp<D>>,

@@ -1,0 +1,23 @@
+// conv/direct_blocked.hpp — the dense-layer path of the direct algorithm: convolution on
+// channel-blocked layouts with the ISA's blocked tile kernels (kernels/generic/blocked_ukernel.hpp).
+// direct.cpp uses it when it applies (see applies()); the row kernels serve the rest.
+#pragma once
+
+#include <cstddef>
+
+#include "algorithm.hpp"
+
+namespace fastconv::conv::blocked {
+
+// Whether the blocked kernels serve p (an unpadded view): stride 1 or 2 along W and at least
+// half a vector of channels per group on both sides (blocks are zero-padded to whole vectors).
+bool applies(const ConvProblem& p, DType dtype, const kernels::KernelTable& kernels);
+
+std::size_t packed_weights_bytes(const ConvProblem& p, DType dtype,
+                                 const kernels::KernelTable& kernels);
+std::size_t workspace_bytes(const ConvProblem& p, DType dtype, int threads,
+                            const kernels::KernelTable& kernels);
+void pack_weights(const ConvArgs& a, void* packed);
+void forward(const ConvArgs& a);
+
+}  // namespace fastconv::conv::blocked

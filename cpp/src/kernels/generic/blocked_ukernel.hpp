@@ -1,0 +1,102 @@
+// kernels/generic/blocked_ukernel.hpp — direct convolution on channel-blocked layouts: the
+// dense-layer kernel, written once over a vector wrapper V and instantiated per ISA.
+//
+// Input and weights hold channels in blocks of W = V::W lanes (the "nChw16c" layout of oneDNN's
+// direct convolution; Georganas et al., "Anatomy of high-performance deep learning convolutions
+// on SIMD architectures", SC 2018). A tile is UR consecutive outputs along W times NB blocks of
+// W output channels, UR x NB vector accumulators: per input channel ci of a block and per kernel
+// tap, NB weight vectors (W output channels each) are loaded once and every output's input value
+// is broadcast against them (UR x NB FMAs for NB loads and UR broadcasts). The input is read in
+// place, already padded: no im2col copy. The reduction (input blocks x taps x W) runs in
+// registers, in blocks of kBlockedReductionBlock terms added to the tile. UR and NB are compile-time; the stride along W is 1 or 2 (compile-time, so the
+// broadcast addresses are immediate offsets). Arguments: BlockedConvArgs in kernel_table.hpp.
+#pragma once
+
+#include <cstdint>
+#include <utility>
+
+#include "../kernel_table.hpp"
+
+namespace fastconv::kernels {
+
+// Reduction terms summed in registers before the partial sums go to the tile in memory (as
+// GEMM's KC blocks): the rounding error of long reductions (C x taps in the tens of thousands)
+// then grows with the block and the block count, not with the whole length.
+constexpr int64_t kBlockedReductionBlock = 256;
+
+template <typename V, int UR, int NB, int S>
+void blocked_conv_tile(const BlockedConvArgs<typename V::T>& a) {
+  using T = typename V::T;
+  using R = typename V::R;
+  constexpr int W = V::W;
+  constexpr int64_t steps_per_block = kBlockedReductionBlock / W > 0 ? kBlockedReductionBlock / W : 1;
+  R acc[UR][NB];
+  const auto clear = [&] {
+    for (int r = 0; r < UR; ++r)
+      for (int b = 0; b < NB; ++b) acc[r][b] = V::zero();
+  };
+  const auto flush = [&](bool first) {  // tile (+)= acc
+    for (int b = 0; b < NB; ++b)
+      for (int r = 0; r < UR; ++r) {
+        T* y = a.y + (b * UR + r) * W;
+        V::storeu(y, first ? acc[r][b] : V::add(V::loadu(y), acc[r][b]));
+      }
+  };
+  clear();
+  const int64_t w_tap = int64_t(W) * W;
+  int64_t steps = 0;  // (block, tap) steps summed in acc
+  bool first = true;
+  for (int64_t cb = 0; cb < a.ncb; ++cb) {
+    const T* xc = a.x + cb * a.x_block;
+    const T* wc = a.w + cb * a.ntaps * w_tap;
+    for (int64_t t = 0; t < a.ntaps; ++t) {
+      const T* xt = xc + a.taps[t];
+      const T* wt = wc + t * w_tap;
+      for (int ci = 0; ci < W; ++ci) {
+        R wv[NB];
+        for (int b = 0; b < NB; ++b) wv[b] = V::loadu(wt + b * a.w_block + ci * W);
+        for (int r = 0; r < UR; ++r) {
+          const R xv = V::set1(xt[r * S * W + ci]);
+          for (int b = 0; b < NB; ++b) acc[r][b] = V::fmadd(xv, wv[b], acc[r][b]);
+        }
+      }
+      if (++steps == steps_per_block) {
+        flush(first);
+        clear();
+        first = false;
+        steps = 0;
+      }
+    }
+  }
+  if (steps > 0 || first) flush(first);
+}
+
+template <typename V, int MaxAcc, int NB, int UR>
+void set_blocked_tile(BlockedConvUkernel<typename V::T>& k) {
+  if constexpr (NB * UR <= MaxAcc) {
+    auto& slot = k.tile[BlockedConvUkernel<typename V::T>::nb_index(NB)][UR];
+    slot[0] = &blocked_conv_tile<V, UR, NB, 1>;
+    slot[1] = &blocked_conv_tile<V, UR, NB, 2>;
+  }
+}
+
+template <typename V, int MaxAcc, int NB, int... U>
+void set_blocked_tiles(BlockedConvUkernel<typename V::T>& k, std::integer_sequence<int, U...>) {
+  (set_blocked_tile<V, MaxAcc, NB, U + 1>(k), ...);
+  set_blocked_tile<V, MaxAcc, NB, 14>(k);
+}
+
+// The tile kernels of one ISA: NB in {1, 2, 4}, UR in {1..7, 14} within MaxAcc accumulators,
+// stride 1 or 2; null where an (NB, UR) pair would not fit the registers.
+template <typename V, int MaxAcc>
+BlockedConvUkernel<typename V::T> blocked_conv_kernels() {
+  BlockedConvUkernel<typename V::T> k;
+  k.w = V::W;
+  k.max_acc = MaxAcc;
+  set_blocked_tiles<V, MaxAcc, 1>(k, std::make_integer_sequence<int, 7>{});
+  set_blocked_tiles<V, MaxAcc, 2>(k, std::make_integer_sequence<int, 7>{});
+  set_blocked_tiles<V, MaxAcc, 4>(k, std::make_integer_sequence<int, 7>{});
+  return k;
+}
+
+}  // namespace fastconv::kernels

@@ -6,6 +6,7 @@
 // an algorithm receives has zero padding and `in` holds the padded extents.
 #pragma once
 
+#include <array>
 #include <cstddef>
 #include <string>
 #include <vector>
@@ -35,6 +36,10 @@ struct ConvArgs {
   // pack them per call, a plan once), and the activation applied as the output is written.
   const void* packed_w = nullptr;
   Activation activation = Activation::none;
+  // Backward-data only: the box [keep_lo, keep_hi) of the padded input whose gradient the caller
+  // keeps (with zero padding, the padding's gradient is dropped). Outside it an algorithm may
+  // leave dx as the caller zeroed it.
+  std::array<int64_t, 3> keep_lo{0, 0, 0}, keep_hi{0, 0, 0};
 };
 
 using ConvRunFn = void (*)(const ConvArgs& args);

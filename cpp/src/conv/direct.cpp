@@ -184,6 +184,10 @@ void forward(const ConvArgs& a) {
 template <typename T>
 void backward_data(const ConvArgs& a) {
   const ConvProblem& p = a.problem;
+  if (blocked::applies_backward_data(p, a.dtype, a.kernels)) {
+    blocked::backward_data(a);
+    return;
+  }
   const auto& uk = a.kernels.get<T>().direct_row;
   const int64_t Kg = p.K_per_group(), Cg = p.C_per_group(), ntaps = taps(p);
   const int kb = block_channels(p, uk);
@@ -274,6 +278,8 @@ std::size_t workspace_bytes(const ConvProblem& p, DType dtype, ConvDirection dir
         return blocked::workspace_bytes(p, dtype, threads, kernels);
       return depthwise_planes(p) ? 0 : taps(p) * sizeof(int64_t);
     case ConvDirection::backward_data: {  // the weights packed as the row kernels read them
+      if (blocked::applies_backward_data(p, dtype, kernels))
+        return blocked::backward_data_workspace_bytes(p, dtype, threads, kernels);
       const bool f32 = dtype == DType::f32;
       const int kb = f32 ? block_channels(p, kernels.f32.direct_row)
                          : block_channels(p, kernels.f64.direct_row);

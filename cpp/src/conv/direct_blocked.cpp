@@ -13,6 +13,8 @@
 #include "direct_blocked.hpp"
 
 #include <algorithm>
+#include <array>
+#include <vector>
 
 #include "activation.hpp"
 #include "util/checked.hpp"
@@ -28,83 +30,205 @@ using util::round_up;
 // How a problem is cut into tiles for the blocked kernels `uk`.
 struct Tiling {
   int w = 0;        // lanes
+  int max_acc = 0;  // accumulators of the kernels: nb x ur <= max_acc
   int nb = 1;       // output blocks per tile
   int ur = 1;       // outputs per tile along W
   int64_t ncb = 0;  // input channel blocks per group
   int64_t nkb = 0;  // output channel blocks per group, rounded up to a multiple of nb
   int64_t ntaps = 0;
 
+  // OW: the outputs computed along W (p.out[2] unless a window of them).
   template <typename T>
-  Tiling(const ConvProblem& p, const kernels::BlockedConvUkernel<T>& uk) : w(uk.w) {
+  Tiling(const ConvProblem& p, const kernels::BlockedConvUkernel<T>& uk)
+      : Tiling(p, uk, p.out[2]) {}
+  template <typename T>
+  Tiling(const ConvProblem& p, const kernels::BlockedConvUkernel<T>& uk, int64_t OW)
+      : w(uk.w), max_acc(uk.max_acc) {
     ncb = ceil_div(p.C_per_group(), w);
     const int64_t blocks = ceil_div(p.K_per_group(), w);
-    const int64_t OW = p.out[2];
-    // The (NB, UR) with the most accumulators in use, NB = 2 first (then 4, 1) on ties.
-    int best = 0;
+    // The (NB, UR) with the fewest cycles per useful output: a row of OW outputs takes
+    // ceil(OW / UR) tiles (the last one overlapping), each NB x UR FMAs per input channel, or at
+    // least kMinChains cycles when too few accumulators hide the FMA latency. Ties go to the
+    // larger tile (fewer loads per FMA), then NB = 2.
+    constexpr int64_t kMinChains = 8;
+    double best = 0;
+    int best_acc = 0;
     for (int n : {2, 4, 1}) {
       if (n > 1 && n > blocks) continue;
-      const int u = widest_ur(n, uk.max_acc, OW);
-      if (u > 0 && n * u > best) best = n * u, nb = n, ur = u;
+      for (int u = 1; u <= kernels::BlockedConvUkernel<T>::kMaxUr && u <= OW; ++u) {
+        if (n * u > uk.max_acc) break;
+        const double cycles =
+            static_cast<double>(ceil_div(OW, u)) * static_cast<double>(std::max<int64_t>(n * u, kMinChains));
+        const double rate = static_cast<double>(n * OW) / cycles;
+        if (rate > best * 1.0001 || (rate > best * 0.9999 && n * u > best_acc)) {
+          best = rate, best_acc = n * u, nb = n, ur = u;
+        }
+      }
     }
     nkb = round_up(blocks, nb);
     ntaps = p.kernel_spatial();
-  }
-
-  // The largest UR in {1..7, 14} with nb x UR <= max_acc and UR <= OW (0: none).
-  static int widest_ur(int nb, int max_acc, int64_t OW) {
-    for (int u : {14, 7, 6, 5, 4, 3, 2, 1})
-      if (nb * u <= max_acc && u <= OW) return u;
-    return 0;
   }
 
   int64_t tap_block() const { return int64_t(w) * w; }
   int64_t weight_block() const { return ncb * ntaps * tap_block(); }  // one output block's
 };
 
-// Elements of one image's blocked input: groups x ncb x padded planes x W.
-int64_t blocked_image_size(const ConvProblem& p, const Tiling& t) {
-  return p.groups * t.ncb * p.in_spatial() * t.w;
+// wb [g][kb][cb][tap][ci][ko] = taps(g, k, c)[order[tap]] for the output / input channels k, c
+// of group g of p (zero beyond K_per_group / C_per_group); taps(g, k, c) points at the weights
+// of one channel pair, tap after tap.
+template <typename T, typename Taps>
+void pack_blocks(const ConvProblem& p, const Tiling& t, const Taps& taps,
+                 const std::vector<int64_t>& order, T* wb, int threads) {
+  const int64_t Kg = p.K_per_group(), Cg = p.C_per_group(), W = t.w;
+#pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1)
+  for (int64_t gk = 0; gk < p.groups * t.nkb; ++gk) {
+    const int64_t g = gk / t.nkb, kb = gk % t.nkb;
+    const int64_t kn = std::min<int64_t>(W, Kg - kb * W);  // output channels in this block
+    T* dst = wb + gk * t.weight_block();
+    for (int64_t cb = 0; cb < t.ncb; ++cb)
+      for (int64_t tap = 0; tap < t.ntaps; ++tap)
+        for (int64_t ci = 0; ci < W; ++ci, dst += W) {  // one vector of W output channels
+          const int64_t c = cb * W + ci;
+          int64_t ko = 0;
+          if (c < Cg)
+            for (; ko < kn; ++ko) dst[ko] = taps(g, kb * W + ko, c)[order[tap]];
+          for (; ko < W; ++ko) dst[ko] = T(0);
+        }
+  }
 }
 
 template <typename T>
 void pack(const ConvArgs& a, void* packed) {
   const ConvProblem& p = a.problem;
   const Tiling t(p, a.kernels.get<T>().blocked);
-  const int64_t Kg = p.K_per_group(), Cg = p.C_per_group(), W = t.w;
+  const int64_t Kg = p.K_per_group(), Cg = p.C_per_group();
   const auto* w = static_cast<const T*>(a.w);
-  auto* wb = static_cast<T*>(packed);
-#pragma omp parallel for schedule(static) num_threads(a.threads) if (a.threads > 1)
-  for (int64_t gk = 0; gk < p.groups * t.nkb; ++gk) {
-    const int64_t g = gk / t.nkb, kb = gk % t.nkb;
-    T* dst = wb + gk * t.weight_block();
-    for (int64_t cb = 0; cb < t.ncb; ++cb)
-      for (int64_t tap = 0; tap < t.ntaps; ++tap)
-        for (int64_t ci = 0; ci < W; ++ci)
-          for (int64_t ko = 0; ko < W; ++ko) {
-            const int64_t k = kb * W + ko, c = cb * W + ci;
-            *dst++ = k < Kg && c < Cg ? w[((g * Kg + k) * Cg + c) * t.ntaps + tap] : T(0);
-          }
-  }
+  std::vector<int64_t> order(static_cast<size_t>(t.ntaps));
+  for (int64_t tap = 0; tap < t.ntaps; ++tap) order[tap] = tap;
+  pack_blocks(p, t, [&](int64_t g, int64_t k, int64_t c) {
+    return w + ((g * Kg + k) * Cg + c) * t.ntaps;
+  }, order, static_cast<T*>(packed), a.threads);
 }
 
-// Image n of x (N x C x padded in) -> xb [g][cb][Dp][Hp][Wp][W], zero beyond Cg.
+// Where the blocked input's values come from: image planes of `extent` (N x C x extent, C the
+// problem's input channels) placed at offset `lo` inside the problem's padded extents p.in;
+// the rest is zero.
 template <typename T>
-void to_blocked(const ConvProblem& p, const Tiling& t, const T* x, int64_t n, T* xb,
+struct Source {
+  const T* x;
+  std::array<int64_t, 3> extent, lo;
+};
+
+// Image n of the source -> xb [g][cb][Dp][Hp][Wp][W], zero beyond Cg and outside the source.
+template <typename T>
+void to_blocked(const ConvProblem& p, const Tiling& t, const Source<T>& src, int64_t n, T* xb,
                 int threads) {
-  const int64_t Cg = p.C_per_group(), W = t.w, Wp = p.in[2], rows = p.in[0] * p.in[1];
-  const int64_t plane = p.in_spatial();
+  const int64_t Cg = p.C_per_group(), W = t.w, Hp = p.in[1], Wp = p.in[2];
+  const int64_t rows = p.in[0] * Hp;
+  const auto& e = src.extent;
+  const int64_t plane = e[0] * e[1] * e[2];
 #pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1)
   for (int64_t task = 0; task < p.groups * t.ncb * rows; ++task) {
     const int64_t row = task % rows, gcb = task / rows, g = gcb / t.ncb, cb = gcb % t.ncb;
     T* dst = xb + (gcb * rows + row) * Wp * W;
+    const int64_t d = row / Hp - src.lo[0], h = row % Hp - src.lo[1];
+    const bool inside = d >= 0 && d < e[0] && h >= 0 && h < e[1];
     for (int64_t ci = 0; ci < W; ++ci) {
       const int64_t c = cb * W + ci;
-      if (c >= Cg) {
+      if (c >= Cg || !inside) {
         for (int64_t i = 0; i < Wp; ++i) dst[i * W + ci] = T(0);
         continue;
       }
-      const T* src = x + (n * p.C + g * Cg + c) * plane + row * Wp;
-      for (int64_t i = 0; i < Wp; ++i) dst[i * W + ci] = src[i];
+      const T* s = src.x + (n * p.C + g * Cg + c) * plane + (d * e[1] + h) * e[2];
+      for (int64_t i = 0; i < Wp; ++i) {
+        const int64_t j = i - src.lo[2];
+        dst[i * W + ci] = j >= 0 && j < e[2] ? s[j] : T(0);
+      }
+    }
+  }
+}
+
+// Workspace layout: tap offsets, one blocked image, per-thread tiles, then (backward-data)
+// the packed weights.
+template <typename T>
+struct Workspace {
+  int64_t* taps;
+  T* image;
+  T* tiles;
+  int64_t tile_stride;
+  T* weights;
+
+  Workspace(const ConvProblem& p, const Tiling& t, void* base, int threads) {
+    taps = static_cast<int64_t*>(base);
+    image = reinterpret_cast<T*>(taps + util::round_up(t.ntaps, 8));
+    tiles = image + util::round_up(p.groups * t.ncb * p.in_spatial() * t.w, 16);
+    tile_stride = util::scratch_stride(t.max_acc * t.w, sizeof(T));  // any tiling's tile
+    weights = tiles + util::round_up(threads * tile_stride, 16);
+  }
+  static std::size_t bytes(const ConvProblem& p, const Tiling& t, int threads) {
+    const Workspace w(p, t, nullptr, threads);
+    return static_cast<std::size_t>(reinterpret_cast<const char*>(w.weights) -
+                                    reinterpret_cast<const char*>(w.taps));
+  }
+};
+
+// The outputs computed: [lo, hi) per spatial dim.
+struct Window {
+  std::array<int64_t, 3> lo, hi;
+  int64_t width() const { return hi[2] - lo[2]; }
+};
+
+// y (N x K x out) = act(conv(src, wb) + bias) for p (in: the padded extents of the blocked
+// input), at the outputs of `window` (t tiled for its width); y is left as is elsewhere.
+template <typename T>
+void convolve(const ConvProblem& p, const Tiling& t, const kernels::BlockedConvUkernel<T>& uk,
+              const Source<T>& src, const T* wb, const T* bias, Activation act, T* y,
+              const Workspace<T>& ws, int threads, const Window& window) {
+  const int64_t Kg = p.K_per_group(), W = t.w;
+  const int64_t Hp = p.in[1], Wp = p.in[2], OH = p.out[1], OW = p.out[2], P = p.out_spatial();
+  const kernels::BlockedConvFn<T> tile_fn =
+      uk.tile[kernels::BlockedConvUkernel<T>::nb_index(t.nb)][t.ur][p.stride[2] - 1];
+  for (int64_t kd = 0, i = 0; kd < p.kernel[0]; ++kd)
+    for (int64_t kh = 0; kh < p.kernel[1]; ++kh)
+      for (int64_t kw = 0; kw < p.kernel[2]; ++kw, ++i)
+        ws.taps[i] = ((kd * p.dilation[0] * Hp + kh * p.dilation[1]) * Wp + kw * p.dilation[2]) * W;
+
+  const int64_t kgroups = t.nkb / t.nb, OH_w = window.hi[1] - window.lo[1];
+  const int64_t rows = (window.hi[0] - window.lo[0]) * OH_w;
+  const int64_t x_block = p.in_spatial() * W;
+  if (rows <= 0 || window.width() <= 0) return;
+  for (int64_t n = 0; n < p.N; ++n) {
+    to_blocked(p, t, src, n, ws.image, threads);
+#pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1)
+    for (int64_t task = 0; task < p.groups * kgroups * rows; ++task) {
+      const int64_t row = task % rows, kg = task / rows % kgroups, g = task / (rows * kgroups);
+      const int64_t od = window.lo[0] + row / OH_w, oh = window.lo[1] + row % OH_w;
+      T* tile = ws.tiles + util::thread_index() * ws.tile_stride;
+      kernels::BlockedConvArgs<T> args;
+      args.x_block = x_block;
+      args.taps = ws.taps;
+      args.ntaps = t.ntaps;
+      args.ncb = t.ncb;
+      args.w = wb + (g * t.nkb + kg * t.nb) * t.weight_block();
+      args.w_block = t.weight_block();
+      args.y = tile;
+      const T* x_row = ws.image + g * t.ncb * x_block +
+                       (od * p.stride[0] * Hp + oh * p.stride[1]) * Wp * W;
+      for (int64_t ow0 = window.lo[2]; ow0 < window.hi[2]; ow0 += t.ur) {
+        const int64_t o = std::min(ow0, window.hi[2] - t.ur);  // the last tile ends the row
+        args.x = x_row + o * p.stride[2] * W;
+        tile_fn(args);
+        for (int b = 0; b < t.nb; ++b)
+          for (int64_t ko = 0; ko < W; ++ko) {
+            const int64_t k = (kg * t.nb + b) * W + ko;
+            if (k >= Kg) break;
+            const T bk = bias ? bias[g * Kg + k] : T(0);
+            T* out = y + (n * p.K + g * Kg + k) * P + (od * OH + oh) * OW + o;
+            const T* v = tile + b * t.ur * W + ko;
+            for (int r = 0; r < t.ur; ++r) out[r] = v[r * W] + bk;
+            activate(act, out, t.ur);
+          }
+      }
     }
   }
 }
@@ -114,60 +238,48 @@ void run(const ConvArgs& a) {
   const ConvProblem& p = a.problem;
   const auto& uk = a.kernels.get<T>().blocked;
   const Tiling t(p, uk);
-  const int64_t Kg = p.K_per_group(), W = t.w;
-  const int64_t Hp = p.in[1], Wp = p.in[2], OH = p.out[1], OW = p.out[2], P = p.out_spatial();
-  const auto* x = static_cast<const T*>(a.x);
-  const auto* wb = static_cast<const T*>(a.packed_w);
-  const auto* bias = static_cast<const T*>(a.b);
-  auto* y = static_cast<T*>(a.out);
-  const kernels::BlockedConvFn<T> tile_fn =
-      uk.tile[kernels::BlockedConvUkernel<T>::nb_index(t.nb)][t.ur][p.stride[2] - 1];
+  const Source<T> src{static_cast<const T*>(a.x), p.in, {0, 0, 0}};
+  convolve(p, t, uk, src, static_cast<const T*>(a.packed_w), static_cast<const T*>(a.b),
+           a.activation, static_cast<T*>(a.out), Workspace<T>(p, t, a.workspace, a.threads),
+           a.threads, Window{{0, 0, 0}, p.out});
+}
 
-  auto* taps = static_cast<int64_t*>(a.workspace);
-  T* xb = reinterpret_cast<T*>(taps + round_up(t.ntaps, 8));
-  T* tiles = xb + round_up(blocked_image_size(p, t), 16);
-  const int64_t tile_stride = util::scratch_stride(t.nb * t.ur * W, sizeof(T));
-  for (int64_t kd = 0, i = 0; kd < p.kernel[0]; ++kd)
-    for (int64_t kh = 0; kh < p.kernel[1]; ++kh)
-      for (int64_t kw = 0; kw < p.kernel[2]; ++kw, ++i)
-        taps[i] = ((kd * p.dilation[0] * Hp + kh * p.dilation[1]) * Wp + kw * p.dilation[2]) * W;
+// The data gradient of a stride-1 convolution p as a forward convolution: dX_padded =
+// conv(dY padded by (kernel - 1) * dilation, W flipped in space with its channel roles
+// swapped); its input channels are p's K, its output channels p's C, its output p's padded
+// input.
+ConvProblem data_gradient_problem(const ConvProblem& p) {
+  ConvProblem q = p;
+  q.C = p.K;
+  q.K = p.C;
+  q.out = p.in;
+  for (int d = 0; d < 3; ++d) q.in[d] = p.out[d] + 2 * (p.kernel[d] - 1) * p.dilation[d];
+  return q;
+}
 
-  const int64_t kgroups = t.nkb / t.nb, rows = p.out[0] * OH;
-  const int64_t x_block = p.in_spatial() * W;
-  for (int64_t n = 0; n < p.N; ++n) {
-    to_blocked(p, t, x, n, xb, a.threads);
-#pragma omp parallel for schedule(static) num_threads(a.threads) if (a.threads > 1)
-    for (int64_t task = 0; task < p.groups * kgroups * rows; ++task) {
-      const int64_t row = task % rows, kg = task / rows % kgroups, g = task / (rows * kgroups);
-      const int64_t od = row / OH, oh = row % OH;
-      T* tile = tiles + util::thread_index() * tile_stride;
-      kernels::BlockedConvArgs<T> args;
-      args.x_block = x_block;
-      args.taps = taps;
-      args.ntaps = t.ntaps;
-      args.ncb = t.ncb;
-      args.w = wb + (g * t.nkb + kg * t.nb) * t.weight_block();
-      args.w_block = t.weight_block();
-      args.y = tile;
-      const T* x_row = xb + g * t.ncb * x_block +
-                       (od * p.stride[0] * Hp + oh * p.stride[1]) * Wp * W;
-      for (int64_t ow0 = 0; ow0 < OW; ow0 += t.ur) {
-        const int64_t o = std::min(ow0, OW - t.ur);  // the last tile ends at the row's end
-        args.x = x_row + o * p.stride[2] * W;
-        tile_fn(args);
-        for (int b = 0; b < t.nb; ++b)
-          for (int64_t ko = 0; ko < W; ++ko) {
-            const int64_t k = (kg * t.nb + b) * W + ko;
-            if (k >= Kg) break;
-            const T bk = bias ? bias[g * Kg + k] : T(0);
-            T* out = y + (n * p.K + g * Kg + k) * P + row * OW + o;
-            const T* v = tile + b * t.ur * W + ko;
-            for (int r = 0; r < t.ur; ++r) out[r] = v[r * W] + bk;
-            activate(a.activation, out, t.ur);
-          }
-      }
-    }
-  }
+template <typename T>
+void run_backward_data(const ConvArgs& a) {
+  const ConvProblem& p = a.problem;
+  const ConvProblem q = data_gradient_problem(p);
+  const auto& uk = a.kernels.get<T>().blocked;
+  const Window window{a.keep_lo, a.keep_hi};
+  const Tiling t(q, uk, window.width());
+  const Workspace<T> ws(q, t, a.workspace, a.threads);
+  const int64_t Kg = p.K_per_group(), Cg = p.C_per_group();
+  const auto* w = static_cast<const T*>(a.w);
+  const auto& k = p.kernel;
+  // q's (output channel c, input channel kk, tap) = p's weight (kk, c, tap flipped in space):
+  // the flat tap index reversed.
+  std::vector<int64_t> flipped(static_cast<size_t>(t.ntaps));
+  for (int64_t tap = 0; tap < t.ntaps; ++tap) flipped[tap] = t.ntaps - 1 - tap;
+  pack_blocks(q, t, [&](int64_t g, int64_t c, int64_t kk) {
+    return w + ((g * Kg + kk) * Cg + c) * t.ntaps;
+  }, flipped, ws.weights, a.threads);
+  std::array<int64_t, 3> lo;
+  for (int d = 0; d < 3; ++d) lo[d] = (k[d] - 1) * p.dilation[d];
+  const Source<T> src{static_cast<const T*>(a.dy), p.out, lo};
+  convolve(q, t, uk, src, ws.weights, static_cast<const T*>(nullptr), Activation::none,
+           static_cast<T*>(a.out), ws, a.threads, window);
 }
 
 template <typename T>
@@ -195,15 +307,28 @@ std::size_t packed_weights_bytes(const ConvProblem& p, DType dtype,
 
 std::size_t workspace_bytes(const ConvProblem& p, DType dtype, int threads,
                             const kernels::KernelTable& kernels) {
-  const auto bytes = [&](auto zero) {
-    using T = decltype(zero);
-    const Tiling t(p, kernels_of<T>(kernels));
-    const int64_t tile_stride = util::scratch_stride(t.nb * t.ur * t.w, sizeof(T));
-    return static_cast<std::size_t>(round_up(t.ntaps, 8)) * sizeof(int64_t) +
-           static_cast<std::size_t>(round_up(blocked_image_size(p, t), 16) +
-                                    threads * tile_stride) * sizeof(T);
-  };
-  return dtype == DType::f32 ? bytes(0.0f) : bytes(0.0);
+  if (dtype == DType::f32) return Workspace<float>::bytes(p, Tiling(p, kernels_of<float>(kernels)), threads);
+  return Workspace<double>::bytes(p, Tiling(p, kernels_of<double>(kernels)), threads);
+}
+
+bool applies_backward_data(const ConvProblem& p, DType dtype, const kernels::KernelTable& kernels) {
+  return p.stride[0] == 1 && p.stride[1] == 1 && p.stride[2] == 1 &&
+         applies(data_gradient_problem(p), dtype, kernels);
+}
+
+std::size_t backward_data_workspace_bytes(const ConvProblem& p, DType dtype, int threads,
+                                          const kernels::KernelTable& kernels) {
+  const ConvProblem q = data_gradient_problem(p);
+  // The packed weights of any tiling of q: output blocks rounded up to the largest NB (4).
+  const int w = dtype == DType::f32 ? kernels.f32.blocked.w : kernels.f64.blocked.w;
+  const std::size_t elem = dtype == DType::f32 ? sizeof(float) : sizeof(double);
+  const int64_t weights = q.groups * round_up(ceil_div(q.K_per_group(), w), 4) *
+                          ceil_div(q.C_per_group(), w) * q.kernel_spatial() * w * w;
+  return workspace_bytes(q, dtype, threads, kernels) + static_cast<std::size_t>(weights) * elem;
+}
+
+void backward_data(const ConvArgs& a) {
+  by_dtype<run_backward_data<float>, run_backward_data<double>>(a);
 }
 
 void pack_weights(const ConvArgs& a, void* packed) {

@@ -20,4 +20,11 @@ std::size_t workspace_bytes(const ConvProblem& p, DType dtype, int threads,
 void pack_weights(const ConvArgs& a, void* packed);
 void forward(const ConvArgs& a);
 
+// The data gradient of a stride-1 convolution, as the forward convolution of the padded
+// output gradient with the flipped, channel-swapped weights (packed per call).
+bool applies_backward_data(const ConvProblem& p, DType dtype, const kernels::KernelTable& kernels);
+std::size_t backward_data_workspace_bytes(const ConvProblem& p, DType dtype, int threads,
+                                          const kernels::KernelTable& kernels);
+void backward_data(const ConvArgs& a);
+
 }  // namespace fastconv::conv::blocked

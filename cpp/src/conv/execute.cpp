@@ -55,6 +55,10 @@ void run(const ConvAlgorithm& algo, ConvDirection direction, const ConvProblem& 
   ConvArgs args{q, dtype, x, w, b, dy, out, workspace.as<void>(), threads, kernels};
   args.activation = act;
   args.packed_w = packed_w;
+  args.keep_hi = q.in;
+  if (p.padding_mode == PaddingMode::zeros) {  // fold_padding() only copies the interior
+    for (int d = 0; d < 3; ++d) args.keep_lo[d] = p.pad_lo[d], args.keep_hi[d] = q.in[d] - p.pad_hi[d];
+  }
   util::AlignedBuffer packed;
   if (direction == ConvDirection::forward && !packed_w) {
     packed = util::AlignedBuffer(algo.packed_weights_bytes(q, dtype, kernels), "the packed weights");

@@ -33,17 +33,21 @@ namespace {
 // large enough to fill microkernel tiles: it keeps MR x NR outputs in registers. When a group
 // has few output channels (depthwise, channel multipliers) or a tiny reduction (C/groups x
 // kernel), most of a GEMM tile would be padding and the im2col packing dominates; the direct
-// row kernels, vectorised along output rows, are faster there. Forward, the direct algorithm's
-// channel-blocked kernels (direct_blocked.hpp) beat GEMM wherever they apply and the kernel has
-// more than one tap: they read the input in place where im2col copies it once per tap. For 1x1
-// kernels im2col is no copy at all, and the blocked layout change costs more than it saves.
+// row kernels, vectorised along output rows, are faster there. Forward, and backward-data at
+// stride 1, the direct algorithm's channel-blocked kernels (direct_blocked.hpp) beat GEMM
+// wherever they apply and the kernel has more than one tap: they read the input in place where
+// im2col copies it once per tap (and col2im adds it back). For 1x1 kernels im2col is no copy
+// at all, and the blocked layout change costs more than it saves.
 const char* auto_choice(const ConvProblem& p, DType dtype, ConvDirection direction,
                         const kernels::KernelTable& kernels) {
   const int64_t reduction = p.C_per_group() * p.kernel_spatial();
   if (p.K_per_group() < 4 || reduction < 8) return "direct";
-  if (direction == ConvDirection::forward && p.kernel_spatial() > 1 &&
-      blocked::applies(unpadded_view(p), dtype, kernels))
-    return "direct";
+  if (p.kernel_spatial() > 1) {
+    const ConvProblem q = unpadded_view(p);
+    if (direction == ConvDirection::forward && blocked::applies(q, dtype, kernels)) return "direct";
+    if (direction == ConvDirection::backward_data && blocked::applies_backward_data(q, dtype, kernels))
+      return "direct";
+  }
   return "gemm";
 }
 

@@ -156,7 +156,7 @@ struct BlockedConvUkernel {
   static constexpr int nb_index(int nb) { return nb == 1 ? 0 : nb == 2 ? 1 : 2; }
   int w = 0;        // lanes W
   int max_acc = 0;  // NB x UR accumulators that fit the registers
-  // [NB 1, 2, 4][UR][stride 1, 2]: UR in 1..7 and 14; null where NB x UR > max_acc.
+  // [NB 1, 2, 4][UR][stride 1, 2]: UR in 1..kMaxUr; null where NB x UR > max_acc.
   BlockedConvFn<T> tile[3][kMaxUr + 1][2] = {};
 };
 

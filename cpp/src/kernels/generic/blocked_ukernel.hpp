@@ -83,19 +83,19 @@ void set_blocked_tile(BlockedConvUkernel<typename V::T>& k) {
 template <typename V, int MaxAcc, int NB, int... U>
 void set_blocked_tiles(BlockedConvUkernel<typename V::T>& k, std::integer_sequence<int, U...>) {
   (set_blocked_tile<V, MaxAcc, NB, U + 1>(k), ...);
-  set_blocked_tile<V, MaxAcc, NB, 14>(k);
 }
 
-// The tile kernels of one ISA: NB in {1, 2, 4}, UR in {1..7, 14} within MaxAcc accumulators,
-// stride 1 or 2; null where an (NB, UR) pair would not fit the registers.
+// The tile kernels of one ISA: NB in {1, 2, 4}, UR in 1..14 within MaxAcc accumulators, stride
+// 1 or 2; null where an (NB, UR) pair would not fit the registers.
 template <typename V, int MaxAcc>
 BlockedConvUkernel<typename V::T> blocked_conv_kernels() {
   BlockedConvUkernel<typename V::T> k;
   k.w = V::W;
   k.max_acc = MaxAcc;
-  set_blocked_tiles<V, MaxAcc, 1>(k, std::make_integer_sequence<int, 7>{});
-  set_blocked_tiles<V, MaxAcc, 2>(k, std::make_integer_sequence<int, 7>{});
-  set_blocked_tiles<V, MaxAcc, 4>(k, std::make_integer_sequence<int, 7>{});
+  constexpr auto urs = std::make_integer_sequence<int, BlockedConvUkernel<typename V::T>::kMaxUr>{};
+  set_blocked_tiles<V, MaxAcc, 1>(k, urs);
+  set_blocked_tiles<V, MaxAcc, 2>(k, urs);
+  set_blocked_tiles<V, MaxAcc, 4>(k, urs);
   return k;
 }
 

@@ -1,7 +1,7 @@
 // conv/pad.cpp — see pad.hpp.
 #include "pad.hpp"
 
-#include <cstring>
+#include <algorithm>
 #include <vector>
 
 namespace fastconv::conv {
@@ -56,21 +56,26 @@ void pad_input(const ConvProblem& p, const T* x, T* xp, int threads) {
   const int64_t H = p.in[1], W = p.in[2];
   const int64_t planes = p.N * p.C, rows = ext[0] * ext[1];
   const int64_t in_plane = p.in_spatial(), out_plane = rows * ext[2];
-  // Each row: the padding through the index map (every mode alike), the row itself by memcpy.
+  // Tasks: runs of rows, whole planes unless there are too few planes for the threads.
+  const int64_t chunks = planes >= 4 * threads ? 1 : std::min(rows, (4 * threads + planes - 1) / planes);
+  const int64_t chunk = (rows + chunks - 1) / chunks;
+  const int64_t lo = p.pad_lo[2];
+  // Each row: the padding through the index map (every mode alike), the row itself copied.
 #pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1)
-  for (int64_t task = 0; task < planes * rows; ++task) {
-    const int64_t plane = task / rows, r = task % rows;
-    const int64_t d = md[r / ext[1]], h = mh[r % ext[1]];
-    T* dst = xp + plane * out_plane + r * ext[2];
-    if (d < 0 || h < 0) {
-      for (int64_t w = 0; w < ext[2]; ++w) dst[w] = T(0);
-      continue;
+  for (int64_t task = 0; task < planes * chunks; ++task) {
+    const int64_t plane = task / chunks, r_end = std::min(rows, (task % chunks + 1) * chunk);
+    for (int64_t r = task % chunks * chunk; r < r_end; ++r) {
+      const int64_t d = md[r / ext[1]], h = mh[r % ext[1]];
+      T* dst = xp + plane * out_plane + r * ext[2];
+      if (d < 0 || h < 0) {
+        std::fill(dst, dst + ext[2], T(0));
+        continue;
+      }
+      const T* src = x + plane * in_plane + (d * H + h) * W;
+      for (int64_t w = 0; w < lo; ++w) dst[w] = mw[w] < 0 ? T(0) : src[mw[w]];
+      std::copy(src, src + W, dst + lo);  // the row itself
+      for (int64_t w = lo + W; w < ext[2]; ++w) dst[w] = mw[w] < 0 ? T(0) : src[mw[w]];
     }
-    const T* src = x + plane * in_plane + (d * H + h) * W;
-    const int64_t lo = p.pad_lo[2];
-    for (int64_t w = 0; w < lo; ++w) dst[w] = mw[w] < 0 ? T(0) : src[mw[w]];
-    std::memcpy(dst + lo, src, static_cast<size_t>(W) * sizeof(T));  // the row itself
-    for (int64_t w = lo + W; w < ext[2]; ++w) dst[w] = mw[w] < 0 ? T(0) : src[mw[w]];
   }
 }
 

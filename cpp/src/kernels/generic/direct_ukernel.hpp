@@ -205,12 +205,44 @@ void depthwise_plane_impl(const DepthwisePlaneArgs<typename V::T>& p) {
   }
 }
 
+// Small planes at stride 1, where rows shorter than two vectors would leave most lanes idle:
+// the outputs are computed on the padded input's grid, q = oh*ldx + ow for ow < ldx, where
+// every tap is one constant offset (x[q + kh*dh*ldx + kw*dw]), so the plane is one contiguous
+// run of vectors with independent accumulators; the ldx - OW columns past each row's end are
+// computed and dropped. kDepthwiseFlatMax: the longest run handled (elements).
+constexpr int64_t kDepthwiseFlatMax = 1024;
+
+template <typename V, int KH, int KW>
+void depthwise_plane_flat(const DepthwisePlaneArgs<typename V::T>& p) {
+  using T = typename V::T;
+  using R = typename V::R;
+  constexpr int W = V::W;
+  const int64_t kh_n = KH ? KH : p.kh, kw_n = KW ? KW : p.kw;
+  const int64_t n = (p.oh - 1) * p.ldx + p.ow;  // grid positions up to the last output
+  alignas(64) T buf[kDepthwiseFlatMax + W];
+  const R bias = V::set1(p.bias);
+  for (int64_t q = 0; q < n; q += W) {
+    const int lanes = n - q < W ? static_cast<int>(n - q) : W;
+    R a = bias;
+    for (int64_t kh = 0; kh < kh_n; ++kh)
+      for (int64_t kw = 0; kw < kw_n; ++kw) {
+        const R wk = V::set1(p.w[kh * kw_n + kw]);
+        a = V::fmadd(wk, load_lanes<V>(p.x + q + kh * p.dh * p.ldx + kw * p.dw, 1, lanes), a);
+      }
+    V::storeu(buf + q, a);
+  }
+  for (int64_t oh = 0; oh < p.oh; ++oh)
+    for (int64_t ow = 0; ow < p.ow; ++ow) p.y[oh * p.ow + ow] = buf[oh * p.ldx + ow];
+}
+
 template <typename V>
 void depthwise_plane(const DepthwisePlaneArgs<typename V::T>& p) {
+  const bool flat = p.sh == 1 && p.sw == 1 && p.ow < 2 * V::W &&
+                    (p.oh - 1) * p.ldx + p.ow <= kDepthwiseFlatMax;
   if (p.kh == 3 && p.kw == 3) {  // the common 3x3 kernel, fully unrolled
-    depthwise_plane_impl<V, 3, 3>(p);
+    flat ? depthwise_plane_flat<V, 3, 3>(p) : depthwise_plane_impl<V, 3, 3>(p);
   } else {
-    depthwise_plane_impl<V, 0, 0>(p);
+    flat ? depthwise_plane_flat<V, 0, 0>(p) : depthwise_plane_impl<V, 0, 0>(p);
   }
 }
 

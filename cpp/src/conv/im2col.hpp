@@ -61,22 +61,26 @@ class Im2colGeometry {
   const ConvProblem& p_;
 };
 
-// The columns of a packed B block as runs: maximal ranges of columns whose source offsets are
-// consecutive, cut at NR-panel boundaries. Found once per block from the column offsets (the
-// same for every reduction row), then every row of the block copies the runs.
+// The columns of a packed B block as runs: maximal ranges of columns whose source offsets step
+// by one constant (1 for a stride-1 row, the stride along W otherwise), cut at NR-panel
+// boundaries. Found once per block from the column offsets (the same for every reduction row),
+// then every row of the block copies the runs.
 struct ColumnRuns {
   int64_t count = 0;
-  int64_t src[gemm::kNC];  // source offset of the run's first column
-  int64_t dst[gemm::kNC];  // its place in a packed row: panel * (kc * NR) + lane
+  int64_t src[gemm::kNC];   // source offset of the run's first column
+  int64_t step[gemm::kNC];  // between its columns' sources
+  int64_t dst[gemm::kNC];   // its place in a packed row: panel * (kc * NR) + lane
   int64_t len[gemm::kNC];
 
   ColumnRuns(const int64_t* off, int64_t nc, int64_t kc, int nr) {
     int64_t j = 0;
     while (j < nc) {
       const int64_t panel_end = (j / nr + 1) * nr;
+      const int64_t d = j + 1 < nc && j + 1 < panel_end ? off[j + 1] - off[j] : 1;
       int64_t e = j + 1;
-      while (e < nc && e < panel_end && off[e] == off[e - 1] + 1) ++e;
+      while (e < nc && e < panel_end && off[e] == off[e - 1] + d) ++e;
       src[count] = off[j];
+      step[count] = d;
       dst[count] = (j / nr) * kc * nr + j % nr;
       len[count] = e - j;
       ++count;
@@ -90,7 +94,13 @@ struct ColumnRuns {
     for (int64_t r = 0; r < count; ++r) {
       const T* s = x + src[r];
       T* d = dst_row + dst[r];
-      for (int64_t i = 0; i < len[r]; ++i) d[i] = s[i];
+      const int64_t n = len[r];
+      if (step[r] == 1) {
+        for (int64_t i = 0; i < n; ++i) d[i] = s[i];
+      } else {
+        const int64_t st = step[r];
+        for (int64_t i = 0; i < n; ++i) d[i] = s[i * st];
+      }
     }
   }
 };

@@ -236,6 +236,10 @@ void backward_data(const ConvArgs& a) {
 template <typename T>
 void backward_weights(const ConvArgs& a) {
   const ConvProblem& p = a.problem;
+  if (blocked::applies_backward_weights(p, a.dtype, a.kernels)) {
+    blocked::backward_weights(a);
+    return;
+  }
   const auto& uk = a.kernels.get<T>().direct_row;
   const int64_t Kg = p.K_per_group(), Cg = p.C_per_group();
   const auto& in = p.in;
@@ -286,7 +290,10 @@ std::size_t workspace_bytes(const ConvProblem& p, DType dtype, ConvDirection dir
       return static_cast<std::size_t>(packed_weight_size(p, kb)) *
              (f32 ? sizeof(float) : sizeof(double));
     }
-    case ConvDirection::backward_weights: return 0;
+    case ConvDirection::backward_weights:
+      if (blocked::applies_backward_weights(p, dtype, kernels))
+        return blocked::backward_weights_workspace_bytes(p, dtype, threads, kernels);
+      return 0;
   }
   return 0;
 }

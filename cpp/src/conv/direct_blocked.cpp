@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "activation.hpp"
+#include "blocked_layout.hpp"
 #include "util/checked.hpp"
 #include "util/parallel.hpp"
 
@@ -110,44 +111,6 @@ void pack(const ConvArgs& a, void* packed) {
   }, order, static_cast<T*>(packed), a.threads);
 }
 
-// Where the blocked input's values come from: image planes of `extent` (N x C x extent, C the
-// problem's input channels) placed at offset `lo` inside the problem's padded extents p.in;
-// the rest is zero.
-template <typename T>
-struct Source {
-  const T* x;
-  std::array<int64_t, 3> extent, lo;
-};
-
-// Image n of the source -> xb [g][cb][Dp][Hp][Wp][W], zero beyond Cg and outside the source.
-template <typename T>
-void to_blocked(const ConvProblem& p, const Tiling& t, const Source<T>& src, int64_t n, T* xb,
-                int threads) {
-  const int64_t Cg = p.C_per_group(), W = t.w, Hp = p.in[1], Wp = p.in[2];
-  const int64_t rows = p.in[0] * Hp;
-  const auto& e = src.extent;
-  const int64_t plane = e[0] * e[1] * e[2];
-#pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1)
-  for (int64_t task = 0; task < p.groups * t.ncb * rows; ++task) {
-    const int64_t row = task % rows, gcb = task / rows, g = gcb / t.ncb, cb = gcb % t.ncb;
-    T* dst = xb + (gcb * rows + row) * Wp * W;
-    const int64_t d = row / Hp - src.lo[0], h = row % Hp - src.lo[1];
-    const bool inside = d >= 0 && d < e[0] && h >= 0 && h < e[1];
-    for (int64_t ci = 0; ci < W; ++ci) {
-      const int64_t c = cb * W + ci;
-      if (c >= Cg || !inside) {
-        for (int64_t i = 0; i < Wp; ++i) dst[i * W + ci] = T(0);
-        continue;
-      }
-      const T* s = src.x + (n * p.C + g * Cg + c) * plane + (d * e[1] + h) * e[2];
-      for (int64_t i = 0; i < Wp; ++i) {
-        const int64_t j = i - src.lo[2];
-        dst[i * W + ci] = j >= 0 && j < e[2] ? s[j] : T(0);
-      }
-    }
-  }
-}
-
 // Workspace layout: tap offsets, one blocked image, per-thread tiles, then (backward-data)
 // the packed weights.
 template <typename T>
@@ -198,7 +161,8 @@ void convolve(const ConvProblem& p, const Tiling& t, const kernels::BlockedConvU
   const int64_t x_block = p.in_spatial() * W;
   if (rows <= 0 || window.width() <= 0) return;
   for (int64_t n = 0; n < p.N; ++n) {
-    to_blocked(p, t, src, n, ws.image, threads);
+    to_blocked(BlockedLayout{p.groups, p.C_per_group(), t.ncb, p.in, t.w}, src, n, ws.image,
+               threads);
 #pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1)
     for (int64_t task = 0; task < p.groups * kgroups * rows; ++task) {
       const int64_t row = task % rows, kg = task / rows % kgroups, g = task / (rows * kgroups);

@@ -27,4 +27,11 @@ std::size_t backward_data_workspace_bytes(const ConvProblem& p, DType dtype, int
                                           const kernels::KernelTable& kernels);
 void backward_data(const ConvArgs& a);
 
+// The weight gradient (direct_blocked_wgrad.cpp): where the forward kernels apply.
+bool applies_backward_weights(const ConvProblem& p, DType dtype,
+                              const kernels::KernelTable& kernels);
+std::size_t backward_weights_workspace_bytes(const ConvProblem& p, DType dtype, int threads,
+                                             const kernels::KernelTable& kernels);
+void backward_weights(const ConvArgs& a);
+
 }  // namespace fastconv::conv::blocked

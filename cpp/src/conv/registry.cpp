@@ -36,7 +36,8 @@ namespace {
 // row kernels, vectorised along output rows, are faster there. Forward, and backward-data at
 // stride 1, the direct algorithm's channel-blocked kernels (direct_blocked.hpp) beat GEMM
 // wherever they apply and the kernel has more than one tap: they read the input in place where
-// im2col copies it once per tap (and col2im adds it back). For 1x1 kernels im2col is no copy
+// im2col copies it once per tap (and col2im adds it back); so does the blocked weight gradient
+// when each image has enough output positions. For 1x1 kernels im2col is no copy
 // at all, and the blocked layout change costs more than it saves.
 const char* auto_choice(const ConvProblem& p, DType dtype, ConvDirection direction,
                         const kernels::KernelTable& kernels) {
@@ -46,6 +47,11 @@ const char* auto_choice(const ConvProblem& p, DType dtype, ConvDirection directi
     const ConvProblem q = unpadded_view(p);
     if (direction == ConvDirection::forward && blocked::applies(q, dtype, kernels)) return "direct";
     if (direction == ConvDirection::backward_data && blocked::applies_backward_data(q, dtype, kernels))
+      return "direct";
+    // The weight gradient sums over output positions in runs per image: with few positions
+    // (7 x 7) the runs are too short to pay for the accumulators' loads and stores.
+    if (direction == ConvDirection::backward_weights && p.out_spatial() >= 64 &&
+        blocked::applies_backward_weights(q, dtype, kernels))
       return "direct";
   }
   return "gemm";

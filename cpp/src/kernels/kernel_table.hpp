@@ -150,6 +150,25 @@ struct BlockedConvArgs {
 template <typename T>
 using BlockedConvFn = void (*)(const BlockedConvArgs<T>& args);
 
+// Weight gradient on the same layouts (the output gradient blocked over output channels too):
+//   acc[(r*NB + b)*W + ci] (+)= sum_{row < rows, o < ow} dy[row*dy_row + o*W + r] *
+//                               x[b*x_block + row*x_row + o*S*W + ci]
+//   for r < UR, b < NB, ci < W; added to acc unless `first`.
+template <typename T>
+struct BlockedWgradArgs {
+  const T* x;         // blocked input at the first position's tap, input block 0
+  int64_t x_block;    // elements between input channel blocks
+  int64_t x_row;      // elements between consecutive rows' first positions
+  const T* dy;        // blocked output gradient at the first position, first output channel
+  int64_t dy_row;     // elements between rows
+  int64_t rows, ow;   // positions: rows x ow
+  T* acc;             // UR x NB x W
+  bool first;
+};
+
+template <typename T>
+using BlockedWgradFn = void (*)(const BlockedWgradArgs<T>& args);
+
 template <typename T>
 struct BlockedConvUkernel {
   static constexpr int kMaxUr = 14;
@@ -158,6 +177,9 @@ struct BlockedConvUkernel {
   int max_acc = 0;  // NB x UR accumulators that fit the registers
   // [NB 1, 2, 4][UR][stride 1, 2]: UR in 1..kMaxUr; null where NB x UR > max_acc.
   BlockedConvFn<T> tile[3][kMaxUr + 1][2] = {};
+  int wgrad_ur = 0;  // output channels per weight-gradient tile
+  // [NB 1..3][stride 1, 2]
+  BlockedWgradFn<T> wgrad[4][2] = {};
 };
 
 template <typename T>

@@ -71,6 +71,36 @@ void blocked_conv_tile(const BlockedConvArgs<typename V::T>& a) {
   if (steps > 0 || first) flush(first);
 }
 
+// Weight gradient tile: UR output channels (broadcast from the blocked output gradient) x NB
+// input channel blocks (vectors of the blocked input) of one tap, summed over rows x ow
+// positions; see BlockedWgradArgs.
+template <typename V, int UR, int NB, int S>
+void blocked_wgrad_tile(const BlockedWgradArgs<typename V::T>& a) {
+  using T = typename V::T;
+  using R = typename V::R;
+  constexpr int W = V::W;
+  R acc[UR][NB];
+  for (int r = 0; r < UR; ++r)
+    for (int b = 0; b < NB; ++b) acc[r][b] = V::zero();
+  for (int64_t row = 0; row < a.rows; ++row) {
+    const T* xr = a.x + row * a.x_row;
+    const T* dr = a.dy + row * a.dy_row;
+    for (int64_t o = 0; o < a.ow; ++o) {
+      R xv[NB];
+      for (int b = 0; b < NB; ++b) xv[b] = V::loadu(xr + b * a.x_block + o * S * W);
+      for (int r = 0; r < UR; ++r) {
+        const R dv = V::set1(dr[o * W + r]);
+        for (int b = 0; b < NB; ++b) acc[r][b] = V::fmadd(dv, xv[b], acc[r][b]);
+      }
+    }
+  }
+  for (int r = 0; r < UR; ++r)
+    for (int b = 0; b < NB; ++b) {
+      T* y = a.acc + (r * NB + b) * W;
+      V::storeu(y, a.first ? acc[r][b] : V::add(V::loadu(y), acc[r][b]));
+    }
+}
+
 template <typename V, int MaxAcc, int NB, int UR>
 void set_blocked_tile(BlockedConvUkernel<typename V::T>& k) {
   if constexpr (NB * UR <= MaxAcc) {
@@ -96,6 +126,16 @@ BlockedConvUkernel<typename V::T> blocked_conv_kernels() {
   set_blocked_tiles<V, MaxAcc, 1>(k, urs);
   set_blocked_tiles<V, MaxAcc, 2>(k, urs);
   set_blocked_tiles<V, MaxAcc, 4>(k, urs);
+  // Weight gradient: UR = W/2 output channels (half a block) x NB <= 3 input blocks.
+  constexpr int UR = V::W / 2 > 0 ? V::W / 2 : 1;
+  static_assert(UR * 3 <= MaxAcc, "accumulators");
+  k.wgrad_ur = UR;
+  k.wgrad[1][0] = &blocked_wgrad_tile<V, UR, 1, 1>;
+  k.wgrad[1][1] = &blocked_wgrad_tile<V, UR, 1, 2>;
+  k.wgrad[2][0] = &blocked_wgrad_tile<V, UR, 2, 1>;
+  k.wgrad[2][1] = &blocked_wgrad_tile<V, UR, 2, 2>;
+  k.wgrad[3][0] = &blocked_wgrad_tile<V, UR, 3, 1>;
+  k.wgrad[3][1] = &blocked_wgrad_tile<V, UR, 3, 2>;
   return k;
 }
 

@@ -1,0 +1,57 @@
+// conv/blocked_layout.hpp — NCHW images to the channel-blocked layout of the direct
+// algorithm's dense kernels (direct_blocked.cpp): [g][block][D][H][W][lane], channels in blocks
+// of W vector lanes per group (zero beyond the group's channels), spatial extents possibly
+// larger than the source's (zero outside it: the padding, applied while converting).
+#pragma once
+
+#include <array>
+#include <cstdint>
+
+namespace fastconv::conv {
+
+// The blocked image: groups x blocks x ext[0] x ext[1] x ext[2] x w.
+struct BlockedLayout {
+  int64_t groups, per_group, blocks;  // channels per group; blocks of w of them (rounded up)
+  std::array<int64_t, 3> ext;
+  int64_t w;
+
+  int64_t block_size() const { return ext[0] * ext[1] * ext[2] * w; }
+  int64_t size() const { return groups * blocks * block_size(); }
+};
+
+// Source images: N x (groups * per_group) x extent, placed at offset `lo` of the blocked
+// extents (lo may be negative: the source's first positions are dropped).
+template <typename T>
+struct Source {
+  const T* x;
+  std::array<int64_t, 3> extent, lo;
+};
+
+// Image n of src -> xb (L.size() elements).
+template <typename T>
+void to_blocked(const BlockedLayout& L, const Source<T>& src, int64_t n, T* xb, int threads) {
+  const int64_t W = L.w, Hp = L.ext[1], Wp = L.ext[2], rows = L.ext[0] * Hp;
+  const auto& e = src.extent;
+  const int64_t plane = e[0] * e[1] * e[2], C = L.groups * L.per_group;
+#pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1)
+  for (int64_t task = 0; task < L.groups * L.blocks * rows; ++task) {
+    const int64_t row = task % rows, gcb = task / rows, g = gcb / L.blocks, cb = gcb % L.blocks;
+    T* dst = xb + (gcb * rows + row) * Wp * W;
+    const int64_t d = row / Hp - src.lo[0], h = row % Hp - src.lo[1];
+    const bool inside = d >= 0 && d < e[0] && h >= 0 && h < e[1];
+    for (int64_t ci = 0; ci < W; ++ci) {
+      const int64_t c = cb * W + ci;
+      if (c >= L.per_group || !inside) {
+        for (int64_t i = 0; i < Wp; ++i) dst[i * W + ci] = T(0);
+        continue;
+      }
+      const T* s = src.x + (n * C + g * L.per_group + c) * plane + (d * e[1] + h) * e[2];
+      for (int64_t i = 0; i < Wp; ++i) {
+        const int64_t j = i - src.lo[2];
+        dst[i * W + ci] = j >= 0 && j < e[2] ? s[j] : T(0);
+      }
+    }
+  }
+}
+
+}  // namespace fastconv::conv

@@ -2,8 +2,9 @@
 //
 // An algorithm implements any of the three directions (forward, backward-data,
 // backward-weights), states whether it applies to a problem (an empty reason), how much
-// workspace it needs, and computes. The entry points (conv.cpp) apply padding first: the problem
-// an algorithm receives has zero padding and `in` holds the padded extents.
+// workspace it needs, and computes. The entry points (execute.cpp) apply padding first: the
+// problem an algorithm receives has zero padding and `in` holds the padded extents (forward
+// algorithms may instead take zero padding on themselves: pads_forward_input).
 #pragma once
 
 #include <array>
@@ -80,6 +81,10 @@ struct ConvAlgorithm {
   std::size_t (*packed_weights_bytes)(const ConvProblem& problem, DType dtype,
                                       const kernels::KernelTable& kernels);
   void (*pack_weights)(const ConvArgs& args, void* packed);
+  // Whether the algorithm reads a zero-padded forward input as given, padding it itself (e.g.
+  // plane by plane in cache): then it receives the problem with its padding and the caller's x.
+  // Null: never.
+  bool (*pads_forward_input)(const ConvProblem& problem, DType dtype) = nullptr;
 
   bool implements(ConvDirection d) const { return run[static_cast<int>(d)] != nullptr; }
   std::string reason_not_applicable(const ConvProblem& p, DType dtype, ConvDirection d) const;

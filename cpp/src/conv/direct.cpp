@@ -12,11 +12,13 @@
 // (n, c); backward-weights by weight (k, c) pairs, each summed over the batch in a fixed order.
 // Best where GEMM tiles would be mostly padding: depthwise, few channels per group.
 #include <algorithm>
+#include <array>
 
 #include "activation.hpp"
 #include "algorithm.hpp"
 #include "direct_blocked.hpp"
 #include "util/checked.hpp"
+#include "util/parallel.hpp"
 
 namespace fastconv::conv {
 
@@ -62,7 +64,15 @@ bool depthwise_planes(const ConvProblem& p) {
          p.kernel[1] * p.kernel[2] <= 64;
 }
 
-// x N x C x in (padded), w C x 1 x 1 x KH x KW -> y N x C x out; tasks (n, c, od).
+// Padded extents (H, W) of a depthwise problem's planes: the problem's own padding (when the
+// algorithm pads the input itself) or none (the unpadded view of a padded input).
+std::array<int64_t, 2> depthwise_padded_plane(const ConvProblem& p) {
+  return {p.in[1] + p.pad_lo[1] + p.pad_hi[1], p.in[2] + p.pad_lo[2] + p.pad_hi[2]};
+}
+
+// x N x C x in, w C x 1 x 1 x KH x KW -> y N x C x out; tasks (n, c, od). Zero padding is
+// applied here, plane by plane into the thread's scratch (in cache), rather than by a padded
+// copy of the whole input.
 template <typename T>
 void forward_depthwise(const ConvArgs& a) {
   const ConvProblem& p = a.problem;
@@ -71,17 +81,41 @@ void forward_depthwise(const ConvArgs& a) {
   const auto* w = static_cast<const T*>(a.packed_w);  // as given: C x KH x KW
   const auto* b = static_cast<const T*>(a.b);
   auto* y = static_cast<T*>(a.out);
-  const int64_t HW = p.in[1] * p.in[2], taps = p.kernel[1] * p.kernel[2];
+  const int64_t H = p.in[1], W = p.in[2], taps = p.kernel[1] * p.kernel[2];
+  const auto [Hp, Wp] = depthwise_padded_plane(p);
+  const bool pad_plane = Hp != H || Wp != W;
+  const int64_t plane_stride = util::scratch_stride(Hp * Wp, sizeof(T));
   const int64_t out_plane = p.out[1] * p.out[2];
 #pragma omp parallel for schedule(static) num_threads(a.threads) if (a.threads > 1)
   for (int64_t t = 0; t < p.N * p.C * p.out[0]; ++t) {
     const int64_t od = t % p.out[0], nc = t / p.out[0], c = nc % p.C;
+    const int64_t id = od * p.stride[0] - p.pad_lo[0];  // the kernel has one tap along D
+    T* yp = y + (nc * p.out[0] + od) * out_plane;
+    const T bias = b ? b[c] : T(0);
+    if (id < 0 || id >= p.in[0]) {  // a plane of the padding
+      std::fill(yp, yp + out_plane, bias);
+      activate(a.activation, yp, out_plane);
+      continue;
+    }
+    const T* xp = x + (nc * p.in[0] + id) * H * W;
+    if (pad_plane) {
+      T* buf = static_cast<T*>(a.workspace) + util::thread_index() * plane_stride;
+      std::fill(buf, buf + p.pad_lo[1] * Wp, T(0));
+      for (int64_t h = 0; h < H; ++h) {
+        T* row = buf + (p.pad_lo[1] + h) * Wp;
+        std::fill(row, row + p.pad_lo[2], T(0));
+        std::copy(xp + h * W, xp + (h + 1) * W, row + p.pad_lo[2]);
+        std::fill(row + p.pad_lo[2] + W, row + Wp, T(0));
+      }
+      std::fill(buf + (p.pad_lo[1] + H) * Wp, buf + Hp * Wp, T(0));
+      xp = buf;
+    }
     kernels::DepthwisePlaneArgs<T> args;
-    args.x = x + nc * p.in[0] * HW + od * p.stride[0] * HW;
-    args.ldx = p.in[2];
+    args.x = xp;
+    args.ldx = Wp;
     args.w = w + c * taps;
-    args.bias = b ? b[c] : T(0);
-    args.y = y + (nc * p.out[0] + od) * out_plane;
+    args.bias = bias;
+    args.y = yp;
     args.oh = p.out[1];
     args.ow = p.out[2];
     args.kh = p.kernel[1];
@@ -94,6 +128,9 @@ void forward_depthwise(const ConvArgs& a) {
     activate(a.activation, args.y, out_plane);
   }
 }
+
+// Whole depthwise planes pad their input themselves (forward_depthwise).
+bool pads_forward_input(const ConvProblem& p, DType) { return depthwise_planes(p); }
 
 // Forward weights as the forward reads them: as given for whole depthwise planes, else packed.
 std::size_t packed_weights_bytes(const ConvProblem& p, DType dtype,
@@ -277,10 +314,14 @@ void backward_weights(const ConvArgs& a) {
 std::size_t workspace_bytes(const ConvProblem& p, DType dtype, ConvDirection direction,
                             int threads, const kernels::KernelTable& kernels) {
   switch (direction) {
-    case ConvDirection::forward:
+    case ConvDirection::forward: {
       if (blocked::applies(p, dtype, kernels))
         return blocked::workspace_bytes(p, dtype, threads, kernels);
-      return depthwise_planes(p) ? 0 : taps(p) * sizeof(int64_t);
+      if (!depthwise_planes(p)) return taps(p) * sizeof(int64_t);
+      const auto [Hp, Wp] = depthwise_padded_plane(p);
+      const std::size_t elem = dtype == DType::f32 ? sizeof(float) : sizeof(double);
+      return static_cast<std::size_t>(threads * util::scratch_stride(Hp * Wp, static_cast<int64_t>(elem))) * elem;
+    }
     case ConvDirection::backward_data: {  // the weights packed as the row kernels read them
       if (blocked::applies_backward_data(p, dtype, kernels))
         return blocked::backward_data_workspace_bytes(p, dtype, threads, kernels);
@@ -310,7 +351,8 @@ const ConvAlgorithm& direct_algorithm() {
       nullptr,
       &workspace_bytes,
       &packed_weights_bytes,
-      &by_dtype_pack<pack_forward_weights<float>, pack_forward_weights<double>>};
+      &by_dtype_pack<pack_forward_weights<float>, pack_forward_weights<double>>,
+      &pads_forward_input};
   return algo;
 }
 

@@ -44,12 +44,16 @@ const T* padded_input(const ConvProblem& p, const T* x, util::AlignedBuffer& sto
   return storage.as<T>();
 }
 
-// Run `algo` in `direction` on the unpadded view of p.
-void run(const ConvAlgorithm& algo, ConvDirection direction, const ConvProblem& p, DType dtype,
-         const void* x, const void* w, const void* b, const void* dy, void* out, int threads,
-         const kernels::KernelTable& kernels, const void* packed_w = nullptr,
-         Activation act = Activation::none) {
-  const ConvProblem q = unpadded_view(p);
+bool pads_itself(const ConvAlgorithm& algo, const ConvProblem& p, DType dtype) {
+  return algo.pads_forward_input && p.padding_mode == PaddingMode::zeros &&
+         algo.pads_forward_input(p, dtype);
+}
+
+// Run `algo` in `direction` on q: the unpadded view of p, or (forward) p itself.
+void run(const ConvAlgorithm& algo, ConvDirection direction, const ConvProblem& p,
+         const ConvProblem& q, DType dtype, const void* x, const void* w, const void* b,
+         const void* dy, void* out, int threads, const kernels::KernelTable& kernels,
+         const void* packed_w = nullptr, Activation act = Activation::none) {
   util::AlignedBuffer workspace(algo.workspace_bytes(q, dtype, direction, threads, kernels),
                                 "the convolution workspace");
   ConvArgs args{q, dtype, x, w, b, dy, out, workspace.as<void>(), threads, kernels};
@@ -85,9 +89,10 @@ void forward(const ConvAlgorithm& algo, const ConvProblem& p, const T* x, const 
     return;
   }
   util::AlignedBuffer storage;
-  const T* xin = padded_input(p, x, storage, threads);
-  run(algo, ConvDirection::forward, p, dtype_of<T>(), xin, w, b, nullptr, y, threads, kernels,
-      packed_w, act);
+  const bool own_padding = pads_itself(algo, p, dtype_of<T>());
+  const T* xin = own_padding ? x : padded_input(p, x, storage, threads);
+  run(algo, ConvDirection::forward, p, own_padding ? p : unpadded_view(p), dtype_of<T>(), xin, w,
+      b, nullptr, y, threads, kernels, packed_w, act);
 }
 
 template <typename T>
@@ -107,8 +112,8 @@ void backward_data(const ConvAlgorithm& algo, const ConvProblem& p, const T* w, 
     target = storage.as<T>();
   }
   fill(target, p.has_padding() ? padded_elements(p) : p.N * p.C * p.in_spatial(), T(0), threads);
-  run(algo, ConvDirection::backward_data, p, dtype_of<T>(), nullptr, w, nullptr, dy, target,
-      threads, kernels::active_kernels());
+  run(algo, ConvDirection::backward_data, p, unpadded_view(p), dtype_of<T>(), nullptr, w,
+      nullptr, dy, target, threads, kernels::active_kernels());
   if (p.has_padding()) fold_padding(p, target, dx, threads);
 }
 
@@ -124,8 +129,8 @@ void backward_weights(const ConvAlgorithm& algo, const ConvProblem& p, const T* 
   }
   util::AlignedBuffer storage;
   const T* xin = padded_input(p, x, storage, threads);
-  run(algo, ConvDirection::backward_weights, p, dtype_of<T>(), xin, nullptr, nullptr, dy, dw,
-      threads, kernels::active_kernels());
+  run(algo, ConvDirection::backward_weights, p, unpadded_view(p), dtype_of<T>(), xin, nullptr,
+      nullptr, dy, dw, threads, kernels::active_kernels());
 }
 
 }  // namespace
@@ -163,13 +168,17 @@ void execute_backward_weights(const ConvAlgorithm& algo, const ConvProblem& p, D
   });
 }
 
+ConvProblem forward_view(const ConvAlgorithm& algo, const ConvProblem& p, DType dtype) {
+  return pads_itself(algo, p, dtype) ? p : unpadded_view(p);
+}
+
 std::size_t forward_scratch_bytes(const ConvAlgorithm& algo, const ConvProblem& p, DType dtype,
                                   int threads, const kernels::KernelTable& kernels) {
   if (p.N == 0 || p.K == 0 || p.C == 0) return 0;
-  const std::size_t padded =
-      p.has_padding() ? static_cast<std::size_t>(padded_elements(p)) * dtype_size(dtype) : 0;
-  return padded + algo.workspace_bytes(unpadded_view(p), dtype, ConvDirection::forward, threads,
-                                       kernels);
+  const bool copy = p.has_padding() && !pads_itself(algo, p, dtype);
+  const std::size_t padded = copy ? static_cast<std::size_t>(padded_elements(p)) * dtype_size(dtype) : 0;
+  return padded + algo.workspace_bytes(forward_view(algo, p, dtype), dtype, ConvDirection::forward,
+                                       threads, kernels);
 }
 
 }  // namespace fastconv::conv

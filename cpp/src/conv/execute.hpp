@@ -27,6 +27,10 @@ void execute_backward_data(const ConvAlgorithm& algo, const ConvProblem& p, DTyp
 void execute_backward_weights(const ConvAlgorithm& algo, const ConvProblem& p, DType dtype,
                               const void* x, const void* dy, void* dw);
 
+// The forward problem as `algo` receives it: p itself when the algorithm pads the input
+// itself, else the unpadded view (pad.hpp) of the padded input the entry point makes.
+ConvProblem forward_view(const ConvAlgorithm& algo, const ConvProblem& p, DType dtype);
+
 // Bytes a forward call allocates besides the packed weights: the padded input copy and the
 // algorithm's workspace, at `threads` threads.
 std::size_t forward_scratch_bytes(const ConvAlgorithm& algo, const ConvProblem& p, DType dtype,

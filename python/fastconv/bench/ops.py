@@ -170,10 +170,11 @@ def _conv_ort(layer: Layer, arrays: Tuple[np.ndarray, ...], threads: int) -> Cal
 
 
 def _registered_algorithms(direction: str, extra: Sequence[str] = ()) -> Callable[[], List[str]]:
+    """'auto' (what a user gets), every registered algorithm of ``direction``, then ``extra``."""
     def names() -> List[str]:
         from .. import algorithms
 
-        return list(algorithms(direction)) + list(extra)
+        return ["auto"] + list(algorithms(direction)) + list(extra)
 
     return names
 

@@ -156,52 +156,83 @@ namespace fastconv::kernels {
 // ---- depthwise forward, one whole plane per call:
 //   y[oh*OW + ow] = bias + sum_{kh, kw} w[kh*KW + kw] * x[(oh*sh + kh*dh)*ldx + ow*sw + kw*dw]
 // The kernel's taps stay broadcast in registers for the whole plane; two output vectors are in
-// flight for instruction-level parallelism; the row tail uses masked loads and a partial store.
-template <typename V, int KH, int KW>
+// flight for instruction-level parallelism; a row's last vector ends at its last output
+// (overlapping the one before) when the row holds a whole vector, else it is masked. KH, KW
+// and the stride S along the row are compile-time where given (0: from the arguments).
+template <typename V, int KH, int KW, int S>
 void depthwise_plane_impl(const DepthwisePlaneArgs<typename V::T>& p) {
   using T = typename V::T;
   using R = typename V::R;
   constexpr int W = V::W;
-  constexpr int kMaxTaps = 32;
-  const int64_t kh_n = KH ? KH : p.kh, kw_n = KW ? KW : p.kw;
-  const int64_t taps = kh_n * kw_n;
-  R wv[kMaxTaps];
-  for (int64_t t = 0; t < taps && t < kMaxTaps; ++t) wv[t] = V::set1(p.w[t]);
+  constexpr bool kFixed = KH > 0 && KW > 0;
+  const int64_t kh_n = kFixed ? KH : p.kh, kw_n = kFixed ? KW : p.kw;
+  const int64_t sw = S ? S : p.sw;
+  R wv[kFixed ? KH * KW : 1];
+  if constexpr (kFixed)
+    for (int t = 0; t < KH * KW; ++t) wv[t] = V::set1(p.w[t]);
+  const auto weight = [&](int64_t t) {
+    if constexpr (kFixed) {
+      return wv[t];
+    } else {
+      return V::set1(p.w[t]);
+    }
+  };
+  const auto load = [&](const T* q, int lanes) {
+    if constexpr (S == 1) {
+      return lanes == W ? V::loadu(q) : V::load_partial(q, lanes);
+    } else if constexpr (S == 2) {
+      return lanes == W ? V::load_even(q) : V::load_even_partial(q, lanes);
+    } else {
+      return load_lanes<V>(q, sw, lanes);
+    }
+  };
   const R bias = V::set1(p.bias);
-  const auto tap = [&](int64_t t) { return t < kMaxTaps ? wv[t] : V::set1(p.w[t]); };
+  // Stride 2 with three contiguous taps along the row: the 2W + 1 inputs of W outputs are
+  // loaded once and split into even lanes (tap 0), odd lanes (tap 1) and the even lanes
+  // shifted by one (tap 2), as the pooling kernels do.
+  const bool split = S == 2 && KW == 3 && p.dw == 1;
+  // Outputs o .. o+lanes-1 of the row whose input starts at xr.
+  const auto vec = [&](const T* xr, int64_t o, int lanes) {
+    R acc = bias;
+    for (int64_t kh = 0; kh < kh_n; ++kh) {
+      const T* q = xr + kh * p.dh * p.ldx + o * sw;
+      if (split && lanes == W) {
+        const R lo = V::loadu(q), hi = V::loadu(q + W), even = V::even(lo, hi);
+        acc = V::fmadd(weight(kh * 3), even, acc);
+        acc = V::fmadd(weight(kh * 3 + 1), V::odd(lo, hi), acc);
+        acc = V::fmadd(weight(kh * 3 + 2), V::shift_in(even, V::load_partial(q + 2 * W, 1)), acc);
+        continue;
+      }
+      for (int64_t kw = 0; kw < kw_n; ++kw)
+        acc = V::fmadd(weight(kh * kw_n + kw), load(q + kw * p.dw, lanes), acc);
+    }
+    return acc;
+  };
   for (int64_t oh = 0; oh < p.oh; ++oh) {
     const T* xr = p.x + oh * p.sh * p.ldx;
     T* yr = p.y + oh * p.ow;
+    if (p.ow < W) {
+      alignas(64) T t[W];
+      V::storeu(t, vec(xr, 0, static_cast<int>(p.ow)));
+      for (int64_t i = 0; i < p.ow; ++i) yr[i] = t[i];
+      continue;
+    }
     int64_t o = 0;
-    for (; o + 2 * W <= p.ow; o += 2 * W) {
+    for (; !split && o + 2 * W <= p.ow; o += 2 * W) {
       R a0 = bias, a1 = bias;
       for (int64_t kh = 0; kh < kh_n; ++kh) {
-        const T* row = xr + kh * p.dh * p.ldx + o * p.sw;
+        const T* q = xr + kh * p.dh * p.ldx + o * sw;
         for (int64_t kw = 0; kw < kw_n; ++kw) {
-          const R wk = tap(kh * kw_n + kw);
-          a0 = V::fmadd(wk, load_lanes<V>(row + kw * p.dw, p.sw, W), a0);
-          a1 = V::fmadd(wk, load_lanes<V>(row + W * p.sw + kw * p.dw, p.sw, W), a1);
+          const R wk = weight(kh * kw_n + kw);
+          a0 = V::fmadd(wk, load(q + kw * p.dw, W), a0);
+          a1 = V::fmadd(wk, load(q + W * sw + kw * p.dw, W), a1);
         }
       }
       V::storeu(yr + o, a0);
       V::storeu(yr + o + W, a1);
     }
-    for (; o < p.ow; o += W) {
-      const int lanes = p.ow - o < W ? static_cast<int>(p.ow - o) : W;
-      R a = bias;
-      for (int64_t kh = 0; kh < kh_n; ++kh) {
-        const T* row = xr + kh * p.dh * p.ldx + o * p.sw;
-        for (int64_t kw = 0; kw < kw_n; ++kw)
-          a = V::fmadd(tap(kh * kw_n + kw), load_lanes<V>(row + kw * p.dw, p.sw, lanes), a);
-      }
-      if (lanes == W) {
-        V::storeu(yr + o, a);
-      } else {
-        alignas(64) T t[W];
-        V::storeu(t, a);
-        for (int i = 0; i < lanes; ++i) yr[o + i] = t[i];
-      }
-    }
+    for (; o + W <= p.ow; o += W) V::storeu(yr + o, vec(xr, o, W));
+    if (o < p.ow) V::storeu(yr + p.ow - W, vec(xr, p.ow - W, W));  // overlaps the one before
   }
 }
 
@@ -239,10 +270,15 @@ template <typename V>
 void depthwise_plane(const DepthwisePlaneArgs<typename V::T>& p) {
   const bool flat = p.sh == 1 && p.sw == 1 && p.ow < 2 * V::W &&
                     (p.oh - 1) * p.ldx + p.ow <= kDepthwiseFlatMax;
-  if (p.kh == 3 && p.kw == 3) {  // the common 3x3 kernel, fully unrolled
-    flat ? depthwise_plane_flat<V, 3, 3>(p) : depthwise_plane_impl<V, 3, 3>(p);
+  const bool k3 = p.kh == 3 && p.kw == 3;  // the common 3x3 kernel, fully unrolled
+  if (flat) {
+    k3 ? depthwise_plane_flat<V, 3, 3>(p) : depthwise_plane_flat<V, 0, 0>(p);
+  } else if (k3 && p.sw == 1) {
+    depthwise_plane_impl<V, 3, 3, 1>(p);
+  } else if (k3 && p.sw == 2) {
+    depthwise_plane_impl<V, 3, 3, 2>(p);
   } else {
-    flat ? depthwise_plane_flat<V, 0, 0>(p) : depthwise_plane_impl<V, 0, 0>(p);
+    depthwise_plane_impl<V, 0, 0, 0>(p);
   }
 }
 

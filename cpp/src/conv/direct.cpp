@@ -86,6 +86,10 @@ void forward_depthwise(const ConvArgs& a) {
   const bool pad_plane = Hp != H || Wp != W;
   const int64_t plane_stride = util::scratch_stride(Hp * Wp, sizeof(T));
   const int64_t out_plane = p.out[1] * p.out[2];
+  if (pad_plane) {
+    T* scratch = static_cast<T*>(a.workspace);
+    std::fill(scratch, scratch + a.threads * plane_stride, T(0));
+  }
 #pragma omp parallel for schedule(static) num_threads(a.threads) if (a.threads > 1)
   for (int64_t t = 0; t < p.N * p.C * p.out[0]; ++t) {
     const int64_t od = t % p.out[0], nc = t / p.out[0], c = nc % p.C;
@@ -99,15 +103,10 @@ void forward_depthwise(const ConvArgs& a) {
     }
     const T* xp = x + (nc * p.in[0] + id) * H * W;
     if (pad_plane) {
+      // The scratch's border was zeroed once per call (below); only the interior changes.
       T* buf = static_cast<T*>(a.workspace) + util::thread_index() * plane_stride;
-      std::fill(buf, buf + p.pad_lo[1] * Wp, T(0));
-      for (int64_t h = 0; h < H; ++h) {
-        T* row = buf + (p.pad_lo[1] + h) * Wp;
-        std::fill(row, row + p.pad_lo[2], T(0));
-        std::copy(xp + h * W, xp + (h + 1) * W, row + p.pad_lo[2]);
-        std::fill(row + p.pad_lo[2] + W, row + Wp, T(0));
-      }
-      std::fill(buf + (p.pad_lo[1] + H) * Wp, buf + Hp * Wp, T(0));
+      for (int64_t h = 0; h < H; ++h)
+        std::copy(xp + h * W, xp + (h + 1) * W, buf + (p.pad_lo[1] + h) * Wp + p.pad_lo[2]);
       xp = buf;
     }
     kernels::DepthwisePlaneArgs<T> args;

@@ -13,6 +13,7 @@
 // Best where GEMM tiles would be mostly padding: depthwise, few channels per group.
 #include <algorithm>
 #include <array>
+#include <cmath>
 
 #include "activation.hpp"
 #include "algorithm.hpp"
@@ -71,8 +72,8 @@ std::array<int64_t, 2> depthwise_padded_plane(const ConvProblem& p) {
 }
 
 // x N x C x in, w C x 1 x 1 x KH x KW -> y N x C x out; tasks (n, c, od). Zero padding is
-// applied here, plane by plane into the thread's scratch (in cache), rather than by a padded
-// copy of the whole input.
+// applied by the kernel, plane by plane into the thread's scratch (in cache), rather than by a
+// padded copy of the whole input.
 template <typename T>
 void forward_depthwise(const ConvArgs& a) {
   const ConvProblem& p = a.problem;
@@ -83,10 +84,9 @@ void forward_depthwise(const ConvArgs& a) {
   auto* y = static_cast<T*>(a.out);
   const int64_t H = p.in[1], W = p.in[2], taps = p.kernel[1] * p.kernel[2];
   const auto [Hp, Wp] = depthwise_padded_plane(p);
-  const bool pad_plane = Hp != H || Wp != W;
   const int64_t plane_stride = util::scratch_stride(Hp * Wp, sizeof(T));
   const int64_t out_plane = p.out[1] * p.out[2];
-  if (pad_plane) {
+  if (Hp != H || Wp != W) {  // the scratch planes' borders: zero once for every plane
     T* scratch = static_cast<T*>(a.workspace);
     std::fill(scratch, scratch + a.threads * plane_stride, T(0));
   }
@@ -101,17 +101,16 @@ void forward_depthwise(const ConvArgs& a) {
       activate(a.activation, yp, out_plane);
       continue;
     }
-    const T* xp = x + (nc * p.in[0] + id) * H * W;
-    if (pad_plane) {
-      // The scratch's border was zeroed once per call (below); only the interior changes.
-      T* buf = static_cast<T*>(a.workspace) + util::thread_index() * plane_stride;
-      for (int64_t h = 0; h < H; ++h)
-        std::copy(xp + h * W, xp + (h + 1) * W, buf + (p.pad_lo[1] + h) * Wp + p.pad_lo[2]);
-      xp = buf;
-    }
     kernels::DepthwisePlaneArgs<T> args;
-    args.x = xp;
-    args.ldx = Wp;
+    args.x = x + (nc * p.in[0] + id) * H * W;
+    args.ldx = W;
+    args.in_h = H;
+    args.in_w = W;
+    args.top = p.pad_lo[1];
+    args.left = p.pad_lo[2];
+    args.hp = Hp;
+    args.wp = Wp;
+    args.scratch = static_cast<T*>(a.workspace) + util::thread_index() * plane_stride;
     args.w = w + c * taps;
     args.bias = bias;
     args.y = yp;
@@ -217,10 +216,23 @@ void forward(const ConvArgs& a) {
 // ---- backward-data:  w K x Cg x kernel, dy N x K x out -> dx N x C x in (padded, zeroed).
 // One task per input plane (n, c): it adds every (channel block, output row, kd, kh)
 // contribution into its own plane. Workspace: packed weights.
+// Whether every weight is finite. The blocked data gradient multiplies the weights by the zeros
+// it pads the output gradient with, where the definition has no term: 0 x NaN or 0 x Inf would
+// spread NaN to input positions no weight reaches. Non-finite weights take the row kernels.
+template <typename T>
+bool finite_weights(const ConvArgs& a) {
+  const ConvProblem& p = a.problem;
+  const auto* w = static_cast<const T*>(a.w);
+  const int64_t n = p.K * p.C_per_group() * p.kernel_spatial();
+  bool finite = true;
+  for (int64_t i = 0; i < n; ++i) finite &= std::isfinite(w[i]);
+  return finite;
+}
+
 template <typename T>
 void backward_data(const ConvArgs& a) {
   const ConvProblem& p = a.problem;
-  if (blocked::applies_backward_data(p, a.dtype, a.kernels)) {
+  if (blocked::applies_backward_data(p, a.dtype, a.kernels) && finite_weights<T>(a)) {
     blocked::backward_data(a);
     return;
   }
@@ -321,14 +333,14 @@ std::size_t workspace_bytes(const ConvProblem& p, DType dtype, ConvDirection dir
       const std::size_t elem = dtype == DType::f32 ? sizeof(float) : sizeof(double);
       return static_cast<std::size_t>(threads * util::scratch_stride(Hp * Wp, static_cast<int64_t>(elem))) * elem;
     }
-    case ConvDirection::backward_data: {  // the weights packed as the row kernels read them
-      if (blocked::applies_backward_data(p, dtype, kernels))
-        return blocked::backward_data_workspace_bytes(p, dtype, threads, kernels);
+    case ConvDirection::backward_data: {  // the row kernels' packed weights, or the blocked path's
       const bool f32 = dtype == DType::f32;
       const int kb = f32 ? block_channels(p, kernels.f32.direct_row)
                          : block_channels(p, kernels.f64.direct_row);
-      return static_cast<std::size_t>(packed_weight_size(p, kb)) *
-             (f32 ? sizeof(float) : sizeof(double));
+      const std::size_t rows = static_cast<std::size_t>(packed_weight_size(p, kb)) *
+                               (f32 ? sizeof(float) : sizeof(double));
+      if (!blocked::applies_backward_data(p, dtype, kernels)) return rows;
+      return std::max(rows, blocked::backward_data_workspace_bytes(p, dtype, threads, kernels));
     }
     case ConvDirection::backward_weights:
       if (blocked::applies_backward_weights(p, dtype, kernels))

@@ -91,12 +91,19 @@ struct DirectRowBwdWeightsArgs {
 
 // Depthwise forward over one whole plane (one input and one output channel):
 //   y[oh*ow_count + o] = bias + sum_{i < kh, j < kw} w[i*kw + j] *
-//                        x[(oh*sh + i*dh)*ldx + o*sw + j*dw]        for oh < oh_count, o < ow
+//                        xp[(oh*sh + i*dh)*wp + o*sw + j*dw]        for oh < oh_count, o < ow
+// where xp is the input plane x (in_h x in_w, rows ldx apart) placed at (top, left) in a zero
+// plane of hp x wp. With any padding the kernel builds xp in `scratch` (hp * wp elements), of
+// which the caller zeroes the border once: the kernel writes only the interior.
 template <typename T>
 struct DepthwisePlaneArgs {
   const T* x;
-  int64_t ldx;  // padded input row length
-  const T* w;   // kh x kw
+  int64_t ldx;           // x's row length
+  int64_t in_h, in_w;    // x's extents
+  int64_t top, left;     // zero rows / columns before x in the padded plane
+  int64_t hp, wp;        // the padded plane's extents
+  T* scratch;
+  const T* w;            // kh x kw
   T bias;
   T* y;
   int64_t oh, ow, kh, kw, sh, sw, dh, dw;

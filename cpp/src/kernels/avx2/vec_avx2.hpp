@@ -14,6 +14,8 @@ struct VecF32 {
   static R set1(T x) { return _mm256_set1_ps(x); }
   static R loadu(const T* p) { return _mm256_loadu_ps(p); }
   static void storeu(T* p, R a) { _mm256_storeu_ps(p, a); }
+  // Lanes 0 .. n-1 of a to p[0..n) (all 8 when n >= 8); nothing else is written.
+  static void store_partial(T* p, R a, int n) { _mm256_maskstore_ps(p, first(n), a); }
   // Lanes below n set (n <= 0: none, n >= 8: all), as a maskload mask.
   static __m256i first(int n) {
     return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));

@@ -14,6 +14,8 @@ struct VecF32 {
   static R set1(T x) { return _mm512_set1_ps(x); }
   static R loadu(const T* p) { return _mm512_loadu_ps(p); }
   static void storeu(T* p, R a) { _mm512_storeu_ps(p, a); }
+  // Lanes 0 .. n-1 of a to p[0..n) (all 16 when n >= 16); nothing else is written.
+  static void store_partial(T* p, R a, int n) { _mm512_mask_storeu_ps(p, first(n), a); }
   // Mask of the lanes below n (n <= 0: none, n >= 16: all).
   static __mmask16 first(int n) {
     return n <= 0 ? 0 : n >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << n) - 1);

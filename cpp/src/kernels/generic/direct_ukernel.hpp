@@ -10,6 +10,7 @@
 // badly. Arguments: see the *Args structs in kernel_table.hpp.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 
 #include "../kernel_table.hpp"
@@ -263,11 +264,36 @@ void depthwise_plane_flat(const DepthwisePlaneArgs<typename V::T>& p) {
     V::storeu(buf + q, a);
   }
   for (int64_t oh = 0; oh < p.oh; ++oh)
-    for (int64_t ow = 0; ow < p.ow; ++ow) p.y[oh * p.ow + ow] = buf[oh * p.ldx + ow];
+    for (int64_t o = 0; o < p.ow; o += W) {
+      const int lanes = p.ow - o < W ? static_cast<int>(p.ow - o) : W;
+      V::store_partial(p.y + oh * p.ow + o, V::loadu(buf + oh * p.ldx + o), lanes);
+    }
+}
+
+// The input plane of p into the interior of the padded plane buf (whose border is zero
+// already), row by row with masked vector loads and stores: no library call per short row.
+template <typename V>
+void copy_into_padded(const DepthwisePlaneArgs<typename V::T>& p, typename V::T* buf) {
+  using T = typename V::T;
+  constexpr int W = V::W;
+  for (int64_t h = 0; h < p.in_h; ++h) {
+    T* row = buf + (p.top + h) * p.wp + p.left;
+    const T* src = p.x + h * p.ldx;
+    for (int64_t i = 0; i < p.in_w; i += W) {
+      const int lanes = static_cast<int>(std::min<int64_t>(W, p.in_w - i));
+      V::store_partial(row + i, V::load_partial(src + i, lanes), lanes);
+    }
+  }
 }
 
 template <typename V>
-void depthwise_plane(const DepthwisePlaneArgs<typename V::T>& p) {
+void depthwise_plane(const DepthwisePlaneArgs<typename V::T>& args) {
+  DepthwisePlaneArgs<typename V::T> p = args;  // the plane the kernels read: x, or xp padded
+  if (p.hp != p.in_h || p.wp != p.in_w) {
+    copy_into_padded<V>(args, args.scratch);
+    p.x = args.scratch;
+    p.ldx = args.wp;
+  }
   const bool flat = p.sh == 1 && p.sw == 1 && p.ow < 2 * V::W &&
                     (p.oh - 1) * p.ldx + p.ow <= kDepthwiseFlatMax;
   const bool k3 = p.kh == 3 && p.kw == 3;  // the common 3x3 kernel, fully unrolled

@@ -57,6 +57,10 @@ struct Vec {
     }
     return r;
   }
+  // Lanes 0 .. n-1 of a to p[0..n) (all W when n >= W); nothing else is written.
+  static void store_partial(T* p, const R& a, int n) {
+    for (int i = 0; i < n && i < W; ++i) p[i] = a.v[i];
+  }
   static void storeu(T* p, const R& a) {
     for (int i = 0; i < W; ++i) p[i] = a.v[i];
   }

@@ -84,7 +84,8 @@ struct ConvAlgorithm {
   // Whether the algorithm reads a zero-padded forward input as given, padding it itself (e.g.
   // plane by plane in cache): then it receives the problem with its padding and the caller's x.
   // Null: never.
-  bool (*pads_forward_input)(const ConvProblem& problem, DType dtype) = nullptr;
+  bool (*pads_forward_input)(const ConvProblem& problem, DType dtype,
+                             const kernels::KernelTable& kernels) = nullptr;
 
   bool implements(ConvDirection d) const { return run[static_cast<int>(d)] != nullptr; }
   std::string reason_not_applicable(const ConvProblem& p, DType dtype, ConvDirection d) const;

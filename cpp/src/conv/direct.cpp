@@ -127,8 +127,11 @@ void forward_depthwise(const ConvArgs& a) {
   }
 }
 
-// Whole depthwise planes pad their input themselves (forward_depthwise).
-bool pads_forward_input(const ConvProblem& p, DType) { return depthwise_planes(p); }
+// Whole depthwise planes (forward_depthwise) and the channel-blocked kernels (while converting
+// to their layout) pad their input themselves.
+bool pads_forward_input(const ConvProblem& p, DType dtype, const kernels::KernelTable& kernels) {
+  return depthwise_planes(p) || blocked::applies(p, dtype, kernels);
+}
 
 // Forward weights as the forward reads them: as given for whole depthwise planes, else packed.
 std::size_t packed_weights_bytes(const ConvProblem& p, DType dtype,

@@ -18,6 +18,7 @@
 
 #include "activation.hpp"
 #include "blocked_layout.hpp"
+#include "pad.hpp"
 #include "util/checked.hpp"
 #include "util/parallel.hpp"
 
@@ -199,13 +200,15 @@ void convolve(const ConvProblem& p, const Tiling& t, const kernels::BlockedConvU
 
 template <typename T>
 void run(const ConvArgs& a) {
-  const ConvProblem& p = a.problem;
+  // The input as given with its zero padding (applied while converting to the blocked layout),
+  // or already padded (the unpadded view of another padding mode's copy).
+  const ConvProblem q = unpadded_view(a.problem);
   const auto& uk = a.kernels.get<T>().blocked;
-  const Tiling t(p, uk);
-  const Source<T> src{static_cast<const T*>(a.x), p.in, {0, 0, 0}};
-  convolve(p, t, uk, src, static_cast<const T*>(a.packed_w), static_cast<const T*>(a.b),
-           a.activation, static_cast<T*>(a.out), Workspace<T>(p, t, a.workspace, a.threads),
-           a.threads, Window{{0, 0, 0}, p.out});
+  const Tiling t(q, uk);
+  const Source<T> src{static_cast<const T*>(a.x), a.problem.in, a.problem.pad_lo};
+  convolve(q, t, uk, src, static_cast<const T*>(a.packed_w), static_cast<const T*>(a.b),
+           a.activation, static_cast<T*>(a.out), Workspace<T>(q, t, a.workspace, a.threads),
+           a.threads, Window{{0, 0, 0}, q.out});
 }
 
 // The data gradient of a stride-1 convolution p as a forward convolution: dX_padded =
@@ -269,8 +272,9 @@ std::size_t packed_weights_bytes(const ConvProblem& p, DType dtype,
   return static_cast<std::size_t>(p.groups * t.nkb * t.weight_block()) * sizeof(double);
 }
 
-std::size_t workspace_bytes(const ConvProblem& p, DType dtype, int threads,
+std::size_t workspace_bytes(const ConvProblem& problem, DType dtype, int threads,
                             const kernels::KernelTable& kernels) {
+  const ConvProblem p = unpadded_view(problem);
   if (dtype == DType::f32) return Workspace<float>::bytes(p, Tiling(p, kernels_of<float>(kernels)), threads);
   return Workspace<double>::bytes(p, Tiling(p, kernels_of<double>(kernels)), threads);
 }

@@ -44,9 +44,10 @@ const T* padded_input(const ConvProblem& p, const T* x, util::AlignedBuffer& sto
   return storage.as<T>();
 }
 
-bool pads_itself(const ConvAlgorithm& algo, const ConvProblem& p, DType dtype) {
+bool pads_itself(const ConvAlgorithm& algo, const ConvProblem& p, DType dtype,
+                 const kernels::KernelTable& kernels) {
   return algo.pads_forward_input && p.padding_mode == PaddingMode::zeros &&
-         algo.pads_forward_input(p, dtype);
+         algo.pads_forward_input(p, dtype, kernels);
 }
 
 // Run `algo` in `direction` on q: the unpadded view of p, or (forward) p itself.
@@ -89,7 +90,7 @@ void forward(const ConvAlgorithm& algo, const ConvProblem& p, const T* x, const 
     return;
   }
   util::AlignedBuffer storage;
-  const bool own_padding = pads_itself(algo, p, dtype_of<T>());
+  const bool own_padding = pads_itself(algo, p, dtype_of<T>(), kernels);
   const T* xin = own_padding ? x : padded_input(p, x, storage, threads);
   run(algo, ConvDirection::forward, p, own_padding ? p : unpadded_view(p), dtype_of<T>(), xin, w,
       b, nullptr, y, threads, kernels, packed_w, act);
@@ -168,17 +169,18 @@ void execute_backward_weights(const ConvAlgorithm& algo, const ConvProblem& p, D
   });
 }
 
-ConvProblem forward_view(const ConvAlgorithm& algo, const ConvProblem& p, DType dtype) {
-  return pads_itself(algo, p, dtype) ? p : unpadded_view(p);
+ConvProblem forward_view(const ConvAlgorithm& algo, const ConvProblem& p, DType dtype,
+                         const kernels::KernelTable& kernels) {
+  return pads_itself(algo, p, dtype, kernels) ? p : unpadded_view(p);
 }
 
 std::size_t forward_scratch_bytes(const ConvAlgorithm& algo, const ConvProblem& p, DType dtype,
                                   int threads, const kernels::KernelTable& kernels) {
   if (p.N == 0 || p.K == 0 || p.C == 0) return 0;
-  const bool copy = p.has_padding() && !pads_itself(algo, p, dtype);
+  const bool copy = p.has_padding() && !pads_itself(algo, p, dtype, kernels);
   const std::size_t padded = copy ? static_cast<std::size_t>(padded_elements(p)) * dtype_size(dtype) : 0;
-  return padded + algo.workspace_bytes(forward_view(algo, p, dtype), dtype, ConvDirection::forward,
-                                       threads, kernels);
+  return padded + algo.workspace_bytes(forward_view(algo, p, dtype, kernels), dtype,
+                                       ConvDirection::forward, threads, kernels);
 }
 
 }  // namespace fastconv::conv

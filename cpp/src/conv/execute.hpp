@@ -29,7 +29,8 @@ void execute_backward_weights(const ConvAlgorithm& algo, const ConvProblem& p, D
 
 // The forward problem as `algo` receives it: p itself when the algorithm pads the input
 // itself, else the unpadded view (pad.hpp) of the padded input the entry point makes.
-ConvProblem forward_view(const ConvAlgorithm& algo, const ConvProblem& p, DType dtype);
+ConvProblem forward_view(const ConvAlgorithm& algo, const ConvProblem& p, DType dtype,
+                         const kernels::KernelTable& kernels);
 
 // Bytes a forward call allocates besides the packed weights: the padded input copy and the
 // algorithm's workspace, at `threads` threads.

@@ -39,7 +39,7 @@ ConvPlan::ConvPlan(const ConvProblem& problem, DType dtype, const void* weight, 
     std::memcpy(s->bias.as<void>(), bias, s->bias_bytes);
   }
   if (problem.N > 0 && problem.K > 0 && problem.C > 0) {  // else forward computes nothing
-    const ConvProblem q = conv::forward_view(*s->algo, problem, dtype);
+    const ConvProblem q = conv::forward_view(*s->algo, problem, dtype, *s->kernels);
     s->packed_bytes = s->algo->packed_weights_bytes(q, dtype, *s->kernels);
     s->packed = util::AlignedBuffer(s->packed_bytes, "the plan's packed weights");
     const conv::ConvArgs args{q,       dtype,   nullptr, weight,

@@ -414,6 +414,7 @@ py::dict info() {
   d["isa"] = fastconv::active_isa();
   d["isas"] = fastconv::available_isas();
   d["num_threads"] = fastconv::num_threads();
+  d["workspace_limit"] = fastconv::workspace_limit();
   d["compiler"] = fastconv::compiler_description();
   d["eigen"] = fastconv::eigen_version();
   d["openmp"] = fastconv::openmp_version();
@@ -473,6 +474,8 @@ PYBIND11_MODULE(_core, m) {
   m.def("get_isa", &fastconv::active_isa);
   m.def("set_num_threads", &fastconv::set_num_threads, py::arg("n"));
   m.def("get_num_threads", &fastconv::num_threads);
+  m.def("set_workspace_limit", &fastconv::set_workspace_limit, py::arg("nbytes"));
+  m.def("get_workspace_limit", &fastconv::workspace_limit);
   m.def("measure_fma_peak", [](int threads, double seconds) {
     py::gil_scoped_release release;
     return fastconv::measure_fma_peak(threads, seconds);

@@ -12,7 +12,8 @@ convolution by several algorithms; this package exposes it with PyTorch's semant
 
 from . import _core
 from ._plan import ConvPlan, plan
-from ._runtime import algorithms, get_isa, get_num_threads, info, set_isa, set_num_threads
+from ._runtime import (algorithms, get_isa, get_num_threads, get_workspace_limit, info, set_isa,
+                       set_num_threads, set_workspace_limit)
 from . import functional, grad
 
 __version__ = _core.info()["version"]
@@ -24,9 +25,11 @@ __all__ = [
     "grad",
     "get_isa",
     "get_num_threads",
+    "get_workspace_limit",
     "info",
     "plan",
     "set_isa",
     "set_num_threads",
+    "set_workspace_limit",
     "__version__",
 ]

@@ -12,7 +12,8 @@ def info() -> dict:
     -------
     dict
         ``version``, ``isa`` (active instruction set), ``isas`` (available on this CPU under the
-        ``FASTCONV_ISA`` cap, ascending), ``num_threads``, ``compiler``, ``eigen`` (version),
+        ``FASTCONV_ISA`` cap, ascending), ``num_threads``, ``workspace_limit`` (bytes, 0: the
+        default rule; see :func:`set_workspace_limit`), ``compiler``, ``eigen`` (version),
         ``openmp`` (OpenMP specification date, 0 without OpenMP).
 
     Examples
@@ -97,3 +98,34 @@ def set_num_threads(n: int) -> None:
 def get_num_threads() -> int:
     """Threads used by every parallel region."""
     return _core.get_num_threads()
+
+
+def set_workspace_limit(nbytes: int) -> None:
+    """Bound the scratch memory of one call: copies of its operands (padded inputs and their
+    gradients) are made for runs of whole images that fit in ``nbytes``.
+
+    ``0`` (the default) means max(16 MiB, the call's input size). A single image's copy is never
+    split, so one image larger than the limit still gets its copy. Results do not depend on the
+    limit, except the weight gradients' last bits (runs are summed one after another).
+
+    Examples
+    --------
+    >>> import fastconv
+    >>> fastconv.set_workspace_limit(64 << 20); fastconv.get_workspace_limit()
+    67108864
+    >>> fastconv.set_workspace_limit(0)
+    """
+    import operator
+
+    try:
+        nbytes = operator.index(nbytes)
+    except TypeError:
+        raise TypeError(f"set_workspace_limit: nbytes must be an integer, got {type(nbytes).__name__}") from None
+    if not 0 <= nbytes < 1 << 63:
+        raise ValueError(f"set_workspace_limit: expected 0 <= nbytes < 2**63, got {nbytes}")
+    _core.set_workspace_limit(nbytes)
+
+
+def get_workspace_limit() -> int:
+    """The bound set by :func:`set_workspace_limit` (0: the default rule)."""
+    return _core.get_workspace_limit()

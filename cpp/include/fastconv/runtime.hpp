@@ -1,4 +1,4 @@
-// fastconv/runtime.hpp — process-wide runtime controls: instruction set and threads.
+// fastconv/runtime.hpp — process-wide runtime controls: instruction set, threads, workspace.
 //
 // The core picks the best instruction set the CPU supports once, at first use, capped by the
 // environment variable FASTCONV_ISA (scalar | avx2 | avx512). set_isa() can then choose any ISA
@@ -7,6 +7,7 @@
 // read once at the start of every call, so changing them concurrently with compute is safe.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -27,6 +28,14 @@ int num_threads();
 
 /// Set the thread count; throws InvalidArgument unless 1 <= n <= 1024.
 void set_num_threads(int n);
+
+/// The scratch memory one call may allocate for copies of its operands (padded inputs and their
+/// gradients), in bytes: a batch is processed in runs of whole images whose copies fit. 0 (the
+/// default) means max(16 MiB, the call's input size). A single image's copy is never split.
+int64_t workspace_limit();
+
+/// Set workspace_limit(); throws InvalidArgument for a negative value.
+void set_workspace_limit(int64_t bytes);
 
 /// This machine's float32 FMA throughput with the active ISA's vectors, in GFLOP/s, measured
 /// over about `seconds` on `threads` threads (a probe of independent FMA chains): the peak the

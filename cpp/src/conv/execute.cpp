@@ -64,13 +64,31 @@ void run(const ConvAlgorithm& algo, ConvDirection direction, const ConvProblem& 
   if (p.padding_mode == PaddingMode::zeros) {  // fold_padding() only copies the interior
     for (int d = 0; d < 3; ++d) args.keep_lo[d] = p.pad_lo[d], args.keep_hi[d] = q.in[d] - p.pad_hi[d];
   }
-  util::AlignedBuffer packed;
-  if (direction == ConvDirection::forward && !packed_w) {
-    packed = util::AlignedBuffer(algo.packed_weights_bytes(q, dtype, kernels), "the packed weights");
-    algo.pack_weights(args, packed.as<void>());
-    args.packed_w = packed.as<void>();
-  }
   algo.run[static_cast<int>(direction)](args);
+}
+
+// Images per run of a batch whose per-call copies (`image_bytes` per image) must fit the
+// workspace limit (fastconv/runtime.hpp): the whole batch when it fits, else as many images as
+// fit, at least one.
+int64_t images_per_run(const ConvProblem& p, DType dtype, int64_t image_bytes) {
+  int64_t limit = workspace_limit();
+  if (limit == 0) {
+    constexpr int64_t kDefault = int64_t(16) << 20;
+    limit = std::max(kDefault, p.N * p.C * p.in_spatial() * static_cast<int64_t>(dtype_size(dtype)));
+  }
+  if (image_bytes <= 0 || image_bytes * p.N <= limit) return std::max<int64_t>(p.N, 1);
+  return std::max<int64_t>(1, limit / image_bytes);
+}
+
+// p restricted to `count` images (the caller offsets the operands).
+ConvProblem images(const ConvProblem& p, int64_t count) {
+  ConvProblem q = p;
+  q.N = count;
+  return q;
+}
+
+int64_t padded_image_bytes(const ConvProblem& p, DType dtype) {
+  return p.has_padding() ? padded_elements(images(p, 1)) * static_cast<int64_t>(dtype_size(dtype)) : 0;
 }
 
 template <typename T>
@@ -89,11 +107,26 @@ void forward(const ConvAlgorithm& algo, const ConvProblem& p, const T* x, const 
       }
     return;
   }
+  constexpr DType dtype = dtype_of<T>();
+  const bool own_padding = pads_itself(algo, p, dtype, kernels);
+  util::AlignedBuffer packed;  // the weights packed once for every run of images
+  if (!packed_w) {
+    const ConvProblem q = own_padding ? p : unpadded_view(p);
+    packed = util::AlignedBuffer(algo.packed_weights_bytes(q, dtype, kernels), "the packed weights");
+    algo.pack_weights({q, dtype, nullptr, w, nullptr, nullptr, nullptr, nullptr, threads, kernels},
+                      packed.as<void>());
+    packed_w = packed.as<void>();
+  }
+  const int64_t run_n = own_padding ? p.N : images_per_run(p, dtype, padded_image_bytes(p, dtype));
+  const int64_t x_image = p.C * p.in_spatial(), y_image = p.K * plane;
   util::AlignedBuffer storage;
-  const bool own_padding = pads_itself(algo, p, dtype_of<T>(), kernels);
-  const T* xin = own_padding ? x : padded_input(p, x, storage, threads);
-  run(algo, ConvDirection::forward, p, own_padding ? p : unpadded_view(p), dtype_of<T>(), xin, w,
-      b, nullptr, y, threads, kernels, packed_w, act);
+  for (int64_t n0 = 0; n0 < p.N; n0 += run_n) {
+    const ConvProblem pr = images(p, std::min(run_n, p.N - n0));
+    const T* xr = x + n0 * x_image;
+    const T* xin = own_padding ? xr : padded_input(pr, xr, storage, threads);
+    run(algo, ConvDirection::forward, pr, own_padding ? pr : unpadded_view(pr), dtype, xin, w, b,
+        nullptr, y + n0 * y_image, threads, kernels, packed_w, act);
+  }
 }
 
 template <typename T>
@@ -105,17 +138,23 @@ void backward_data(const ConvAlgorithm& algo, const ConvProblem& p, const T* w, 
     fill(dx, p.N * p.C * p.in_spatial(), T(0), threads);
     return;
   }
+  constexpr DType dtype = dtype_of<T>();
+  const int64_t run_n = images_per_run(p, dtype, padded_image_bytes(p, dtype));
+  const int64_t x_image = p.C * p.in_spatial(), y_image = p.K * p.out_spatial();
   util::AlignedBuffer storage;
-  T* target = dx;
   if (p.has_padding()) {
-    storage = util::AlignedBuffer(static_cast<std::size_t>(padded_elements(p)) * sizeof(T),
-                                  "the padded input gradient");
-    target = storage.as<T>();
+    storage = util::AlignedBuffer(
+        static_cast<std::size_t>(padded_elements(images(p, run_n))) * sizeof(T),
+        "the padded input gradient");
   }
-  fill(target, p.has_padding() ? padded_elements(p) : p.N * p.C * p.in_spatial(), T(0), threads);
-  run(algo, ConvDirection::backward_data, p, unpadded_view(p), dtype_of<T>(), nullptr, w,
-      nullptr, dy, target, threads, kernels::active_kernels());
-  if (p.has_padding()) fold_padding(p, target, dx, threads);
+  for (int64_t n0 = 0; n0 < p.N; n0 += run_n) {
+    const ConvProblem pr = images(p, std::min(run_n, p.N - n0));
+    T* target = p.has_padding() ? storage.as<T>() : dx + n0 * x_image;
+    fill(target, p.has_padding() ? padded_elements(pr) : pr.N * x_image, T(0), threads);
+    run(algo, ConvDirection::backward_data, pr, unpadded_view(pr), dtype, nullptr, w, nullptr,
+        dy + n0 * y_image, target, threads, kernels::active_kernels());
+    if (p.has_padding()) fold_padding(pr, target, dx + n0 * x_image, threads);
+  }
 }
 
 template <typename T>
@@ -128,10 +167,22 @@ void backward_weights(const ConvAlgorithm& algo, const ConvProblem& p, const T* 
     fill(dw, weights, T(0), threads);
     return;
   }
-  util::AlignedBuffer storage;
-  const T* xin = padded_input(p, x, storage, threads);
-  run(algo, ConvDirection::backward_weights, p, unpadded_view(p), dtype_of<T>(), xin, nullptr,
-      nullptr, dy, dw, threads, kernels::active_kernels());
+  // Runs of images whose padded copies fit the workspace limit; after the first, each run's
+  // gradient is added to dw (a fixed order, whatever the thread count).
+  constexpr DType dtype = dtype_of<T>();
+  const int64_t run_n = images_per_run(p, dtype, padded_image_bytes(p, dtype));
+  const int64_t x_image = p.C * p.in_spatial(), y_image = p.K * p.out_spatial();
+  util::AlignedBuffer storage, partial;
+  if (run_n < p.N) partial = util::AlignedBuffer(static_cast<std::size_t>(weights) * sizeof(T), "a weight gradient");
+  for (int64_t n0 = 0; n0 < p.N; n0 += run_n) {
+    const ConvProblem pr = images(p, std::min(run_n, p.N - n0));
+    const T* xin = padded_input(pr, x + n0 * x_image, storage, threads);
+    T* out = n0 == 0 ? dw : partial.as<T>();
+    run(algo, ConvDirection::backward_weights, pr, unpadded_view(pr), dtype, xin, nullptr,
+        nullptr, dy + n0 * y_image, out, threads, kernels::active_kernels());
+    if (n0 > 0)
+      for (int64_t i = 0; i < weights; ++i) dw[i] += out[i];
+  }
 }
 
 }  // namespace
@@ -178,7 +229,8 @@ std::size_t forward_scratch_bytes(const ConvAlgorithm& algo, const ConvProblem& 
                                   int threads, const kernels::KernelTable& kernels) {
   if (p.N == 0 || p.K == 0 || p.C == 0) return 0;
   const bool copy = p.has_padding() && !pads_itself(algo, p, dtype, kernels);
-  const std::size_t padded = copy ? static_cast<std::size_t>(padded_elements(p)) * dtype_size(dtype) : 0;
+  const int64_t image = padded_image_bytes(p, dtype);
+  const std::size_t padded = copy ? static_cast<std::size_t>(image * images_per_run(p, dtype, image)) : 0;
   return padded + algo.workspace_bytes(forward_view(algo, p, dtype, kernels), dtype,
                                        ConvDirection::forward, threads, kernels);
 }

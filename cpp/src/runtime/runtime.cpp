@@ -59,6 +59,20 @@ void set_num_threads(int n) {
   thread_setting().store(n, std::memory_order_relaxed);
 }
 
+namespace {
+std::atomic<int64_t> workspace_setting{0};
+}  // namespace
+
+int64_t workspace_limit() { return workspace_setting.load(std::memory_order_relaxed); }
+
+void set_workspace_limit(int64_t bytes) {
+  if (bytes < 0) {
+    throw InvalidArgument("set_workspace_limit: expected bytes >= 0 (0: the default), got " +
+                          std::to_string(bytes));
+  }
+  workspace_setting.store(bytes, std::memory_order_relaxed);
+}
+
 double measure_fma_peak(int threads, double seconds) {
   if (threads < 1 || threads > 1024) {
     throw InvalidArgument("measure_fma_peak: expected 1 <= threads <= 1024, got " +

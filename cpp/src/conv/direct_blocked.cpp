@@ -14,7 +14,6 @@
 
 #include <algorithm>
 #include <array>
-#include <vector>
 
 #include "activation.hpp"
 #include "blocked_layout.hpp"
@@ -75,27 +74,35 @@ struct Tiling {
   int64_t weight_block() const { return ncb * ntaps * tap_block(); }  // one output block's
 };
 
-// wb [g][kb][cb][tap][ci][ko] = taps(g, k, c)[order[tap]] for the output / input channels k, c
-// of group g of p (zero beyond K_per_group / C_per_group); taps(g, k, c) points at the weights
-// of one channel pair, tap after tap.
-template <typename T, typename Taps>
-void pack_blocks(const ConvProblem& p, const Tiling& t, const Taps& taps,
-                 const std::vector<int64_t>& order, T* wb, int threads) {
-  const int64_t Kg = p.K_per_group(), Cg = p.C_per_group(), W = t.w;
+// wb [g][kb][cb][tap][ci][ko] = w[g * group + k * k_step + c * c_step + (tap, or ntaps - 1 -
+// tap when Flip)] for the output / input channels k, c of group g of p (zero beyond
+// K_per_group / C_per_group).
+template <bool Flip, typename T>
+void pack_blocks(const ConvProblem& p, const Tiling& t, const T* w, int64_t group, int64_t k_step,
+                 int64_t c_step, T* wb, int threads) {
+  const int64_t Kg = p.K_per_group(), Cg = p.C_per_group(), W = t.w, nt = t.ntaps;
 #pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1)
   for (int64_t gk = 0; gk < p.groups * t.nkb; ++gk) {
     const int64_t g = gk / t.nkb, kb = gk % t.nkb;
-    const int64_t kn = std::min<int64_t>(W, Kg - kb * W);  // output channels in this block
-    T* dst = wb + gk * t.weight_block();
-    for (int64_t cb = 0; cb < t.ncb; ++cb)
-      for (int64_t tap = 0; tap < t.ntaps; ++tap)
-        for (int64_t ci = 0; ci < W; ++ci, dst += W) {  // one vector of W output channels
-          const int64_t c = cb * W + ci;
-          int64_t ko = 0;
-          if (c < Cg)
-            for (; ko < kn; ++ko) dst[ko] = taps(g, kb * W + ko, c)[order[tap]];
-          for (; ko < W; ++ko) dst[ko] = T(0);
+    const int64_t kn = std::max<int64_t>(0, std::min<int64_t>(W, Kg - kb * W));  // channels here
+    T* block = wb + gk * t.weight_block();
+    // Each (cb) slice, ntaps x W x W, is written in order from the kn source rows of its
+    // output channels (their cn x ntaps weights each, in cache after the first pass).
+    constexpr int kMaxLanes = 64;
+    const T* rows[kMaxLanes];
+    for (int64_t cb = 0; cb < t.ncb; ++cb) {
+      T* dst = block + cb * nt * t.tap_block();
+      const int64_t cn = std::min<int64_t>(W, Cg - cb * W);
+      if (kn < W || cn < W) std::fill(dst, dst + nt * t.tap_block(), T(0));
+      for (int64_t ko = 0; ko < kn; ++ko) rows[ko] = w + g * group + (kb * W + ko) * k_step + cb * W * c_step;
+      for (int64_t tap = 0; tap < nt; ++tap) {
+        const int64_t from = Flip ? nt - 1 - tap : tap;
+        for (int64_t ci = 0; ci < cn; ++ci) {
+          T* d = dst + (tap * W + ci) * W;
+          for (int64_t ko = 0; ko < kn; ++ko) d[ko] = rows[ko][ci * c_step + from];
         }
+      }
+    }
   }
 }
 
@@ -105,11 +112,8 @@ void pack(const ConvArgs& a, void* packed) {
   const Tiling t(p, a.kernels.get<T>().blocked);
   const int64_t Kg = p.K_per_group(), Cg = p.C_per_group();
   const auto* w = static_cast<const T*>(a.w);
-  std::vector<int64_t> order(static_cast<size_t>(t.ntaps));
-  for (int64_t tap = 0; tap < t.ntaps; ++tap) order[tap] = tap;
-  pack_blocks(p, t, [&](int64_t g, int64_t k, int64_t c) {
-    return w + ((g * Kg + k) * Cg + c) * t.ntaps;
-  }, order, static_cast<T*>(packed), a.threads);
+  pack_blocks<false>(p, t, w, Kg * Cg * t.ntaps, Cg * t.ntaps, t.ntaps, static_cast<T*>(packed),
+                     a.threads);
 }
 
 // Workspace layout: tap offsets, one blocked image, per-thread tiles, then (backward-data)
@@ -237,11 +241,7 @@ void run_backward_data(const ConvArgs& a) {
   const auto& k = p.kernel;
   // q's (output channel c, input channel kk, tap) = p's weight (kk, c, tap flipped in space):
   // the flat tap index reversed.
-  std::vector<int64_t> flipped(static_cast<size_t>(t.ntaps));
-  for (int64_t tap = 0; tap < t.ntaps; ++tap) flipped[tap] = t.ntaps - 1 - tap;
-  pack_blocks(q, t, [&](int64_t g, int64_t c, int64_t kk) {
-    return w + ((g * Kg + kk) * Cg + c) * t.ntaps;
-  }, flipped, ws.weights, a.threads);
+  pack_blocks<true>(q, t, w, Kg * Cg * t.ntaps, t.ntaps, Cg * t.ntaps, ws.weights, a.threads);
   std::array<int64_t, 3> lo;
   for (int d = 0; d < 3; ++d) lo[d] = (k[d] - 1) * p.dilation[d];
   const Source<T> src{static_cast<const T*>(a.dy), p.out, lo};

@@ -77,7 +77,7 @@ void pack_weights(const ConvArgs& a, void* packed) {
   auto* dst = static_cast<T*>(packed);
 #pragma omp parallel for schedule(static) num_threads(a.threads) if (a.threads > 1)
   for (int64_t g = 0; g < p.groups; ++g)
-    gemm::PrepackedA<T>::pack({w + g * Kg * Kr, Kg, Kr, 1, mr}, Kr, dst + g * size);
+    gemm::PrepackedA<T>::pack(w + g * Kg * Kr, Kg, Kr, Kr, mr, dst + g * size);
 }
 
 // ---- forward:  x N x C x in (padded), packed W (pack_weights), y N x K x P.

@@ -57,13 +57,18 @@ struct PrepackedA {
   const T* operator()(int64_t m, int64_t k0, int64_t, T*) const {
     return packed + (m / mr) * Kr * mr + k0 * mr;
   }
-  // Fill `packed` from a StridedA source covering all M rows.
-  static void pack(const StridedA<T>& src, int64_t Kr, T* packed) {
-    for (int64_t m = 0; m < src.M; m += src.mr) {
-      T* panel = packed + (m / src.mr) * Kr * src.mr;
-      for (int64_t k0 = 0; k0 < Kr; k0 += kKC) {
-        const int64_t kc = Kr - k0 < kKC ? Kr - k0 : kKC;
-        src(m, k0, kc, panel + k0 * src.mr);
+  // Fill `packed` from a row-major M x Kr matrix a (rows lda apart): each row is read in order
+  // and scattered into its panel lane; lanes beyond M are zero.
+  static void pack(const T* a, int64_t M, int64_t Kr, int64_t lda, int mr, T* packed) {
+    for (int64_t m0 = 0; m0 < M; m0 += mr) {
+      T* panel = packed + (m0 / mr) * Kr * mr;
+      for (int i = 0; i < mr; ++i) {
+        const T* row = a + (m0 + i) * lda;
+        if (m0 + i < M) {
+          for (int64_t k = 0; k < Kr; ++k) panel[k * mr + i] = row[k];
+        } else {
+          for (int64_t k = 0; k < Kr; ++k) panel[k * mr + i] = T(0);
+        }
       }
     }
   }

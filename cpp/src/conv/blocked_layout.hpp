@@ -4,6 +4,7 @@
 // larger than the source's (zero outside it: the padding, applied while converting).
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <cstdint>
 
@@ -27,30 +28,37 @@ struct Source {
   std::array<int64_t, 3> extent, lo;
 };
 
-// Image n of src -> xb (L.size() elements).
+// Image n of src -> xb (L.size() elements); `interleave` is the ISA's channels-into-lanes
+// kernel (kernels::BlockedConvUkernel::interleave, for L.w lanes).
 template <typename T>
-void to_blocked(const BlockedLayout& L, const Source<T>& src, int64_t n, T* xb, int threads) {
+void to_blocked(const BlockedLayout& L, const Source<T>& src, int64_t n, T* xb, int threads,
+                void (*interleave)(const T* const*, int64_t, T*)) {
   const int64_t W = L.w, Hp = L.ext[1], Wp = L.ext[2], rows = L.ext[0] * Hp;
   const auto& e = src.extent;
   const int64_t plane = e[0] * e[1] * e[2], C = L.groups * L.per_group;
+  // The source's columns land on [i0, i1) of a blocked row.
+  const int64_t i0 = std::max<int64_t>(0, src.lo[2]), i1 = std::min(Wp, src.lo[2] + e[2]);
 #pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1)
   for (int64_t task = 0; task < L.groups * L.blocks * rows; ++task) {
     const int64_t row = task % rows, gcb = task / rows, g = gcb / L.blocks, cb = gcb % L.blocks;
     T* dst = xb + (gcb * rows + row) * Wp * W;
     const int64_t d = row / Hp - src.lo[0], h = row % Hp - src.lo[1];
-    const bool inside = d >= 0 && d < e[0] && h >= 0 && h < e[1];
+    if (d < 0 || d >= e[0] || h < 0 || h >= e[1] || i1 <= i0) {
+      std::fill(dst, dst + Wp * W, T(0));
+      continue;
+    }
+    std::fill(dst, dst + i0 * W, T(0));
+    std::fill(dst + i1 * W, dst + Wp * W, T(0));
+    constexpr int kMaxLanes = 64;
+    const T* from[kMaxLanes];
     for (int64_t ci = 0; ci < W; ++ci) {
       const int64_t c = cb * W + ci;
-      if (c >= L.per_group || !inside) {
-        for (int64_t i = 0; i < Wp; ++i) dst[i * W + ci] = T(0);
-        continue;
-      }
-      const T* s = src.x + (n * C + g * L.per_group + c) * plane + (d * e[1] + h) * e[2];
-      for (int64_t i = 0; i < Wp; ++i) {
-        const int64_t j = i - src.lo[2];
-        dst[i * W + ci] = j >= 0 && j < e[2] ? s[j] : T(0);
-      }
+      from[ci] = c < L.per_group
+                     ? src.x + (n * C + g * L.per_group + c) * plane + (d * e[1] + h) * e[2] +
+                           (i0 - src.lo[2])
+                     : nullptr;
     }
+    interleave(from, i1 - i0, dst + i0 * W);
   }
 }
 

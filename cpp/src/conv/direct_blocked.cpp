@@ -167,7 +167,7 @@ void convolve(const ConvProblem& p, const Tiling& t, const kernels::BlockedConvU
   if (rows <= 0 || window.width() <= 0) return;
   for (int64_t n = 0; n < p.N; ++n) {
     to_blocked(BlockedLayout{p.groups, p.C_per_group(), t.ncb, p.in, t.w}, src, n, ws.image,
-               threads);
+               threads, uk.interleave);
 #pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1)
     for (int64_t task = 0; task < p.groups * kgroups * rows; ++task) {
       const int64_t row = task % rows, kg = task / rows % kgroups, g = task / (rows * kgroups);
@@ -187,16 +187,22 @@ void convolve(const ConvProblem& p, const Tiling& t, const kernels::BlockedConvU
         const int64_t o = std::min(ow0, window.hi[2] - t.ur);  // the last tile ends the row
         args.x = x_row + o * p.stride[2] * W;
         tile_fn(args);
-        for (int b = 0; b < t.nb; ++b)
-          for (int64_t ko = 0; ko < W; ++ko) {
-            const int64_t k = (kg * t.nb + b) * W + ko;
-            if (k >= Kg) break;
-            const T bk = bias ? bias[g * Kg + k] : T(0);
-            T* out = y + (n * p.K + g * Kg + k) * P + (od * OH + oh) * OW + o;
-            const T* v = tile + b * t.ur * W + ko;
-            for (int r = 0; r < t.ur; ++r) out[r] = v[r * W] + bk;
-            activate(act, out, t.ur);
+        for (int b = 0; b < t.nb; ++b) {  // the tile's lanes back to NCHW rows
+          const int64_t k0 = (kg * t.nb + b) * W;
+          const int count = static_cast<int>(std::min<int64_t>(W, Kg - k0));
+          if (count <= 0) break;
+          constexpr int kMaxLanes = 64;
+          T* rows_out[kMaxLanes];
+          for (int ko = 0; ko < count; ++ko)
+            rows_out[ko] = y + (n * p.K + g * Kg + k0 + ko) * P + (od * OH + oh) * OW + o;
+          uk.deinterleave(tile + b * t.ur * W, t.ur, rows_out, count);
+          if (!bias && act == Activation::none) continue;
+          for (int ko = 0; ko < count; ++ko) {
+            const T bk = bias ? bias[g * Kg + k0 + ko] : T(0);
+            for (int r = 0; r < t.ur; ++r) rows_out[ko][r] += bk;
+            activate(act, rows_out[ko], t.ur);
           }
+        }
       }
     }
   }

@@ -72,8 +72,8 @@ void run(const ConvArgs& a) {
   auto* dw = static_cast<T*>(a.out);
 
   for (int64_t n = 0; n < p.N; ++n) {
-    to_blocked(xl, Source<T>{x, p.in, {0, 0, 0}}, n, ws.x, a.threads);
-    to_blocked(dl, Source<T>{dy, p.out, {0, 0, 0}}, n, ws.dy, a.threads);
+    to_blocked(xl, Source<T>{x, p.in, {0, 0, 0}}, n, ws.x, a.threads, uk.interleave);
+    to_blocked(dl, Source<T>{dy, p.out, {0, 0, 0}}, n, ws.dy, a.threads, uk.interleave);
 #pragma omp parallel for schedule(dynamic, 1) num_threads(a.threads) if (a.threads > 1)
     for (int64_t task = 0; task < t.tasks; ++task) {
       const int64_t cg = task % t.cb_groups, half = task / t.cb_groups % t.halves;

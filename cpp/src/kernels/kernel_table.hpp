@@ -184,6 +184,10 @@ struct BlockedConvUkernel {
   int max_acc = 0;  // NB x UR accumulators that fit the registers
   // [NB 1, 2, 4][UR][stride 1, 2]: UR in 1..kMaxUr; null where NB x UR > max_acc.
   BlockedConvFn<T> tile[3][kMaxUr + 1][2] = {};
+  // Layout changes: dst[i*W + c] = rows[c][i] (0 for a null row), i < n, c < W; and back,
+  // rows[c][i] = src[i*W + c] for c < count.
+  void (*interleave)(const T* const* rows, int64_t n, T* dst) = nullptr;
+  void (*deinterleave)(const T* src, int64_t n, T* const* rows, int count) = nullptr;
   int wgrad_ur = 0;  // output channels per weight-gradient tile
   // [NB 1..3][stride 1, 2]
   BlockedWgradFn<T> wgrad[4][2] = {};

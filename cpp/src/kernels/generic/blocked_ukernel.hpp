@@ -101,6 +101,51 @@ void blocked_wgrad_tile(const BlockedWgradArgs<typename V::T>& a) {
     }
 }
 
+// W x W transpose in registers: log2(W) rounds of even / odd lane selection over row pairs
+// (round: row k <- even(r[2k], r[2k+1]), row W/2 + k <- odd(r[2k], r[2k+1])).
+template <typename V>
+void transpose_square(typename V::R* r) {
+  using R = typename V::R;
+  constexpr int W = V::W;
+  for (int step = 1; step < W; step *= 2) {
+    R t[W];
+    for (int k = 0; k < W / 2; ++k) {
+      t[k] = V::even(r[2 * k], r[2 * k + 1]);
+      t[W / 2 + k] = V::odd(r[2 * k], r[2 * k + 1]);
+    }
+    for (int k = 0; k < W; ++k) r[k] = t[k];
+  }
+}
+
+// Channels into lanes (the blocked layout): dst[i*W + c] = rows[c][i] (0 where rows[c] is
+// null) for i < n, c < W; W x W tiles transposed in registers.
+template <typename V>
+void interleave_rows(const typename V::T* const* rows, int64_t n, typename V::T* dst) {
+  using R = typename V::R;
+  constexpr int W = V::W;
+  for (int64_t i = 0; i < n; i += W) {
+    const int lanes = n - i < W ? static_cast<int>(n - i) : W;
+    R r[W];
+    for (int c = 0; c < W; ++c) r[c] = rows[c] ? V::load_partial(rows[c] + i, lanes) : V::zero();
+    transpose_square<V>(r);
+    for (int j = 0; j < lanes; ++j) V::storeu(dst + (i + j) * W, r[j]);
+  }
+}
+
+// Lanes back into channels: rows[c][i] = src[i*W + c] for i < n and the c < count rows.
+template <typename V>
+void deinterleave_rows(const typename V::T* src, int64_t n, typename V::T* const* rows, int count) {
+  using R = typename V::R;
+  constexpr int W = V::W;
+  for (int64_t i = 0; i < n; i += W) {
+    const int lanes = n - i < W ? static_cast<int>(n - i) : W;
+    R r[W];
+    for (int j = 0; j < W; ++j) r[j] = j < lanes ? V::loadu(src + (i + j) * W) : V::zero();
+    transpose_square<V>(r);
+    for (int c = 0; c < count; ++c) V::store_partial(rows[c] + i, r[c], lanes);
+  }
+}
+
 template <typename V, int MaxAcc, int NB, int UR>
 void set_blocked_tile(BlockedConvUkernel<typename V::T>& k) {
   if constexpr (NB * UR <= MaxAcc) {
@@ -130,6 +175,8 @@ BlockedConvUkernel<typename V::T> blocked_conv_kernels() {
   constexpr int UR = V::W / 2 > 0 ? V::W / 2 : 1;
   static_assert(UR * 3 <= MaxAcc, "accumulators");
   k.wgrad_ur = UR;
+  k.interleave = &interleave_rows<V>;
+  k.deinterleave = &deinterleave_rows<V>;
   k.wgrad[1][0] = &blocked_wgrad_tile<V, UR, 1, 1>;
   k.wgrad[1][1] = &blocked_wgrad_tile<V, UR, 1, 2>;
   k.wgrad[2][0] = &blocked_wgrad_tile<V, UR, 2, 1>;

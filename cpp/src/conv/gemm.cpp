@@ -109,7 +109,7 @@ void forward(const ConvArgs& a) {
     const int64_t n0 = cb * gemm::kNC, n1 = std::min(P, n0 + gemm::kNC);
     const Scratch<T> s = scratch(scratch_base, uk.mr, false);
     gemm::gemm_block(uk, Kr, m0, m1, n0, n1, gemm::PrepackedA<T>{wpack + g * group_pack, Kr, uk.mr},
-                     Im2colB<T>(p, x + (n * p.C + g * Cg) * in_plane, uk.nr),
+                     Im2colB<T>(p, x + (n * p.C + g * Cg) * in_plane, uk),
                      y + (n * p.K + g * Kg + m0) * P + n0, P,
                      output_store(b ? b + g * Kg : nullptr, a.activation), s.a, s.b);
   }

@@ -88,21 +88,7 @@ struct ColumnRuns {
     }
   }
 
-  // Packed row kk of the block: dst[panel*kc*nr + kk*nr + lane] = x[run source + ...].
-  template <typename T>
-  void copy_row(const T* x, T* dst_row) const {
-    for (int64_t r = 0; r < count; ++r) {
-      const T* s = x + src[r];
-      T* d = dst_row + dst[r];
-      const int64_t n = len[r];
-      if (step[r] == 1) {
-        for (int64_t i = 0; i < n; ++i) d[i] = s[i];
-      } else {
-        const int64_t st = step[r];
-        for (int64_t i = 0; i < n; ++i) d[i] = s[i * st];
-      }
-    }
-  }
+  kernels::ColumnRunsView view() const { return {count, src, step, dst, len}; }
 };
 
 // Zero columns [nc, round_up(nc, nr)) of the last panel of a packed B block (kc rows).
@@ -116,17 +102,19 @@ void zero_pad_columns(int64_t kc, int64_t nc, int nr, T* dst) {
 }
 
 // B = im2col(x): B(r, p), reduction over rows r (forward convolution). x: channel 0 of the group.
+// The rows are copied by the ISA's pack_runs kernel.
 template <typename T>
 class Im2colB {
  public:
-  Im2colB(const ConvProblem& p, const T* x, int nr) : geo_(p), x_(x), nr_(nr) {}
+  Im2colB(const ConvProblem& p, const T* x, const kernels::GemmUkernel<T>& uk)
+      : geo_(p), x_(x), nr_(uk.nr), pack_(uk.pack_runs) {}
 
   void operator()(int64_t k0, int64_t kc, int64_t n0, int64_t nc, T* dst) const {
     int64_t col[gemm::kNC], row[gemm::kKC];
     geo_.col_offsets(n0, nc, col);
     geo_.row_offsets(k0, kc, row);
     const ColumnRuns runs(col, nc, kc, nr_);
-    for (int64_t kk = 0; kk < kc; ++kk) runs.copy_row(x_ + row[kk], dst + kk * nr_);
+    pack_(x_, row, kc, nr_, runs.view(), dst);
     zero_pad_columns(kc, nc, nr_, dst);
   }
 
@@ -134,6 +122,7 @@ class Im2colB {
   Im2colGeometry geo_;
   const T* x_;
   int nr_;
+  kernels::PackRunsFn<T> pack_;
 };
 
 // dst[0..n) = src[off[0..n)]: runs of consecutive offsets are copied whole.

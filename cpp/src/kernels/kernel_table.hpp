@@ -30,11 +30,28 @@ template <typename T>
 using GemmUkernelFn = void (*)(int64_t kc, const T* a, const T* b, T* c, int64_t ldc, int m,
                                int n, const TileStore<T>& store);
 
+// Columns of a packed GEMM B block as runs of a constant source step (conv/im2col.hpp):
+// run r copies len[r] elements x[src[r] + i*step[r]] to lanes dst[r] + i of a packed row.
+struct ColumnRunsView {
+  int64_t count;
+  const int64_t* src;
+  const int64_t* step;
+  const int64_t* dst;
+  const int64_t* len;
+};
+
+// Packs kc rows of a B block: for kk < kc, every run of `runs` from x + row[kk] into
+// dst + kk*nr (generic/pack_ukernel.hpp).
+template <typename T>
+using PackRunsFn = void (*)(const T* x, const int64_t* row, int64_t kc, int nr,
+                            const ColumnRunsView& runs, T* dst);
+
 template <typename T>
 struct GemmUkernel {
   int mr = 0;
   int nr = 0;
   GemmUkernelFn<T> run = nullptr;
+  PackRunsFn<T> pack_runs = nullptr;
 };
 
 // Direct convolution row microkernel: computes `kb` output rows of length `ow` at once.

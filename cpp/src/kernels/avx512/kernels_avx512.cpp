@@ -4,6 +4,7 @@
 #include "../generic/blocked_ukernel.hpp"
 #include "../generic/direct_ukernel.hpp"
 #include "../generic/gemm_ukernel.hpp"
+#include "../generic/pack_ukernel.hpp"
 #include "../generic/peak_ukernel.hpp"
 #include "../generic/pool_ukernel.hpp"
 #include "../kernel_table.hpp"
@@ -13,7 +14,8 @@ namespace fastconv::kernels::avx512 {
 
 void fill_kernels(KernelTable& table) {
   table.isa = "avx512";
-  table.f32.gemm = {8, 2 * VecF32::W, &gemm_ukernel<VecF32, 8, 2>};
+  table.f32.gemm = {8, 2 * VecF32::W, &gemm_ukernel<VecF32, 8, 2>,
+                    &pack_runs<VecF32>};
   table.f32.direct_row = {4, &direct_row_ukernel<VecF32, 4>, &direct_row_ukernel<VecF32, 1>,
                        &direct_row_bwd_data<VecF32>, &direct_row_bwd_weights<VecF32>,
                        &depthwise_plane<VecF32>};

@@ -29,30 +29,38 @@ std::string ConvAlgorithm::reason_not_applicable(const ConvProblem& p, DType dty
 
 namespace {
 
-// The `auto` rule. GEMM (im2col, packed register-tiled product) wins whenever its product is
-// large enough to fill microkernel tiles: it keeps MR x NR outputs in registers. When a group
-// has few output channels (depthwise, channel multipliers) or a tiny reduction (C/groups x
-// kernel), most of a GEMM tile would be padding and the im2col packing dominates; the direct
-// row kernels, vectorised along output rows, are faster there. Forward, and backward-data at
-// stride 1, the direct algorithm's channel-blocked kernels (direct_blocked.hpp) beat GEMM
-// wherever they apply and the kernel has more than one tap: they read the input in place where
-// im2col copies it once per tap (and col2im adds it back); so does the blocked weight gradient
-// when each image has enough output positions. For 1x1 kernels im2col is no copy
-// at all, and the blocked layout change costs more than it saves.
+// The `auto` rule, measured on the layers of shared/shapes/layers.json (bench/RESULTS.md).
+// GEMM (im2col, packed register-tiled product) is the general case. The direct algorithm wins:
+// - with few output channels per group (depthwise, channel multipliers) or a tiny reduction
+//   (C/groups x kernel), where GEMM tiles would be mostly padding: its row kernels;
+// - forward, on dense layers whose kernel has more than one tap and whose reduction has at
+//   least 256 terms: its channel-blocked kernels read the input in place where im2col copies
+//   it once per tap (a 1x1 kernel copies nothing; shorter reductions leave the blocked tiles'
+//   fixed costs unpaid);
+// - backward, on dense layers with at least 64 output positions per image (1x1 included): the
+//   blocked data gradient and weight gradient avoid col2im and the transposed packing; with
+//   fewer positions (7x7) GEMM is faster. And the data gradient of stride-1 layers with few
+//   input channels (a network's first layer), which the row kernels scatter faster than col2im
+//   (strided ones they scatter lane by lane, slower).
 const char* auto_choice(const ConvProblem& p, DType dtype, ConvDirection direction,
                         const kernels::KernelTable& kernels) {
   const int64_t reduction = p.C_per_group() * p.kernel_spatial();
   if (p.K_per_group() < 4 || reduction < 8) return "direct";
-  if (p.kernel_spatial() > 1) {
-    const ConvProblem q = unpadded_view(p);
-    if (direction == ConvDirection::forward && blocked::applies(q, dtype, kernels)) return "direct";
-    if (direction == ConvDirection::backward_data && blocked::applies_backward_data(q, dtype, kernels))
-      return "direct";
-    // The weight gradient sums over output positions in runs per image: with few positions
-    // (7 x 7) the runs are too short to pay for the accumulators' loads and stores.
-    if (direction == ConvDirection::backward_weights && p.out_spatial() >= 64 &&
-        blocked::applies_backward_weights(q, dtype, kernels))
-      return "direct";
+  const ConvProblem q = unpadded_view(p);
+  const bool positions = p.out_spatial() >= 64;
+  switch (direction) {
+    case ConvDirection::forward:
+      if (p.kernel_spatial() > 1 && reduction >= 256 && blocked::applies(q, dtype, kernels))
+        return "direct";
+      break;
+    case ConvDirection::backward_data:
+      if (positions && blocked::applies_backward_data(q, dtype, kernels)) return "direct";
+      if (p.C_per_group() < 8 && p.stride[0] == 1 && p.stride[1] == 1 && p.stride[2] == 1)
+        return "direct";
+      break;
+    case ConvDirection::backward_weights:
+      if (positions && blocked::applies_backward_weights(q, dtype, kernels)) return "direct";
+      break;
   }
   return "gemm";
 }

@@ -223,6 +223,19 @@ def compare_with_reference(y, ref, dtype, tol, where):
     return problems, err
 
 
+def special_value_problems(y, ref, where, noun="outputs"):
+    """Where y's NaN, +Inf and -Inf differ from the float64 reference's (a list of strings)."""
+    problems = []
+    for what, mask in (("NaN", np.isnan), ("+Inf", np.isposinf), ("-Inf", np.isneginf)):
+        got, want = mask(y), mask(ref)
+        if not np.array_equal(got, want):
+            extra = np.argwhere(got & ~want)[:4].tolist()
+            missing = np.argwhere(want & ~got)[:4].tolist()
+            problems.append(f"{where}: {what} at {int(got.sum())} {noun}, reference "
+                            f"{int(want.sum())} (unexpected at {extra}, missing at {missing})")
+    return problems
+
+
 def fail_if(problems, limit=15):
     """pytest.fail with the first `limit` problems (each names its configuration)."""
     if problems:
@@ -265,6 +278,17 @@ def exact_error(y, ref):
                                                                         equal_nan=True):
         return float("inf")
     return max(normalized_error(y[finite], ref[finite]), np.finfo(np.float64).tiny)
+
+
+@pytest.fixture
+def isa_restored():
+    """Yields fastconv.set_isa; the ISA active before the test is restored afterwards."""
+    prev = fastconv.get_isa()
+    try:
+        yield fastconv.set_isa
+    finally:
+        fastconv.set_isa(prev)
+    assert fastconv.get_isa() == prev
 
 
 @pytest.fixture

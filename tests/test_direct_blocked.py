@@ -52,7 +52,7 @@ import pytest
 
 import fastconv
 from fastconv import functional as F
-from conftest import fail_if, tolerance_for
+from conftest import fail_if, special_value_problems, tolerance_for
 from reference import conv_output_shape, conv_reference, normalized_error, resolve_padding
 
 CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
@@ -399,13 +399,7 @@ def check(case, dtype, isa, record_error):
     if not y.flags.c_contiguous:
         problems.append(f"{where}: output not C-contiguous")
     yd = y.astype(np.float64)
-    for what, mask in (("NaN", np.isnan), ("+Inf", np.isposinf), ("-Inf", np.isneginf)):
-        got, want = mask(yd), mask(ref)
-        if not np.array_equal(got, want):
-            extra = np.argwhere(got & ~want)[:4].tolist()
-            missing = np.argwhere(want & ~got)[:4].tolist()
-            problems.append(f"{where}: {what} at {int(got.sum())} outputs, reference "
-                            f"{int(want.sum())} (unexpected at {extra}, missing at {missing})")
+    problems += special_value_problems(yd, ref, where, "outputs")
     if problems:
         return problems
     if case.special:

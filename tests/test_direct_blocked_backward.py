@@ -54,7 +54,7 @@ import pytest
 
 import fastconv
 from fastconv import grad as fgrad
-from conftest import fail_if, tolerance_for
+from conftest import fail_if, special_value_problems, tolerance_for
 from reference import (conv_input_grad, conv_output_shape, conv_weight_grad, normalized_error,
                        resolve_padding)
 
@@ -67,45 +67,11 @@ ENTRIES = ("input", "weight")
 DIRECTION = {"input": "backward_data", "weight": "backward_weights"}
 MODES = ("zeros", "reflect", "replicate", "circular")
 
-# (lanes W, accumulators MaxAcc) of the blocked kernels, per ISA and dtype (kernels/*/kernels_*.cpp)
-PORTABLE = (4, 8)
-BLOCKED_KERNELS = {
-    "scalar": {"float32": PORTABLE, "float64": PORTABLE},
-    "avx2": {"float32": (8, 12), "float64": PORTABLE},
-    "avx512": {"float32": (16, 28), "float64": PORTABLE},
-}
-ALL_KERNELS = sorted({k for per_isa in BLOCKED_KERNELS.values() for k in per_isa.values()})
-MAX_UR = 14  # BlockedConvUkernel::kMaxUr
-MIN_CHAINS = 8  # kMinChains of Tiling
+# The blocked kernels' table and the tiling rule, as test_direct_blocked.py copies them.
+from test_direct_blocked import (ALL_KERNELS, BLOCKED_KERNELS, MAX_UR, MIN_CHAINS,  # noqa: E402
+                                 kernels_of, lanes_to_test, tiling)
+
 POSITIONS_PER_RUN = 256  # kPositionsPerRun of direct_blocked_wgrad.cpp
-
-
-def kernels_of(isa, dtype):
-    return BLOCKED_KERNELS.get(isa, {}).get(np.dtype(dtype).name)
-
-
-def lanes_to_test(isa, dtype):
-    """The W whose shapes run on (isa, dtype): its own, or every known one for an unknown ISA."""
-    k = kernels_of(isa, dtype)
-    return [k[0]] if k else sorted({w for w, _ in ALL_KERNELS})
-
-
-# --------------------------------------------------------------------------- library rules
-def tiling(w, max_acc, cg, kg, ow):
-    """(NB, UR) of direct_blocked.cpp's Tiling for a problem with cg input / kg output channels
-    per group and rows of ow outputs (same as test_direct_blocked.tiling)."""
-    blocks = -(-kg // w)
-    best, best_acc, nb, ur = 0.0, 0, 1, 1
-    for n in (2, 4, 1):
-        if n > 1 and n > blocks:
-            continue
-        for u in range(1, min(MAX_UR, ow) + 1):
-            if n * u > max_acc:
-                break
-            rate = float(n * ow) / (float(-(-ow // u)) * float(max(n * u, MIN_CHAINS)))
-            if rate > best * 1.0001 or (rate > best * 0.9999 and n * u > best_acc):
-                best, best_acc, nb, ur = rate, n * u, n, u
-    return nb, ur
 
 
 def table_tiles(max_acc):
@@ -643,13 +609,7 @@ def check(case, entry, dtype, isa, record_error):
     if not y.flags.c_contiguous:
         problems.append(f"{where}: output not C-contiguous")
     yd = y.astype(np.float64)
-    for what, mask in (("NaN", np.isnan), ("+Inf", np.isposinf), ("-Inf", np.isneginf)):
-        got, want = mask(yd), mask(ref)
-        if not np.array_equal(got, want):
-            extra = np.argwhere(got & ~want)[:4].tolist()
-            missing = np.argwhere(want & ~got)[:4].tolist()
-            problems.append(f"{where}: {what} at {int(got.sum())} elements, reference "
-                            f"{int(want.sum())} (unexpected at {extra}, missing at {missing})")
+    problems += special_value_problems(yd, ref, where, "elements")
     if problems:
         return problems
     finite = np.isfinite(ref)
@@ -702,7 +662,7 @@ def test_shapes_cover_the_blocked_paths(w, max_acc):
     both = data + weight
 
     # data gradient: every tile kernel at stride 1 (the rule over the computed rows' width)
-    tiles = {tiling(w, max_acc, c.kg(), c.cg(), c.window_width()) for c in data}
+    tiles = {tiling(w, max_acc, c.kg(), c.cg(), c.window_width())[:2] for c in data}
     assert table_tiles(max_acc) <= tiles, sorted(table_tiles(max_acc) - tiles)
     overlaps = {tiling(w, max_acc, c.kg(), c.cg(), c.window_width())[0] for c in data
                 if c.window_width() % tiling(w, max_acc, c.kg(), c.cg(), c.window_width())[1]}

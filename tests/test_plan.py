@@ -64,17 +64,6 @@ def f32(a):
     return np.asarray(a, dtype=np.float32).astype(np.float64)
 
 
-@pytest.fixture
-def isa_restored():
-    """Yields fastconv.set_isa; the ISA active before the test is restored afterwards."""
-    prev = fastconv.get_isa()
-    try:
-        yield fastconv.set_isa
-    finally:
-        fastconv.set_isa(prev)
-    assert fastconv.get_isa() == prev
-
-
 # =========================================================================== (1) random configs
 N_RANDOM = 200
 RANDOM_MAC_BUDGET = 60_000

@@ -12,6 +12,7 @@ from collections import OrderedDict
 import numpy as np
 
 from . import _args, _core
+from ._ops.conv import _conv_params
 
 _ACTIVATIONS = ("relu", "relu6")
 
@@ -36,15 +37,8 @@ class ConvPlan:
         # Own copies, so later changes to the caller's arrays do not reach new input shapes.
         self.weight = np.array(weight, copy=True)
         self.bias = None if bias is None else np.array(_args.array(bias), copy=True)
-        self._params = (
-            _args.int_list(stride, "stride", op),
-            _args.padding(padding, op),
-            _args.int_list(dilation, "dilation", op),
-            _args.integer(groups, "groups", op),
-            _args.string(padding_mode, "padding_mode", op),
-            _args.string(algo, "algo", op),
-            activation or "none",
-        )
+        self._params = _conv_params(op, stride, padding, dilation, groups, padding_mode, algo) + (
+            activation or "none",)
         self.activation = activation
         #: The instruction set whose kernels every input shape's packed plan uses: the one
         #: active when the plan was made, whatever :func:`fastconv.set_isa` chooses later.

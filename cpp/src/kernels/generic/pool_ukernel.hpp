@@ -58,6 +58,20 @@ void pool_rows(const typename V::T* x, const int64_t* offset, int64_t nrows, int
   }
 }
 
+// y[0..n) from block(o, lanes), which computes outputs o .. o+lanes-1: vectors of W outputs,
+// the last one ending at output n-1 (overlapping the one before) when n >= W, else one partial.
+template <typename V, typename Block>
+void store_blocks(int64_t n, typename V::T* y, const Block& block) {
+  constexpr int W = V::W;
+  if (n < W) {
+    V::store_partial(y, block(0, static_cast<int>(n)), static_cast<int>(n));
+    return;
+  }
+  int64_t o = 0;
+  for (; o + W <= n; o += W) V::storeu(y + o, block(o, W));
+  if (o < n) V::storeu(y + n - W, block(n - W, W));
+}
+
 // Windows along a row, over one or more rows:
 //   y[o] = op over r < nrows, k < kw of x[offset[r] + o*stride + k*dilation] (* scale[o])
 // for o < n; pool_window does this for several output rows that differ by a fixed step. With one row (offset {0}) this is the second pass after pool_rows; with the
@@ -83,15 +97,7 @@ void pool_window_impl(const typename V::T* x, const int64_t* offset, int64_t nro
     if (scale) acc = V::mul(acc, load_lanes<V>(scale + o, 1, lanes));
     return acc;
   };
-  if (n < W) {
-    alignas(64) T t[W];
-    V::storeu(t, block(0, static_cast<int>(n)));
-    for (int64_t i = 0; i < n; ++i) y[i] = t[i];
-    return;
-  }
-  int64_t o = 0;
-  for (; o + W <= n; o += W) V::storeu(y + o, block(o, W));
-  if (o < n) V::storeu(y + n - W, block(n - W, W));
+  store_blocks<V>(n, y, block);
 }
 
 // Stride-2 windows of KW = 2 or 3 taps (dilation 1), the pooling of most CNNs (2x2/2, 3x3/2),
@@ -126,15 +132,7 @@ void pool_window_s2(const typename V::T* x, const int64_t* offset, int64_t nrows
     if (scale) acc = V::mul(acc, load_lanes<V>(scale + o, 1, lanes));
     return acc;
   };
-  if (n < W) {
-    alignas(64) T t[W];
-    V::storeu(t, block(0, static_cast<int>(n)));
-    for (int64_t i = 0; i < n; ++i) y[i] = t[i];
-    return;
-  }
-  int64_t o = 0;
-  for (; o + W <= n; o += W) V::storeu(y + o, block(o, W));
-  if (o < n) V::storeu(y + n - W, block(n - W, W));
+  store_blocks<V>(n, y, block);
 }
 
 // `rows` output rows at once: row i reads x + i*row_step and writes y + i*ldy (same offsets).

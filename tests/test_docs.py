@@ -5,8 +5,8 @@ import importlib
 
 import pytest
 
-MODULES = ["fastconv", "fastconv._runtime", "fastconv.functional", "fastconv.grad",
-           "fastconv._ops.conv", "fastconv._ops.pool"]
+MODULES = ["fastconv", "fastconv._runtime", "fastconv._plan", "fastconv.functional",
+           "fastconv.grad", "fastconv._ops.conv", "fastconv._ops.pool", "fastconv.bench.results"]
 
 
 @pytest.mark.parametrize("name", MODULES)

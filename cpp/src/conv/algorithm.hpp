@@ -41,6 +41,9 @@ struct ConvArgs {
   // keeps (with zero padding, the padding's gradient is dropped). Outside it an algorithm may
   // leave dx as the caller zeroed it.
   std::array<int64_t, 3> keep_lo{0, 0, 0}, keep_hi{0, 0, 0};
+  // Backward-data only, for algorithms whose writes_kept_box says so: out holds just the kept
+  // box (N x C x (keep_hi - keep_lo)), which the algorithm writes whole.
+  bool out_is_kept_box = false;
 };
 
 using ConvRunFn = void (*)(const ConvArgs& args);
@@ -86,6 +89,10 @@ struct ConvAlgorithm {
   // Null: never.
   bool (*pads_forward_input)(const ConvProblem& problem, DType dtype,
                              const kernels::KernelTable& kernels) = nullptr;
+  // Whether its backward-data (on the unpadded view `problem`, with args.w the weights) can
+  // write the kept box of the input gradient whole into a buffer of just that box (zero
+  // padding: the entry point then needs no padded gradient and no fold). Null: never.
+  bool (*writes_kept_box)(const ConvArgs& args) = nullptr;
 
   bool implements(ConvDirection d) const { return run[static_cast<int>(d)] != nullptr; }
   std::string reason_not_applicable(const ConvProblem& p, DType dtype, ConvDirection d) const;

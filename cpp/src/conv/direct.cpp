@@ -13,11 +13,14 @@
 // Best where GEMM tiles would be mostly padding: depthwise, few channels per group.
 #include <algorithm>
 #include <array>
-#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <type_traits>
 
 #include "activation.hpp"
 #include "algorithm.hpp"
 #include "direct_blocked.hpp"
+#include "util/buffer.hpp"
 #include "util/checked.hpp"
 #include "util/parallel.hpp"
 
@@ -216,29 +219,74 @@ void forward(const ConvArgs& a) {
   }
 }
 
-// ---- backward-data:  w K x Cg x kernel, dy N x K x out -> dx N x C x in (padded, zeroed).
-// One task per input plane (n, c): it adds every (channel block, output row, kd, kh)
-// contribution into its own plane. Workspace: packed weights.
 // Whether every weight is finite. The blocked data gradient multiplies the weights by the zeros
 // it pads the output gradient with, where the definition has no term: 0 x NaN or 0 x Inf would
 // spread NaN to input positions no weight reaches. Non-finite weights take the row kernels.
+// (An exponent test on the bits: integer operations the compiler vectorises.)
 template <typename T>
 bool finite_weights(const ConvArgs& a) {
+  using Bits = std::conditional_t<sizeof(T) == 4, uint32_t, uint64_t>;
+  constexpr Bits kExponent = sizeof(T) == 4 ? Bits(0x7f800000u) : Bits(0x7ff0000000000000ull);
   const ConvProblem& p = a.problem;
   const auto* w = static_cast<const T*>(a.w);
   const int64_t n = p.K * p.C_per_group() * p.kernel_spatial();
-  bool finite = true;
-  for (int64_t i = 0; i < n; ++i) finite &= std::isfinite(w[i]);
-  return finite;
+  Bits special = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    Bits u;
+    std::memcpy(&u, w + i, sizeof u);
+    special |= static_cast<Bits>((u & kExponent) == kExponent);
+  }
+  return special == 0;
+}
+
+// The blocked data gradient writes whole boxes of the input gradient (writes_kept_box); with
+// non-finite weights backward_data computes the box aside (row kernels) and copies it.
+bool writes_kept_box(const ConvArgs& a) {
+  return blocked::applies_backward_data(a.problem, a.dtype, a.kernels);
 }
 
 template <typename T>
+void backward_data_rows(const ConvArgs& a);
+
+// ---- backward-data:  w K x Cg x kernel, dy N x K x out -> dx N x C x in (padded, zeroed; or
+// just the kept box, out_is_kept_box).
+template <typename T>
 void backward_data(const ConvArgs& a) {
   const ConvProblem& p = a.problem;
-  if (blocked::applies_backward_data(p, a.dtype, a.kernels) && finite_weights<T>(a)) {
-    blocked::backward_data(a);
-    return;
+  if (blocked::applies_backward_data(p, a.dtype, a.kernels)) {
+    if (finite_weights<T>(a)) {
+      blocked::backward_data(a);
+      return;
+    }
+    if (a.out_is_kept_box) {  // the row kernels write the padded gradient: aside, then the box
+      const int64_t plane = p.in_spatial(), planes = p.N * p.C;
+      util::AlignedBuffer padded(static_cast<std::size_t>(planes * plane) * sizeof(T),
+                                 "the padded input gradient");
+      T* g = padded.as<T>();
+      std::fill(g, g + planes * plane, T(0));
+      ConvArgs aside = a;
+      aside.out = g;
+      aside.out_is_kept_box = false;
+      backward_data_rows<T>(aside);
+      const auto &lo = a.keep_lo, &hi = a.keep_hi;
+      T* out = static_cast<T*>(a.out);
+      for (int64_t pl = 0; pl < planes; ++pl)
+        for (int64_t d = lo[0]; d < hi[0]; ++d)
+          for (int64_t h = lo[1]; h < hi[1]; ++h) {
+            const T* src = g + pl * plane + (d * p.in[1] + h) * p.in[2];
+            out = std::copy(src + lo[2], src + hi[2], out);
+          }
+      return;
+    }
   }
+  backward_data_rows<T>(a);
+}
+
+// The row kernels' data gradient. One task per input plane (n, c): it adds every (channel
+// block, output row, kd, kh) contribution into its own plane. Workspace: packed weights.
+template <typename T>
+void backward_data_rows(const ConvArgs& a) {
+  const ConvProblem& p = a.problem;
   const auto& uk = a.kernels.get<T>().direct_row;
   const int64_t Kg = p.K_per_group(), Cg = p.C_per_group(), ntaps = taps(p);
   const int kb = block_channels(p, uk);
@@ -366,7 +414,8 @@ const ConvAlgorithm& direct_algorithm() {
       &workspace_bytes,
       &packed_weights_bytes,
       &by_dtype_pack<pack_forward_weights<float>, pack_forward_weights<double>>,
-      &pads_forward_input};
+      &pads_forward_input,
+      &writes_kept_box};
   return algo;
 }
 

@@ -146,14 +146,26 @@ struct Window {
   int64_t width() const { return hi[2] - lo[2]; }
 };
 
-// y (N x K x out) = act(conv(src, wb) + bias) for p (in: the padded extents of the blocked
-// input), at the outputs of `window` (t tiled for its width); y is left as is elsewhere.
+// Where outputs go: output (od, oh, ow) of plane (n, k) at y[(n*K + k)*E0*E1*E2 +
+// ((od - base0)*E1 + oh - base1)*E2 + ow - base2], E = ext: the whole output (base 0, ext out)
+// or a box of it.
+template <typename T>
+struct Destination {
+  T* y;
+  std::array<int64_t, 3> base, ext;
+};
+
+// act(conv(src, wb) + bias) for p (in: the padded extents of the blocked input) at the outputs
+// of `window` (t tiled for its width), written to `dest`; nothing else is written.
 template <typename T>
 void convolve(const ConvProblem& p, const Tiling& t, const kernels::BlockedConvUkernel<T>& uk,
-              const Source<T>& src, const T* wb, const T* bias, Activation act, T* y,
-              const Workspace<T>& ws, int threads, const Window& window) {
+              const Source<T>& src, const T* wb, const T* bias, Activation act,
+              const Destination<T>& dest, const Workspace<T>& ws, int threads,
+              const Window& window) {
   const int64_t Kg = p.K_per_group(), W = t.w;
-  const int64_t Hp = p.in[1], Wp = p.in[2], OH = p.out[1], OW = p.out[2], P = p.out_spatial();
+  const int64_t Hp = p.in[1], Wp = p.in[2];
+  const auto& E = dest.ext;
+  const int64_t P = E[0] * E[1] * E[2];
   const kernels::BlockedConvFn<T> tile_fn =
       uk.tile[kernels::BlockedConvUkernel<T>::nb_index(t.nb)][t.ur][p.stride[2] - 1];
   for (int64_t kd = 0, i = 0; kd < p.kernel[0]; ++kd)
@@ -194,7 +206,8 @@ void convolve(const ConvProblem& p, const Tiling& t, const kernels::BlockedConvU
           constexpr int kMaxLanes = 64;
           T* rows_out[kMaxLanes];
           for (int ko = 0; ko < count; ++ko)
-            rows_out[ko] = y + (n * p.K + g * Kg + k0 + ko) * P + (od * OH + oh) * OW + o;
+            rows_out[ko] = dest.y + (n * p.K + g * Kg + k0 + ko) * P +
+                           ((od - dest.base[0]) * E[1] + oh - dest.base[1]) * E[2] + o - dest.base[2];
           uk.deinterleave(tile + b * t.ur * W, t.ur, rows_out, count);
           if (!bias && act == Activation::none) continue;
           for (int ko = 0; ko < count; ++ko) {
@@ -217,8 +230,8 @@ void run(const ConvArgs& a) {
   const Tiling t(q, uk);
   const Source<T> src{static_cast<const T*>(a.x), a.problem.in, a.problem.pad_lo};
   convolve(q, t, uk, src, static_cast<const T*>(a.packed_w), static_cast<const T*>(a.b),
-           a.activation, static_cast<T*>(a.out), Workspace<T>(q, t, a.workspace, a.threads),
-           a.threads, Window{{0, 0, 0}, q.out});
+           a.activation, Destination<T>{static_cast<T*>(a.out), {0, 0, 0}, q.out},
+           Workspace<T>(q, t, a.workspace, a.threads), a.threads, Window{{0, 0, 0}, q.out});
 }
 
 // The data gradient of a stride-1 convolution p as a forward convolution: dX_padded =
@@ -251,8 +264,14 @@ void run_backward_data(const ConvArgs& a) {
   std::array<int64_t, 3> lo;
   for (int d = 0; d < 3; ++d) lo[d] = (k[d] - 1) * p.dilation[d];
   const Source<T> src{static_cast<const T*>(a.dy), p.out, lo};
-  convolve(q, t, uk, src, ws.weights, static_cast<const T*>(nullptr), Activation::none,
-           static_cast<T*>(a.out), ws, a.threads, window);
+  // Into the padded input's gradient, or (out_is_kept_box) straight into the kept box.
+  Destination<T> dest{static_cast<T*>(a.out), {0, 0, 0}, q.out};
+  if (a.out_is_kept_box) {
+    dest.base = a.keep_lo;
+    for (int d = 0; d < 3; ++d) dest.ext[d] = a.keep_hi[d] - a.keep_lo[d];
+  }
+  convolve(q, t, uk, src, ws.weights, static_cast<const T*>(nullptr), Activation::none, dest, ws,
+           a.threads, window);
 }
 
 template <typename T>

@@ -54,7 +54,8 @@ bool pads_itself(const ConvAlgorithm& algo, const ConvProblem& p, DType dtype,
 void run(const ConvAlgorithm& algo, ConvDirection direction, const ConvProblem& p,
          const ConvProblem& q, DType dtype, const void* x, const void* w, const void* b,
          const void* dy, void* out, int threads, const kernels::KernelTable& kernels,
-         const void* packed_w = nullptr, Activation act = Activation::none) {
+         const void* packed_w = nullptr, Activation act = Activation::none,
+         bool out_is_kept_box = false) {
   util::AlignedBuffer workspace(algo.workspace_bytes(q, dtype, direction, threads, kernels),
                                 "the convolution workspace");
   ConvArgs args{q, dtype, x, w, b, dy, out, workspace.as<void>(), threads, kernels};
@@ -64,6 +65,7 @@ void run(const ConvAlgorithm& algo, ConvDirection direction, const ConvProblem& 
   if (p.padding_mode == PaddingMode::zeros) {  // fold_padding() only copies the interior
     for (int d = 0; d < 3; ++d) args.keep_lo[d] = p.pad_lo[d], args.keep_hi[d] = q.in[d] - p.pad_hi[d];
   }
+  args.out_is_kept_box = out_is_kept_box;
   algo.run[static_cast<int>(direction)](args);
 }
 
@@ -139,8 +141,20 @@ void backward_data(const ConvAlgorithm& algo, const ConvProblem& p, const T* w, 
     return;
   }
   constexpr DType dtype = dtype_of<T>();
-  const int64_t run_n = images_per_run(p, dtype, padded_image_bytes(p, dtype));
   const int64_t x_image = p.C * p.in_spatial(), y_image = p.K * p.out_spatial();
+  const kernels::KernelTable& kernels = kernels::active_kernels();
+  if (p.has_padding() && p.padding_mode == PaddingMode::zeros && algo.writes_kept_box) {
+    // The kept box of the padded gradient is dx itself: an algorithm that writes it whole
+    // needs no padded copy and no fold.
+    const ConvProblem q = unpadded_view(p);
+    const ConvArgs probe{q, dtype, nullptr, w, nullptr, dy, dx, nullptr, threads, kernels};
+    if (algo.writes_kept_box(probe)) {
+      run(algo, ConvDirection::backward_data, p, q, dtype, nullptr, w, nullptr, dy, dx, threads,
+          kernels, nullptr, Activation::none, true);
+      return;
+    }
+  }
+  const int64_t run_n = images_per_run(p, dtype, padded_image_bytes(p, dtype));
   util::AlignedBuffer storage;
   if (p.has_padding()) {
     storage = util::AlignedBuffer(
@@ -152,7 +166,7 @@ void backward_data(const ConvAlgorithm& algo, const ConvProblem& p, const T* w, 
     T* target = p.has_padding() ? storage.as<T>() : dx + n0 * x_image;
     fill(target, p.has_padding() ? padded_elements(pr) : pr.N * x_image, T(0), threads);
     run(algo, ConvDirection::backward_data, pr, unpadded_view(pr), dtype, nullptr, w, nullptr,
-        dy + n0 * y_image, target, threads, kernels::active_kernels());
+        dy + n0 * y_image, target, threads, kernels);
     if (p.has_padding()) fold_padding(pr, target, dx + n0 * x_image, threads);
   }
 }

@@ -37,10 +37,9 @@ namespace {
 //   least 256 terms: its channel-blocked kernels read the input in place where im2col copies
 //   it once per tap (a 1x1 kernel copies nothing; shorter reductions leave the blocked tiles'
 //   fixed costs unpaid);
-// - backward, on dense layers (1x1 included) with at least 64 output positions per image for the
-//   weight gradient, or per call for the data gradient (which packs the weights once per call):
-//   the blocked kernels avoid col2im and the transposed packing; with fewer positions (a 7x7
-//   image) GEMM is faster. And the data gradient of stride-1 layers with few
+// - backward, on dense layers (1x1 included): the blocked kernels avoid col2im and the
+//   transposed packing; for the weight gradient only with at least 64 output positions per
+//   image (with fewer, a 7x7 image, GEMM is faster). And the data gradient of stride-1 layers with few
 //   input channels (a network's first layer), which the row kernels scatter faster than col2im
 //   (strided ones they scatter lane by lane, slower).
 const char* auto_choice(const ConvProblem& p, DType dtype, ConvDirection direction,
@@ -54,9 +53,8 @@ const char* auto_choice(const ConvProblem& p, DType dtype, ConvDirection directi
       if (p.kernel_spatial() > 1 && reduction >= 256 && blocked::applies(q, dtype, kernels))
         return "direct";
       break;
-    case ConvDirection::backward_data:  // its weights are packed per call: count the batch
-      if (p.N * p.out_spatial() >= 64 && blocked::applies_backward_data(q, dtype, kernels))
-        return "direct";
+    case ConvDirection::backward_data:
+      if (blocked::applies_backward_data(q, dtype, kernels)) return "direct";
       if (p.C_per_group() < 8 && p.stride[0] == 1 && p.stride[1] == 1 && p.stride[2] == 1)
         return "direct";
       break;

@@ -85,7 +85,6 @@ void pool_window_impl(const typename V::T* x, const int64_t* offset, int64_t nro
                       typename V::T* y) {
   using T = typename V::T;
   using R = typename V::R;
-  constexpr int W = V::W;
   const int64_t rows = NR ? NR : nrows, taps = KW ? KW : kw;
   const auto block = [&](int64_t o, int lanes) {
     R acc = load_lanes<V>(x + offset[0] + o * stride, stride, lanes);

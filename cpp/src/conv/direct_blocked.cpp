@@ -1,15 +1,21 @@
-// conv/direct_blocked.cpp — direct convolution of dense layers on channel-blocked layouts.
+// conv/direct_blocked.cpp — direct convolution of dense layers on channel-blocked layouts:
+// the forward and (at stride 1) the data gradient; the weight gradient is in
+// direct_blocked_wgrad.cpp.
 //
-//   x  N x C x in (padded)            -> xb [g][cb][Dp][Hp][Wp][W]   one image at a time
+//   x  N x C x in                     -> xb [g][cb][Dp][Hp][Wp][W]   one image at a time, zero
+//                                        padding applied while converting (blocked_layout.hpp)
 //   w  K x Cg x KD x KH x KW          -> wb [g][kb][cb][tap][ci][ko]  packed once (plan)
-//   tile kernel: NB output blocks x UR outputs along W, the whole reduction in registers
-//   y  N x K x out                    <- each tile scattered back with bias and activation
+//   tile kernel: NB output blocks x UR outputs along W, the reduction in registers (flushed to
+//                the tile every 256 terms)
+//   y  N x K x out                    <- each tile's lanes transposed back, bias, activation
 // with W the ISA's vector lanes, cb / kb blocks of W input / output channels of a group (zero
 // beyond Cg / Kg) and tap = (kd, kh, kw). The layout change is one pass over the input per call
-// (the im2col that GEMM needs copies it once per kernel tap); outputs go straight to NCHW from
-// the registers' tile. Tasks are output rows (g, block of NB output blocks, od, oh) of one image;
-// each owns its outputs, so results do not depend on the thread count. Along a row, tiles of UR
-// outputs start every UR; the last one ends at the row's end, overlapping the one before.
+// (the im2col that GEMM needs copies it once per kernel tap). Tasks are output rows (g, block of
+// NB output blocks, od, oh) of one image; each owns its outputs, so results do not depend on the
+// thread count. Along a row, tiles of UR outputs start every UR; the last one ends at the row's
+// end, overlapping the one before. The data gradient is the forward convolution of the output
+// gradient padded by (kernel - 1) * dilation with flipped, channel-swapped weights, computed only
+// where the caller keeps it.
 #include "direct_blocked.hpp"
 
 #include <algorithm>

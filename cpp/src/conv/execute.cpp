@@ -1,8 +1,11 @@
 // conv/execute.cpp — see execute.hpp. An algorithm receives the unpadded view of a problem: the
 // input arrives padded (or, for the data gradient, the gradient of the padded input is computed
-// and folded back), so no algorithm handles padding or padding modes itself.
+// and folded back), so no algorithm handles padding modes itself. With zero padding an
+// algorithm may instead take the forward input as given and pad it itself (pads_forward_input),
+// or write the data gradient's kept box straight into dx (writes_kept_box).
 #include "execute.hpp"
 
+#include <algorithm>
 #include <cstddef>
 
 #include "activation.hpp"

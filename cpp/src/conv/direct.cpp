@@ -13,9 +13,6 @@
 // Best where GEMM tiles would be mostly padding: depthwise, few channels per group.
 #include <algorithm>
 #include <array>
-#include <cstdint>
-#include <cstring>
-#include <type_traits>
 
 #include "activation.hpp"
 #include "algorithm.hpp"
@@ -219,28 +216,9 @@ void forward(const ConvArgs& a) {
   }
 }
 
-// Whether every weight is finite. The blocked data gradient multiplies the weights by the zeros
-// it pads the output gradient with, where the definition has no term: 0 x NaN or 0 x Inf would
-// spread NaN to input positions no weight reaches. Non-finite weights take the row kernels.
-// (An exponent test on the bits: integer operations the compiler vectorises.)
-template <typename T>
-bool finite_weights(const ConvArgs& a) {
-  using Bits = std::conditional_t<sizeof(T) == 4, uint32_t, uint64_t>;
-  constexpr Bits kExponent = sizeof(T) == 4 ? Bits(0x7f800000u) : Bits(0x7ff0000000000000ull);
-  const ConvProblem& p = a.problem;
-  const auto* w = static_cast<const T*>(a.w);
-  const int64_t n = p.K * p.C_per_group() * p.kernel_spatial();
-  Bits special = 0;
-  for (int64_t i = 0; i < n; ++i) {
-    Bits u;
-    std::memcpy(&u, w + i, sizeof u);
-    special |= static_cast<Bits>((u & kExponent) == kExponent);
-  }
-  return special == 0;
-}
-
 // The blocked data gradient writes whole boxes of the input gradient (writes_kept_box); with
-// non-finite weights backward_data computes the box aside (row kernels) and copies it.
+// non-finite weights (which the blocked path declines: 0 x NaN in its padding) backward_data
+// computes the box aside with the row kernels and copies it.
 bool writes_kept_box(const ConvArgs& a) {
   return blocked::applies_backward_data(a.problem, a.dtype, a.kernels);
 }
@@ -254,10 +232,7 @@ template <typename T>
 void backward_data(const ConvArgs& a) {
   const ConvProblem& p = a.problem;
   if (blocked::applies_backward_data(p, a.dtype, a.kernels)) {
-    if (finite_weights<T>(a)) {
-      blocked::backward_data(a);
-      return;
-    }
+    if (blocked::backward_data(a)) return;  // else a weight is not finite: the row kernels
     if (a.out_is_kept_box) {  // the row kernels write the padded gradient: aside, then the box
       const int64_t plane = p.in_spatial(), planes = p.N * p.C;
       util::AlignedBuffer padded(static_cast<std::size_t>(planes * plane) * sizeof(T),

@@ -20,6 +20,9 @@
 
 #include <algorithm>
 #include <array>
+#include <cstdint>
+#include <cstring>
+#include <type_traits>
 
 #include "activation.hpp"
 #include "blocked_layout.hpp"
@@ -83,11 +86,15 @@ struct Tiling {
 // wb [g][kb][cb][tap][ci][ko] = w[g * group + k * k_step + c * c_step + (tap, or ntaps - 1 -
 // tap when Flip)] for the output / input channels k, c of group g of p (zero beyond
 // K_per_group / C_per_group).
+// Returns whether every weight is finite (an exponent test on the bits of each value copied).
 template <bool Flip, typename T>
-void pack_blocks(const ConvProblem& p, const Tiling& t, const T* w, int64_t group, int64_t k_step,
+bool pack_blocks(const ConvProblem& p, const Tiling& t, const T* w, int64_t group, int64_t k_step,
                  int64_t c_step, T* wb, int threads) {
+  using Bits = std::conditional_t<sizeof(T) == 4, uint32_t, uint64_t>;
+  constexpr Bits kExponent = sizeof(T) == 4 ? Bits(0x7f800000u) : Bits(0x7ff0000000000000ull);
   const int64_t Kg = p.K_per_group(), Cg = p.C_per_group(), W = t.w, nt = t.ntaps;
-#pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1)
+  Bits special = 0;
+#pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1) reduction(| : special)
   for (int64_t gk = 0; gk < p.groups * t.nkb; ++gk) {
     const int64_t g = gk / t.nkb, kb = gk % t.nkb;
     const int64_t kn = std::max<int64_t>(0, std::min<int64_t>(W, Kg - kb * W));  // channels here
@@ -105,11 +112,18 @@ void pack_blocks(const ConvProblem& p, const Tiling& t, const T* w, int64_t grou
         const int64_t from = Flip ? nt - 1 - tap : tap;
         for (int64_t ci = 0; ci < cn; ++ci) {
           T* d = dst + (tap * W + ci) * W;
-          for (int64_t ko = 0; ko < kn; ++ko) d[ko] = rows[ko][ci * c_step + from];
+          for (int64_t ko = 0; ko < kn; ++ko) {
+            const T v = rows[ko][ci * c_step + from];
+            d[ko] = v;
+            Bits u;
+            std::memcpy(&u, &v, sizeof u);
+            special |= static_cast<Bits>((u & kExponent) == kExponent);
+          }
         }
       }
     }
   }
+  return special == 0;
 }
 
 template <typename T>
@@ -253,8 +267,10 @@ ConvProblem data_gradient_problem(const ConvProblem& p) {
   return q;
 }
 
+// False, writing nothing, when a weight is not finite: the zeros the output gradient is padded
+// with would turn 0 x NaN / 0 x Inf into NaN where the definition has no term.
 template <typename T>
-void run_backward_data(const ConvArgs& a) {
+bool run_backward_data(const ConvArgs& a) {
   const ConvProblem& p = a.problem;
   const ConvProblem q = data_gradient_problem(p);
   const auto& uk = a.kernels.get<T>().blocked;
@@ -266,7 +282,8 @@ void run_backward_data(const ConvArgs& a) {
   const auto& k = p.kernel;
   // q's (output channel c, input channel kk, tap) = p's weight (kk, c, tap flipped in space):
   // the flat tap index reversed.
-  pack_blocks<true>(q, t, w, Kg * Cg * t.ntaps, t.ntaps, Cg * t.ntaps, ws.weights, a.threads);
+  if (!pack_blocks<true>(q, t, w, Kg * Cg * t.ntaps, t.ntaps, Cg * t.ntaps, ws.weights, a.threads))
+    return false;
   std::array<int64_t, 3> lo;
   for (int d = 0; d < 3; ++d) lo[d] = (k[d] - 1) * p.dilation[d];
   const Source<T> src{static_cast<const T*>(a.dy), p.out, lo};
@@ -278,6 +295,7 @@ void run_backward_data(const ConvArgs& a) {
   }
   convolve(q, t, uk, src, ws.weights, static_cast<const T*>(nullptr), Activation::none, dest, ws,
            a.threads, window);
+  return true;
 }
 
 template <typename T>
@@ -326,8 +344,8 @@ std::size_t backward_data_workspace_bytes(const ConvProblem& p, DType dtype, int
   return workspace_bytes(q, dtype, threads, kernels) + static_cast<std::size_t>(weights) * elem;
 }
 
-void backward_data(const ConvArgs& a) {
-  by_dtype<run_backward_data<float>, run_backward_data<double>>(a);
+bool backward_data(const ConvArgs& a) {
+  return a.dtype == DType::f32 ? run_backward_data<float>(a) : run_backward_data<double>(a);
 }
 
 void pack_weights(const ConvArgs& a, void* packed) {

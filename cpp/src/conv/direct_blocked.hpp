@@ -21,11 +21,12 @@ void pack_weights(const ConvArgs& a, void* packed);
 void forward(const ConvArgs& a);
 
 // The data gradient of a stride-1 convolution, as the forward convolution of the padded
-// output gradient with the flipped, channel-swapped weights (packed per call).
+// output gradient with the flipped, channel-swapped weights (packed per call). backward_data
+// returns false, having written nothing, when a weight is not finite (0 x NaN in the padding).
 bool applies_backward_data(const ConvProblem& p, DType dtype, const kernels::KernelTable& kernels);
 std::size_t backward_data_workspace_bytes(const ConvProblem& p, DType dtype, int threads,
                                           const kernels::KernelTable& kernels);
-void backward_data(const ConvArgs& a);
+bool backward_data(const ConvArgs& a);
 
 // The weight gradient (direct_blocked_wgrad.cpp): where the forward kernels apply.
 bool applies_backward_weights(const ConvProblem& p, DType dtype,

@@ -223,6 +223,14 @@ def compare_with_reference(y, ref, dtype, tol, where):
     return problems, err
 
 
+def layout_problems(y, ref, dtype, where):
+    """What is wrong with y's type, shape, dtype or memory layout for the reference `ref`."""
+    if not isinstance(y, np.ndarray) or y.shape != ref.shape or y.dtype != np.dtype(dtype):
+        return [f"{where}: got {type(y).__name__} {getattr(y, 'shape', '')} "
+                f"{getattr(y, 'dtype', '')}, expected {ref.shape} {np.dtype(dtype)}"]
+    return [] if y.flags.c_contiguous else [f"{where}: output not C-contiguous"]
+
+
 def special_value_problems(y, ref, where, noun="outputs"):
     """Where y's NaN, +Inf and -Inf differ from the float64 reference's (a list of strings)."""
     problems = []

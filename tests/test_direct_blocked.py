@@ -52,7 +52,7 @@ import pytest
 
 import fastconv
 from fastconv import functional as F
-from conftest import fail_if, special_value_problems, tolerance_for
+from conftest import fail_if, layout_problems, special_value_problems, tolerance_for
 from reference import conv_output_shape, conv_reference, normalized_error, resolve_padding
 
 CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
@@ -392,14 +392,11 @@ def check(case, dtype, isa, record_error):
     except Exception as e:  # noqa: BLE001 - report any exception with the configuration
         return [f"{where}: raised {type(e).__name__}: {e}"]
     ref = case.ref
-    if not isinstance(y, np.ndarray) or y.shape != ref.shape or y.dtype != np.dtype(dtype):
-        return [f"{where}: got {type(y).__name__} {getattr(y, 'shape', '')} "
-                f"{getattr(y, 'dtype', '')}, expected {ref.shape} {np.dtype(dtype)}"]
-    problems = []
-    if not y.flags.c_contiguous:
-        problems.append(f"{where}: output not C-contiguous")
+    problems = layout_problems(y, ref, dtype, where)
+    if problems:
+        return problems
     yd = y.astype(np.float64)
-    problems += special_value_problems(yd, ref, where, "outputs")
+    problems = special_value_problems(yd, ref, where, "outputs")
     if problems:
         return problems
     if case.special:

@@ -27,7 +27,7 @@ import pytest
 
 import fastconv
 from fastconv import functional as F
-from conftest import ALGOS_BY_DIRECTION, ISAS, fail_if, tolerance_for
+from conftest import ALGOS_BY_DIRECTION, ISAS, fail_if, layout_problems, tolerance_for
 from conv_configs import draw_conv_config
 from reference import conv_output_shape, conv_reference, normalized_error
 
@@ -160,15 +160,9 @@ def _check_plan_output(y, ref, scale, act, dtype, tol, where):
     """ndarray of the dtype, reference shape, C-contiguous, NaN-free, and
     err = max|y - act(ref)| / max|ref| <= tol (pre-activation scale; absolute when ref == 0).
     Returns (problems, err); err is None when it could not be measured."""
-    if not isinstance(y, np.ndarray):
-        return [f"{where}: returned {type(y).__name__}, not ndarray"], None
-    problems = []
-    if y.dtype != np.dtype(dtype):
-        problems.append(f"{where}: dtype {y.dtype}, expected {np.dtype(dtype)}")
-    if y.shape != ref.shape:
-        return problems + [f"{where}: shape {y.shape}, expected {ref.shape}"], None
-    if not y.flags.c_contiguous:
-        problems.append(f"{where}: output not C-contiguous (strides {y.strides})")
+    problems = layout_problems(y, ref, dtype, where)
+    if problems:
+        return problems, None
     if y.size == 0:
         return problems, 0.0
     if np.isnan(y).any():

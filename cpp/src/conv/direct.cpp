@@ -19,6 +19,7 @@
 #include "direct_blocked.hpp"
 #include "util/buffer.hpp"
 #include "util/checked.hpp"
+#include "util/dtype.hpp"
 #include "util/parallel.hpp"
 
 namespace fastconv::conv {
@@ -138,7 +139,7 @@ std::size_t packed_weights_bytes(const ConvProblem& p, DType dtype,
                                  const kernels::KernelTable& kernels) {
   if (blocked::applies(p, dtype, kernels)) return blocked::packed_weights_bytes(p, dtype, kernels);
   const bool f32 = dtype == DType::f32;
-  const std::size_t elem = f32 ? sizeof(float) : sizeof(double);
+  const std::size_t elem = util::dtype_size(dtype);
   if (depthwise_planes(p)) return static_cast<std::size_t>(p.K * p.kernel_spatial()) * elem;
   const int kb = f32 ? block_channels(p, kernels.f32.direct_row)
                      : block_channels(p, kernels.f64.direct_row);
@@ -310,7 +311,7 @@ void backward_data_rows(const ConvArgs& a) {
 template <typename T>
 void backward_weights(const ConvArgs& a) {
   const ConvProblem& p = a.problem;
-  if (blocked::applies_backward_weights(p, a.dtype, a.kernels)) {
+  if (blocked::applies(p, a.dtype, a.kernels)) {
     blocked::backward_weights(a);
     return;
   }
@@ -356,20 +357,20 @@ std::size_t workspace_bytes(const ConvProblem& p, DType dtype, ConvDirection dir
         return blocked::workspace_bytes(p, dtype, threads, kernels);
       if (!depthwise_planes(p)) return taps(p) * sizeof(int64_t);
       const auto [Hp, Wp] = depthwise_padded_plane(p);
-      const std::size_t elem = dtype == DType::f32 ? sizeof(float) : sizeof(double);
+      const std::size_t elem = util::dtype_size(dtype);
       return static_cast<std::size_t>(threads * util::scratch_stride(Hp * Wp, static_cast<int64_t>(elem))) * elem;
     }
     case ConvDirection::backward_data: {  // the row kernels' packed weights, or the blocked path's
       const bool f32 = dtype == DType::f32;
       const int kb = f32 ? block_channels(p, kernels.f32.direct_row)
                          : block_channels(p, kernels.f64.direct_row);
-      const std::size_t rows = static_cast<std::size_t>(packed_weight_size(p, kb)) *
-                               (f32 ? sizeof(float) : sizeof(double));
+      const std::size_t rows =
+          static_cast<std::size_t>(packed_weight_size(p, kb)) * util::dtype_size(dtype);
       if (!blocked::applies_backward_data(p, dtype, kernels)) return rows;
       return std::max(rows, blocked::backward_data_workspace_bytes(p, dtype, threads, kernels));
     }
     case ConvDirection::backward_weights:
-      if (blocked::applies_backward_weights(p, dtype, kernels))
+      if (blocked::applies(p, dtype, kernels))
         return blocked::backward_weights_workspace_bytes(p, dtype, threads, kernels);
       return 0;
   }
@@ -381,7 +382,8 @@ std::size_t workspace_bytes(const ConvProblem& p, DType dtype, ConvDirection dir
 const ConvAlgorithm& direct_algorithm() {
   static const ConvAlgorithm algo{
       "direct",
-      "sliding window vectorised along output rows; best for depthwise / few channels",
+      "dense layers: channel-blocked register tiles reading the input in place; depthwise / few "
+      "channels: sliding windows vectorised along output rows",
       {&by_dtype<forward<float>, forward<double>>,
        &by_dtype<backward_data<float>, backward_data<double>>,
        &by_dtype<backward_weights<float>, backward_weights<double>>},

@@ -28,6 +28,7 @@
 #include "blocked_layout.hpp"
 #include "pad.hpp"
 #include "util/checked.hpp"
+#include "util/dtype.hpp"
 #include "util/parallel.hpp"
 
 namespace fastconv::conv::blocked {
@@ -306,19 +307,16 @@ const kernels::BlockedConvUkernel<T>& kernels_of(const kernels::KernelTable& k) 
 }  // namespace
 
 bool applies(const ConvProblem& p, DType dtype, const kernels::KernelTable& kernels) {
-  const int w = dtype == DType::f32 ? kernels.f32.blocked.w : kernels.f64.blocked.w;
+  const int w = lanes(dtype, kernels);
   return w > 0 && (p.stride[2] == 1 || p.stride[2] == 2) && 2 * p.C_per_group() >= w &&
          2 * p.K_per_group() >= w;
 }
 
 std::size_t packed_weights_bytes(const ConvProblem& p, DType dtype,
                                  const kernels::KernelTable& kernels) {
-  if (dtype == DType::f32) {
-    const Tiling t(p, kernels_of<float>(kernels));
-    return static_cast<std::size_t>(p.groups * t.nkb * t.weight_block()) * sizeof(float);
-  }
-  const Tiling t(p, kernels_of<double>(kernels));
-  return static_cast<std::size_t>(p.groups * t.nkb * t.weight_block()) * sizeof(double);
+  const Tiling t = dtype == DType::f32 ? Tiling(p, kernels_of<float>(kernels))
+                                        : Tiling(p, kernels_of<double>(kernels));
+  return static_cast<std::size_t>(p.groups * t.nkb * t.weight_block()) * util::dtype_size(dtype);
 }
 
 std::size_t workspace_bytes(const ConvProblem& problem, DType dtype, int threads,
@@ -337,8 +335,8 @@ std::size_t backward_data_workspace_bytes(const ConvProblem& p, DType dtype, int
                                           const kernels::KernelTable& kernels) {
   const ConvProblem q = data_gradient_problem(p);
   // The packed weights of any tiling of q: output blocks rounded up to the largest NB (4).
-  const int w = dtype == DType::f32 ? kernels.f32.blocked.w : kernels.f64.blocked.w;
-  const std::size_t elem = dtype == DType::f32 ? sizeof(float) : sizeof(double);
+  const int w = lanes(dtype, kernels);
+  const std::size_t elem = util::dtype_size(dtype);
   const int64_t weights = q.groups * round_up(ceil_div(q.K_per_group(), w), 4) *
                           ceil_div(q.C_per_group(), w) * q.kernel_spatial() * w * w;
   return workspace_bytes(q, dtype, threads, kernels) + static_cast<std::size_t>(weights) * elem;

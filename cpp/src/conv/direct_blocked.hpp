@@ -13,6 +13,11 @@ namespace fastconv::conv::blocked {
 // half a vector of channels per group on both sides (blocks are zero-padded to whole vectors).
 bool applies(const ConvProblem& p, DType dtype, const kernels::KernelTable& kernels);
 
+// Vector lanes W of the blocked kernels for dtype.
+inline int lanes(DType dtype, const kernels::KernelTable& kernels) {
+  return dtype == DType::f32 ? kernels.f32.blocked.w : kernels.f64.blocked.w;
+}
+
 std::size_t packed_weights_bytes(const ConvProblem& p, DType dtype,
                                  const kernels::KernelTable& kernels);
 std::size_t workspace_bytes(const ConvProblem& p, DType dtype, int threads,
@@ -28,9 +33,7 @@ std::size_t backward_data_workspace_bytes(const ConvProblem& p, DType dtype, int
                                           const kernels::KernelTable& kernels);
 bool backward_data(const ConvArgs& a);
 
-// The weight gradient (direct_blocked_wgrad.cpp): where the forward kernels apply.
-bool applies_backward_weights(const ConvProblem& p, DType dtype,
-                              const kernels::KernelTable& kernels);
+// The weight gradient (direct_blocked_wgrad.cpp), where the forward kernels apply (applies()).
 std::size_t backward_weights_workspace_bytes(const ConvProblem& p, DType dtype, int threads,
                                              const kernels::KernelTable& kernels);
 void backward_weights(const ConvArgs& a);

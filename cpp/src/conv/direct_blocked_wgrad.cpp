@@ -12,6 +12,7 @@
 #include "blocked_layout.hpp"
 #include "direct_blocked.hpp"
 #include "util/checked.hpp"
+#include "util/dtype.hpp"
 #include "util/parallel.hpp"
 
 namespace fastconv::conv::blocked {
@@ -128,20 +129,13 @@ void run(const ConvArgs& a) {
 
 }  // namespace
 
-bool applies_backward_weights(const ConvProblem& p, DType dtype,
-                              const kernels::KernelTable& kernels) {
-  return applies(p, dtype, kernels);
-}
-
 std::size_t backward_weights_workspace_bytes(const ConvProblem& p, DType dtype, int,
                                              const kernels::KernelTable& kernels) {
-  const bool f32 = dtype == DType::f32;
-  const auto& uk32 = kernels.f32.blocked;
-  const auto& uk64 = kernels.f64.blocked;
-  const WgradTiling t(p, f32 ? uk32.w : uk64.w, f32 ? uk32.wgrad_ur : uk64.wgrad_ur);
+  const int ur = dtype == DType::f32 ? kernels.f32.blocked.wgrad_ur : kernels.f64.blocked.wgrad_ur;
+  const WgradTiling t(p, lanes(dtype, kernels), ur);
   const int64_t elems = util::round_up(x_layout(p, t).size(), 16) +
                         util::round_up(dy_layout(p, t).size(), 16) + t.tasks * t.acc_size();
-  return static_cast<std::size_t>(elems) * (f32 ? sizeof(float) : sizeof(double));
+  return static_cast<std::size_t>(elems) * util::dtype_size(dtype);
 }
 
 void backward_weights(const ConvArgs& a) { by_dtype<run<float>, run<double>>(a); }

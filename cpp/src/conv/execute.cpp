@@ -21,6 +21,7 @@ namespace fastconv::conv {
 namespace {
 
 using util::dtype_of;
+using util::dtype_size;
 using util::with_dtype;
 
 template <typename T>
@@ -33,8 +34,6 @@ int64_t padded_elements(const ConvProblem& p) {
   const auto ext = padded_extent(p);
   return p.N * p.C * ext[0] * ext[1] * ext[2];
 }
-
-std::size_t dtype_size(DType dtype) { return dtype == DType::f32 ? sizeof(float) : sizeof(double); }
 
 // The input as algorithms read it: x itself, or its padded copy held in `storage`.
 template <typename T>

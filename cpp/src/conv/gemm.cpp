@@ -19,6 +19,7 @@
 #include "gemm/gemm.hpp"
 #include "im2col.hpp"
 
+#include "util/dtype.hpp"
 #include "util/parallel.hpp"
 
 namespace fastconv::conv {
@@ -190,7 +191,7 @@ std::size_t workspace_bytes(const ConvProblem&, DType dtype, ConvDirection direc
                             int threads, const kernels::KernelTable& kernels) {
   const bool f32 = dtype == DType::f32;
   const int mr = f32 ? kernels.f32.gemm.mr : kernels.f64.gemm.mr;
-  const std::size_t elem = f32 ? sizeof(float) : sizeof(double);
+  const std::size_t elem = util::dtype_size(dtype);
   const bool with_c = direction == ConvDirection::backward_data;
   const int64_t elems =
       threads * (f32 ? scratch_size<float>(mr, with_c) : scratch_size<double>(mr, with_c));

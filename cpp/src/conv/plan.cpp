@@ -9,6 +9,7 @@
 #include "execute.hpp"
 #include "pad.hpp"
 #include "util/buffer.hpp"
+#include "util/dtype.hpp"
 
 namespace fastconv {
 
@@ -32,7 +33,7 @@ ConvPlan::ConvPlan(const ConvProblem& problem, DType dtype, const void* weight, 
   s->algo = &conv::select(problem, dtype, ConvDirection::forward, algorithm, *s->kernels);
   s->algo_name = s->algo->name;
   s->activation = activation;
-  const std::size_t elem = dtype == DType::f32 ? sizeof(float) : sizeof(double);
+  const std::size_t elem = util::dtype_size(dtype);
   if (bias && problem.K > 0) {
     s->bias_bytes = static_cast<std::size_t>(problem.K) * elem;
     s->bias = util::AlignedBuffer(s->bias_bytes, "the plan's bias");

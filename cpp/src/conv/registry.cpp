@@ -59,7 +59,7 @@ const char* auto_choice(const ConvProblem& p, DType dtype, ConvDirection directi
         return "direct";
       break;
     case ConvDirection::backward_weights:
-      if (positions && blocked::applies_backward_weights(q, dtype, kernels)) return "direct";
+      if (positions && blocked::applies(q, dtype, kernels)) return "direct";
       break;
   }
   return "gemm";

@@ -24,28 +24,16 @@ import pytest
 import fastconv
 from fastconv import functional as F
 from conv_configs import MODES, draw_conv_config, scale_conv_layer
-from conftest import ALGOS, ISAS, load_layers
+from conftest import ALGOS, ISAS, load_layers, tolerance_for
 from reference import conv_output_shape, conv_reference, normalized_error, resolve_padding
 
 CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
 DTYPES = [np.float32, np.float64]
 DEFAULT_ISA = fastconv.get_isa()
 
-# accuracy budget (DESIGN.md). float32 per algorithm; names not listed get the default.
-FP32_TOL_DEFAULT = 2e-6
-FP32_TOL_BY_ALGO_PREFIX = {"winograd_f4x3": 5e-5, "winograd_f6x3": 5e-5}
-FP64_TOL = 1e-12
-
-
 def tolerance(algo, dtype):
-    if np.dtype(dtype) == np.float64:
-        return FP64_TOL
-    if algo == "auto":  # auto may pick any registered algorithm
-        return max([FP32_TOL_DEFAULT] + [tolerance(a, dtype) for a in ALGOS])
-    for prefix, tol in FP32_TOL_BY_ALGO_PREFIX.items():
-        if algo.startswith(prefix):
-            return tol
-    return FP32_TOL_DEFAULT
+    """Accuracy budget of `algo` (DESIGN.md; conftest.tolerance_for)."""
+    return tolerance_for(algo, dtype)
 
 
 # --------------------------------------------------------------------------- one configuration

@@ -17,7 +17,7 @@ import pytest
 import fastconv
 from fastconv import functional as F
 from fastconv import grad as fgrad
-from conftest import ALGOS_BY_DIRECTION
+from conftest import ALGOS_BY_DIRECTION, unless_declined
 from reference import conv_output_shape, conv_transpose_output_shape, normalized_error
 
 RANKS = [1, 2, 3]
@@ -382,8 +382,11 @@ def test_algo_lacking_the_direction(entry, rank):
 @pytest.mark.parametrize("entry", ALGO_ENTRIES)
 def test_every_algo_of_the_direction_accepted(entry, rank):
     x, w, g, kw, b = base_for(entry, rank, dtype=np.float64)
-    results = [call(entry, rank, x, w, g, dict(kw, algo=a), b)
-               for a in ALGOS_BY_DIRECTION[DIRECTION[entry]] + ["auto"]]
+    # (a named algorithm may refuse this problem as outside its domain: "does not support")
+    results = [y for a in ALGOS_BY_DIRECTION[DIRECTION[entry]] + ["auto"]
+               if (y := unless_declined(a, lambda: call(entry, rank, x, w, g, dict(kw, algo=a), b)))
+               is not None]
+    assert len(results) >= 3  # gemm, direct and auto at least
     for y in results[1:]:
         assert normalized_error(y, results[0]) <= 1e-12
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from fastconv import functional as F
-from conftest import ALGOS
+from conftest import ALGOS, skip_if_declined, tolerance_for
 from reference import conv_reference, normalized_error
 
 CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
@@ -131,7 +131,8 @@ def test_layout_variant(rank, algo, variant, dtype):
     xc, wc, bc = (_native_contiguous(a) for a in (x, w, b))
     for mode in ("zeros", "circular"):
         kw = dict(padding=1, groups=G, padding_mode=mode, algo=algo)
-        expected = CONV[rank](xc, wc, bc, **kw)
+        with skip_if_declined(algo):
+            expected = CONV[rank](xc, wc, bc, **kw)
         y = CONV[rank](x, w, b, **kw)
         assert isinstance(y, np.ndarray)
         assert y.dtype == np.dtype(dtype) and y.dtype.isnative
@@ -143,7 +144,7 @@ def test_layout_variant(rank, algo, variant, dtype):
             f"{variant}: differs from the contiguous copy by "
             f"{np.max(np.abs(y.astype(np.float64) - expected)):.3e}")
         ref = conv_reference(xc, wc, bc, padding=1, groups=G, padding_mode=mode)
-        assert normalized_error(y, ref) <= (2e-6 if dtype == np.float32 else 1e-12)
+        assert normalized_error(y, ref) <= tolerance_for(algo, dtype)
     for a, s in zip((x, w, b), saved):
         assert a.dtype == s.dtype
         assert np.array_equal(a, s), "an argument was modified by the call"
@@ -158,7 +159,8 @@ def test_contiguous_inputs_not_modified(algo):
     b = _rand(rng, (6,), np.float32)
     saved = [a.copy() for a in (x, w, b)]
     for mode in ("zeros", "reflect", "replicate", "circular"):
-        y = F.conv2d(x, w, b, padding=2, groups=2, padding_mode=mode, algo=algo)
+        with skip_if_declined(algo):
+            y = F.conv2d(x, w, b, padding=2, groups=2, padding_mode=mode, algo=algo)
         assert not any(np.shares_memory(y, a) for a in (x, w, b))
         for a, s in zip((x, w, b), saved):
             assert a.tobytes() == s.tobytes()

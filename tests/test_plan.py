@@ -27,7 +27,8 @@ import pytest
 
 import fastconv
 from fastconv import functional as F
-from conftest import ALGOS_BY_DIRECTION, ISAS, fail_if, layout_problems, tolerance_for
+from conftest import (ALGOS_BY_DIRECTION, ISAS, fail_if, layout_problems, skip_if_declined,
+                      spreads_non_finite, tolerance_for, unless_declined)
 from conv_configs import draw_conv_config
 from reference import conv_output_shape, conv_reference, normalized_error
 
@@ -240,7 +241,9 @@ def test_long_reduction(name, dtype, isa, record_error):
     xd, wd, bd = x.astype(dtype), w.astype(dtype), b.astype(dtype)
     problems = []
     for algo in PLAN_ALGOS:
-        y_fun = CONV[rank](xd, wd, bd, algo=algo, **kwargs)
+        y_fun = unless_declined(algo, lambda: CONV[rank](xd, wd, bd, algo=algo, **kwargs))
+        if y_fun is None:
+            continue
         for act in ACTIVATIONS:
             where = f"[{name}, algo={algo}, isa={isa}, {dtype_id(dtype)}, activation={act!r}]"
             y = fastconv.plan(wd, bd, algo=algo, activation=act, **kwargs)(xd)
@@ -286,7 +289,9 @@ def _nan_case(name):
 @pytest.mark.parametrize("name", sorted(NAN_CASES))
 def test_nan_input(name, dtype, isa):
     """NaN in the input: NaN exactly where the reference is NaN, for every activation (relu
-    must not turn NaN into 0, relu6 not into 0 or 6); elsewhere within the budget."""
+    must not turn NaN into 0, relu6 not into 0 or 6); elsewhere within the budget. Algorithms
+    whose transforms spread a NaN over a tile (Winograd, named) keep every NaN of the reference
+    and may add some (test_winograd.py pins down where); `auto` never spreads."""
     x, w, b, kwargs = _nan_case(name)
     ref = conv_reference(x, w, b, **kwargs)
     nan_ref = np.isnan(ref)
@@ -297,16 +302,20 @@ def test_nan_input(name, dtype, isa):
     for algo in PLAN_ALGOS:
         for act in ACTIVATIONS:
             where = f"[{name}, algo={algo}, isa={isa}, {dtype_id(dtype)}, activation={act!r}]"
-            y = fastconv.plan(w.astype(dtype), b.astype(dtype), algo=algo, activation=act,
-                              **kwargs)(x.astype(dtype))
+            y = unless_declined(algo, lambda: fastconv.plan(
+                w.astype(dtype), b.astype(dtype), algo=algo, activation=act,
+                **kwargs)(x.astype(dtype)))
+            if y is None:
+                break
             nan_y = np.isnan(y)
-            if not np.array_equal(nan_y, nan_ref):
-                problems.append(f"{where}: NaN pattern differs: {int((nan_ref & ~nan_y).sum())} "
-                                f"NaN lost (values there: {y[nan_ref & ~nan_y][:5]}), "
-                                f"{int((nan_y & ~nan_ref).sum())} NaN added")
+            lost, added = int((nan_ref & ~nan_y).sum()), int((nan_y & ~nan_ref).sum())
+            if lost or (added and not spreads_non_finite(algo)):
+                problems.append(f"{where}: NaN pattern differs: {lost} NaN lost (values there: "
+                                f"{y[nan_ref & ~nan_y][:5]}), {added} NaN added")
                 continue
             target = act_ref(ref, act)
-            err = float(np.max(np.abs(y[~nan_ref] - target[~nan_ref]))) / scale
+            finite = ~nan_y
+            err = float(np.max(np.abs(y[finite] - target[finite]), initial=0.0)) / scale
             if not err <= tolerance_for(algo, dtype):
                 problems.append(f"{where}: normalised error {err:.3e} on the finite outputs")
             y_fun = CONV[rank](x.astype(dtype), w.astype(dtype), b.astype(dtype), algo=algo,
@@ -338,13 +347,19 @@ def test_relu6_clamps_large_values(dtype, isa):
     x = rng.uniform(100.0, 1000.0, (2, 6, 7, 9)).astype(dtype)
     w = rng.uniform(0.5, 1.0, (10, 6, 3, 3)).astype(dtype)
     w[1::2] *= -1  # odd output channels: large negative sums
+    moderate = x.copy()
     big = np.float32(3e30) if dtype == np.float32 else 1e300
     x[0, 0, 3, 4] = big  # a huge value: still exactly 6 (finite sum, no overflow in float32)
     b = np.linspace(-2, 2, 10).astype(dtype)
     for algo in PLAN_ALGOS:
-        y6 = fastconv.plan(w, b, padding=1, algo=algo, activation="relu6")(x)
-        y = fastconv.plan(w, b, padding=1, algo=algo, activation="relu")(x)
-        yn = fastconv.plan(w, b, padding=1, algo=algo)(x)
+        p6 = fastconv.plan(w, b, padding=1, algo=algo, activation="relu6")
+        # A transform's rounding error scales with its tile's largest input: next to 3e30 the
+        # other outputs of a Winograd tile are noise (within the normalised budget, but no
+        # longer sure to be > 6), so those algorithms get the moderate values only.
+        xa = moderate if spreads_non_finite(p6.prepare(x.shape)["algo"]) else x
+        y6 = p6(xa)
+        y = fastconv.plan(w, b, padding=1, algo=algo, activation="relu")(xa)
+        yn = fastconv.plan(w, b, padding=1, algo=algo)(xa)
         assert (y6[:, 0::2] == 6).all(), algo
         assert (y6[:, 1::2] == 0).all() and not np.signbit(y6).any(), algo
         assert (y[:, 1::2] == 0).all(), algo
@@ -411,7 +426,8 @@ def test_plan_owns_weight_and_bias(algo, prepared):
     w0, b0 = w.copy(), b.copy()
     x = rng.uniform(-1, 1, (2, 4, 19)).astype(np.float32)
     x2 = rng.uniform(-1, 1, (3, 4, 11)).astype(np.float32)
-    p = fastconv.plan(w, b, padding=2, algo=algo, activation="relu6")
+    with skip_if_declined(algo):
+        p = fastconv.plan(w, b, padding=2, algo=algo, activation="relu6")
     if prepared:
         p.prepare(x.shape)
     w[...] = 100.0
@@ -442,7 +458,8 @@ def test_prepare_report(rank, algo):
     w, b = _small_layer(rng, rank=rank, C=4, K=6, k=3, dtype=np.float64)
     x_shape = (2, 4) + (7, 6, 5)[:rank]
     kwargs = dict(stride=2, padding=1, dilation=1)
-    p = fastconv.plan(w, b, algo=algo, **kwargs)
+    with skip_if_declined(algo):
+        p = fastconv.plan(w, b, algo=algo, **kwargs)
     info = p.prepare(x_shape)
     assert set(info) == {"algo", "isa", "input_shape", "output_shape", "packed_bytes",
                          "workspace_bytes"}
@@ -611,7 +628,8 @@ def test_empty_batch(algo, dtype):
     rng = np.random.default_rng(51)
     w = rng.uniform(-1, 1, (4, 3, 3, 3)).astype(dtype)
     b = rng.uniform(-1, 1, 4).astype(dtype)
-    p = fastconv.plan(w, b, padding=1, stride=2, algo=algo, activation="relu")
+    with skip_if_declined(algo):
+        p = fastconv.plan(w, b, padding=1, stride=2, algo=algo, activation="relu")
     y = p(np.ones((0, 3, 9, 8), dtype))
     assert isinstance(y, np.ndarray) and y.shape == (0, 4, 5, 4) and y.dtype == dtype
     assert p.prepare((0, 3, 9, 8))["output_shape"] == (0, 4, 5, 4)

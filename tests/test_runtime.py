@@ -16,7 +16,7 @@ import pytest
 
 import fastconv
 from fastconv import functional as F
-from conftest import ALGOS, SHARED_LAYERS, packaged_layers_path
+from conftest import ALGOS, SHARED_LAYERS, packaged_layers_path, skip_if_declined, tolerance_for
 from reference import conv_reference, normalized_error
 
 ISA_ORDER = ["scalar", "avx2", "avx512"]
@@ -206,14 +206,14 @@ def test_results_independent_of_threads(rank, dtype, algo, isa, restore_threads)
     outs = {}
     for n in (1, 2, 3):
         fastconv.set_num_threads(n)
-        outs[n] = CONV[rank](x, w, b, algo=algo, **kw)
+        with skip_if_declined(algo):
+            outs[n] = CONV[rank](x, w, b, algo=algo, **kw)
         # an unbatched input (batch 1) must also split across threads without changing bits
         outs[(n, "unbatched")] = CONV[rank](x[0], w, b, algo=algo, **kw)
     for n in (2, 3):
         assert outs[n].tobytes() == outs[1].tobytes(), f"{n} threads differ from 1"
         assert outs[(n, "unbatched")].tobytes() == outs[(1, "unbatched")].tobytes()
-    tol = 2e-6 if dtype == np.float32 else 1e-12
-    assert normalized_error(outs[1], conv_reference(x, w, b, **kw)) <= tol
+    assert normalized_error(outs[1], conv_reference(x, w, b, **kw)) <= tolerance_for(algo, dtype)
 
 
 def test_concurrent_calls_from_python_threads():
@@ -221,8 +221,8 @@ def test_concurrent_calls_from_python_threads():
     rng = np.random.default_rng(11)
     jobs = []
     for i in range(8):
-        x = rng.standard_normal((2, 6, 17 + i, 15)).astype(np.float32)
-        w = rng.standard_normal((8, 3, 3, 3)).astype(np.float32)
+        x = rng.standard_normal((2, 8, 17 + i, 15)).astype(np.float32)
+        w = rng.standard_normal((8, 4, 3, 3)).astype(np.float32)
         jobs.append((x, w, ALGOS[i % len(ALGOS)]))
     expected = [F.conv2d(x, w, padding=1, groups=2, algo=a).tobytes() for x, w, a in jobs]
     results = [None] * len(jobs)

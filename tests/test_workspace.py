@@ -16,7 +16,7 @@ import pytest
 import fastconv
 from fastconv import functional as F
 from fastconv import grad as G
-from conftest import tolerance_for
+from conftest import tolerance_for, unless_declined
 from reference import conv_weight_grad, normalized_error
 
 MIB = 1 << 20
@@ -61,15 +61,21 @@ def test_results_do_not_depend_on_the_limit(case, dtype, limit_restored):
     conv = getattr(F, f"conv{rank}d")
     grad_input = getattr(G, f"conv{rank}d_input")
     grad_weight = getattr(G, f"conv{rank}d_weight")
-    for algo in fastconv.algorithms("forward"):
+    dy = None
+    for algo in fastconv.algorithms():  # each direction it implements and applies to
         limit_restored(0)
-        y = conv(x, w, algo=algo, **kw)
-        dy = rng.uniform(-1, 1, y.shape).astype(dtype)
-        dx = grad_input(x_shape, w, dy, algo=algo, **kw)
-        dw = grad_weight(x, w_shape, dy, algo=algo, **kw)
+        y = unless_declined(algo, lambda: conv(x, w, algo=algo, **kw))
+        if dy is None:
+            dy = rng.uniform(-1, 1, conv(x, w, **kw).shape).astype(dtype)
+        dx = unless_declined(algo, lambda: grad_input(x_shape, w, dy, algo=algo, **kw))
+        dw = unless_declined(algo, lambda: grad_weight(x, w_shape, dy, algo=algo, **kw))
         limit_restored(1)  # every image its own run
-        assert conv(x, w, algo=algo, **kw).tobytes() == y.tobytes(), algo
-        assert grad_input(x_shape, w, dy, algo=algo, **kw).tobytes() == dx.tobytes(), algo
+        if y is not None:
+            assert conv(x, w, algo=algo, **kw).tobytes() == y.tobytes(), algo
+        if dx is not None:
+            assert grad_input(x_shape, w, dy, algo=algo, **kw).tobytes() == dx.tobytes(), algo
+        if dw is None:
+            continue
         dw_runs = grad_weight(x, w_shape, dy, algo=algo, **kw)
         ref = conv_weight_grad(x.astype(np.float64), w_shape, dy.astype(np.float64),
                                **{k: v for k, v in kw.items()})
@@ -93,8 +99,11 @@ def test_forward_workspace_within_default_bound(layer):
     w = np.zeros((layer["K"], layer["C"] // layer["groups"], *layer["kernel"]), np.float32)
     bound = max(16 * MIB, int(np.prod(x_shape)) * 4)
     for algo in fastconv.algorithms("forward"):
-        p = fastconv.plan(w, stride=layer["stride"], padding=layer["padding"],
-                          dilation=layer["dilation"], groups=layer["groups"], algo=algo)
+        p = unless_declined(algo, lambda: fastconv.plan(
+            w, stride=layer["stride"], padding=layer["padding"], dilation=layer["dilation"],
+            groups=layer["groups"], algo=algo))
+        if p is None:
+            continue
         info = p.prepare(x_shape)
         assert 0 <= info["workspace_bytes"] <= bound, (algo, info["workspace_bytes"], bound)
 

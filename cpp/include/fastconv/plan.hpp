@@ -37,7 +37,8 @@ class ConvPlan {
   Activation activation() const;
   /// The ISA whose kernels the plan runs.
   std::string isa() const;
-  /// Bytes of packed weights (and bias) the plan holds.
+  /// Bytes the plan holds: packed weights, bias, and (when `auto` chose an algorithm that
+  /// spreads non-finite values) a copy of the weights for inputs holding NaN or Inf.
   std::size_t packed_bytes() const;
   /// Bytes one forward() allocates for its duration at the current num_threads(): the padded
   /// input copy (when there is padding) and the algorithm's scratch.

@@ -44,6 +44,11 @@ struct ConvArgs {
   // Backward-data only, for algorithms whose writes_kept_box says so: out holds just the kept
   // box (N x C x (keep_hi - keep_lo)), which the algorithm writes whole.
   bool out_is_kept_box = false;
+  // Forward and backward-data, for algorithms that spread non-finite values
+  // (ConvAlgorithm::spreads_non_finite): when not null, the caller wants the definition's NaN /
+  // Inf pattern, so the algorithm looks for a non-finite value in its input (x, or dy) first,
+  // and on finding one sets *non_finite_input and returns without writing the output.
+  bool* non_finite_input = nullptr;
 };
 
 using ConvRunFn = void (*)(const ConvArgs& args);
@@ -93,22 +98,37 @@ struct ConvAlgorithm {
   // write the kept box of the input gradient whole into a buffer of just that box (zero
   // padding: the entry point then needs no padded gradient and no fold). Null: never.
   bool (*writes_kept_box)(const ConvArgs& args) = nullptr;
+  // Whether a non-finite input value can reach outputs whose window does not hold it (a
+  // transform mixing a tile's inputs, as Winograd's does); see ConvArgs::non_finite_input.
+  bool spreads_non_finite = false;
 
   bool implements(ConvDirection d) const { return run[static_cast<int>(d)] != nullptr; }
   std::string reason_not_applicable(const ConvProblem& p, DType dtype, ConvDirection d) const;
 };
 
-// Algorithms, one per file (direct.cpp, gemm.cpp).
+// Algorithms, one per file (direct.cpp, gemm.cpp, winograd.cpp).
 const ConvAlgorithm& direct_algorithm();
 const ConvAlgorithm& gemm_algorithm();
+// Winograd F(m, 3) for m = 2, 4, 6; any other m: the entry that picks m per problem.
+const ConvAlgorithm& winograd_algorithm(int m);
 
 /// Every registered algorithm, best first.
 const std::vector<const ConvAlgorithm*>& registry();
 
+/// The algorithm the `auto` rule picks among those that keep the definition's NaN / Inf
+/// pattern, when `chosen` (picked by `auto`) spreads non-finite values; null otherwise. The
+/// entry points compute an input holding NaN or Inf with it.
+const ConvAlgorithm* exact_alternative(const ConvAlgorithm& chosen, const ConvProblem& problem,
+                                       DType dtype, ConvDirection direction,
+                                       const kernels::KernelTable& kernels);
+
 /// The algorithm `name` names for `direction` ("auto" chooses for the ISA of `kernels`); throws
 /// InvalidArgument for an unknown name and Unsupported when the named algorithm does not apply.
+/// prepacked: the forward weights will be packed once for many calls (a plan), so `auto` does
+/// not count their packing.
 const ConvAlgorithm& select(const ConvProblem& problem, DType dtype, ConvDirection direction,
                             const std::string& name,
-                            const kernels::KernelTable& kernels = kernels::active_kernels());
+                            const kernels::KernelTable& kernels = kernels::active_kernels(),
+                            bool prepacked = false);
 
 }  // namespace fastconv::conv

@@ -29,16 +29,19 @@ struct Source {
 };
 
 // Image n of src -> xb (L.size() elements); `interleave` is the ISA's channels-into-lanes
-// kernel (kernels::BlockedConvUkernel::interleave, for L.w lanes).
+// kernel (kernels::BlockedConvUkernel::interleave, for L.w lanes). With `non_finite` not null,
+// each row is also checked while in cache, and *non_finite set when one holds a NaN or an
+// infinity (else left as it was).
 template <typename T>
 void to_blocked(const BlockedLayout& L, const Source<T>& src, int64_t n, T* xb, int threads,
-                void (*interleave)(const T* const*, int64_t, T*)) {
+                void (*interleave)(const T* const*, int64_t, T*), bool* non_finite = nullptr) {
   const int64_t W = L.w, Hp = L.ext[1], Wp = L.ext[2], rows = L.ext[0] * Hp;
   const auto& e = src.extent;
   const int64_t plane = e[0] * e[1] * e[2], C = L.groups * L.per_group;
   // The source's columns land on [i0, i1) of a blocked row.
   const int64_t i0 = std::max<int64_t>(0, src.lo[2]), i1 = std::min(Wp, src.lo[2] + e[2]);
-#pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1)
+  int bad = 0;
+#pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1) reduction(| : bad)
   for (int64_t task = 0; task < L.groups * L.blocks * rows; ++task) {
     const int64_t row = task % rows, gcb = task / rows, g = gcb / L.blocks, cb = gcb % L.blocks;
     T* dst = xb + (gcb * rows + row) * Wp * W;
@@ -59,7 +62,11 @@ void to_blocked(const BlockedLayout& L, const Source<T>& src, int64_t n, T* xb, 
                      : nullptr;
     }
     interleave(from, i1 - i0, dst + i0 * W);
+    if (non_finite) {
+      for (int64_t i = i0 * W; i < i1 * W; ++i) bad |= !(dst[i] - dst[i] == T(0));
+    }
   }
+  if (non_finite && bad) *non_finite = true;
 }
 
 }  // namespace fastconv::conv

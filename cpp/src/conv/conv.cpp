@@ -52,15 +52,23 @@ void add_channel_bias(const ConvProblem& p, const T* b, T* y) {
 
 void conv_fwd(const ConvProblem& problem, DType dtype, const void* x, const void* w,
               const void* b, void* y, const std::string& algo) {
-  const ConvAlgorithm& a = conv::select(problem, dtype, ConvDirection::forward, algo);
-  conv::execute_forward(a, problem, dtype, x, w, nullptr, b, Activation::none, y,
-                        kernels::active_kernels());
+  const kernels::KernelTable& kernels = kernels::active_kernels();
+  const ConvAlgorithm& a = conv::select(problem, dtype, ConvDirection::forward, algo, kernels);
+  const ConvAlgorithm* exact =
+      algo == "auto" ? conv::exact_alternative(a, problem, dtype, ConvDirection::forward, kernels)
+                     : nullptr;
+  conv::execute_forward(a, problem, dtype, x, w, nullptr, b, Activation::none, y, kernels, exact);
 }
 
 void conv_bwd_data(const ConvProblem& problem, DType dtype, const void* w, const void* dy,
                    void* dx, const std::string& algo) {
-  const ConvAlgorithm& a = conv::select(problem, dtype, ConvDirection::backward_data, algo);
-  conv::execute_backward_data(a, problem, dtype, w, dy, dx);
+  const kernels::KernelTable& kernels = kernels::active_kernels();
+  const ConvAlgorithm& a = conv::select(problem, dtype, ConvDirection::backward_data, algo, kernels);
+  const ConvAlgorithm* exact =
+      algo == "auto"
+          ? conv::exact_alternative(a, problem, dtype, ConvDirection::backward_data, kernels)
+          : nullptr;
+  conv::execute_backward_data(a, problem, dtype, w, dy, dx, exact);
 }
 
 void conv_bwd_weights(const ConvProblem& problem, DType dtype, const void* x, const void* dy,

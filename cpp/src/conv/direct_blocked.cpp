@@ -26,6 +26,7 @@
 
 #include "activation.hpp"
 #include "blocked_layout.hpp"
+#include "blocked_tiling.hpp"
 #include "pad.hpp"
 #include "util/checked.hpp"
 #include "util/dtype.hpp"
@@ -37,52 +38,6 @@ namespace {
 
 using util::ceil_div;
 using util::round_up;
-
-// How a problem is cut into tiles for the blocked kernels `uk`.
-struct Tiling {
-  int w = 0;        // lanes
-  int max_acc = 0;  // accumulators of the kernels: nb x ur <= max_acc
-  int nb = 1;       // output blocks per tile
-  int ur = 1;       // outputs per tile along W
-  int64_t ncb = 0;  // input channel blocks per group
-  int64_t nkb = 0;  // output channel blocks per group, rounded up to a multiple of nb
-  int64_t ntaps = 0;
-
-  // OW: the outputs computed along W (p.out[2] unless a window of them).
-  template <typename T>
-  Tiling(const ConvProblem& p, const kernels::BlockedConvUkernel<T>& uk)
-      : Tiling(p, uk, p.out[2]) {}
-  template <typename T>
-  Tiling(const ConvProblem& p, const kernels::BlockedConvUkernel<T>& uk, int64_t OW)
-      : w(uk.w), max_acc(uk.max_acc) {
-    ncb = ceil_div(p.C_per_group(), w);
-    const int64_t blocks = ceil_div(p.K_per_group(), w);
-    // The (NB, UR) with the fewest cycles per useful output: a row of OW outputs takes
-    // ceil(OW / UR) tiles (the last one overlapping), each NB x UR FMAs per input channel, or at
-    // least kMinChains cycles when too few accumulators hide the FMA latency. Ties go to the
-    // larger tile (fewer loads per FMA), then NB = 2.
-    constexpr int64_t kMinChains = 8;
-    double best = 0;
-    int best_acc = 0;
-    for (int n : {2, 4, 1}) {
-      if (n > 1 && n > blocks) continue;
-      for (int u = 1; u <= kernels::BlockedConvUkernel<T>::kMaxUr && u <= OW; ++u) {
-        if (n * u > uk.max_acc) break;
-        const double cycles =
-            static_cast<double>(ceil_div(OW, u)) * static_cast<double>(std::max<int64_t>(n * u, kMinChains));
-        const double rate = static_cast<double>(n * OW) / cycles;
-        if (rate > best * 1.0001 || (rate > best * 0.9999 && n * u > best_acc)) {
-          best = rate, best_acc = n * u, nb = n, ur = u;
-        }
-      }
-    }
-    nkb = round_up(blocks, nb);
-    ntaps = p.kernel_spatial();
-  }
-
-  int64_t tap_block() const { return int64_t(w) * w; }
-  int64_t weight_block() const { return ncb * ntaps * tap_block(); }  // one output block's
-};
 
 // wb [g][kb][cb][tap][ci][ko] = w[g * group + k * k_step + c * c_step + (tap, or ntaps - 1 -
 // tap when Flip)] for the output / input channels k, c of group g of p (zero beyond
@@ -214,6 +169,7 @@ void convolve(const ConvProblem& p, const Tiling& t, const kernels::BlockedConvU
       args.w = wb + (g * t.nkb + kg * t.nb) * t.weight_block();
       args.w_block = t.weight_block();
       args.y = tile;
+      args.y_block = t.ur * W;
       const T* x_row = ws.image + g * t.ncb * x_block +
                        (od * p.stride[0] * Hp + oh * p.stride[1]) * Wp * W;
       for (int64_t ow0 = window.lo[2]; ow0 < window.hi[2]; ow0 += t.ur) {
@@ -253,19 +209,6 @@ void run(const ConvArgs& a) {
   convolve(q, t, uk, src, static_cast<const T*>(a.packed_w), static_cast<const T*>(a.b),
            a.activation, Destination<T>{static_cast<T*>(a.out), {0, 0, 0}, q.out},
            Workspace<T>(q, t, a.workspace, a.threads), a.threads, Window{{0, 0, 0}, q.out});
-}
-
-// The data gradient of a stride-1 convolution p as a forward convolution: dX_padded =
-// conv(dY padded by (kernel - 1) * dilation, W flipped in space with its channel roles
-// swapped); its input channels are p's K, its output channels p's C, its output p's padded
-// input.
-ConvProblem data_gradient_problem(const ConvProblem& p) {
-  ConvProblem q = p;
-  q.C = p.K;
-  q.K = p.C;
-  q.out = p.in;
-  for (int d = 0; d < 3; ++d) q.in[d] = p.out[d] + 2 * (p.kernel[d] - 1) * p.dilation[d];
-  return q;
 }
 
 // False, writing nothing, when a weight is not finite: the zeros the output gradient is padded

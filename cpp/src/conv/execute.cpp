@@ -57,7 +57,7 @@ void run(const ConvAlgorithm& algo, ConvDirection direction, const ConvProblem& 
          const ConvProblem& q, DType dtype, const void* x, const void* w, const void* b,
          const void* dy, void* out, int threads, const kernels::KernelTable& kernels,
          const void* packed_w = nullptr, Activation act = Activation::none,
-         bool out_is_kept_box = false) {
+         bool out_is_kept_box = false, bool* non_finite_input = nullptr) {
   util::AlignedBuffer workspace(algo.workspace_bytes(q, dtype, direction, threads, kernels),
                                 "the convolution workspace");
   ConvArgs args{q, dtype, x, w, b, dy, out, workspace.as<void>(), threads, kernels};
@@ -68,6 +68,7 @@ void run(const ConvAlgorithm& algo, ConvDirection direction, const ConvProblem& 
     for (int d = 0; d < 3; ++d) args.keep_lo[d] = p.pad_lo[d], args.keep_hi[d] = q.in[d] - p.pad_hi[d];
   }
   args.out_is_kept_box = out_is_kept_box;
+  args.non_finite_input = non_finite_input;
   algo.run[static_cast<int>(direction)](args);
 }
 
@@ -75,11 +76,7 @@ void run(const ConvAlgorithm& algo, ConvDirection direction, const ConvProblem& 
 // workspace limit (fastconv/runtime.hpp): the whole batch when it fits, else as many images as
 // fit, at least one.
 int64_t images_per_run(const ConvProblem& p, DType dtype, int64_t image_bytes) {
-  int64_t limit = workspace_limit();
-  if (limit == 0) {
-    constexpr int64_t kDefault = int64_t(16) << 20;
-    limit = std::max(kDefault, p.N * p.C * p.in_spatial() * static_cast<int64_t>(dtype_size(dtype)));
-  }
+  const int64_t limit = scratch_limit(p, dtype);
   if (image_bytes <= 0 || image_bytes * p.N <= limit) return std::max<int64_t>(p.N, 1);
   return std::max<int64_t>(1, limit / image_bytes);
 }
@@ -98,7 +95,7 @@ int64_t padded_image_bytes(const ConvProblem& p, DType dtype) {
 template <typename T>
 void forward(const ConvAlgorithm& algo, const ConvProblem& p, const T* x, const T* w,
              const void* packed_w, const T* b, Activation act, T* y,
-             const kernels::KernelTable& kernels) {
+             const kernels::KernelTable& kernels, const ConvAlgorithm* exact) {
   if (p.N == 0 || p.K == 0) return;
   const int threads = threads_for(p);
   const int64_t plane = p.out_spatial();
@@ -124,18 +121,21 @@ void forward(const ConvAlgorithm& algo, const ConvProblem& p, const T* x, const 
   const int64_t run_n = own_padding ? p.N : images_per_run(p, dtype, padded_image_bytes(p, dtype));
   const int64_t x_image = p.C * p.in_spatial(), y_image = p.K * plane;
   util::AlignedBuffer storage;
-  for (int64_t n0 = 0; n0 < p.N; n0 += run_n) {
+  bool non_finite = false;
+  bool* check = exact && algo.spreads_non_finite ? &non_finite : nullptr;
+  for (int64_t n0 = 0; n0 < p.N && !non_finite; n0 += run_n) {
     const ConvProblem pr = images(p, std::min(run_n, p.N - n0));
     const T* xr = x + n0 * x_image;
     const T* xin = own_padding ? xr : padded_input(pr, xr, storage, threads);
     run(algo, ConvDirection::forward, pr, own_padding ? pr : unpadded_view(pr), dtype, xin, w, b,
-        nullptr, y + n0 * y_image, threads, kernels, packed_w, act);
+        nullptr, y + n0 * y_image, threads, kernels, packed_w, act, false, check);
   }
+  if (non_finite) forward(*exact, p, x, w, nullptr, b, act, y, kernels, nullptr);
 }
 
 template <typename T>
 void backward_data(const ConvAlgorithm& algo, const ConvProblem& p, const T* w, const T* dy,
-                   T* dx) {
+                   T* dx, const ConvAlgorithm* exact) {
   if (p.N == 0 || p.C == 0) return;
   const int threads = threads_for(p);
   if (p.K == 0) {
@@ -145,6 +145,8 @@ void backward_data(const ConvAlgorithm& algo, const ConvProblem& p, const T* w, 
   constexpr DType dtype = dtype_of<T>();
   const int64_t x_image = p.C * p.in_spatial(), y_image = p.K * p.out_spatial();
   const kernels::KernelTable& kernels = kernels::active_kernels();
+  bool non_finite = false;
+  bool* check = exact && algo.spreads_non_finite ? &non_finite : nullptr;
   if (p.has_padding() && p.padding_mode == PaddingMode::zeros && algo.writes_kept_box) {
     // The kept box of the padded gradient is dx itself: an algorithm that writes it whole
     // needs no padded copy and no fold.
@@ -152,7 +154,8 @@ void backward_data(const ConvAlgorithm& algo, const ConvProblem& p, const T* w, 
     const ConvArgs probe{q, dtype, nullptr, w, nullptr, dy, dx, nullptr, threads, kernels};
     if (algo.writes_kept_box(probe)) {
       run(algo, ConvDirection::backward_data, p, q, dtype, nullptr, w, nullptr, dy, dx, threads,
-          kernels, nullptr, Activation::none, true);
+          kernels, nullptr, Activation::none, true, check);
+      if (non_finite) backward_data(*exact, p, w, dy, dx, nullptr);
       return;
     }
   }
@@ -168,7 +171,11 @@ void backward_data(const ConvAlgorithm& algo, const ConvProblem& p, const T* w, 
     T* target = p.has_padding() ? storage.as<T>() : dx + n0 * x_image;
     fill(target, p.has_padding() ? padded_elements(pr) : pr.N * x_image, T(0), threads);
     run(algo, ConvDirection::backward_data, pr, unpadded_view(pr), dtype, nullptr, w, nullptr,
-        dy + n0 * y_image, target, threads, kernels);
+        dy + n0 * y_image, target, threads, kernels, nullptr, Activation::none, false, check);
+    if (non_finite) {
+      backward_data(*exact, p, w, dy, dx, nullptr);
+      return;
+    }
     if (p.has_padding()) fold_padding(pr, target, dx + n0 * x_image, threads);
   }
 }
@@ -203,6 +210,13 @@ void backward_weights(const ConvAlgorithm& algo, const ConvProblem& p, const T* 
 
 }  // namespace
 
+int64_t scratch_limit(const ConvProblem& p, DType dtype) {
+  const int64_t limit = workspace_limit();
+  if (limit > 0) return limit;
+  constexpr int64_t kDefault = int64_t(16) << 20;
+  return std::max(kDefault, p.N * p.C * p.in_spatial() * static_cast<int64_t>(dtype_size(dtype)));
+}
+
 int threads_for(const ConvProblem& p) {
   const int64_t macs = p.N * p.K * p.out_spatial() * p.C_per_group() * p.kernel_spatial();
   return util::threads_for(macs, int64_t(1) << 16, num_threads());
@@ -210,20 +224,20 @@ int threads_for(const ConvProblem& p) {
 
 void execute_forward(const ConvAlgorithm& algo, const ConvProblem& p, DType dtype, const void* x,
                      const void* w, const void* packed_w, const void* b, Activation act, void* y,
-                     const kernels::KernelTable& kernels) {
+                     const kernels::KernelTable& kernels, const ConvAlgorithm* exact) {
   with_dtype(dtype, [&](auto t) {
     using T = decltype(t);
     forward(algo, p, static_cast<const T*>(x), static_cast<const T*>(w), packed_w,
-            static_cast<const T*>(b), act, static_cast<T*>(y), kernels);
+            static_cast<const T*>(b), act, static_cast<T*>(y), kernels, exact);
   });
 }
 
 void execute_backward_data(const ConvAlgorithm& algo, const ConvProblem& p, DType dtype,
-                           const void* w, const void* dy, void* dx) {
+                           const void* w, const void* dy, void* dx, const ConvAlgorithm* exact) {
   with_dtype(dtype, [&](auto t) {
     using T = decltype(t);
     backward_data(algo, p, static_cast<const T*>(w), static_cast<const T*>(dy),
-                  static_cast<T*>(dx));
+                  static_cast<T*>(dx), exact);
   });
 }
 

@@ -15,14 +15,22 @@ namespace fastconv::conv {
 // Threads for a call: about 64K multiply-adds per thread at least.
 int threads_for(const ConvProblem& p);
 
+// Bytes a call's copies and scratch should stay within: the workspace limit
+// (fastconv/runtime.hpp), by default max(16 MiB, the input's size).
+int64_t scratch_limit(const ConvProblem& p, DType dtype);
+
 // y = act(conv(x, w) + b). packed_w: the weights as algo.pack_weights lays them out for
-// `kernels` (a plan's), or null to pack w here.
+// `kernels` (a plan's), or null to pack w here. exact: when not null (exact_alternative of an
+// `auto` choice that spreads non-finite values), an input holding NaN or Inf is computed by
+// `exact` instead, from w.
 void execute_forward(const ConvAlgorithm& algo, const ConvProblem& p, DType dtype, const void* x,
                      const void* w, const void* packed_w, const void* b, Activation act, void* y,
-                     const kernels::KernelTable& kernels);
+                     const kernels::KernelTable& kernels, const ConvAlgorithm* exact = nullptr);
 
+// dx = the data gradient; exact as for execute_forward (a non-finite value in dy).
 void execute_backward_data(const ConvAlgorithm& algo, const ConvProblem& p, DType dtype,
-                           const void* w, const void* dy, void* dx);
+                           const void* w, const void* dy, void* dx,
+                           const ConvAlgorithm* exact = nullptr);
 
 void execute_backward_weights(const ConvAlgorithm& algo, const ConvProblem& p, DType dtype,
                               const void* x, const void* dy, void* dw);

@@ -46,6 +46,15 @@ ConvProblem unpadded_view(const ConvProblem& p) {
   return q;
 }
 
+ConvProblem data_gradient_problem(const ConvProblem& p) {
+  ConvProblem q = p;
+  q.C = p.K;
+  q.K = p.C;
+  q.out = p.in;
+  for (int d = 0; d < 3; ++d) q.in[d] = p.out[d] + 2 * (p.kernel[d] - 1) * p.dilation[d];
+  return q;
+}
+
 // x: N*C planes of D x H x W -> xp: N*C planes of Dp x Hp x Wp.
 template <typename T>
 void pad_input(const ConvProblem& p, const T* x, T* xp, int threads) {

@@ -22,6 +22,12 @@ std::array<int64_t, 3> padded_extent(const ConvProblem& p);
 /// The problem as algorithms see it after padding: in = padded extents, zero padding.
 ConvProblem unpadded_view(const ConvProblem& p);
 
+/// The data gradient of a stride-1 convolution p (an unpadded view) as a forward convolution:
+/// dX_padded = conv(dY padded by (kernel - 1) * dilation, W flipped in space with its channel
+/// roles swapped). Its input channels are p's K, its output channels p's C, its input p's
+/// output so padded, its output p's (padded) input.
+ConvProblem data_gradient_problem(const ConvProblem& p);
+
 /// Write the padded input; xp holds N*C*prod(padded_extent(p)) elements.
 template <typename T>
 void pad_input(const ConvProblem& p, const T* x, T* xp, int threads);

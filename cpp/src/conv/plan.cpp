@@ -17,6 +17,10 @@ struct ConvPlan::State {
   ConvProblem problem;
   DType dtype = DType::f32;
   const conv::ConvAlgorithm* algo = nullptr;
+  // `auto` picked an algorithm that spreads non-finite values: the one that computes an input
+  // holding NaN or Inf instead, from a copy of the weights as given.
+  const conv::ConvAlgorithm* exact = nullptr;
+  util::AlignedBuffer weights;
   std::string algo_name;
   const kernels::KernelTable* kernels = nullptr;
   Activation activation = Activation::none;
@@ -30,10 +34,19 @@ ConvPlan::ConvPlan(const ConvProblem& problem, DType dtype, const void* weight, 
   s->kernels = isa.empty() ? &kernels::active_kernels() : &kernels::kernels_for(isa);
   s->problem = problem;
   s->dtype = dtype;
-  s->algo = &conv::select(problem, dtype, ConvDirection::forward, algorithm, *s->kernels);
+  s->algo = &conv::select(problem, dtype, ConvDirection::forward, algorithm, *s->kernels, true);
   s->algo_name = s->algo->name;
   s->activation = activation;
   const std::size_t elem = util::dtype_size(dtype);
+  if (algorithm == "auto")
+    s->exact = conv::exact_alternative(*s->algo, problem, dtype, ConvDirection::forward, *s->kernels);
+  if (s->exact) {
+    const std::size_t bytes =
+        static_cast<std::size_t>(problem.K * problem.C_per_group() * problem.kernel_spatial()) * elem;
+    s->weights = util::AlignedBuffer(bytes, "the plan's weights");
+    if (bytes > 0) std::memcpy(s->weights.as<void>(), weight, bytes);
+    s->packed_bytes += bytes;
+  }
   if (bias && problem.K > 0) {
     s->bias_bytes = static_cast<std::size_t>(problem.K) * elem;
     s->bias = util::AlignedBuffer(s->bias_bytes, "the plan's bias");
@@ -41,8 +54,9 @@ ConvPlan::ConvPlan(const ConvProblem& problem, DType dtype, const void* weight, 
   }
   if (problem.N > 0 && problem.K > 0 && problem.C > 0) {  // else forward computes nothing
     const ConvProblem q = conv::forward_view(*s->algo, problem, dtype, *s->kernels);
-    s->packed_bytes = s->algo->packed_weights_bytes(q, dtype, *s->kernels);
-    s->packed = util::AlignedBuffer(s->packed_bytes, "the plan's packed weights");
+    s->packed_bytes += s->algo->packed_weights_bytes(q, dtype, *s->kernels);
+    s->packed = util::AlignedBuffer(s->algo->packed_weights_bytes(q, dtype, *s->kernels),
+                                    "the plan's packed weights");
     const conv::ConvArgs args{q,       dtype,   nullptr, weight,
                               nullptr, nullptr, nullptr, nullptr,
                               conv::threads_for(problem), *s->kernels};
@@ -53,8 +67,8 @@ ConvPlan::ConvPlan(const ConvProblem& problem, DType dtype, const void* weight, 
 
 void ConvPlan::forward(const void* x, void* y) const {
   const State& s = *state_;
-  conv::execute_forward(*s.algo, s.problem, s.dtype, x, nullptr, s.packed.as<void>(),
-                        s.bias.as<void>(), s.activation, y, *s.kernels);
+  conv::execute_forward(*s.algo, s.problem, s.dtype, x, s.weights.as<void>(), s.packed.as<void>(),
+                        s.bias.as<void>(), s.activation, y, *s.kernels, s.exact);
 }
 
 const ConvProblem& ConvPlan::problem() const { return state_->problem; }

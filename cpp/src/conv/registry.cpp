@@ -9,6 +9,7 @@
 #include "algorithm.hpp"
 #include "direct_blocked.hpp"
 #include "pad.hpp"
+#include "winograd.hpp"
 #include "fastconv/errors.hpp"
 
 namespace fastconv::conv {
@@ -17,6 +18,10 @@ const std::vector<const ConvAlgorithm*>& registry() {
   static const std::vector<const ConvAlgorithm*> list = {
       &gemm_algorithm(),
       &direct_algorithm(),
+      &winograd_algorithm(0),
+      &winograd_algorithm(2),
+      &winograd_algorithm(4),
+      &winograd_algorithm(6),
   };
   return list;
 }
@@ -42,8 +47,8 @@ namespace {
 //   image (with fewer, a 7x7 image, GEMM is faster). And the data gradient of stride-1 layers with few
 //   input channels (a network's first layer), which the row kernels scatter faster than col2im
 //   (strided ones they scatter lane by lane, slower).
-const char* auto_choice(const ConvProblem& p, DType dtype, ConvDirection direction,
-                        const kernels::KernelTable& kernels) {
+const char* exact_choice(const ConvProblem& p, DType dtype, ConvDirection direction,
+                         const kernels::KernelTable& kernels) {
   const int64_t reduction = p.C_per_group() * p.kernel_spatial();
   if (p.K_per_group() < 4 || reduction < 8) return "direct";
   const ConvProblem q = unpadded_view(p);
@@ -65,6 +70,15 @@ const char* auto_choice(const ConvProblem& p, DType dtype, ConvDirection directi
   return "gemm";
 }
 
+// Winograd where its cost model (winograd::auto_tile) expects it to beat the rest: forward and
+// data gradient of 3x3 stride-1 layers with enough channels and tiles to pay for its transforms;
+// the weight transform counts only when a plan does not hold it.
+const char* auto_choice(const ConvProblem& p, DType dtype, ConvDirection direction,
+                        const kernels::KernelTable& kernels, bool prepacked) {
+  if (winograd::auto_tile(p, dtype, direction, kernels, prepacked) > 0) return "winograd";
+  return exact_choice(p, dtype, direction, kernels);
+}
+
 const ConvAlgorithm* find(const std::string& name) {
   for (const ConvAlgorithm* a : registry())
     if (name == a->name) return a;
@@ -73,10 +87,20 @@ const ConvAlgorithm* find(const std::string& name) {
 
 }  // namespace
 
+const ConvAlgorithm* exact_alternative(const ConvAlgorithm& chosen, const ConvProblem& problem,
+                                       DType dtype, ConvDirection direction,
+                                       const kernels::KernelTable& kernels) {
+  if (!chosen.spreads_non_finite) return nullptr;
+  const ConvAlgorithm* a = find(exact_choice(problem, dtype, direction, kernels));
+  return a && a->reason_not_applicable(problem, dtype, direction).empty() ? a : &gemm_algorithm();
+}
+
 const ConvAlgorithm& select(const ConvProblem& problem, DType dtype, ConvDirection direction,
-                            const std::string& name, const kernels::KernelTable& kernels) {
+                            const std::string& name, const kernels::KernelTable& kernels,
+                            bool prepacked) {
   if (name == "auto") {
-    const ConvAlgorithm* preferred = find(auto_choice(problem, dtype, direction, kernels));
+    const ConvAlgorithm* preferred =
+        find(auto_choice(problem, dtype, direction, kernels, prepacked));
     if (preferred && preferred->reason_not_applicable(problem, dtype, direction).empty())
       return *preferred;
     for (const ConvAlgorithm* a : registry())

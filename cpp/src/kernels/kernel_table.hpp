@@ -156,7 +156,7 @@ struct PoolKernels {
 };
 
 // Direct convolution on channel-blocked layouts (generic/blocked_ukernel.hpp), W lanes:
-//   y[(b*UR + r)*W + ko] = sum_{cb < ncb, t < ntaps, ci < W}
+//   y[b*y_block + r*W + ko] = sum_{cb < ncb, t < ntaps, ci < W}
 //       x[cb*x_block + taps[t] + r*S*W + ci] * w[b*w_block + (cb*ntaps + t)*W*W + ci*W + ko]
 //   for b < NB, r < UR, ko < W; S = stride along the row (1 or 2).
 template <typename T>
@@ -168,7 +168,8 @@ struct BlockedConvArgs {
   int64_t ncb;           // input channel blocks
   const T* w;            // packed weights of the tile's first output block
   int64_t w_block;       // elements between output blocks' weights
-  T* y;                  // the tile, NB x UR x W
+  T* y;                  // the tile: y[b*y_block + r*W + ko]
+  int64_t y_block = 0;   // elements between output blocks' rows in y (UR x W: a dense tile)
 };
 
 template <typename T>
@@ -210,11 +211,38 @@ struct BlockedConvUkernel {
   BlockedWgradFn<T> wgrad[4][2] = {};
 };
 
+// Winograd F(m, 3) transforms on channel-blocked data (generic/winograd_ukernel.hpp), W lanes,
+// each the same product in every lane; tiles of MH x MW outputs from AH x AW inputs (A = M + 2,
+// or M = A = 1 along an axis whose kernel has one tap), xi = i * AW + j:
+//   input:  v[xi*v_step + t*W + c] = (BT d_t B)[xi],  d_t[i][j] = x[i*ldx + (t*MW + j)*W + c]
+//   output: y[i*ldy + (t*MW + j)*W + c] = store((AT m_t A)[i][j]),  m_t[xi] = m[xi*m_step + t*W + c]
+//           (store: + bias[c] when st.bias is not null, then the clamp of st)
+//   weight: u[xi*u_step + c] = (G g GT)[xi],  g[i][j] = w[(i*KW + j)*W + c]; with `stream`,
+//           non-temporal stores (u aligned to the vector)
+// for t < count tiles along a row.
+template <typename T>
+using WinogradInputFn = void (*)(const T* x, int64_t ldx, int64_t count, T* v, int64_t v_step);
+template <typename T>
+using WinogradOutputFn = void (*)(const T* m, int64_t m_step, int64_t count,
+                                  const TileStore<T>& st, T* y, int64_t ldy);
+template <typename T>
+using WinogradWeightFn = void (*)(const T* w, T* u, int64_t u_step, bool stream);
+
+template <typename T>
+struct WinogradKernels {
+  int w = 0;  // lanes W
+  // [variant: F(2,3), F(4,3), F(6,3)][shape: MH = MW = m; along W (MH = 1); along H (MW = 1)]
+  WinogradInputFn<T> input[3][3] = {};
+  WinogradOutputFn<T> output[3][3] = {};
+  WinogradWeightFn<T> weight[3][3] = {};
+};
+
 template <typename T>
 struct KernelSet {
   GemmUkernel<T> gemm;
   DirectRowUkernel<T> direct_row;
   BlockedConvUkernel<T> blocked;
+  WinogradKernels<T> winograd;
   PoolKernels<T> pool;
 };
 

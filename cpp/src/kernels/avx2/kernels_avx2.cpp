@@ -7,6 +7,7 @@
 #include "../generic/pack_ukernel.hpp"
 #include "../generic/peak_ukernel.hpp"
 #include "../generic/pool_ukernel.hpp"
+#include "../generic/winograd_ukernel.hpp"
 #include "../kernel_table.hpp"
 #include "vec_avx2.hpp"
 
@@ -20,6 +21,7 @@ void fill_kernels(KernelTable& table) {
                        &direct_row_bwd_data<VecF32>, &direct_row_bwd_weights<VecF32>,
                        &depthwise_plane<VecF32>};
   table.f32.blocked = blocked_conv_kernels<VecF32, 12>();
+  table.f32.winograd = winograd_kernels<VecF32>();
   table.f32.pool = {&pool_rows<VecF32, MaxOp<VecF32>>, &pool_rows<VecF32, SumOp<VecF32>>,
                      &pool_window<VecF32, MaxOp<VecF32>>, &pool_window<VecF32, SumOp<VecF32>>};
   table.fma_probe = &fma_probe<VecF32>;

@@ -14,6 +14,8 @@ struct VecF32 {
   static R set1(T x) { return _mm256_set1_ps(x); }
   static R loadu(const T* p) { return _mm256_loadu_ps(p); }
   static void storeu(T* p, R a) { _mm256_storeu_ps(p, a); }
+  // A non-temporal store (p aligned to the vector): bypasses the caches, no read for ownership.
+  static void stream(T* p, R a) { _mm256_stream_ps(p, a); }
   // Lanes 0 .. n-1 of a to p[0..n) (all 8 when n >= 8); nothing else is written.
   static void store_partial(T* p, R a, int n) { _mm256_maskstore_ps(p, first(n), a); }
   // Lanes below n set (n <= 0: none, n >= 8: all), as a maskload mask.
@@ -44,6 +46,7 @@ struct VecF32 {
   static R fmadd(R a, R b, R c) { return _mm256_fmadd_ps(a, b, c); }
   static R mul(R a, R b) { return _mm256_mul_ps(a, b); }
   static R add(R a, R b) { return _mm256_add_ps(a, b); }
+  static R sub(R a, R b) { return _mm256_sub_ps(a, b); }
   // Maximum / minimum that propagate NaN from either operand (maxps alone returns b when either
   // is NaN).
   static R max(R a, R b) {

@@ -14,6 +14,8 @@ struct VecF32 {
   static R set1(T x) { return _mm512_set1_ps(x); }
   static R loadu(const T* p) { return _mm512_loadu_ps(p); }
   static void storeu(T* p, R a) { _mm512_storeu_ps(p, a); }
+  // A non-temporal store (p aligned to the vector): bypasses the caches, no read for ownership.
+  static void stream(T* p, R a) { _mm512_stream_ps(p, a); }
   // Lanes 0 .. n-1 of a to p[0..n) (all 16 when n >= 16); nothing else is written.
   static void store_partial(T* p, R a, int n) { _mm512_mask_storeu_ps(p, first(n), a); }
   // Mask of the lanes below n (n <= 0: none, n >= 16: all).
@@ -47,6 +49,7 @@ struct VecF32 {
   static R fmadd(R a, R b, R c) { return _mm512_fmadd_ps(a, b, c); }
   static R mul(R a, R b) { return _mm512_mul_ps(a, b); }
   static R add(R a, R b) { return _mm512_add_ps(a, b); }
+  static R sub(R a, R b) { return _mm512_sub_ps(a, b); }
   // Maximum / minimum that propagate NaN from either operand: max(a, b) where a is a number (maxps
   // returns b, NaN or not, when either is NaN), a itself where a is NaN. (Masked forms with a
   // defined source: GCC 12 warns about the undefined one of the unmasked intrinsics.)

@@ -38,7 +38,7 @@ void blocked_conv_tile(const BlockedConvArgs<typename V::T>& a) {
   const auto flush = [&](bool first) {  // tile (+)= acc
     for (int b = 0; b < NB; ++b)
       for (int r = 0; r < UR; ++r) {
-        T* y = a.y + (b * UR + r) * W;
+        T* y = a.y + b * a.y_block + r * W;
         V::storeu(y, first ? acc[r][b] : V::add(V::loadu(y), acc[r][b]));
       }
   };

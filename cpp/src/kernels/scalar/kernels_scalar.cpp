@@ -7,6 +7,7 @@
 #include "../generic/pack_ukernel.hpp"
 #include "../generic/peak_ukernel.hpp"
 #include "../generic/pool_ukernel.hpp"
+#include "../generic/winograd_ukernel.hpp"
 #include "../kernel_table.hpp"
 #include "vec_scalar.hpp"
 
@@ -26,6 +27,8 @@ void fill_kernels(KernelTable& table) {
                        &depthwise_plane<D>};
   table.f32.blocked = blocked_conv_kernels<F, 8>();
   table.f64.blocked = blocked_conv_kernels<D, 8>();
+  table.f32.winograd = winograd_kernels<F>();
+  table.f64.winograd = winograd_kernels<D>();
   table.f32.pool = {&pool_rows<F, MaxOp<F>>, &pool_rows<F, SumOp<F>>,
                      &pool_window<F, MaxOp<F>>, &pool_window<F, SumOp<F>>};
   table.f64.pool = {&pool_rows<D, MaxOp<D>>, &pool_rows<D, SumOp<D>>,

@@ -64,6 +64,7 @@ struct Vec {
   static void storeu(T* p, const R& a) {
     for (int i = 0; i < W; ++i) p[i] = a.v[i];
   }
+  static void stream(T* p, const R& a) { storeu(p, a); }  // no non-temporal form here
   static R fmadd(const R& a, const R& b, const R& c) {
     R r;
     for (int i = 0; i < W; ++i) r.v[i] = a.v[i] * b.v[i] + c.v[i];
@@ -89,6 +90,11 @@ struct Vec {
   static R add(const R& a, const R& b) {
     R r;
     for (int i = 0; i < W; ++i) r.v[i] = a.v[i] + b.v[i];
+    return r;
+  }
+  static R sub(const R& a, const R& b) {
+    R r;
+    for (int i = 0; i < W; ++i) r.v[i] = a.v[i] - b.v[i];
     return r;
   }
 };

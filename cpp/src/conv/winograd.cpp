@@ -1,0 +1,601 @@
+// conv/winograd.cpp — Winograd minimal-filtering convolution F(m x m, 3 x 3), m = 2, 4, 6
+// (Lavin & Gray, "Fast algorithms for convolutional neural networks", CVPR 2016), and the 1-D
+// F(m, 3) along an axis whose kernel has 3 taps where the other has 1: the forward direction and
+// the data gradient. The weight gradient is not implemented (the registry says so and `auto`
+// uses another algorithm).
+//
+//   x  N x C x in          -> xb [n][g][cb][D][Hb][Wb][W]   channel-blocked, zero padding applied
+//                             while converting (blocked_layout.hpp)
+//   w  K x Cg x 3 x 3      -> U  [xi][g][kb][cb][ci][ko]    U = G w GT, packed once (plan)
+//   per task, TB consecutive tiles of one group in the order (n, d, th, tw):
+//     V [xi][cb][t][W]  = BT d_t B                input transform
+//     M [xi][kb][t][W]  = sum_c U[xi] V[xi]       A x A products on the blocked tile kernels
+//                                                 (a 1x1 convolution over the task's tiles)
+//     y (NCHW rows)    <- AT M_t A + bias, clamp  output transform, lanes back to channels
+// with W the ISA's vector lanes, A = m + 2, xi < A x A the transform-domain position, cb / kb
+// blocks of W input / output channels (zero beyond Cg / Kg). Every transform is vectorised over
+// channels (winograd_ukernel.hpp), so it needs no shuffles; a task's V and M stay in the
+// caches between its three steps, and U[xi] is read once per task. Tasks own their outputs:
+// results do not depend on the thread count.
+//
+// Limits: stride 1 and dilation 1 along the axes with 3 taps, kernel depth 1 (3-D inputs run
+// plane by plane). Numerics: the transforms add rounding error growing with m (DESIGN.md's
+// budget: F(2,3) 2e-6, F(4,3) and F(6,3) 5e-5), and a NaN or infinity in the input reaches every
+// output of the tiles whose input span holds it (BT mixes a tile's inputs), not only the
+// outputs whose window holds it; non-finite weights likewise reach their output channels'
+// whole tiles. The data gradient is the forward convolution of the output gradient padded by 2
+// with flipped, channel-swapped weights; with a non-finite weight (whose products with that
+// padding would be NaN where the definition has no term) it runs the direct algorithm instead.
+#include <algorithm>
+#include <array>
+#include <cstdint>
+#include <cstring>
+#include <string>
+#include <type_traits>
+#include <vector>
+#include <cstdlib>
+
+#include "activation.hpp"
+#include "algorithm.hpp"
+#include "blocked_layout.hpp"
+#include "blocked_tiling.hpp"
+#include "execute.hpp"
+#include "kernels/generic/winograd_matrices.hpp"
+#include "pad.hpp"
+#include "util/checked.hpp"
+#include "util/dtype.hpp"
+#include "util/format.hpp"
+#include "util/parallel.hpp"
+#include "winograd.hpp"
+
+namespace fastconv::conv::winograd {
+
+namespace {
+
+using util::ceil_div;
+using util::round_up;
+namespace wk = kernels::winograd;
+
+// Tiles of one variant on one problem: mh x mw outputs from ah x aw inputs (1 x 1 along an axis
+// with one tap).
+struct Shape {
+  int variant = 0;  // index of F(m, 3) in the kernel tables
+  int index = 0;    // kernels' shape: 0 2-D, 1 along W, 2 along H
+  int mh = 1, mw = 1, ah = 1, aw = 1;
+  int xis() const { return ah * aw; }
+};
+
+Shape shape_of(const ConvProblem& p, int m) {
+  Shape s;
+  s.variant = wk::variant_index(m);
+  const bool h = p.kernel[1] == wk::kTaps, w = p.kernel[2] == wk::kTaps;
+  s.index = h && w ? 0 : w ? 1 : 2;
+  if (h) s.mh = m, s.ah = m + wk::kTaps - 1;
+  if (w) s.mw = m, s.aw = m + wk::kTaps - 1;
+  return s;
+}
+
+// The outputs computed: [lo, hi) per spatial dim.
+struct Window {
+  std::array<int64_t, 3> lo, hi;
+};
+
+// Output (od, oh, ow) of plane (n, k) goes to y[(n*K + k)*E0*E1*E2 + ((od - base0)*E1 + oh -
+// base1)*E2 + ow - base2]: the whole output (base 0, E = out) or a box of it.
+template <typename T>
+struct Destination {
+  T* y;
+  std::array<int64_t, 3> base, ext;
+};
+
+// The transforms read and write A x A planes at once, one vector in each: with a power-of-two
+// distance between planes every access would fall in the same cache sets (a 20x slowdown of the
+// weight transform at 512 channels). Planes start an odd number of 64-element lines apart.
+inline int64_t skewed(int64_t n) {
+  constexpr int64_t kLine = 64;
+  const int64_t lines = util::ceil_div(n, kLine);
+  return (lines | 1) * kLine;
+}
+
+// How one call is cut. The tile grid covers the window of outputs; the input is converted to
+// the blocked layout a chunk at a time: several whole images, or, when one image does not fit
+// the workspace limit, a band of tile rows of one plane. A chunk's blocked layout starts at
+// the input of its first tile (with a band's halo rows) and is sized for the whole output
+// whatever the window, so a window never needs more workspace than the whole output.
+struct Plan {
+  Shape s;
+  blocked::Tiling t;
+  int64_t groups, Kg, kblocks;  // kblocks: output blocks holding channels (<= t.nkb)
+  int64_t D, TH, TW;            // tile grid of one image over the window
+  int64_t images;               // images per chunk
+  int64_t planes, rows;         // planes and tile rows per chunk: D and TH, or a band (1, rows)
+  BlockedLayout L;              // one image's part of a chunk
+  int64_t tb;                   // tiles per task
+  int64_t max_tb;               // what the workspace holds: tb of this or any smaller window
+  int64_t ksplit;               // tasks sharing a run of tiles, each with part of the outputs
+
+  bool banded() const { return planes < D || rows < TH; }
+  int64_t chunk_tiles() const { return images * planes * rows * TW; }  // at most
+  // Elements between the xi planes of V, M (a task of nt tiles) and U: see skewed().
+  int64_t v_xi(int64_t nt) const { return skewed(t.ncb * nt * t.w); }
+  int64_t m_xi(int64_t nt) const { return skewed(t.nkb * nt * t.w); }
+  int64_t v_size() const { return s.xis() * v_xi(max_tb); }
+  int64_t m_size() const { return s.xis() * m_xi(max_tb); }
+  int64_t strip_size(int64_t tw) const { return s.mh * std::min(tw, max_tb) * s.mw * t.w; }
+  // One thread's V, M and strip of outputs, for tile rows of tw tiles.
+  int64_t thread_elements(int64_t tw) const { return v_size() + m_size() + strip_size(tw); }
+  int64_t u_xi() const { return skewed(groups * t.nkb * t.ncb * t.w * t.w); }
+};
+
+// The transform-domain products as a 1x1 convolution of Cg -> Kg channels, for the tiling.
+ConvProblem product_problem(const ConvProblem& q) {
+  ConvProblem r;
+  r.N = 1;
+  r.C = q.C_per_group();
+  r.K = q.K_per_group();
+  return r;
+}
+
+// Tiles per task: U[xi] is read once per task, so more tiles amortise it, while a task's V and
+// M should stay in the caches from one step to the next. At most kMaxTiles, and V + M within
+// a quarter of U (2 to 8 MiB: large weights are worth an L3-sized task) and half the
+// workspace limit over the threads. The blocked input gets what the limit leaves.
+constexpr int64_t kMaxTiles = 64;
+constexpr int64_t kMinTaskBytes = int64_t(2) << 20, kMaxTaskBytes = int64_t(8) << 20;
+constexpr int64_t kSharedWeightBytes = int64_t(1) << 20;
+
+template <typename T>
+Plan make_plan(const ConvProblem& q, const Shape& s, const Window& win,
+               const kernels::BlockedConvUkernel<T>& uk, int threads) {
+  Plan P{s, blocked::Tiling(product_problem(q), uk, kMaxTiles)};
+  P.groups = q.groups;
+  P.Kg = q.K_per_group();
+  P.kblocks = ceil_div(P.Kg, P.t.w);
+  P.D = win.hi[0] - win.lo[0];
+  P.TH = ceil_div(win.hi[1] - win.lo[1], s.mh);
+  P.TW = ceil_div(win.hi[2] - win.lo[2], s.mw);
+  const int64_t elem = sizeof(T);
+  const int64_t limit = scratch_limit(q, util::dtype_of<T>());
+  const int64_t u_bytes = s.xis() * P.u_xi() * elem;
+  const int64_t task_bytes = std::min(std::clamp(u_bytes / 4, kMinTaskBytes, kMaxTaskBytes),
+                                      limit / (2 * int64_t(threads)));
+  const int64_t per_tile = s.xis() * (P.t.ncb + P.t.nkb) * P.t.w * elem;
+  const int64_t cap = std::max<int64_t>(1, std::min(kMaxTiles, task_bytes / per_tile));
+
+  // The whole output's grid sizes the layout: rows of mh outputs need mh input rows each plus
+  // ah - mh of halo; columns likewise.
+  const int64_t th_all = ceil_div(q.out[1], s.mh), tw_all = ceil_div(q.out[2], s.mw);
+  const int64_t width = tw_all * s.mw + s.aw - s.mw;
+  const int64_t row_bytes = q.groups * P.t.ncb * width * P.t.w * elem;  // one input row
+  const int64_t image_bytes = q.out[0] * (th_all * s.mh + s.ah - s.mh) * row_bytes;
+  // What the threads' V, M and strips take at most (Workspace), and the padded bias.
+  P.max_tb = std::min(cap, std::max<int64_t>(q.N, 1) * q.out[0] * th_all * tw_all);
+  const int64_t per_thread = util::scratch_stride(P.thread_elements(tw_all), elem);
+  const int64_t avail = limit - (threads * per_thread + q.groups * P.t.nkb * P.t.w + 64) * elem;
+  P.planes = P.D;
+  P.rows = P.TH;
+  P.images = std::clamp<int64_t>(avail / image_bytes, 1, std::max<int64_t>(q.N, 1));
+  std::array<int64_t, 3> ext{q.out[0], th_all * s.mh + s.ah - s.mh, width};
+  if (avail < image_bytes) {  // a band of tile rows of one plane
+    P.planes = 1;
+    P.rows = std::clamp<int64_t>((avail / row_bytes - (s.ah - s.mh)) / s.mh, 1, P.TH);
+    ext = {1, P.rows * s.mh + s.ah - s.mh, width};
+  }
+  P.L = BlockedLayout{q.groups, q.C_per_group(), P.t.ncb, ext, P.t.w};
+
+  // Threads share out the runs of tiles, or, when U outgrows a core's cache or the runs are
+  // fewer than the threads, the output channels of each run: each task then transforms the
+  // run's input again but reads only its part of U, once.
+  const int64_t tiles = P.chunk_tiles(), kgroups = P.t.nkb / P.t.nb;
+  const int64_t runs = ceil_div(tiles, std::min(cap, tiles));
+  P.tb = ceil_div(tiles, runs);  // balanced
+  P.max_tb = std::min(cap, tiles);
+  P.ksplit = 1;
+  if (threads > 1) {
+    if (u_bytes > kSharedWeightBytes || runs * q.groups < threads) {
+      P.ksplit = std::min<int64_t>(threads, kgroups);
+    } else {
+      P.tb = std::max<int64_t>(1, std::min(P.tb, ceil_div(tiles * q.groups, int64_t(threads))));
+    }
+  }
+  return P;
+}
+
+// Workspace: the blocked input (a chunk of images), the padded bias, and per thread V, M and a
+// strip of outputs; then (data gradient) the transformed weights.
+template <typename T>
+struct Workspace {
+  T* image;
+  T* bias;
+  T* per_thread;
+  int64_t thread_stride;
+  T* weights;
+
+  Workspace(const Plan& P, void* base, int threads) {
+    image = static_cast<T*>(base);
+    bias = image + round_up(P.images * P.L.size(), 16);  // the chunk's blocked input
+    per_thread = bias + round_up(P.groups * P.t.nkb * P.t.w, 16);
+    thread_stride = util::scratch_stride(P.thread_elements(P.TW), sizeof(T));
+    weights = per_thread + round_up(threads * thread_stride, 16);
+  }
+  static std::size_t bytes(const Plan& P, int threads, bool with_weights) {
+    const Workspace w(P, nullptr, threads);
+    const int64_t weights = with_weights ? P.s.xis() * P.u_xi() : 0;
+    return static_cast<std::size_t>(reinterpret_cast<const char*>(w.weights + weights) -
+                                    reinterpret_cast<const char*>(w.image));
+  }
+};
+
+// U [xi][g][kb][cb][ci][ko] = (G w GT)[xi] of the weights w[g * group + k * k_step + c * c_step
+// + (tap, or ntaps - 1 - tap when flip)] for output / input channels k, c of group g (zero beyond
+// Kg / Cg). Returns whether every weight is finite.
+template <typename T>
+bool transform_weights(const Plan& P, const ConvProblem& q, const kernels::WinogradKernels<T>& wk,
+                       const T* w, int64_t group, int64_t k_step, int64_t c_step, bool flip, T* U,
+                       int threads) {
+  const int64_t Kg = q.K_per_group(), Cg = q.C_per_group(), W = P.t.w;
+  const int64_t ntaps = q.kernel_spatial(), ncb = P.t.ncb, nkb = P.t.nkb;
+  const auto weight_fn = wk.weight[P.s.variant][P.s.index];
+  const int64_t u_xi = P.u_xi();
+  // Larger than a core's caches: written around them (no read for ownership of each line).
+  constexpr int64_t kStreamBytes = int64_t(4) << 20;
+  const bool stream = P.s.xis() * u_xi * int64_t(sizeof(T)) > kStreamBytes;
+  int bad = 0;
+#pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1) reduction(| : bad)
+  for (int64_t gk = 0; gk < P.groups * nkb; ++gk) {
+    const int64_t g = gk / nkb, kb = gk % nkb;
+    const int64_t kn = std::max<int64_t>(0, std::min<int64_t>(W, Kg - kb * W));
+    alignas(64) T taps[wk::kTaps * wk::kTaps * 64];  // [tap][ko], ko < W <= 64
+    for (int64_t c = 0; c < ncb * W; ++c) {
+      std::fill(taps, taps + ntaps * W, T(0));
+      if (c < Cg) {
+        for (int64_t ko = 0; ko < kn; ++ko) {
+          const T* src = w + g * group + (kb * W + ko) * k_step + c * c_step;
+          for (int64_t tap = 0; tap < ntaps; ++tap) {
+            const T v = src[flip ? ntaps - 1 - tap : tap];
+            bad |= !(v - v == T(0));  // NaN or infinity
+            taps[tap * W + ko] = v;
+          }
+        }
+      }
+      weight_fn(taps, U + ((gk * ncb) + c / W) * W * W + (c % W) * W, u_xi, stream);
+    }
+  }
+  return bad == 0;
+}
+
+// act(conv(src, U) + bias) at the outputs of `win`, written to `dest`. With non_finite not
+// null, an input holding NaN or Inf sets it and returns before anything is written.
+template <typename T>
+void convolve(const ConvProblem& q, const Plan& P, const kernels::KernelSet<T>& ks,
+              const Source<T>& src, const T* U, const T* bias, Activation act,
+              const Destination<T>& dest, const Workspace<T>& ws, const Window& win,
+              int threads, bool* non_finite) {
+  const auto& uk = ks.blocked;
+  const auto& wk = ks.winograd;
+  const blocked::Tiling& t = P.t;
+  const Shape& s = P.s;
+  const int64_t W = t.w, ncb = t.ncb, nkb = t.nkb, xis = s.xis();
+  const auto input_fn = wk.input[s.variant][s.index];
+  const auto output_fn = wk.output[s.variant][s.index];
+  const int64_t ldx = P.L.ext[2] * W;
+  const auto& E = dest.ext;
+  const int64_t plane = E[0] * E[1] * E[2];
+
+  for (int64_t i = 0; i < P.groups * nkb * W; ++i) {  // [g][kb][lane], zero beyond Kg
+    const int64_t g = i / (nkb * W), k = i % (nkb * W);
+    ws.bias[i] = bias && k < P.Kg ? bias[g * P.Kg + k] : T(0);
+  }
+  const int64_t u_xi = P.u_xi(), w_block = ncb * W * W;
+  int64_t tap0 = 0;
+
+  // Chunks: images [n0, n0 + images) whole, or tile rows [th0, th0 + rows) of plane d0 of one.
+  for (int64_t n0 = 0; n0 < q.N; n0 += P.images)
+  for (int64_t d0 = 0; d0 < P.D; d0 += P.planes)
+  for (int64_t th0 = 0; th0 < P.TH; th0 += P.rows) {
+    const int64_t images = std::min(P.images, q.N - n0), planes = std::min(P.planes, P.D - d0);
+    const int64_t rows = std::min(P.rows, P.TH - th0);
+    const int64_t per_image = planes * rows * P.TW, tiles = images * per_image;
+    // The chunk's blocked input starts at the input of its first tile.
+    Source<T> from = src;
+    from.lo[0] -= win.lo[0] + d0;
+    from.lo[1] -= win.lo[1] + th0 * s.mh;
+    from.lo[2] -= win.lo[2];
+    for (int64_t n = 0; n < images; ++n)
+      to_blocked(P.L, from, n0 + n, ws.image + n * P.L.size(), threads, uk.interleave, non_finite);
+    if (non_finite && *non_finite) return;
+    const int64_t tasks_per_group = ceil_div(tiles, P.tb);
+
+  #pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1)
+    for (int64_t task = 0; task < P.groups * tasks_per_group * P.ksplit; ++task) {
+      const int64_t ks = task % P.ksplit, run = task / P.ksplit;
+      const int64_t g = run / tasks_per_group;
+      const int64_t t0 = run % tasks_per_group * P.tb;
+      // This task's output blocks: groups of NB [kg0, kg1), blocks [kb0, kb1).
+      const int64_t kgroups = nkb / t.nb;
+      const int64_t kg0 = ks * kgroups / P.ksplit, kg1 = (ks + 1) * kgroups / P.ksplit;
+      const int64_t kb0 = kg0 * t.nb, kb1 = std::min(kg1 * t.nb, P.kblocks);
+      const int64_t nt = std::min(P.tb, tiles - t0);
+      T* V = ws.per_thread + util::thread_index() * ws.thread_stride;
+      T* M = V + P.v_size();
+      T* strip = M + P.m_size();
+      const int64_t v_xi = P.v_xi(nt), m_xi = P.m_xi(nt);
+      // Runs of tiles along one tile row: (first tile j within the task, count, and the chunk's
+      // image n, plane d, tile row th, tile column tw).
+      const auto for_each_run = [&](auto&& f) {
+        for (int64_t j = 0; j < nt;) {
+          const int64_t tile = t0 + j, n = tile / per_image, r = tile % per_image;
+          const int64_t d = r / (rows * P.TW), th = r / P.TW % rows, tw = r % P.TW;
+          const int64_t len = std::min(P.TW - tw, nt - j);
+          f(j, len, n, d, th, tw);
+          j += len;
+        }
+      };
+
+      // 1. V = BT d B
+      for_each_run([&](int64_t j, int64_t len, int64_t n, int64_t d, int64_t th, int64_t tw) {
+        const T* xg = ws.image + n * P.L.size() + g * ncb * P.L.block_size() +
+                      (d * P.L.ext[1] + th * s.mh) * ldx + tw * s.mw * W;
+        for (int64_t cb = 0; cb < ncb; ++cb)
+          input_fn(xg + cb * P.L.block_size(), ldx, len, V + (cb * nt + j) * W, v_xi);
+      });
+
+      // 2. M[xi] = U[xi] V[xi]: NB output blocks x UR tiles per kernel call, the last tile
+      // group overlapping the one before.
+      const int ur = static_cast<int>(std::min<int64_t>(t.ur, nt));
+      const kernels::BlockedConvFn<T> tile_fn =
+          uk.tile[kernels::BlockedConvUkernel<T>::nb_index(t.nb)][ur][0];
+      kernels::BlockedConvArgs<T> args;
+      args.x_block = nt * W;
+      args.taps = &tap0;
+      args.ntaps = 1;
+      args.ncb = ncb;
+      args.w_block = w_block;
+      args.y_block = nt * W;
+      for (int64_t xi = 0; xi < xis; ++xi)
+        for (int64_t kg = kg0; kg < kg1; ++kg) {
+          if (kg * t.nb >= P.kblocks) break;
+          args.w = U + xi * u_xi + (g * nkb + kg * t.nb) * w_block;
+          for (int64_t j0 = 0; j0 < nt; j0 += ur) {
+            const int64_t j = std::min(j0, nt - ur);
+            args.x = V + xi * v_xi + j * W;
+            args.y = M + xi * m_xi + kg * t.nb * nt * W + j * W;
+            tile_fn(args);
+          }
+        }
+
+      // 3. y = AT M A + bias, clamped; each tile row's lanes back to NCHW rows.
+      for_each_run([&](int64_t j, int64_t len, int64_t n, int64_t d, int64_t th, int64_t tw) {
+        const int64_t od = win.lo[0] + d0 + d, oh0 = win.lo[1] + (th0 + th) * s.mh;
+        const int64_t ow0 = win.lo[2] + tw * s.mw;
+        const int64_t count = std::min(len * s.mw, win.hi[2] - ow0);
+        for (int64_t kb = kb0; kb < kb1; ++kb) {
+          const kernels::TileStore<T> st =
+              output_store(bias ? ws.bias + (g * nkb + kb) * W : static_cast<const T*>(nullptr), act);
+          output_fn(M + (kb * nt + j) * W, m_xi, len, st, strip, len * s.mw * W);
+          const int kn = static_cast<int>(std::min<int64_t>(W, P.Kg - kb * W));
+          constexpr int kMaxLanes = 64;
+          T* rows[kMaxLanes];
+          for (int64_t i = 0; i < s.mh && oh0 + i < win.hi[1]; ++i) {
+            for (int ko = 0; ko < kn; ++ko)
+              rows[ko] = dest.y + ((n0 + n) * q.K + g * P.Kg + kb * W + ko) * plane +
+                         ((od - dest.base[0]) * E[1] + oh0 + i - dest.base[1]) * E[2] + ow0 -
+                         dest.base[2];
+            uk.deinterleave(strip + i * len * s.mw * W, count, rows, kn);
+          }
+        }
+      });
+    }
+  }
+}
+
+// ---- forward: x N x C x in (unpadded, zero padding of p), packed U -> y N x K x out.
+template <typename T>
+Plan forward_plan(const ConvProblem& p, int m, const kernels::KernelTable& kt, int threads) {
+  return make_plan<T>(p, shape_of(p, m), Window{{0, 0, 0}, p.out}, kt.get<T>().blocked, threads);
+}
+
+template <typename T>
+void pack(const ConvArgs& a, void* packed, int m) {
+  const ConvProblem& p = a.problem;
+  const Plan P = forward_plan<T>(p, m, a.kernels, 1);
+  const int64_t Kg = p.K_per_group(), Cg = p.C_per_group(), nt = p.kernel_spatial();
+  transform_weights(P, p, a.kernels.get<T>().winograd, static_cast<const T*>(a.w), Kg * Cg * nt,
+                    Cg * nt, nt, false, static_cast<T*>(packed), a.threads);
+}
+
+template <typename T>
+void forward(const ConvArgs& a, int m) {
+  const ConvProblem& p = a.problem;
+  const Plan P = forward_plan<T>(p, m, a.kernels, a.threads);
+  const Workspace<T> ws(P, a.workspace, a.threads);
+  const Source<T> src{static_cast<const T*>(a.x), p.in, p.pad_lo};
+  convolve(p, P, a.kernels.get<T>(), src, static_cast<const T*>(a.packed_w),
+           static_cast<const T*>(a.b), a.activation,
+           Destination<T>{static_cast<T*>(a.out), {0, 0, 0}, p.out}, ws, Window{{0, 0, 0}, p.out},
+           a.threads, a.non_finite_input);
+}
+
+// ---- backward-data: w, dy -> dx (the padded input's gradient, zeroed; or just the kept box).
+template <typename T>
+Plan backward_data_plan(const ConvProblem& p, const Window& win, int m,
+                        const kernels::KernelTable& kt, int threads) {
+  const ConvProblem q = data_gradient_problem(p);
+  return make_plan<T>(q, shape_of(q, m), win, kt.get<T>().blocked, threads);
+}
+
+template <typename T>
+void backward_data(const ConvArgs& a, int m) {
+  const ConvProblem& p = a.problem;
+  const ConvProblem q = data_gradient_problem(p);
+  const Window win{a.keep_lo, a.keep_hi};
+  const Plan P = backward_data_plan<T>(p, win, m, a.kernels, a.threads);
+  const Workspace<T> ws(P, a.workspace, a.threads);
+  const int64_t Kg = p.K_per_group(), Cg = p.C_per_group(), nt = p.kernel_spatial();
+  // q's weight (output channel c, input channel k, tap) = p's (k, c, tap flipped in space).
+  if (!transform_weights(P, q, a.kernels.get<T>().winograd, static_cast<const T*>(a.w),
+                         Kg * Cg * nt, nt, Cg * nt, true, ws.weights, a.threads)) {
+    direct_algorithm().run[static_cast<int>(ConvDirection::backward_data)](a);
+    return;
+  }
+  std::array<int64_t, 3> lo;
+  for (int d = 0; d < 3; ++d) lo[d] = p.kernel[d] - 1;
+  const Source<T> src{static_cast<const T*>(a.dy), p.out, lo};
+  Destination<T> dest{static_cast<T*>(a.out), {0, 0, 0}, q.out};
+  if (a.out_is_kept_box) {
+    dest.base = a.keep_lo;
+    for (int d = 0; d < 3; ++d) dest.ext[d] = a.keep_hi[d] - a.keep_lo[d];
+  }
+  convolve(q, P, a.kernels.get<T>(), src, ws.weights, static_cast<const T*>(nullptr),
+           Activation::none, dest, ws, win, a.threads, a.non_finite_input);
+}
+
+// ---- the registry's view.
+// f(float{}) or f(double{}), returning its result.
+template <typename F>
+auto by_type(DType dtype, F&& f) {
+  return dtype == DType::f32 ? f(float{}) : f(double{});
+}
+
+std::string why_not(const ConvProblem& p, DType, ConvDirection direction) {
+  const auto& k = p.kernel;
+  const bool h = k[1] == wk::kTaps, w = k[2] == wk::kTaps;
+  if (k[0] != 1 || (!h && k[1] != 1) || (!w && k[2] != 1) || (!h && !w)) {
+    std::vector<int64_t> kernel(k.begin() + (3 - p.rank), k.end());
+    return "kernel " + util::shape_str(kernel) +
+           ": Winograd F(m, 3) needs a 3x3 kernel (or 3 taps along one axis and 1 along the "
+           "others)";
+  }
+  for (int d = 0; d < 3; ++d) {
+    if (p.stride[d] != 1) return "stride must be 1";
+    if (p.kernel[d] > 1 && p.dilation[d] != 1) return "dilation must be 1";
+  }
+  // (No channels at all is an empty problem, which the entry points answer without an algorithm.)
+  const int64_t fewest = std::min(p.C_per_group(), p.K_per_group());
+  if (fewest > 0 && fewest < kMinChannels) {
+    return "C/groups = " + std::to_string(p.C_per_group()) + " and K/groups = " +
+           std::to_string(p.K_per_group()) + ": Winograd needs at least " +
+           std::to_string(kMinChannels) + " of each to be worthwhile";
+  }
+  (void)direction;
+  return {};
+}
+
+bool pads_forward_input(const ConvProblem&, DType, const kernels::KernelTable&) { return true; }
+
+// The data gradient writes the kept box whole (or falls back to the direct algorithm, which
+// does too).
+bool writes_kept_box(const ConvArgs&) { return true; }
+
+std::size_t workspace_bytes_m(const ConvProblem& p, DType dtype, ConvDirection direction,
+                              int threads, const kernels::KernelTable& kt, int m) {
+  return by_type(dtype, [&](auto t) -> std::size_t {
+    using T = decltype(t);
+    if (direction == ConvDirection::forward)
+      return Workspace<T>::bytes(forward_plan<T>(p, m, kt, threads), threads, false);
+    // The kept box is at most the whole padded input: the largest window.
+    const Window win{{0, 0, 0}, p.in};
+    const std::size_t own =
+        Workspace<T>::bytes(backward_data_plan<T>(p, win, m, kt, threads), threads, true);
+    const std::size_t direct = direct_algorithm().workspace_bytes(p, dtype, direction, threads, kt);
+    return std::max(own, direct);
+  });
+}
+
+std::size_t packed_weights_bytes_m(const ConvProblem& p, DType dtype,
+                                   const kernels::KernelTable& kt, int m) {
+  return by_type(dtype, [&](auto t) -> std::size_t {
+    using T = decltype(t);
+    const Plan P = forward_plan<T>(p, m, kt, 1);
+    return static_cast<std::size_t>(P.s.xis() * P.u_xi()) * sizeof(T);
+  });
+}
+
+// One registry entry per tile size M (0: chosen per problem by tile_for).
+template <int M>
+int tile(const ConvProblem& p) {
+  return M ? M : tile_for(p);
+}
+
+template <int M>
+void run_forward(const ConvArgs& a) {
+  util::with_dtype(a.dtype, [&](auto t) { forward<decltype(t)>(a, tile<M>(a.problem)); });
+}
+
+template <int M>
+void run_backward_data(const ConvArgs& a) {
+  util::with_dtype(a.dtype, [&](auto t) {
+    backward_data<decltype(t)>(a, tile<M>(a.problem));
+  });
+}
+
+template <int M>
+void pack_weights(const ConvArgs& a, void* packed) {
+  util::with_dtype(a.dtype, [&](auto t) { pack<decltype(t)>(a, packed, tile<M>(a.problem)); });
+}
+
+template <int M>
+std::size_t workspace_bytes(const ConvProblem& p, DType dtype, ConvDirection direction,
+                            int threads, const kernels::KernelTable& kt) {
+  return workspace_bytes_m(p, dtype, direction, threads, kt, tile<M>(p));
+}
+
+template <int M>
+std::size_t packed_weights_bytes(const ConvProblem& p, DType dtype,
+                                 const kernels::KernelTable& kt) {
+  return packed_weights_bytes_m(p, dtype, kt, tile<M>(p));
+}
+
+template <int M>
+ConvAlgorithm make_algorithm(const char* name, const char* description) {
+  return ConvAlgorithm{name,
+                       description,
+                       {&run_forward<M>, &run_backward_data<M>, nullptr},
+                       &why_not,
+                       &workspace_bytes<M>,
+                       &packed_weights_bytes<M>,
+                       &pack_weights<M>,
+                       &pads_forward_input,
+                       &writes_kept_box,
+                       true};
+}
+
+}  // namespace
+
+int tile_for(const ConvProblem& p) {
+  // F(4,3) unless the output is so small that 4-wide tiles would be mostly padding.
+  const int64_t h = p.kernel[1] == wk::kTaps ? p.out[1] : 0, w = p.kernel[2] == wk::kTaps ? p.out[2] : 0;
+  const int64_t extent = std::max(h, w);
+  return extent <= 4 ? 2 : 4;
+}
+
+int auto_tile(const ConvProblem& p, DType dtype, ConvDirection direction,
+              const kernels::KernelTable& kernels, bool prepacked) {
+  (void)dtype, (void)kernels, (void)prepacked;
+  if (direction == ConvDirection::backward_weights || !why_not(p, dtype, direction).empty())
+    return 0;
+  return 0;
+}
+
+}  // namespace fastconv::conv::winograd
+
+namespace fastconv::conv {
+
+const ConvAlgorithm& winograd_algorithm(int m) {
+  static const ConvAlgorithm f2 = winograd::make_algorithm<2>(
+      "winograd_f2x3", "Winograd F(2x2, 3x3): 2.25x fewer multiplications, 3x3 stride-1 kernels");
+  static const ConvAlgorithm f4 = winograd::make_algorithm<4>(
+      "winograd_f4x3", "Winograd F(4x4, 3x3): 4x fewer multiplications, 3x3 stride-1 kernels");
+  static const ConvAlgorithm f6 = winograd::make_algorithm<6>(
+      "winograd_f6x3", "Winograd F(6x6, 3x3), points 0, +-1, +-2, +-1/2: 5.06x fewer multiplications");
+  static const ConvAlgorithm any = winograd::make_algorithm<0>(
+      "winograd", "Winograd F(m, 3) with the tile chosen per problem (winograd_f2x3 / f4x3 / f6x3)");
+  switch (m) {
+    case 2: return f2;
+    case 4: return f4;
+    case 6: return f6;
+    default: return any;
+  }
+}
+
+}  // namespace fastconv::conv

@@ -1,0 +1,121 @@
+// util/buffer.cpp — allocation behind AlignedBuffer (buffer.hpp): large blocks cached per thread.
+//
+// The cache holds at most kSlots blocks and kMaxCached bytes of the calling thread's recently
+// released large buffers; a request takes the smallest cached block that fits, else allocates.
+// Per thread, so no lock (and nothing held across fork()); a thread's blocks are freed when it
+// exits or calls release_cached_buffers().
+#include "buffer.hpp"
+
+#include <cstdlib>
+#include <string>
+
+#include "fastconv/errors.hpp"
+
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
+
+namespace fastconv::util {
+
+namespace {
+
+constexpr std::size_t kCacheMin = std::size_t(1) << 20;     // smaller: the C heap serves well
+constexpr std::size_t kHugeMin = std::size_t(4) << 20;      // 2 MiB aligned, huge pages
+constexpr std::size_t kHugePage = std::size_t(2) << 20;
+constexpr std::size_t kMaxCached = std::size_t(256) << 20;
+constexpr int kSlots = 4;
+
+struct Cache {
+  void* block[kSlots] = {};
+  std::size_t size[kSlots] = {};
+
+  std::size_t total() const {
+    std::size_t t = 0;
+    for (std::size_t s : size) t += s;
+    return t;
+  }
+  void clear() noexcept {
+    for (int i = 0; i < kSlots; ++i) {
+      std::free(block[i]);
+      block[i] = nullptr;
+      size[i] = 0;
+    }
+  }
+  ~Cache() { clear(); }
+};
+
+thread_local Cache cache;
+
+}  // namespace
+
+void* acquire_buffer(std::size_t bytes, std::size_t* capacity, const char* what) {
+  const std::size_t align = bytes >= kHugeMin ? kHugePage : 64;
+  const std::size_t rounded = (bytes + align - 1) / align * align;
+  if (rounded < bytes) throw OutOfMemory(std::string("cannot allocate ") + what);
+  if (rounded >= kCacheMin) {  // the smallest cached block that fits (any block >= kHugeMin
+    int best = -1;             // is 2 MiB aligned)
+    for (int i = 0; i < kSlots; ++i)
+      if (cache.block[i] && cache.size[i] >= rounded && (best < 0 || cache.size[i] < cache.size[best]))
+        best = i;
+    if (best >= 0) {
+      void* p = cache.block[best];
+      *capacity = cache.size[best];
+      cache.block[best] = nullptr;
+      cache.size[best] = 0;
+      return p;
+    }
+  }
+  void* p = std::aligned_alloc(align, rounded);
+  if (!p && rounded >= kCacheMin) {  // cached blocks may be what is missing
+    cache.clear();
+    p = std::aligned_alloc(align, rounded);
+  }
+  if (!p) {
+    throw OutOfMemory(std::string("cannot allocate ") + std::to_string(bytes) + " bytes for " +
+                      what);
+  }
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+  if (align == kHugePage) madvise(p, rounded, MADV_HUGEPAGE);  // a hint: failure is harmless
+#endif
+  *capacity = rounded;
+  return p;
+}
+
+void release_buffer(void* p, std::size_t capacity) noexcept {
+  if (!p) return;
+  if (capacity < kCacheMin || capacity > kMaxCached) {
+    std::free(p);
+    return;
+  }
+  // Keep it in a free slot, or in place of the smallest block if that is smaller; then drop the
+  // smallest blocks while over the byte limit.
+  int slot = -1;
+  for (int i = 0; i < kSlots && slot < 0; ++i)
+    if (!cache.block[i]) slot = i;
+  if (slot < 0) {
+    slot = 0;
+    for (int i = 1; i < kSlots; ++i)
+      if (cache.size[i] < cache.size[slot]) slot = i;
+    if (cache.size[slot] >= capacity) {
+      std::free(p);
+      return;
+    }
+    std::free(cache.block[slot]);
+  }
+  cache.block[slot] = p;
+  cache.size[slot] = capacity;
+  while (cache.total() > kMaxCached) {
+    int smallest = -1;
+    for (int i = 0; i < kSlots; ++i)
+      if (cache.block[i] && i != slot && (smallest < 0 || cache.size[i] < cache.size[smallest]))
+        smallest = i;
+    if (smallest < 0) break;
+    std::free(cache.block[smallest]);
+    cache.block[smallest] = nullptr;
+    cache.size[smallest] = 0;
+  }
+}
+
+void release_cached_buffers() noexcept { cache.clear(); }
+
+}  // namespace fastconv::util

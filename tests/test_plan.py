@@ -5,7 +5,10 @@
     'relu', 'relu6'): the plan's output equals act(float64 reference) within the forward
     accuracy budget of DESIGN.md (conftest.tolerance_for), and is bit-identical to
     act(functional.conv<N>d(..., algo=algo)) (for activation None: to the functional result
-    itself), i.e. the plan runs the same kernels and the fused clamp is the exact max/min.
+    itself), i.e. the plan runs the same kernels and the fused clamp is the exact max/min. For
+    'auto' the functional call names the algorithm the plan resolved (prepare()['algo']): a plan
+    packs its weights once, so `auto` may pick an algorithm whose weight packing a stateless call
+    would not repay (Winograd's weight transform).
 (2) NaN: NaN in the input (or bias) stays NaN under relu / relu6; large values clamp to 6.
 (3) Reuse: repeated calls, several input shapes, more than ConvPlan.max_shapes shapes (LRU),
     the plan's own copies of weight / bias, prepare()'s report.
@@ -50,6 +53,13 @@ def act_ref(y, activation):
         return y
     y = np.maximum(y, 0.0)
     return np.minimum(y, 6.0) if activation == "relu6" else y
+
+
+def plan_algo(algo, w, b, x_shape, **kwargs):
+    """The algorithm a plan of (w, b, kwargs) runs on x_shape: algo itself unless 'auto'."""
+    if algo != "auto":
+        return algo
+    return fastconv.plan(w, b, algo="auto", **kwargs).prepare(x_shape)["algo"]
 
 
 def act_same_dtype(y, activation):
@@ -122,7 +132,8 @@ def test_random(rank, index, record_error, record_declined):
                 for algo in PLAN_ALGOS:
                     where = f"[algo={algo}, isa={isa}, dtype={dtype_id(dtype)}] {case}"
                     try:
-                        y_fun = conv(x, w, b, algo=algo, **kwargs)
+                        y_fun = conv(x, w, b, algo=plan_algo(algo, w, b, x.shape, **kwargs),
+                                     **kwargs)
                     except ValueError as e:
                         if algo != "auto" and "does not support" in str(e):
                             record_declined(algo)  # documented refusal, the plan must agree
@@ -241,7 +252,8 @@ def test_long_reduction(name, dtype, isa, record_error):
     xd, wd, bd = x.astype(dtype), w.astype(dtype), b.astype(dtype)
     problems = []
     for algo in PLAN_ALGOS:
-        y_fun = unless_declined(algo, lambda: CONV[rank](xd, wd, bd, algo=algo, **kwargs))
+        y_fun = unless_declined(algo, lambda: CONV[rank](
+            xd, wd, bd, algo=plan_algo(algo, wd, bd, xd.shape, **kwargs), **kwargs))
         if y_fun is None:
             continue
         for act in ACTIVATIONS:
@@ -405,7 +417,8 @@ def test_several_shapes_and_lru(algo):
     first = []
     for x in xs:
         y = p(x)
-        expect = act_same_dtype(F.conv2d(x, w, b, algo=algo, **kwargs), "relu")
+        expect = act_same_dtype(
+            F.conv2d(x, w, b, algo=plan_algo(algo, w, b, x.shape, **kwargs), **kwargs), "relu")
         assert y.shape == expect.shape and y.tobytes() == expect.tobytes(), x.shape
         ref = act_ref(conv_reference(x, w, b, **kwargs), "relu")
         assert normalized_error(y, ref) <= tolerance_for(algo, np.float32), x.shape
@@ -490,7 +503,8 @@ def test_plan_keeps_isa_of_creation(algo, act, isa_restored):
     isa_restored(HIGHEST_ISA)
     p = fastconv.plan(w, b, padding=1, algo=algo, activation=act)
     y_hi = p(x)
-    expect_hi = act_same_dtype(F.conv2d(x, w, b, padding=1, algo=algo), act)
+    expect_hi = act_same_dtype(
+        F.conv2d(x, w, b, padding=1, algo=plan_algo(algo, w, b, x.shape, padding=1)), act)
     assert y_hi.tobytes() == expect_hi.tobytes()
     isa_restored("scalar")
     assert fastconv.get_isa() == "scalar"
@@ -550,7 +564,9 @@ def test_concurrent_calls(algo):
         assert len(rs) == 5
         for r in rs:
             assert r.tobytes() == s.tobytes(), f"thread {i}"
-    expect = act_same_dtype(F.conv2d(xs[0], w, b, padding=1, algo=algo), "relu")
+    expect = act_same_dtype(
+        F.conv2d(xs[0], w, b, padding=1, algo=plan_algo(algo, w, b, xs[0].shape, padding=1)),
+        "relu")
     assert serial[0].tobytes() == expect.tobytes()
 
 
@@ -650,4 +666,5 @@ def test_zero_input_channels(algo, dtype, act):
     assert np.array_equal(y, expect, equal_nan=True)
     y0 = fastconv.plan(w, None, padding=1, algo=algo, activation=act)(x)
     assert y0.shape == (2, 5, 6, 7) and (y0 == 0).all()
-    assert np.array_equal(y0, F.conv2d(x, w, None, padding=1, algo=algo))
+    assert np.array_equal(y0, F.conv2d(x, w, None, padding=1,
+                                       algo=plan_algo(algo, w, None, x.shape, padding=1)))

@@ -476,6 +476,45 @@ PYBIND11_MODULE(_core, m) {
   m.def("get_num_threads", &fastconv::num_threads);
   m.def("set_workspace_limit", &fastconv::set_workspace_limit, py::arg("nbytes"));
   m.def("get_workspace_limit", &fastconv::workspace_limit);
+  // Winograd's matrices and one-tile transform kernels (fastconv/winograd.hpp), for tests.
+  m.def("winograd_matrices", [](int m) {
+    const fastconv::WinogradMatrices t = fastconv::winograd_matrices(m);
+    const auto matrix = [](const std::vector<double>& v, py::ssize_t rows, py::ssize_t cols) {
+      py::array_t<double> a({rows, cols});
+      std::copy(v.begin(), v.end(), a.mutable_data());
+      return a;
+    };
+    py::dict d;
+    d["AT"] = matrix(t.AT, t.m, t.alpha);
+    d["G"] = matrix(t.G, t.alpha, 3);
+    d["BT"] = matrix(t.BT, t.alpha, t.alpha);
+    return d;
+  }, py::arg("m"));
+  m.def("winograd_lanes", [](const std::string& isa, const py::object& dtype) {
+    const bool f64 = py::dtype::from_args(dtype).itemsize() == 8;
+    return fastconv::winograd_lanes(isa, f64 ? fastconv::DType::f64 : fastconv::DType::f32);
+  }, py::arg("isa"), py::arg("dtype"));
+  m.def("winograd_transform", [](const std::string& isa, int m, const std::string& axes,
+                                 const std::string& kind, const py::object& data) {
+    const Operand in = as_operand("winograd_transform", "data", data);
+    fastconv::winograd_matrices(m);  // validates m
+    if (axes != "hw" && axes != "w" && axes != "h") {
+      throw py::value_error("winograd_transform: expected axes 'hw', 'w' or 'h', got '" + axes + "'");
+    }
+    const bool h = axes != "w", w = axes != "h";
+    const int64_t lanes = fastconv::winograd_lanes(isa, in.dtype);
+    const int64_t ah = h ? m + 2 : 1, aw = w ? m + 2 : 1;
+    const Shape expected = kind == "weight" ? Shape{h ? 3 : 1, w ? 3 : 1, lanes} : Shape{ah, aw, lanes};
+    const Shape result = kind == "output" ? Shape{h ? m : 1, w ? m : 1, lanes} : Shape{ah, aw, lanes};
+    if (in.shape != expected) {
+      std::string want;
+      for (int64_t e : expected) want += (want.empty() ? "" : ", ") + std::to_string(e);
+      throw py::value_error("winograd_transform: expected data of shape (" + want + ")");
+    }
+    py::array out = new_array(in.dtype, result);
+    fastconv::winograd_transform(isa, in.dtype, m, axes, kind, in.data(), out.mutable_data());
+    return out;
+  }, py::arg("isa"), py::arg("m"), py::arg("axes"), py::arg("kind"), py::arg("data"));
   m.def("measure_fma_peak", [](int threads, double seconds) {
     py::gil_scoped_release release;
     return fastconv::measure_fma_peak(threads, seconds);

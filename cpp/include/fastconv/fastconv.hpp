@@ -7,3 +7,4 @@
 #include "fastconv/pool.hpp"
 #include "fastconv/runtime.hpp"
 #include "fastconv/version.hpp"
+#include "fastconv/winograd.hpp"

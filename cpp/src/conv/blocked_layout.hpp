@@ -7,6 +7,8 @@
 #include <algorithm>
 #include <array>
 #include <cstdint>
+#include <cstring>
+#include <type_traits>
 
 namespace fastconv::conv {
 
@@ -27,6 +29,21 @@ struct Source {
   const T* x;
   std::array<int64_t, 3> extent, lo;
 };
+
+// Whether x[0..n) holds a NaN or an infinity: an all-ones exponent, tested on the bits (integer
+// operations the compiler vectorises, unlike a floating-point test).
+template <typename T>
+bool any_non_finite(const T* x, int64_t n) {
+  using Bits = std::conditional_t<sizeof(T) == 4, uint32_t, uint64_t>;
+  constexpr Bits kExponent = sizeof(T) == 4 ? Bits(0x7f800000u) : Bits(0x7ff0000000000000ull);
+  Bits hit = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    Bits u;
+    std::memcpy(&u, x + i, sizeof u);
+    hit |= static_cast<Bits>((u & kExponent) == kExponent);
+  }
+  return hit != 0;
+}
 
 // Image n of src -> xb (L.size() elements); `interleave` is the ISA's channels-into-lanes
 // kernel (kernels::BlockedConvUkernel::interleave, for L.w lanes). With `non_finite` not null,
@@ -62,9 +79,7 @@ void to_blocked(const BlockedLayout& L, const Source<T>& src, int64_t n, T* xb, 
                      : nullptr;
     }
     interleave(from, i1 - i0, dst + i0 * W);
-    if (non_finite) {
-      for (int64_t i = i0 * W; i < i1 * W; ++i) bad |= !(dst[i] - dst[i] == T(0));
-    }
+    if (non_finite) bad |= any_non_finite(dst + i0 * W, (i1 - i0) * W);
   }
   if (non_finite && bad) *non_finite = true;
 }

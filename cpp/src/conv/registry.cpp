@@ -75,8 +75,12 @@ const char* exact_choice(const ConvProblem& p, DType dtype, ConvDirection direct
 // the weight transform counts only when a plan does not hold it.
 const char* auto_choice(const ConvProblem& p, DType dtype, ConvDirection direction,
                         const kernels::KernelTable& kernels, bool prepacked) {
-  if (winograd::auto_tile(p, dtype, direction, kernels, prepacked) > 0) return "winograd";
-  return exact_choice(p, dtype, direction, kernels);
+  switch (winograd::auto_tile(p, dtype, direction, kernels, prepacked)) {
+    case 2: return "winograd_f2x3";
+    case 4: return "winograd_f4x3";
+    case 6: return "winograd_f6x3";
+    default: return exact_choice(p, dtype, direction, kernels);
+  }
 }
 
 const ConvAlgorithm* find(const std::string& name) {

@@ -13,8 +13,9 @@ namespace fastconv::conv::winograd {
 // channel what a few channels' products would save.
 constexpr int64_t kMinChannels = 4;
 
-// The output tile m of F(m, 3) that the `winograd` entry uses for p.
-int tile_for(const ConvProblem& p);
+// The output tile m of F(m, 3) that the `winograd` entry uses for p (on `kernels`): the least
+// modelled cost, the weight transform left out.
+int tile_for(const ConvProblem& p, const kernels::KernelTable& kernels);
 
 // The `auto` rule's view: the tile m when Winograd is expected to beat the other algorithms
 // on p (a forward or data-gradient problem; prepacked: a plan holds the transformed weights),

@@ -65,7 +65,7 @@ constexpr Matrices matrices(int m) {
     for (int k = 0; k < m; ++k, power *= f[i]) t.AT[k][i] = power;
     power = 1.0;
     for (int k = 0; k < kTaps; ++k, power *= f[i]) t.G[i][k] = power / N;
-    for (int p = 0; p < t.alpha; ++p) t.BT[i][p] = poly[p];
+    for (int p = 0; p < t.alpha; ++p) t.BT[i][p] = poly[p] + 0.0;  // (no -0)
   }
   double M[kMaxAlpha + 1] = {1.0};  // prod_j (x - f_j), degree n
   for (int j = 0; j < n; ++j) {
@@ -74,7 +74,7 @@ constexpr Matrices matrices(int m) {
   }
   t.AT[m - 1][n] = 1.0;
   t.G[n][kTaps - 1] = 1.0;
-  for (int p = 0; p < t.alpha; ++p) t.BT[n][p] = M[p];
+  for (int p = 0; p < t.alpha; ++p) t.BT[n][p] = M[p] + 0.0;
   return t;
 }
 

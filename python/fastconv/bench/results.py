@@ -78,6 +78,46 @@ def _op_table(op: str, groups: Dict[tuple, List[Row]]) -> List[str]:
     return lines
 
 
+#: Algorithms whose rows get their own table (name prefix): Winograd's effective speed against
+#: the peers and against fastconv's own direct / gemm on the layers it applies to.
+TRANSFORM_FAMILY = "winograd"
+EXACT_ALGOS = ("direct", "gemm")
+
+
+def _family_table(op: str, groups: Dict[tuple, List[Row]], family: str = TRANSFORM_FAMILY) -> List[str]:
+    """Per layer and thread count where a `family` algorithm ran: its fastest variant, that
+    variant's effective GFLOP/s (the direct method's FLOPs over its time), and the ratios of the
+    best peer and of fastconv's fastest exact algorithm (direct, gemm) to it; the same for the
+    plan (auto, weights prepacked) when it ran."""
+    lines: List[str] = []
+    keys = [k for k in groups if k[0] == op]
+    with_plan = any(r["algo"] == "plan" for k in keys for r in groups[k])
+    for key in keys:
+        rows = {r["algo"]: r for r in groups[key] if r.get("median_ms")}
+        fam = [r for a, r in rows.items() if a.startswith(family)]
+        if not fam:
+            continue
+        best = min(fam, key=lambda r: r["median_ms"])
+        exact = min((rows[a]["median_ms"] for a in EXACT_ALGOS if a in rows), default=None)
+        peer = groups[key][0].get("best_peer_ms")
+        plan = rows.get("plan")
+        cells = [key[1], str(key[2]), best["algo"], _ms(best["median_ms"]),
+                 f"{best['gflops']:.0f}" if best.get("gflops") else "-",
+                 _ratio(peer, best["median_ms"]), _ratio(exact, best["median_ms"])]
+        if with_plan:
+            plan = plan or {}
+            cells += [_ms(plan.get("median_ms")), f"{plan['gflops']:.0f}" if plan.get("gflops") else "-",
+                      _ratio(peer, plan.get("median_ms"))]
+        lines.append("| " + " | ".join(cells) + " |")
+    if not lines:
+        return []
+    head = ["layer", "thr", "fastest variant", "ms", "eff. GFLOP/s", "vs best peer", "vs direct/gemm"]
+    if with_plan:
+        head += ["plan ms", "plan eff. GFLOP/s", "plan vs best peer"]
+    return [f"### {op}: {family}", "",
+            "| " + " | ".join(head) + " |", "|" + "---|" * len(head)] + lines + [""]
+
+
 def _op_summary(op: str, groups: Dict[tuple, List[Row]], threads: Sequence[int]) -> List[str]:
     out = []
     for n in threads:
@@ -162,12 +202,14 @@ def markdown(doc: Dict[str, Any], command: str) -> str:
         "its result against torch, then all methods are timed together in interleaved rounds; figures are "
         f"medians (>= 5 rounds; budget {s.get('budget_s')} s per method, repeat {s.get('repeat') or 'adaptive'}). "
         "Columns `<algo> ms` are fastconv's functional call with that algorithm; `plan` is `fastconv.plan` "
-        "(auto, weights packed once). GFLOP/s and % peak are those of the ratio's fastconv method. "
+        "(auto, weights packed once). GFLOP/s and % peak are those of the ratio's fastconv method, "
+        "counted as the direct method's FLOPs (2 x MACs): for Winograd, which does fewer "
+        "multiplications, an effective rate that may exceed the FMA peak. "
         "ratio = best peer ms / fastconv ms (> 1: fastconv faster); the fastest fastconv method is in bold.",
         "",
     ]
     for op in ops:
-        lines += [f"## {op}", ""] + _op_table(op, groups) + [""]
+        lines += [f"## {op}", ""] + _op_table(op, groups) + [""] + _family_table(op, groups)
     lines += ["## Summary", ""]
     for op in ops:
         lines += _op_summary(op, groups, s.get("threads", []))

@@ -34,7 +34,9 @@ std::string ConvAlgorithm::reason_not_applicable(const ConvProblem& p, DType dty
 
 namespace {
 
-// The `auto` rule, measured on the layers of shared/shapes/layers.json (bench/RESULTS.md).
+// The `auto` rule, measured on the layers of shared/shapes/layers.json (bench/RESULTS.md): first
+// among the algorithms that keep the definition's NaN / Inf pattern (exact_choice), then
+// Winograd where it is expected to be faster (auto_choice).
 // GEMM (im2col, packed register-tiled product) is the general case. The direct algorithm wins:
 // - with few output channels per group (depthwise, channel multipliers) or a tiny reduction
 //   (C/groups x kernel), where GEMM tiles would be mostly padding: its row kernels;

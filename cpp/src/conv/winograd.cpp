@@ -20,187 +20,31 @@
 //
 // Limits: stride 1 and dilation 1 along the axes with 3 taps, kernel depth 1 (3-D inputs run
 // plane by plane). Numerics: the transforms add rounding error growing with m (DESIGN.md's
-// budget: F(2,3) 2e-6, F(4,3) and F(6,3) 5e-5), and a NaN or infinity in the input reaches every
-// output of the tiles whose input span holds it (BT mixes a tile's inputs), not only the
-// outputs whose window holds it; non-finite weights likewise reach their output channels'
-// whole tiles. The data gradient is the forward convolution of the output gradient padded by 2
-// with flipped, channel-swapped weights; with a non-finite weight (whose products with that
-// padding would be NaN where the definition has no term) it runs the direct algorithm instead.
+// budget: F(2,3) 2e-6, F(4,3) and F(6,3) 5e-5), and a NaN or infinity in the input reaches the
+// outputs of every tile whose input span holds it that the transform rows connect it to (AT BT
+// nonzero: the whole tile for an interior position; zero coefficients are skipped, never
+// multiplied), not only the outputs whose window holds it; non-finite weights likewise reach
+// their output channels' tiles. `auto` asks for the definition's pattern (non_finite_input),
+// checked while converting the input. The data gradient is the forward convolution of the
+// output gradient padded by 2 with flipped, channel-swapped weights; with a non-finite weight
+// (whose products with that padding would be NaN where the definition has no term) it runs the
+// direct algorithm instead. Files: winograd_plan.hpp (how a call is cut), winograd_model.cpp
+// (the tile and the `auto` rule), winograd_transforms.cpp (the transforms, for tests).
 #include <algorithm>
 #include <array>
-#include <cmath>
 #include <cstdint>
-#include <cstring>
 #include <string>
-#include <type_traits>
 #include <vector>
-#include <cstdlib>
 
 #include "activation.hpp"
 #include "algorithm.hpp"
-#include "blocked_layout.hpp"
-#include "blocked_tiling.hpp"
-#include "execute.hpp"
-#include "kernels/generic/winograd_matrices.hpp"
-#include "pad.hpp"
-#include "util/checked.hpp"
-#include "util/dtype.hpp"
 #include "util/format.hpp"
-#include "util/parallel.hpp"
 #include "winograd.hpp"
+#include "winograd_plan.hpp"
 
 namespace fastconv::conv::winograd {
 
 namespace {
-
-using util::ceil_div;
-using util::round_up;
-namespace wk = kernels::winograd;
-
-// Tiles of one variant on one problem: mh x mw outputs from ah x aw inputs (1 x 1 along an axis
-// with one tap).
-struct Shape {
-  int variant = 0;  // index of F(m, 3) in the kernel tables
-  int index = 0;    // kernels' shape: 0 2-D, 1 along W, 2 along H
-  int mh = 1, mw = 1, ah = 1, aw = 1;
-  int xis() const { return ah * aw; }
-};
-
-Shape shape_of(const ConvProblem& p, int m) {
-  Shape s;
-  s.variant = wk::variant_index(m);
-  const bool h = p.kernel[1] == wk::kTaps, w = p.kernel[2] == wk::kTaps;
-  s.index = h && w ? 0 : w ? 1 : 2;
-  if (h) s.mh = m, s.ah = m + wk::kTaps - 1;
-  if (w) s.mw = m, s.aw = m + wk::kTaps - 1;
-  return s;
-}
-
-// The outputs computed: [lo, hi) per spatial dim.
-struct Window {
-  std::array<int64_t, 3> lo, hi;
-};
-
-// Output (od, oh, ow) of plane (n, k) goes to y[(n*K + k)*E0*E1*E2 + ((od - base0)*E1 + oh -
-// base1)*E2 + ow - base2]: the whole output (base 0, E = out) or a box of it.
-template <typename T>
-struct Destination {
-  T* y;
-  std::array<int64_t, 3> base, ext;
-};
-
-// The transforms read and write A x A planes at once, one vector in each: with a power-of-two
-// distance between planes every access would fall in the same cache sets (a 20x slowdown of the
-// weight transform at 512 channels). Planes start an odd number of 64-element lines apart.
-inline int64_t skewed(int64_t n) {
-  constexpr int64_t kLine = 64;
-  const int64_t lines = util::ceil_div(n, kLine);
-  return (lines | 1) * kLine;
-}
-
-// How one call is cut. The tile grid covers the window of outputs; the input is converted to
-// the blocked layout a chunk at a time: several whole images, or, when one image does not fit
-// the workspace limit, a band of tile rows of one plane. A chunk's blocked layout starts at
-// the input of its first tile (with a band's halo rows) and is sized for the whole output
-// whatever the window, so a window never needs more workspace than the whole output.
-struct Plan {
-  Shape s;
-  blocked::Tiling t;
-  int64_t groups, Kg, kblocks;  // kblocks: output blocks holding channels (<= t.nkb)
-  int64_t D, TH, TW;            // tile grid of one image over the window
-  int64_t images;               // images per chunk
-  int64_t planes, rows;         // planes and tile rows per chunk: D and TH, or a band (1, rows)
-  BlockedLayout L;              // one image's part of a chunk
-  int64_t tb;                   // tiles per task
-  int64_t max_tb;               // what the workspace holds: tb of this or any smaller window
-  int64_t ksplit;               // tasks sharing a run of tiles, each with part of the outputs
-
-  bool banded() const { return planes < D || rows < TH; }
-  int64_t chunk_tiles() const { return images * planes * rows * TW; }  // at most
-  // Elements between the xi planes of V, M (a task of nt tiles) and U: see skewed().
-  int64_t v_xi(int64_t nt) const { return skewed(t.ncb * nt * t.w); }
-  int64_t m_xi(int64_t nt) const { return skewed(t.nkb * nt * t.w); }
-  int64_t v_size() const { return s.xis() * v_xi(max_tb); }
-  int64_t m_size() const { return s.xis() * m_xi(max_tb); }
-  int64_t strip_size(int64_t tw) const { return s.mh * std::min(tw, max_tb) * s.mw * t.w; }
-  // One thread's V, M and strip of outputs, for tile rows of tw tiles.
-  int64_t thread_elements(int64_t tw) const { return v_size() + m_size() + strip_size(tw); }
-  int64_t u_xi() const { return skewed(groups * t.nkb * t.ncb * t.w * t.w); }
-};
-
-// The transform-domain products as a 1x1 convolution of Cg -> Kg channels, for the tiling.
-ConvProblem product_problem(const ConvProblem& q) {
-  ConvProblem r;
-  r.N = 1;
-  r.C = q.C_per_group();
-  r.K = q.K_per_group();
-  return r;
-}
-
-// Tiles per task: U[xi] is read once per task, so more tiles amortise it, while a task's V and
-// M should stay in the caches from one step to the next. At most kMaxTiles, and V + M within
-// a quarter of U (2 to 8 MiB: large weights are worth an L3-sized task) and half the
-// workspace limit over the threads. The blocked input gets what the limit leaves.
-constexpr int64_t kMaxTiles = 64;
-constexpr int64_t kMinTaskBytes = int64_t(2) << 20, kMaxTaskBytes = int64_t(8) << 20;
-constexpr int64_t kSharedWeightBytes = int64_t(1) << 20;
-
-template <typename T>
-Plan make_plan(const ConvProblem& q, const Shape& s, const Window& win,
-               const kernels::BlockedConvUkernel<T>& uk, int threads) {
-  Plan P{s, blocked::Tiling(product_problem(q), uk, kMaxTiles)};
-  P.groups = q.groups;
-  P.Kg = q.K_per_group();
-  P.kblocks = ceil_div(P.Kg, P.t.w);
-  P.D = win.hi[0] - win.lo[0];
-  P.TH = ceil_div(win.hi[1] - win.lo[1], s.mh);
-  P.TW = ceil_div(win.hi[2] - win.lo[2], s.mw);
-  const int64_t elem = sizeof(T);
-  const int64_t limit = scratch_limit(q, util::dtype_of<T>());
-  const int64_t u_bytes = s.xis() * P.u_xi() * elem;
-  const int64_t task_bytes = std::min(std::clamp(u_bytes / 4, kMinTaskBytes, kMaxTaskBytes),
-                                      limit / (2 * int64_t(threads)));
-  const int64_t per_tile = s.xis() * (P.t.ncb + P.t.nkb) * P.t.w * elem;
-  const int64_t cap = std::max<int64_t>(1, std::min(kMaxTiles, task_bytes / per_tile));
-
-  // The whole output's grid sizes the layout: rows of mh outputs need mh input rows each plus
-  // ah - mh of halo; columns likewise.
-  const int64_t th_all = ceil_div(q.out[1], s.mh), tw_all = ceil_div(q.out[2], s.mw);
-  const int64_t width = tw_all * s.mw + s.aw - s.mw;
-  const int64_t row_bytes = q.groups * P.t.ncb * width * P.t.w * elem;  // one input row
-  const int64_t image_bytes = q.out[0] * (th_all * s.mh + s.ah - s.mh) * row_bytes;
-  // What the threads' V, M and strips take at most (Workspace), and the padded bias.
-  P.max_tb = std::min(cap, std::max<int64_t>(q.N, 1) * q.out[0] * th_all * tw_all);
-  const int64_t per_thread = util::scratch_stride(P.thread_elements(tw_all), elem);
-  const int64_t avail = limit - (threads * per_thread + q.groups * P.t.nkb * P.t.w + 64) * elem;
-  P.planes = P.D;
-  P.rows = P.TH;
-  P.images = std::clamp<int64_t>(avail / image_bytes, 1, std::max<int64_t>(q.N, 1));
-  std::array<int64_t, 3> ext{q.out[0], th_all * s.mh + s.ah - s.mh, width};
-  if (avail < image_bytes) {  // a band of tile rows of one plane
-    P.planes = 1;
-    P.rows = std::clamp<int64_t>((avail / row_bytes - (s.ah - s.mh)) / s.mh, 1, P.TH);
-    ext = {1, P.rows * s.mh + s.ah - s.mh, width};
-  }
-  P.L = BlockedLayout{q.groups, q.C_per_group(), P.t.ncb, ext, P.t.w};
-
-  // Threads share out the runs of tiles, or, when U outgrows a core's cache or the runs are
-  // fewer than the threads, the output channels of each run: each task then transforms the
-  // run's input again but reads only its part of U, once.
-  const int64_t tiles = P.chunk_tiles(), kgroups = P.t.nkb / P.t.nb;
-  const int64_t runs = ceil_div(tiles, std::min(cap, tiles));
-  P.tb = ceil_div(tiles, runs);  // balanced
-  P.max_tb = std::min(cap, tiles);
-  P.ksplit = 1;
-  if (threads > 1) {
-    if (u_bytes > kSharedWeightBytes || runs * q.groups < threads) {
-      P.ksplit = std::min<int64_t>(threads, kgroups);
-    } else {
-      P.tb = std::max<int64_t>(1, std::min(P.tb, ceil_div(tiles * q.groups, int64_t(threads))));
-    }
-  }
-  return P;
-}
 
 // Workspace: the blocked input (a chunk of images), the padded bias, and per thread V, M and a
 // strip of outputs; then (data gradient) the transformed weights.
@@ -312,11 +156,13 @@ void convolve(const ConvProblem& q, const Plan& P, const kernels::KernelSet<T>& 
       const int64_t ks = task % P.ksplit, run = task / P.ksplit;
       const int64_t g = run / tasks_per_group;
       const int64_t t0 = run % tasks_per_group * P.tb;
-      // This task's output blocks: groups of NB [kg0, kg1), blocks [kb0, kb1).
-      const int64_t kgroups = nkb / t.nb;
-      const int64_t kg0 = ks * kgroups / P.ksplit, kg1 = (ks + 1) * kgroups / P.ksplit;
-      const int64_t kb0 = kg0 * t.nb, kb1 = std::min(kg1 * t.nb, P.kblocks);
       const int64_t nt = std::min(P.tb, tiles - t0);
+      // The register tiling of this task's nt tiles (NB output blocks x UR tiles), and its
+      // output blocks: groups of NB [kg0, kg1), blocks [kb0, kb1).
+      const blocked::Tiling tt(product_problem(q), uk, nt);
+      const int64_t nb = tt.nb, kgroups = ceil_div(P.kblocks, nb);
+      const int64_t kg0 = ks * kgroups / P.ksplit, kg1 = (ks + 1) * kgroups / P.ksplit;
+      const int64_t kb0 = kg0 * nb, kb1 = std::min(kg1 * nb, P.kblocks);
       T* V = ws.per_thread + util::thread_index() * ws.thread_stride;
       T* M = V + P.v_size();
       T* strip = M + P.m_size();
@@ -343,9 +189,9 @@ void convolve(const ConvProblem& q, const Plan& P, const kernels::KernelSet<T>& 
 
       // 2. M[xi] = U[xi] V[xi]: NB output blocks x UR tiles per kernel call, the last tile
       // group overlapping the one before.
-      const int ur = static_cast<int>(std::min<int64_t>(t.ur, nt));
+      const int ur = static_cast<int>(std::min<int64_t>(tt.ur, nt));
       const kernels::BlockedConvFn<T> tile_fn =
-          uk.tile[kernels::BlockedConvUkernel<T>::nb_index(t.nb)][ur][0];
+          uk.tile[kernels::BlockedConvUkernel<T>::nb_index(static_cast<int>(nb))][ur][0];
       kernels::BlockedConvArgs<T> args;
       args.x_block = nt * W;
       args.taps = &tap0;
@@ -355,12 +201,11 @@ void convolve(const ConvProblem& q, const Plan& P, const kernels::KernelSet<T>& 
       args.y_block = nt * W;
       for (int64_t xi = 0; xi < xis; ++xi)
         for (int64_t kg = kg0; kg < kg1; ++kg) {
-          if (kg * t.nb >= P.kblocks) break;
-          args.w = U + xi * u_xi + (g * nkb + kg * t.nb) * w_block;
+          args.w = U + xi * u_xi + (g * nkb + kg * nb) * w_block;
           for (int64_t j0 = 0; j0 < nt; j0 += ur) {
             const int64_t j = std::min(j0, nt - ur);
             args.x = V + xi * v_xi + j * W;
-            args.y = M + xi * m_xi + kg * t.nb * nt * W + j * W;
+            args.y = M + xi * m_xi + kg * nb * nt * W + j * W;
             tile_fn(args);
           }
         }
@@ -391,10 +236,6 @@ void convolve(const ConvProblem& q, const Plan& P, const kernels::KernelSet<T>& 
 }
 
 // ---- forward: x N x C x in (unpadded, zero padding of p), packed U -> y N x K x out.
-template <typename T>
-Plan forward_plan(const ConvProblem& p, int m, const kernels::KernelTable& kt, int threads) {
-  return make_plan<T>(p, shape_of(p, m), Window{{0, 0, 0}, p.out}, kt.get<T>().blocked, threads);
-}
 
 template <typename T>
 void pack(const ConvArgs& a, void* packed, int m) {
@@ -561,77 +402,7 @@ ConvAlgorithm make_algorithm(const char* name, const char* description) {
                        true};
 }
 
-// The cost model behind tile_for and auto_tile, in nanoseconds on one core of the development
-// machine (AVX-512), fitted by least squares to the forward, plan and data-gradient times of
-// 22 3x3 stride-1 layers (ResNet-50, VGG-16 and smaller; median error 8 %):
-//   Winograd F(m, 3):  g_m X Cp Kp T  +  0.18 X (Cp + Kp) T        products, transforms
-//                      + 0.36 X Cp Kp [weights transformed per call]  weight transform
-//                      + 0.050 X Cp Kp ceil(T / tiles per task)       U read once per task
-//   direct / gemm:     0.0208 taps Cg Kg P + 0.37 (Cg + Kg) P
-// with X = A x A transform-domain points (A along one axis in 1-D), Cp / Kp the channels per
-// group rounded up to whole vectors, T the tiles, P the output positions, g = 0.0216, 0.0272,
-// 0.0325 for m = 2, 4, 6 (the fit gave 0.0300 for m = 6, which ranked F(6,3) above F(4,3) on
-// 64 x 56 x 56 where it measured 8 % slower). It ranks the algorithms; it does not predict
-// times on other machines.
-// Deterministic in p and the kernels' lanes (not the thread count or the workspace limit): a
-// plan's tile must be the one its calls use.
-double winograd_cost(const ConvProblem& p, int m, bool weights_per_call,
-                     const kernels::KernelTable& kt) {
-  const Shape s = shape_of(p, m);
-  const blocked::Tiling t(product_problem(p), kt.f32.blocked, kMaxTiles);
-  const double X = s.xis(), Cp = double(t.ncb) * t.w, Kp = double(t.nkb) * t.w;
-  const double T = double(p.N) * double(p.out[0]) * double(ceil_div(p.out[1], s.mh)) *
-                   double(ceil_div(p.out[2], s.mw));
-  const double G = double(p.groups), elem = sizeof(float);
-  const double g = m == 2 ? 0.0216 : m == 4 ? 0.0272 : 0.0325;
-  // Tiles per task as make_plan takes them on one thread with room to spare.
-  const double u_bytes = X * Cp * Kp * G * elem, per_tile = X * (Cp + Kp) * elem;
-  const double task_bytes =
-      std::clamp(u_bytes / 4, double(kMinTaskBytes), double(kMaxTaskBytes));
-  const double cap = std::max(1.0, std::min(double(kMaxTiles), std::floor(task_bytes / per_tile)));
-  const double tasks = std::ceil(T / cap);
-  return G * (g * X * Cp * Kp * T + 0.18 * X * (Cp + Kp) * T +
-              (weights_per_call ? 0.36 * X * Cp * Kp : 0.0) + 0.050 * X * Cp * Kp * tasks);
-}
-
-double exact_cost(const ConvProblem& p) {
-  const double P = double(p.N) * double(p.out_spatial()), G = double(p.groups);
-  const double Cg = double(p.C_per_group()), Kg = double(p.K_per_group());
-  return G * (0.0208 * double(p.kernel_spatial()) * Cg * Kg * P + 0.37 * (Cg + Kg) * P);
-}
-
-// The tile of least modelled cost, and that cost.
-int cheapest_tile(const ConvProblem& p, bool weights_per_call, const kernels::KernelTable& kt,
-                  double* cost) {
-  int best = 0;
-  double best_cost = 0;
-  for (int m : wk::kTiles) {
-    const double c = winograd_cost(p, m, weights_per_call, kt);
-    if (best == 0 || c < best_cost) best = m, best_cost = c;
-  }
-  if (cost) *cost = best_cost;
-  return best;
-}
-
 }  // namespace
-
-int tile_for(const ConvProblem& p, const kernels::KernelTable& kernels) {
-  // The weight transform left out: a plan pays it once, and the tile must not depend on
-  // whether the call is a plan's.
-  return cheapest_tile(p, false, kernels, nullptr);
-}
-
-int auto_tile(const ConvProblem& p, DType dtype, ConvDirection direction,
-              const kernels::KernelTable& kernels, bool prepacked) {
-  if (direction == ConvDirection::backward_weights || !why_not(p, dtype, direction).empty())
-    return 0;
-  if (p.N == 0 || p.C == 0 || p.K == 0) return 0;
-  // The data gradient transforms its weights on every call.
-  const bool per_call = direction == ConvDirection::backward_data || !prepacked;
-  double cost = 0;
-  const int m = cheapest_tile(p, per_call, kernels, &cost);
-  return cost < exact_cost(p) ? m : 0;
-}
 
 }  // namespace fastconv::conv::winograd
 

@@ -1,0 +1,86 @@
+// conv/winograd_model.cpp — which Winograd tile to use, and whether Winograd at all: the cost
+// model behind the `winograd` entry's tile (tile_for) and the `auto` rule (auto_tile).
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+
+#include "algorithm.hpp"
+#include "winograd.hpp"
+#include "winograd_plan.hpp"
+
+namespace fastconv::conv::winograd {
+
+namespace {
+
+// The cost model behind tile_for and auto_tile, in nanoseconds on one core of the development
+// machine (AVX-512), fitted by least squares to the forward, plan and data-gradient times of
+// 22 3x3 stride-1 layers (ResNet-50, VGG-16 and smaller; median error 8 %):
+//   Winograd F(m, 3):  g_m X Cp Kp T  +  0.18 X (Cp + Kp) T        products, transforms
+//                      + 0.36 X Cp Kp [weights transformed per call]  weight transform
+//                      + 0.050 X Cp Kp ceil(T / tiles per task)       U read once per task
+//   direct / gemm:     0.0208 taps Cg Kg P + 0.37 (Cg + Kg) P
+// with X = A x A transform-domain points (A along one axis in 1-D), Cp / Kp the channels per
+// group rounded up to whole vectors, T the tiles, P the output positions, g = 0.0216, 0.0272,
+// 0.0325 for m = 2, 4, 6 (the fit gave 0.0300 for m = 6, which ranked F(6,3) above F(4,3) on
+// 64 x 56 x 56 where it measured 8 % slower). It ranks the algorithms; it does not predict
+// times on other machines.
+// Deterministic in p and the kernels' lanes (not the thread count or the workspace limit): a
+// plan's tile must be the one its calls use.
+double winograd_cost(const ConvProblem& p, int m, bool weights_per_call,
+                     const kernels::KernelTable& kt) {
+  const Shape s = shape_of(p, m);
+  const blocked::Tiling t(product_problem(p), kt.f32.blocked, kMaxTiles);
+  const double X = s.xis(), Cp = double(t.ncb) * t.w, Kp = double(t.nkb) * t.w;
+  const double T = double(p.N) * double(p.out[0]) * double(ceil_div(p.out[1], s.mh)) *
+                   double(ceil_div(p.out[2], s.mw));
+  const double G = double(p.groups), elem = sizeof(float);
+  const double g = m == 2 ? 0.0216 : m == 4 ? 0.0272 : 0.0325;
+  // Tiles per task as make_plan takes them on one thread with room to spare.
+  const double u_bytes = X * Cp * Kp * G * elem, per_tile = X * (Cp + Kp) * elem;
+  const double task_bytes =
+      std::clamp(u_bytes / 4, double(kMinTaskBytes), double(kMaxTaskBytes));
+  const double cap = std::max(1.0, std::min(double(kMaxTiles), std::floor(task_bytes / per_tile)));
+  const double tasks = std::ceil(T / cap);
+  return G * (g * X * Cp * Kp * T + 0.18 * X * (Cp + Kp) * T +
+              (weights_per_call ? 0.36 * X * Cp * Kp : 0.0) + 0.050 * X * Cp * Kp * tasks);
+}
+
+double exact_cost(const ConvProblem& p) {
+  const double P = double(p.N) * double(p.out_spatial()), G = double(p.groups);
+  const double Cg = double(p.C_per_group()), Kg = double(p.K_per_group());
+  return G * (0.0208 * double(p.kernel_spatial()) * Cg * Kg * P + 0.37 * (Cg + Kg) * P);
+}
+
+// The tile of least modelled cost, and that cost.
+int cheapest_tile(const ConvProblem& p, bool weights_per_call, const kernels::KernelTable& kt,
+                  double* cost) {
+  int best = 0;
+  double best_cost = 0;
+  for (int m : wk::kTiles) {
+    const double c = winograd_cost(p, m, weights_per_call, kt);
+    if (best == 0 || c < best_cost) best = m, best_cost = c;
+  }
+  if (cost) *cost = best_cost;
+  return best;
+}
+
+}  // namespace
+
+int tile_for(const ConvProblem& p, const kernels::KernelTable& kernels) {
+  // The weight transform left out: a plan pays it once, and the tile must not depend on
+  // whether the call is a plan's.
+  return cheapest_tile(p, false, kernels, nullptr);
+}
+
+int auto_tile(const ConvProblem& p, DType dtype, ConvDirection direction,
+              const kernels::KernelTable& kernels, bool prepacked) {
+  if (!winograd_algorithm(wk::kTiles[0]).reason_not_applicable(p, dtype, direction).empty()) return 0;
+  if (p.N == 0 || p.C == 0 || p.K == 0) return 0;
+  // The data gradient transforms its weights on every call.
+  const bool per_call = direction == ConvDirection::backward_data || !prepacked;
+  double cost = 0;
+  const int m = cheapest_tile(p, per_call, kernels, &cost);
+  return cost < exact_cost(p) ? m : 0;
+}
+
+}  // namespace fastconv::conv::winograd

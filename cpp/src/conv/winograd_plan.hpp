@@ -1,0 +1,184 @@
+// conv/winograd_plan.hpp — how the Winograd algorithm (winograd.cpp) cuts a call: tile shapes,
+// the chunks of input converted to the blocked layout at once, the tiles per task, and the
+// workspace they take. Shared by the driver and the `auto` cost model (winograd_model.cpp).
+#pragma once
+
+#include <algorithm>
+#include <array>
+#include <cstdint>
+
+#include "blocked_layout.hpp"
+#include "blocked_tiling.hpp"
+#include "execute.hpp"
+#include "fastconv/conv.hpp"
+#include "kernels/generic/winograd_matrices.hpp"
+#include "pad.hpp"
+#include "util/checked.hpp"
+#include "util/dtype.hpp"
+#include "util/parallel.hpp"
+
+namespace fastconv::conv::winograd {
+
+using util::ceil_div;
+using util::round_up;
+namespace wk = kernels::winograd;
+
+// Tiles of one variant on one problem: mh x mw outputs from ah x aw inputs (1 x 1 along an axis
+// with one tap).
+struct Shape {
+  int variant = 0;  // index of F(m, 3) in the kernel tables
+  int index = 0;    // kernels' shape: 0 2-D, 1 along W, 2 along H
+  int mh = 1, mw = 1, ah = 1, aw = 1;
+  int xis() const { return ah * aw; }
+};
+
+inline Shape shape_of(const ConvProblem& p, int m) {
+  Shape s;
+  s.variant = wk::variant_index(m);
+  const bool h = p.kernel[1] == wk::kTaps, w = p.kernel[2] == wk::kTaps;
+  s.index = h && w ? 0 : w ? 1 : 2;
+  if (h) s.mh = m, s.ah = m + wk::kTaps - 1;
+  if (w) s.mw = m, s.aw = m + wk::kTaps - 1;
+  return s;
+}
+
+// The outputs computed: [lo, hi) per spatial dim.
+struct Window {
+  std::array<int64_t, 3> lo, hi;
+};
+
+// Output (od, oh, ow) of plane (n, k) goes to y[(n*K + k)*E0*E1*E2 + ((od - base0)*E1 + oh -
+// base1)*E2 + ow - base2]: the whole output (base 0, E = out) or a box of it.
+template <typename T>
+struct Destination {
+  T* y;
+  std::array<int64_t, 3> base, ext;
+};
+
+// The transforms read and write A x A planes at once, one vector in each: with a power-of-two
+// distance between planes every access would fall in the same cache sets (a 20x slowdown of the
+// weight transform at 512 channels). Planes start an odd number of 64-element lines apart.
+inline int64_t skewed(int64_t n) {
+  constexpr int64_t kLine = 64;
+  const int64_t lines = util::ceil_div(n, kLine);
+  return (lines | 1) * kLine;
+}
+
+// How one call is cut. The tile grid covers the window of outputs; the input is converted to
+// the blocked layout a chunk at a time: several whole images, or, when one image does not fit
+// the workspace limit, a band of tile rows of one plane. A chunk's blocked layout starts at
+// the input of its first tile (with a band's halo rows) and is sized for the whole output
+// whatever the window, so a window never needs more workspace than the whole output.
+struct Plan {
+  Shape s;
+  blocked::Tiling t;
+  int64_t groups, Kg, kblocks;  // kblocks: output blocks holding channels (<= t.nkb)
+  int64_t D, TH, TW;            // tile grid of one image over the window
+  int64_t images;               // images per chunk
+  int64_t planes, rows;         // planes and tile rows per chunk: D and TH, or a band (1, rows)
+  BlockedLayout L;              // one image's part of a chunk
+  int64_t tb;                   // tiles per task
+  int64_t max_tb;               // what the workspace holds: tb of this or any smaller window
+  int64_t ksplit;               // tasks sharing a run of tiles, each with part of the outputs
+
+  bool banded() const { return planes < D || rows < TH; }
+  int64_t chunk_tiles() const { return images * planes * rows * TW; }  // at most
+  // Elements between the xi planes of V, M (a task of nt tiles) and U: see skewed().
+  int64_t v_xi(int64_t nt) const { return skewed(t.ncb * nt * t.w); }
+  int64_t m_xi(int64_t nt) const { return skewed(t.nkb * nt * t.w); }
+  int64_t v_size() const { return s.xis() * v_xi(max_tb); }
+  int64_t m_size() const { return s.xis() * m_xi(max_tb); }
+  int64_t strip_size(int64_t tw) const { return s.mh * std::min(tw, max_tb) * s.mw * t.w; }
+  // One thread's V, M and strip of outputs, for tile rows of tw tiles.
+  int64_t thread_elements(int64_t tw) const { return v_size() + m_size() + strip_size(tw); }
+  int64_t u_xi() const { return skewed(groups * t.nkb * t.ncb * t.w * t.w); }
+};
+
+// Output blocks U and M hold: rounded up to a multiple of every NB the tiling of a task may
+// choose (NB <= blocks), so each task tiles its own number of tiles.
+inline int64_t packed_blocks(int64_t blocks) {
+  return round_up(blocks, blocks >= 4 ? 4 : blocks >= 2 ? 2 : 1);
+}
+
+// The transform-domain products as a 1x1 convolution of Cg -> Kg channels, for the tiling.
+inline ConvProblem product_problem(const ConvProblem& q) {
+  ConvProblem r;
+  r.N = 1;
+  r.C = q.C_per_group();
+  r.K = q.K_per_group();
+  return r;
+}
+
+// Tiles per task: U[xi] is read once per task, so more tiles amortise it, while a task's V and
+// M should stay in the caches from one step to the next. At most kMaxTiles, and V + M within
+// a quarter of U (2 to 8 MiB: large weights are worth an L3-sized task) and half the
+// workspace limit over the threads. The blocked input gets what the limit leaves.
+constexpr int64_t kMaxTiles = 64;
+constexpr int64_t kMinTaskBytes = int64_t(2) << 20, kMaxTaskBytes = int64_t(8) << 20;
+constexpr int64_t kSharedWeightBytes = int64_t(1) << 20;
+
+template <typename T>
+Plan make_plan(const ConvProblem& q, const Shape& s, const Window& win,
+               const kernels::BlockedConvUkernel<T>& uk, int threads) {
+  Plan P{s, blocked::Tiling(product_problem(q), uk, kMaxTiles)};
+  P.groups = q.groups;
+  P.Kg = q.K_per_group();
+  P.kblocks = ceil_div(P.Kg, P.t.w);
+  P.t.nkb = packed_blocks(P.kblocks);
+  P.D = win.hi[0] - win.lo[0];
+  P.TH = ceil_div(win.hi[1] - win.lo[1], s.mh);
+  P.TW = ceil_div(win.hi[2] - win.lo[2], s.mw);
+  const int64_t elem = sizeof(T);
+  const int64_t limit = scratch_limit(q, util::dtype_of<T>());
+  const int64_t u_bytes = s.xis() * P.u_xi() * elem;
+  const int64_t task_bytes = std::min(std::clamp(u_bytes / 4, kMinTaskBytes, kMaxTaskBytes),
+                                      limit / (2 * int64_t(threads)));
+  const int64_t per_tile = s.xis() * (P.t.ncb + P.t.nkb) * P.t.w * elem;
+  const int64_t cap = std::max<int64_t>(1, std::min(kMaxTiles, task_bytes / per_tile));
+
+  // The whole output's grid sizes the layout: rows of mh outputs need mh input rows each plus
+  // ah - mh of halo; columns likewise.
+  const int64_t th_all = ceil_div(q.out[1], s.mh), tw_all = ceil_div(q.out[2], s.mw);
+  const int64_t width = tw_all * s.mw + s.aw - s.mw;
+  const int64_t row_bytes = q.groups * P.t.ncb * width * P.t.w * elem;  // one input row
+  const int64_t image_bytes = q.out[0] * (th_all * s.mh + s.ah - s.mh) * row_bytes;
+  // What the threads' V, M and strips take at most (Workspace), and the padded bias.
+  P.max_tb = std::min(cap, std::max<int64_t>(q.N, 1) * q.out[0] * th_all * tw_all);
+  const int64_t per_thread = util::scratch_stride(P.thread_elements(tw_all), elem);
+  const int64_t avail = limit - (threads * per_thread + q.groups * P.t.nkb * P.t.w + 64) * elem;
+  P.planes = P.D;
+  P.rows = P.TH;
+  P.images = std::clamp<int64_t>(avail / image_bytes, 1, std::max<int64_t>(q.N, 1));
+  std::array<int64_t, 3> ext{q.out[0], th_all * s.mh + s.ah - s.mh, width};
+  if (avail < image_bytes) {  // a band of tile rows of one plane
+    P.planes = 1;
+    P.rows = std::clamp<int64_t>((avail / row_bytes - (s.ah - s.mh)) / s.mh, 1, P.TH);
+    ext = {1, P.rows * s.mh + s.ah - s.mh, width};
+  }
+  P.L = BlockedLayout{q.groups, q.C_per_group(), P.t.ncb, ext, P.t.w};
+
+  // Threads share out the runs of tiles, or, when U outgrows a core's cache or the runs are
+  // fewer than the threads, the output channels of each run: each task then transforms the
+  // run's input again but reads only its part of U, once.
+  const int64_t tiles = P.chunk_tiles(), kgroups = ceil_div(P.kblocks, P.t.nb);
+  const int64_t runs = ceil_div(tiles, std::min(cap, tiles));
+  P.tb = ceil_div(tiles, runs);  // balanced
+  P.max_tb = std::min(cap, tiles);
+  P.ksplit = 1;
+  if (threads > 1) {
+    if (u_bytes > kSharedWeightBytes || runs * q.groups < threads) {
+      P.ksplit = std::min<int64_t>(threads, kgroups);
+    } else {
+      P.tb = std::max<int64_t>(1, std::min(P.tb, ceil_div(tiles * q.groups, int64_t(threads))));
+    }
+  }
+  return P;
+}
+
+
+template <typename T>
+Plan forward_plan(const ConvProblem& p, int m, const kernels::KernelTable& kt, int threads) {
+  return make_plan<T>(p, shape_of(p, m), Window{{0, 0, 0}, p.out}, kt.get<T>().blocked, threads);
+}
+
+}  // namespace fastconv::conv::winograd

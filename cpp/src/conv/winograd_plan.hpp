@@ -72,16 +72,16 @@ inline int64_t skewed(int64_t n) {
 struct Plan {
   Shape s;
   blocked::Tiling t;
-  int64_t groups, Kg, kblocks;  // kblocks: output blocks holding channels (<= t.nkb)
-  int64_t D, TH, TW;            // tile grid of one image over the window
-  int64_t images;               // images per chunk
-  int64_t planes, rows;         // planes and tile rows per chunk: D and TH, or a band (1, rows)
-  BlockedLayout L;              // one image's part of a chunk
-  int64_t tb;                   // tiles per task
-  int64_t max_tb;               // what the workspace holds: tb of this or any smaller window
-  int64_t ksplit;               // tasks sharing a run of tiles, each with part of the outputs
+  int64_t groups = 0, Kg = 0;
+  int64_t kblocks = 0;          // output blocks holding channels (<= t.nkb)
+  int64_t D = 0, TH = 0, TW = 0;  // tile grid of one image over the window
+  int64_t images = 1;           // images per chunk
+  int64_t planes = 0, rows = 0;   // planes and tile rows per chunk: D and TH, or a band (1, rows)
+  BlockedLayout L{};            // one image's part of a chunk
+  int64_t tb = 1;               // tiles per task
+  int64_t max_tb = 1;           // what the workspace holds: tb of this or any smaller window
+  int64_t ksplit = 1;           // tasks sharing a run of tiles, each with part of the outputs
 
-  bool banded() const { return planes < D || rows < TH; }
   int64_t chunk_tiles() const { return images * planes * rows * TW; }  // at most
   // Elements between the xi planes of V, M (a task of nt tiles) and U: see skewed().
   int64_t v_xi(int64_t nt) const { return skewed(t.ncb * nt * t.w); }

@@ -86,7 +86,9 @@ bool transform_weights(const Plan& P, const ConvProblem& q, const kernels::Winog
   constexpr int64_t kStreamBytes = int64_t(4) << 20;
   const bool stream = P.s.xis() * u_xi * int64_t(sizeof(T)) > kStreamBytes;
   int bad = 0;
-#pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1) reduction(| : bad)
+#pragma omp parallel num_threads(threads) if (threads > 1) reduction(| : bad)
+  {
+#pragma omp for schedule(static)
   for (int64_t gk = 0; gk < P.groups * nkb; ++gk) {
     const int64_t g = gk / nkb, kb = gk % nkb;
     const int64_t kn = std::max<int64_t>(0, std::min<int64_t>(W, Kg - kb * W));
@@ -105,6 +107,8 @@ bool transform_weights(const Plan& P, const ConvProblem& q, const kernels::Winog
       }
       weight_fn(taps, U + ((gk * ncb) + c / W) * W * W + (c % W) * W, u_xi, stream);
     }
+  }
+  if (stream) wk.store_fence();  // streamed U complete before it is read
   }
   return bad == 0;
 }

@@ -235,6 +235,9 @@ struct WinogradKernels {
   WinogradInputFn<T> input[3][3] = {};
   WinogradOutputFn<T> output[3][3] = {};
   WinogradWeightFn<T> weight[3][3] = {};
+  // Orders the calling thread's non-temporal stores before its later stores (sfence; nothing
+  // where the ISA has none): after streamed weight transforms, before other threads read them.
+  void (*store_fence)() = nullptr;
 };
 
 template <typename T>

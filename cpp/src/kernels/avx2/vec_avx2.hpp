@@ -16,6 +16,7 @@ struct VecF32 {
   static void storeu(T* p, R a) { _mm256_storeu_ps(p, a); }
   // A non-temporal store (p aligned to the vector): bypasses the caches, no read for ownership.
   static void stream(T* p, R a) { _mm256_stream_ps(p, a); }
+  static void store_fence() { _mm_sfence(); }  // orders the stream() stores before later ones
   // Lanes 0 .. n-1 of a to p[0..n) (all 8 when n >= 8); nothing else is written.
   static void store_partial(T* p, R a, int n) { _mm256_maskstore_ps(p, first(n), a); }
   // Lanes below n set (n <= 0: none, n >= 8: all), as a maskload mask.

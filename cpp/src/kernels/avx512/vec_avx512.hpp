@@ -16,6 +16,7 @@ struct VecF32 {
   static void storeu(T* p, R a) { _mm512_storeu_ps(p, a); }
   // A non-temporal store (p aligned to the vector): bypasses the caches, no read for ownership.
   static void stream(T* p, R a) { _mm512_stream_ps(p, a); }
+  static void store_fence() { _mm_sfence(); }  // orders the stream() stores before later ones
   // Lanes 0 .. n-1 of a to p[0..n) (all 16 when n >= 16); nothing else is written.
   static void store_partial(T* p, R a, int n) { _mm512_mask_storeu_ps(p, first(n), a); }
   // Mask of the lanes below n (n <= 0: none, n >= 16: all).

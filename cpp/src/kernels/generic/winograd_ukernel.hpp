@@ -181,6 +181,7 @@ template <typename V>
 WinogradKernels<typename V::T> winograd_kernels() {
   WinogradKernels<typename V::T> k;
   k.w = V::W;
+  k.store_fence = &V::store_fence;
   set_winograd_variant<V, 2>(k);
   set_winograd_variant<V, 4>(k);
   set_winograd_variant<V, 6>(k);

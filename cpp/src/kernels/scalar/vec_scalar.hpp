@@ -65,6 +65,7 @@ struct Vec {
     for (int i = 0; i < W; ++i) p[i] = a.v[i];
   }
   static void stream(T* p, const R& a) { storeu(p, a); }  // no non-temporal form here
+  static void store_fence() {}
   static R fmadd(const R& a, const R& b, const R& c) {
     R r;
     for (int i = 0; i < W; ++i) r.v[i] = a.v[i] * b.v[i] + c.v[i];

@@ -166,6 +166,7 @@ void convolve(const ConvProblem& p, const Tiling& t, const kernels::BlockedConvU
       args.taps = ws.taps;
       args.ntaps = t.ntaps;
       args.ncb = t.ncb;
+      args.last_cin = static_cast<int>(p.C_per_group() - (t.ncb - 1) * W);
       args.w = wb + (g * t.nkb + kg * t.nb) * t.weight_block();
       args.w_block = t.weight_block();
       args.y = tile;

@@ -201,6 +201,7 @@ void convolve(const ConvProblem& q, const Plan& P, const kernels::KernelSet<T>& 
       args.taps = &tap0;
       args.ntaps = 1;
       args.ncb = ncb;
+      args.last_cin = static_cast<int>(q.C_per_group() - (ncb - 1) * W);
       args.w_block = w_block;
       args.y_block = nt * W;
       for (int64_t xi = 0; xi < xis; ++xi)

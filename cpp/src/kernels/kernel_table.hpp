@@ -156,7 +156,7 @@ struct PoolKernels {
 };
 
 // Direct convolution on channel-blocked layouts (generic/blocked_ukernel.hpp), W lanes:
-//   y[b*y_block + r*W + ko] = sum_{cb < ncb, t < ntaps, ci < W}
+//   y[b*y_block + r*W + ko] = sum_{cb < ncb, t < ntaps, ci < W (last block: ci < last_cin)}
 //       x[cb*x_block + taps[t] + r*S*W + ci] * w[b*w_block + (cb*ntaps + t)*W*W + ci*W + ko]
 //   for b < NB, r < UR, ko < W; S = stride along the row (1 or 2).
 template <typename T>
@@ -166,6 +166,8 @@ struct BlockedConvArgs {
   const int64_t* taps;   // offsets of the kernel taps (elements)
   int64_t ntaps;
   int64_t ncb;           // input channel blocks
+  int last_cin = 0;      // channels of the last input block that hold data (0: all W); the
+                         // lanes beyond are zero in x and w, so their terms are skipped
   const T* w;            // packed weights of the tile's first output block
   int64_t w_block;       // elements between output blocks' weights
   T* y;                  // the tile: y[b*y_block + r*W + ko]

@@ -49,16 +49,22 @@ void blocked_conv_tile(const BlockedConvArgs<typename V::T>& a) {
   for (int64_t cb = 0; cb < a.ncb; ++cb) {
     const T* xc = a.x + cb * a.x_block;
     const T* wc = a.w + cb * a.ntaps * w_tap;
+    const int cin = cb + 1 == a.ncb && a.last_cin > 0 ? a.last_cin : W;
     for (int64_t t = 0; t < a.ntaps; ++t) {
       const T* xt = xc + a.taps[t];
       const T* wt = wc + t * w_tap;
-      for (int ci = 0; ci < W; ++ci) {
+      const auto channel = [&](int ci) {
         R wv[NB];
         for (int b = 0; b < NB; ++b) wv[b] = V::loadu(wt + b * a.w_block + ci * W);
         for (int r = 0; r < UR; ++r) {
           const R xv = V::set1(xt[r * S * W + ci]);
           for (int b = 0; b < NB; ++b) acc[r][b] = V::fmadd(xv, wv[b], acc[r][b]);
         }
+      };
+      if (cin == W) {  // a whole block: the loop of constant count, unrolled
+        for (int ci = 0; ci < W; ++ci) channel(ci);
+      } else {
+        for (int ci = 0; ci < cin; ++ci) channel(ci);
       }
       if (++steps == steps_per_block) {
         flush(first);

@@ -119,8 +119,11 @@ def plan(weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, paddin
     The parameters are those of :func:`fastconv.functional.conv2d` (the rank comes from
     ``weight``: 3-D for conv1d, 4-D conv2d, 5-D conv3d) and are validated here. The plan copies
     ``weight`` and ``bias``; for each input shape it meets it packs them once in the layout of
-    the algorithm it runs there, for the instruction set active when the plan was made. ``activation`` is applied to the output as it is written (fused in the GEMM
-    microkernel's store); NaN stays NaN.
+    the algorithm it runs there, for the instruction set active when the plan was made.
+    ``activation`` is applied to the output as it is written (fused in the store of the
+    algorithm's last stage); NaN stays NaN. With ``algo='auto'`` the choice leaves out the cost
+    of packing the weights, which the plan pays once: it may run an algorithm a stateless call
+    would not (Winograd, whose weight transform a stateless call repeats); ``prepare`` names it.
 
     Parameters
     ----------

@@ -75,9 +75,10 @@ struct Workspace {
 // + (tap, or ntaps - 1 - tap when flip)] for output / input channels k, c of group g (zero beyond
 // Kg / Cg). Returns whether every weight is finite.
 template <typename T>
-bool transform_weights(const Plan& P, const ConvProblem& q, const kernels::WinogradKernels<T>& wk,
+bool transform_weights(const Plan& P, const ConvProblem& q, const kernels::KernelSet<T>& ks,
                        const T* w, int64_t group, int64_t k_step, int64_t c_step, bool flip, T* U,
                        int threads) {
+  const auto& wk = ks.winograd;
   const int64_t Kg = q.K_per_group(), Cg = q.C_per_group(), W = P.t.w;
   const int64_t ntaps = q.kernel_spatial(), ncb = P.t.ncb, nkb = P.t.nkb;
   const auto weight_fn = wk.weight[P.s.variant][P.s.index];
@@ -92,18 +93,22 @@ bool transform_weights(const Plan& P, const ConvProblem& q, const kernels::Winog
   for (int64_t gk = 0; gk < P.groups * nkb; ++gk) {
     const int64_t g = gk / nkb, kb = gk % nkb;
     const int64_t kn = std::max<int64_t>(0, std::min<int64_t>(W, Kg - kb * W));
-    alignas(64) T taps[wk::kTaps * wk::kTaps * 64];  // [tap][ko], ko < W <= 64
+    constexpr int kMaxLanes = 64;
+    alignas(64) T taps[wk::kTaps * wk::kTaps * kMaxLanes];  // [tap][ko]
+    alignas(64) T flipped[wk::kTaps * wk::kTaps * kMaxLanes];
+    const T* rows[kMaxLanes];  // input channel c's taps of each output channel ko (null: none)
     for (int64_t c = 0; c < ncb * W; ++c) {
-      std::fill(taps, taps + ntaps * W, T(0));
-      if (c < Cg) {
-        for (int64_t ko = 0; ko < kn; ++ko) {
-          const T* src = w + g * group + (kb * W + ko) * k_step + c * c_step;
-          for (int64_t tap = 0; tap < ntaps; ++tap) {
-            const T v = src[flip ? ntaps - 1 - tap : tap];
-            bad |= !(v - v == T(0));  // NaN or infinity
-            taps[tap * W + ko] = v;
-          }
+      if (c < Cg) {  // the kn filters' taps into lanes (transposed in registers), in tap order
+        for (int64_t ko = 0; ko < W; ++ko)
+          rows[ko] = ko < kn ? w + g * group + (kb * W + ko) * k_step + c * c_step : nullptr;
+        ks.blocked.interleave(rows, ntaps, flip ? flipped : taps);
+        if (flip) {
+          for (int64_t tap = 0; tap < ntaps; ++tap)
+            std::copy(flipped + (ntaps - 1 - tap) * W, flipped + (ntaps - tap) * W, taps + tap * W);
         }
+        bad |= any_non_finite(taps, ntaps * W);
+      } else {
+        std::fill(taps, taps + ntaps * W, T(0));
       }
       weight_fn(taps, U + ((gk * ncb) + c / W) * W * W + (c % W) * W, u_xi, stream);
     }
@@ -247,7 +252,7 @@ void pack(const ConvArgs& a, void* packed, int m) {
   const ConvProblem& p = a.problem;
   const Plan P = forward_plan<T>(p, m, a.kernels, 1);
   const int64_t Kg = p.K_per_group(), Cg = p.C_per_group(), nt = p.kernel_spatial();
-  transform_weights(P, p, a.kernels.get<T>().winograd, static_cast<const T*>(a.w), Kg * Cg * nt,
+  transform_weights(P, p, a.kernels.get<T>(), static_cast<const T*>(a.w), Kg * Cg * nt,
                     Cg * nt, nt, false, static_cast<T*>(packed), a.threads);
 }
 
@@ -280,7 +285,7 @@ void backward_data(const ConvArgs& a, int m) {
   const Workspace<T> ws(P, a.workspace, a.threads);
   const int64_t Kg = p.K_per_group(), Cg = p.C_per_group(), nt = p.kernel_spatial();
   // q's weight (output channel c, input channel k, tap) = p's (k, c, tap flipped in space).
-  if (!transform_weights(P, q, a.kernels.get<T>().winograd, static_cast<const T*>(a.w),
+  if (!transform_weights(P, q, a.kernels.get<T>(), static_cast<const T*>(a.w),
                          Kg * Cg * nt, nt, Cg * nt, true, ws.weights, a.threads)) {
     direct_algorithm().run[static_cast<int>(ConvDirection::backward_data)](a);
     return;

@@ -16,9 +16,11 @@ namespace {
 // machine (AVX-512), fitted by least squares to the forward, plan and data-gradient times of
 // 22 3x3 stride-1 layers (ResNet-50, VGG-16 and smaller; median error 8 %):
 //   Winograd F(m, 3):  g_m X Cp Kp T  +  0.18 X (Cp + Kp) T        products, transforms
-//                      + 0.36 X Cp Kp [weights transformed per call]  weight transform
+//                      + (4.5 + 0.16 X) Cp Kp [weights per call]     weight transform
 //                      + 0.050 X Cp Kp ceil(T / tiles per task)       U read once per task
 //   direct / gemm:     0.0208 taps Cg Kg P + 0.37 (Cg + Kg) P
+//                      + 0.8 taps Cg Kg [weights per call]           weight packing
+// (the two per-call terms measured apart: stateless minus planned time at 512 x 7 x 7)
 // with X = A x A transform-domain points (A along one axis in 1-D), Cp / Kp the channels per
 // group rounded up to whole vectors, T the tiles, P the output positions, g = 0.0216, 0.0272,
 // 0.0325 for m = 2, 4, 6 (the fit gave 0.0300 for m = 6, which ranked F(6,3) above F(4,3) on
@@ -42,13 +44,15 @@ double winograd_cost(const ConvProblem& p, int m, bool weights_per_call,
   const double cap = std::max(1.0, std::min(double(kMaxTiles), std::floor(task_bytes / per_tile)));
   const double tasks = std::ceil(T / cap);
   return G * (g * X * Cp * Kp * T + 0.18 * X * (Cp + Kp) * T +
-              (weights_per_call ? 0.36 * X * Cp * Kp : 0.0) + 0.050 * X * Cp * Kp * tasks);
+              (weights_per_call ? (4.5 + 0.16 * X) * Cp * Kp : 0.0) + 0.050 * X * Cp * Kp * tasks);
 }
 
-double exact_cost(const ConvProblem& p) {
+double exact_cost(const ConvProblem& p, bool weights_per_call) {
   const double P = double(p.N) * double(p.out_spatial()), G = double(p.groups);
   const double Cg = double(p.C_per_group()), Kg = double(p.K_per_group());
-  return G * (0.0208 * double(p.kernel_spatial()) * Cg * Kg * P + 0.37 * (Cg + Kg) * P);
+  const double taps = double(p.kernel_spatial());
+  return G * (0.0208 * taps * Cg * Kg * P + 0.37 * (Cg + Kg) * P +
+              (weights_per_call ? 0.8 * taps * Cg * Kg : 0.0));
 }
 
 // The tile of least modelled cost, and that cost.
@@ -80,7 +84,7 @@ int auto_tile(const ConvProblem& p, DType dtype, ConvDirection direction,
   const bool per_call = direction == ConvDirection::backward_data || !prepacked;
   double cost = 0;
   const int m = cheapest_tile(p, per_call, kernels, &cost);
-  return cost < exact_cost(p) ? m : 0;
+  return cost < exact_cost(p, per_call) ? m : 0;
 }
 
 }  // namespace fastconv::conv::winograd

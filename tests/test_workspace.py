@@ -117,3 +117,22 @@ def test_reported_workspace_follows_the_limit(limit_restored):
     limit_restored(8 * 34 * 34 * 4)  # one padded image
     one = p.prepare((8, 8, 32, 32))["workspace_bytes"]
     assert full - one == 7 * 8 * 34 * 34 * 4
+
+
+def test_release_memory():
+    """Large scratch buffers are kept per thread for the next call; release_memory() frees the
+    calling thread's (and only those), and later calls give the same bits."""
+    import threading
+
+    rng = np.random.default_rng(7)
+    x = rng.uniform(-1, 1, (2, 64, 40, 40)).astype(np.float32)
+    w = rng.uniform(-1, 1, (64, 64, 3, 3)).astype(np.float32)
+    y = F.conv2d(x, w, padding=1)
+    freed = []
+    t = threading.Thread(target=lambda: freed.append(fastconv.release_memory()))
+    t.start()
+    t.join()
+    assert freed == [0]  # another thread holds none of this thread's buffers
+    assert fastconv.release_memory() >= MIB
+    assert fastconv.release_memory() == 0
+    assert F.conv2d(x, w, padding=1).tobytes() == y.tobytes()

@@ -476,6 +476,7 @@ PYBIND11_MODULE(_core, m) {
   m.def("get_num_threads", &fastconv::num_threads);
   m.def("set_workspace_limit", &fastconv::set_workspace_limit, py::arg("nbytes"));
   m.def("get_workspace_limit", &fastconv::workspace_limit);
+  m.def("release_memory", &fastconv::release_memory);
   // Winograd's matrices and one-tile transform kernels (fastconv/winograd.hpp), for tests.
   m.def("winograd_matrices", [](int m) {
     const fastconv::WinogradMatrices t = fastconv::winograd_matrices(m);

@@ -12,8 +12,8 @@ convolution by several algorithms; this package exposes it with PyTorch's semant
 
 from . import _core
 from ._plan import ConvPlan, plan
-from ._runtime import (algorithms, get_isa, get_num_threads, get_workspace_limit, info, set_isa,
-                       set_num_threads, set_workspace_limit)
+from ._runtime import (algorithms, get_isa, get_num_threads, get_workspace_limit, info,
+                       release_memory, set_isa, set_num_threads, set_workspace_limit)
 from . import functional, grad
 
 __version__ = _core.info()["version"]
@@ -26,6 +26,7 @@ __all__ = [
     "get_isa",
     "get_num_threads",
     "get_workspace_limit",
+    "release_memory",
     "info",
     "plan",
     "set_isa",

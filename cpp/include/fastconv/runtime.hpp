@@ -37,6 +37,11 @@ int64_t workspace_limit();
 /// Set workspace_limit(); throws InvalidArgument for a negative value.
 void set_workspace_limit(int64_t bytes);
 
+/// Frees the large scratch buffers (1 MiB and more) that the calling thread keeps for its next
+/// calls — at most 4 of them, 64 MiB — and returns their bytes. Each thread's are freed when it
+/// exits anyway.
+std::size_t release_memory();
+
 /// This machine's float32 FMA throughput with the active ISA's vectors, in GFLOP/s, measured
 /// over about `seconds` on `threads` threads (a probe of independent FMA chains): the peak the
 /// benchmark reports against.

@@ -14,6 +14,7 @@
 #include "fastconv/errors.hpp"
 #include "fastconv/runtime.hpp"
 #include "kernels/kernel_table.hpp"
+#include "util/buffer.hpp"
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -72,6 +73,8 @@ void set_workspace_limit(int64_t bytes) {
   }
   workspace_setting.store(bytes, std::memory_order_relaxed);
 }
+
+std::size_t release_memory() { return util::release_cached_buffers(); }
 
 double measure_fma_peak(int threads, double seconds) {
   if (threads < 1 || threads > 1024) {

@@ -22,7 +22,7 @@ namespace {
 constexpr std::size_t kCacheMin = std::size_t(1) << 20;     // smaller: the C heap serves well
 constexpr std::size_t kHugeMin = std::size_t(4) << 20;      // 2 MiB aligned, huge pages
 constexpr std::size_t kHugePage = std::size_t(2) << 20;
-constexpr std::size_t kMaxCached = std::size_t(256) << 20;
+constexpr std::size_t kMaxCached = std::size_t(64) << 20;
 constexpr int kSlots = 4;
 
 struct Cache {
@@ -116,6 +116,10 @@ void release_buffer(void* p, std::size_t capacity) noexcept {
   }
 }
 
-void release_cached_buffers() noexcept { cache.clear(); }
+std::size_t release_cached_buffers() noexcept {
+  const std::size_t bytes = cache.total();
+  cache.clear();
+  return bytes;
+}
 
 }  // namespace fastconv::util

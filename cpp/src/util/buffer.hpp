@@ -18,8 +18,8 @@ namespace fastconv::util {
 void* acquire_buffer(std::size_t bytes, std::size_t* capacity, const char* what);
 void release_buffer(void* p, std::size_t capacity) noexcept;
 
-/// Frees the calling thread's cached blocks.
-void release_cached_buffers() noexcept;
+/// Frees the calling thread's cached blocks; returns their bytes.
+std::size_t release_cached_buffers() noexcept;
 
 class AlignedBuffer {
  public:

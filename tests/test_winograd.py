@@ -304,6 +304,9 @@ def test_auto_keeps_the_definitions_pattern(direction):
     w = (rng.standard_normal((64, 64, 3, 3)) / 24).astype(np.float32)
     plan = fastconv.plan(w, padding=1)
     assert plan.prepare(x.shape)["algo"].startswith("winograd")
+    resolved = _core.conv_algorithm(2, direction, x.shape, w.shape, (1, 1), (1, 1), (1, 1), 1,
+                                    "zeros", np.float32, "auto")
+    assert resolved.startswith("winograd"), resolved  # else the fallback would go untested
     gy = rng.standard_normal((1, 64, 24, 24)).astype(np.float32)
     for value in (np.nan, np.inf):
         if direction == "forward":

@@ -403,6 +403,22 @@ py::array pool_backward_max(const std::string& kind, int rank, const py::object&
 
 // ---- runtime
 
+// The algorithm `algo` resolves to for one direction of a convolution (tests: what `auto`
+// picks); validates like the entry points.
+std::string conv_algorithm(int rank, const std::string& direction, const Shape& input_shape,
+                           const Shape& weight_shape, const Shape& stride,
+                           const PaddingArg& padding, const Shape& dilation, int64_t groups,
+                           const std::string& padding_mode, const py::object& dtype,
+                           const std::string& algo) {
+  const std::string op = op_name("conv", rank, "");
+  const auto problem = fastconv::make_conv_problem(
+      rank, input_shape, weight_shape, std::nullopt,
+      conv_options(op, stride, padding, dilation, groups, padding_mode), op);
+  const bool f64 = py::dtype::from_args(dtype).itemsize() == 8;
+  return fastconv::resolve_conv_algorithm(problem, f64 ? fastconv::DType::f64 : fastconv::DType::f32,
+                                          fastconv::parse_direction(direction), algo);
+}
+
 std::vector<std::string> algorithms(const std::optional<std::string>& direction) {
   if (!direction) return fastconv::conv_algorithm_names();
   return fastconv::conv_algorithm_names(fastconv::parse_direction(*direction));
@@ -446,6 +462,7 @@ PYBIND11_MODULE(_core, m) {
   // Positional, private: python/fastconv/functional.py and grad.py hold the public signatures.
   m.def("conv_forward", &conv_forward);
   m.def("conv_backward_data", &conv_backward_data);
+  m.def("conv_algorithm", &conv_algorithm);
   m.def("conv_backward_weights", &conv_backward_weights);
   m.def("conv_backward_bias", &conv_backward_bias);
   m.def("conv_transpose_forward", &conv_transpose_forward);

@@ -20,16 +20,17 @@ namespace {
 //                      + 0.050 X Cp Kp ceil(T / tiles per task)       U read once per task
 //   direct / gemm:     0.0208 taps Cg Kg P + 0.37 (Cg + Kg) P
 //                      + 0.8 taps Cg Kg [weights per call]           weight packing
-// (the two per-call terms measured apart: stateless minus planned time at 512 x 7 x 7)
+// (the two per-call terms measured apart: stateless minus planned time at 512 x 7 x 7). On
+// several threads every term but U's reading is divided among them (auto_tile).
 // with X = A x A transform-domain points (A along one axis in 1-D), Cp / Kp the channels per
 // group rounded up to whole vectors, T the tiles, P the output positions, g = 0.0216, 0.0272,
 // 0.0325 for m = 2, 4, 6 (the fit gave 0.0300 for m = 6, which ranked F(6,3) above F(4,3) on
 // 64 x 56 x 56 where it measured 8 % slower). It ranks the algorithms; it does not predict
 // times on other machines.
-// Deterministic in p and the kernels' lanes (not the thread count or the workspace limit): a
-// plan's tile must be the one its calls use.
+// Deterministic in p, the kernels' lanes and `threads` (not the workspace limit): the tile of
+// the `winograd` entry (one thread) must be the one a plan's calls use.
 double winograd_cost(const ConvProblem& p, int m, bool weights_per_call,
-                     const kernels::KernelTable& kt) {
+                     const kernels::KernelTable& kt, int threads) {
   const Shape s = shape_of(p, m);
   const blocked::Tiling t(product_problem(p), kt.f32.blocked, kMaxTiles);
   const double X = s.xis(), Cp = double(t.ncb) * t.w, Kp = double(t.nkb) * t.w;
@@ -43,25 +44,26 @@ double winograd_cost(const ConvProblem& p, int m, bool weights_per_call,
       std::clamp(u_bytes / 4, double(kMinTaskBytes), double(kMaxTaskBytes));
   const double cap = std::max(1.0, std::min(double(kMaxTiles), std::floor(task_bytes / per_tile)));
   const double tasks = std::ceil(T / cap);
-  return G * (g * X * Cp * Kp * T + 0.18 * X * (Cp + Kp) * T +
-              (weights_per_call ? (4.5 + 0.16 * X) * Cp * Kp : 0.0) + 0.050 * X * Cp * Kp * tasks);
+  const double compute = g * X * Cp * Kp * T + 0.18 * X * (Cp + Kp) * T +
+                         (weights_per_call ? (4.5 + 0.16 * X) * Cp * Kp : 0.0);
+  return G * (compute / threads + 0.050 * X * Cp * Kp * tasks);  // threads share the memory
 }
 
-double exact_cost(const ConvProblem& p, bool weights_per_call) {
+double exact_cost(const ConvProblem& p, bool weights_per_call, int threads) {
   const double P = double(p.N) * double(p.out_spatial()), G = double(p.groups);
   const double Cg = double(p.C_per_group()), Kg = double(p.K_per_group());
   const double taps = double(p.kernel_spatial());
   return G * (0.0208 * taps * Cg * Kg * P + 0.37 * (Cg + Kg) * P +
-              (weights_per_call ? 0.8 * taps * Cg * Kg : 0.0));
+              (weights_per_call ? 0.8 * taps * Cg * Kg : 0.0)) / threads;
 }
 
 // The tile of least modelled cost, and that cost.
 int cheapest_tile(const ConvProblem& p, bool weights_per_call, const kernels::KernelTable& kt,
-                  double* cost) {
+                  int threads, double* cost) {
   int best = 0;
   double best_cost = 0;
   for (int m : wk::kTiles) {
-    const double c = winograd_cost(p, m, weights_per_call, kt);
+    const double c = winograd_cost(p, m, weights_per_call, kt, threads);
     if (best == 0 || c < best_cost) best = m, best_cost = c;
   }
   if (cost) *cost = best_cost;
@@ -73,7 +75,7 @@ int cheapest_tile(const ConvProblem& p, bool weights_per_call, const kernels::Ke
 int tile_for(const ConvProblem& p, const kernels::KernelTable& kernels) {
   // The weight transform left out: a plan pays it once, and the tile must not depend on
   // whether the call is a plan's.
-  return cheapest_tile(p, false, kernels, nullptr);
+  return cheapest_tile(p, false, kernels, 1, nullptr);
 }
 
 int auto_tile(const ConvProblem& p, DType dtype, ConvDirection direction,
@@ -82,9 +84,12 @@ int auto_tile(const ConvProblem& p, DType dtype, ConvDirection direction,
   if (p.N == 0 || p.C == 0 || p.K == 0) return 0;
   // The data gradient transforms its weights on every call.
   const bool per_call = direction == ConvDirection::backward_data || !prepacked;
+  // On the threads the call will have: they share the arithmetic, not the memory bandwidth U
+  // is read with (on 512 x 7 x 7, F(2,3)'s smaller U wins on 2 threads, F(4,3) on one).
+  const int threads = threads_for(p);
   double cost = 0;
-  const int m = cheapest_tile(p, per_call, kernels, &cost);
-  return cost < exact_cost(p, per_call) ? m : 0;
+  const int m = cheapest_tile(p, per_call, kernels, threads, &cost);
+  return cost < exact_cost(p, per_call, threads) ? m : 0;
 }
 
 }  // namespace fastconv::conv::winograd

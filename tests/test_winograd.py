@@ -10,9 +10,11 @@
               and the ResNet-50 / VGG-16 3x3 layers at full channel counts (spatial size capped),
               within DESIGN.md's budget: F(2,3) <= 2e-6, F(4,3) and F(6,3) <= 5e-5 (float32),
               1e-12 (float64); the worst error per variant is reported in the session summary;
-- NaN / Inf:  a non-finite input reaches exactly the outputs of the tiles whose input span holds
-              it (never fewer outputs than the definition); `auto` keeps the definition's pattern;
-              a non-finite weight in the data gradient falls back to the direct algorithm;
+- NaN / Inf:  a non-finite input reaches exactly the outputs that the transform rows connect it
+              to in each tile whose input span holds it (|AT| |BT| > 0; never fewer outputs than
+              the definition); `auto` keeps the definition's pattern, in both directions, for
+              stateless calls and plans; a non-finite weight in the data gradient falls back to
+              the direct algorithm;
 - domain:     the registry declines stride, dilation, kernel and channel counts outside it, with
               the reason, and backward-weights (not implemented);
 - execution:  results bit-identical on 1 and 2 threads and under a workspace limit that forces

@@ -148,6 +148,27 @@ def spreads_non_finite(algo):
     return algo.startswith("winograd")
 
 
+class ConvCaseShape:
+    """rank and batched of a test case holding arrays x and w (a mixin for the Case dataclasses)."""
+
+    @property
+    def rank(self):
+        return self.w.ndim - 2
+
+    @property
+    def batched(self):
+        return self.x.ndim == self.rank + 2
+
+
+def _declines(algo, error):
+    """Whether `error` is the named `algo`'s documented refusal of a problem outside its domain
+    (counted in the session summary). 'auto' never declines."""
+    if algo not in (None, "auto") and "does not support" in str(error):
+        _record_declined(algo)
+        return True
+    return False
+
+
 def unless_declined(algo, call):
     """call(), or None when the named `algo` refuses the problem (see skip_if_declined).
 
@@ -157,8 +178,7 @@ def unless_declined(algo, call):
     try:
         return call()
     except ValueError as e:
-        if algo not in (None, "auto") and "does not support" in str(e):
-            _record_declined(algo)
+        if _declines(algo, e):
             return None
         raise
 
@@ -174,8 +194,7 @@ def skip_if_declined(algo):
     try:
         yield
     except ValueError as e:
-        if algo != "auto" and "does not support" in str(e):
-            _record_declined(algo)
+        if _declines(algo, e):
             pytest.skip(f"{algo} declines: {e}")
         raise
 

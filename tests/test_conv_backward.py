@@ -36,8 +36,8 @@ import fastconv
 from fastconv import functional as F
 from fastconv import grad as fgrad
 from conv_configs import MODES, draw_conv_config, scale_conv_layer
-from conftest import (ALGOS_BY_DIRECTION, ISAS, compare_with_reference, fail_if, load_layers,
-                      tolerance_for, unless_declined)
+from conftest import (ALGOS_BY_DIRECTION, ISAS, ConvCaseShape, compare_with_reference, fail_if,
+                      load_layers, tolerance_for, unless_declined)
 from reference import (conv_bias_grad, conv_input_grad, conv_output_shape, conv_weight_grad,
                        normalized_error, resolve_padding)
 
@@ -56,7 +56,7 @@ ENTRY_ALGOS = {"input": BWD_DATA, "weight": BWD_WEIGHTS, "bias": [None]}
 
 # --------------------------------------------------------------------------- one configuration
 @dataclass
-class Case:
+class Case(ConvCaseShape):
     """A forward problem conv(x, w) and an output gradient gy (float64, float32-representable)."""
 
     name: str
@@ -65,14 +65,6 @@ class Case:
     gy: np.ndarray
     kwargs: dict = field(default_factory=dict)  # stride/padding/dilation/groups/padding_mode
     rebuild: str = ""
-
-    @property
-    def rank(self):
-        return self.w.ndim - 2
-
-    @property
-    def batched(self):
-        return self.x.ndim == self.rank + 2
 
     @functools.cached_property
     def refs(self):

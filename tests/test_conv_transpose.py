@@ -31,8 +31,8 @@ import fastconv
 from fastconv import functional as F
 from fastconv import grad as fgrad
 from conv_configs import draw_grouping, int_or_tuple
-from conftest import (ALGOS_BY_DIRECTION, ISAS, compare_with_reference, fail_if, load_layers,
-                      tolerance_for, unless_declined)
+from conftest import (ALGOS_BY_DIRECTION, ISAS, ConvCaseShape, compare_with_reference, fail_if,
+                      load_layers, tolerance_for, unless_declined)
 from reference import (conv_output_shape, conv_transpose, conv_transpose_input_grad,
                        conv_transpose_output_shape, conv_transpose_weight_grad,
                        normalized_error)
@@ -54,7 +54,7 @@ ENTRIES = list(DIRECTION)
 
 # --------------------------------------------------------------------------- one configuration
 @dataclass
-class Case:
+class Case(ConvCaseShape):
     """conv_transpose(x, w, b) and an output gradient gy (float64, float32-representable)."""
 
     name: str
@@ -64,14 +64,6 @@ class Case:
     gy: np.ndarray  # the output's shape
     kwargs: dict = field(default_factory=dict)  # stride/padding/output_padding/groups/dilation
     rebuild: str = ""
-
-    @property
-    def rank(self):
-        return self.w.ndim - 2
-
-    @property
-    def batched(self):
-        return self.x.ndim == self.rank + 2
 
     @functools.cached_property
     def refs(self):

@@ -52,7 +52,7 @@ import pytest
 
 import fastconv
 from fastconv import functional as F
-from conftest import fail_if, layout_problems, special_value_problems, tolerance_for
+from conftest import ConvCaseShape, fail_if, layout_problems, special_value_problems, tolerance_for
 from reference import conv_output_shape, conv_reference, normalized_error, resolve_padding
 
 CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
@@ -115,7 +115,7 @@ def blocked_applies(w, cg, kg, stride_w):
 
 # --------------------------------------------------------------------------- one configuration
 @dataclass
-class Case:
+class Case(ConvCaseShape):
     """One problem; x / w / b are float64 arrays of float32-representable values (one reference
     serves both dtypes). `special`: the input (or weight) holds NaN / Inf on purpose."""
 
@@ -126,14 +126,6 @@ class Case:
     groups: int = 1
     kwargs: dict = field(default_factory=dict)  # stride / padding / dilation / padding_mode
     special: bool = False
-
-    @property
-    def rank(self):
-        return self.w.ndim - 2
-
-    @property
-    def batched(self):
-        return self.x.ndim == self.rank + 2
 
     def call_kwargs(self):
         return dict(self.kwargs, groups=self.groups)

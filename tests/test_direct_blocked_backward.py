@@ -54,7 +54,7 @@ import pytest
 
 import fastconv
 from fastconv import grad as fgrad
-from conftest import fail_if, layout_problems, special_value_problems, tolerance_for
+from conftest import ConvCaseShape, fail_if, layout_problems, special_value_problems, tolerance_for
 from reference import (conv_input_grad, conv_output_shape, conv_weight_grad, normalized_error,
                        resolve_padding)
 
@@ -89,7 +89,7 @@ def wgrad_nb_groups(w, cg):
 
 # --------------------------------------------------------------------------- one configuration
 @dataclass
-class Case:
+class Case(ConvCaseShape):
     """conv(x, w) with output gradient gy (float64 arrays of float32-representable values, so one
     reference serves both dtypes). `special`: x / gy hold NaN / Inf on purpose."""
 
@@ -99,14 +99,6 @@ class Case:
     gy: np.ndarray
     kwargs: dict = field(default_factory=dict)  # stride/padding/dilation/groups/padding_mode
     special: bool = False
-
-    @property
-    def rank(self):
-        return self.w.ndim - 2
-
-    @property
-    def batched(self):
-        return self.x.ndim == self.rank + 2
 
     @property
     def groups(self):

@@ -107,9 +107,10 @@ def test_matrices_reject_other_tiles():
 def _explicit(kind, m, axes, data):
     """The transform as a matrix product per lane, in float64."""
     mats = _core.winograd_matrices(m)
-    eye = np.ones((1, 1))
-    Lh = {"input": mats["BT"], "weight": mats["G"], "output": mats["AT"]}[kind] if axes != "w" else eye
-    Lw = {"input": mats["BT"], "weight": mats["G"], "output": mats["AT"]}[kind] if axes != "h" else eye
+    L = {"input": mats["BT"], "weight": mats["G"], "output": mats["AT"]}[kind]
+    eye = np.ones((1, 1))  # an axis with one tap
+    Lh = L if axes != "w" else eye
+    Lw = L if axes != "h" else eye
     return np.einsum("ip,pql,jq->ijl", Lh, data.astype(np.float64), Lw)
 
 

@@ -22,6 +22,21 @@ struct BlockedLayout {
   int64_t size() const { return groups * blocks * block_size(); }
 };
 
+// The outputs a blocked driver computes: [lo, hi) per spatial dim.
+struct Window {
+  std::array<int64_t, 3> lo, hi;
+  int64_t width() const { return hi[2] - lo[2]; }
+};
+
+// Where a blocked driver's outputs go: output (od, oh, ow) of plane (n, k) at y[(n*K + k)*E0*E1*E2
+// + ((od - base0)*E1 + oh - base1)*E2 + ow - base2], E = ext: the whole output (base 0, ext out)
+// or a box of it.
+template <typename T>
+struct Destination {
+  T* y;
+  std::array<int64_t, 3> base, ext;
+};
+
 // Source images: N x (groups * per_group) x extent, placed at offset `lo` of the blocked
 // extents (lo may be negative: the source's first positions are dropped).
 template <typename T>

@@ -116,21 +116,6 @@ struct Workspace {
   }
 };
 
-// The outputs computed: [lo, hi) per spatial dim.
-struct Window {
-  std::array<int64_t, 3> lo, hi;
-  int64_t width() const { return hi[2] - lo[2]; }
-};
-
-// Where outputs go: output (od, oh, ow) of plane (n, k) at y[(n*K + k)*E0*E1*E2 +
-// ((od - base0)*E1 + oh - base1)*E2 + ow - base2], E = ext: the whole output (base 0, ext out)
-// or a box of it.
-template <typename T>
-struct Destination {
-  T* y;
-  std::array<int64_t, 3> base, ext;
-};
-
 // act(conv(src, wb) + bias) for p (in: the padded extents of the blocked input) at the outputs
 // of `window` (t tiled for its width), written to `dest`; nothing else is written.
 template <typename T>

@@ -303,12 +303,6 @@ void backward_data(const ConvArgs& a, int m) {
 }
 
 // ---- the registry's view.
-// f(float{}) or f(double{}), returning its result.
-template <typename F>
-auto by_type(DType dtype, F&& f) {
-  return dtype == DType::f32 ? f(float{}) : f(double{});
-}
-
 std::string why_not(const ConvProblem& p, DType, ConvDirection direction) {
   const auto& k = p.kernel;
   const bool h = k[1] == wk::kTaps, w = k[2] == wk::kTaps;
@@ -341,7 +335,7 @@ bool writes_kept_box(const ConvArgs&) { return true; }
 
 std::size_t workspace_bytes_m(const ConvProblem& p, DType dtype, ConvDirection direction,
                               int threads, const kernels::KernelTable& kt, int m) {
-  return by_type(dtype, [&](auto t) -> std::size_t {
+  return util::with_dtype(dtype, [&](auto t) -> std::size_t {
     using T = decltype(t);
     if (direction == ConvDirection::forward)
       return Workspace<T>::bytes(forward_plan<T>(p, m, kt, threads), threads, false);
@@ -356,7 +350,7 @@ std::size_t workspace_bytes_m(const ConvProblem& p, DType dtype, ConvDirection d
 
 std::size_t packed_weights_bytes_m(const ConvProblem& p, DType dtype,
                                    const kernels::KernelTable& kt, int m) {
-  return by_type(dtype, [&](auto t) -> std::size_t {
+  return util::with_dtype(dtype, [&](auto t) -> std::size_t {
     using T = decltype(t);
     const Plan P = forward_plan<T>(p, m, kt, 1);
     return static_cast<std::size_t>(P.s.xis() * P.u_xi()) * sizeof(T);

@@ -42,19 +42,6 @@ inline Shape shape_of(const ConvProblem& p, int m) {
   return s;
 }
 
-// The outputs computed: [lo, hi) per spatial dim.
-struct Window {
-  std::array<int64_t, 3> lo, hi;
-};
-
-// Output (od, oh, ow) of plane (n, k) goes to y[(n*K + k)*E0*E1*E2 + ((od - base0)*E1 + oh -
-// base1)*E2 + ow - base2]: the whole output (base 0, E = out) or a box of it.
-template <typename T>
-struct Destination {
-  T* y;
-  std::array<int64_t, 3> base, ext;
-};
-
 // The transforms read and write A x A planes at once, one vector in each: with a power-of-two
 // distance between planes every access would fall in the same cache sets (a 20x slowdown of the
 // weight transform at 512 channels). Planes start an odd number of 64-element lines apart.

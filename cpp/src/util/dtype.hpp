@@ -19,14 +19,11 @@ inline std::size_t dtype_size(DType dtype) {
   return dtype == DType::f32 ? sizeof(float) : sizeof(double);
 }
 
-/// Calls f(float{}) or f(double{}) for dtype; f is a generic lambda taking the element type.
+/// Calls f(float{}) or f(double{}) for dtype and returns its result; f is a generic lambda
+/// taking the element type (returning the same type, or nothing, for both).
 template <typename F>
-void with_dtype(DType dtype, F&& f) {
-  if (dtype == DType::f32) {
-    f(float{});
-  } else {
-    f(double{});
-  }
+auto with_dtype(DType dtype, F&& f) {
+  return dtype == DType::f32 ? f(float{}) : f(double{});
 }
 
 }  // namespace fastconv::util

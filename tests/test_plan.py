@@ -235,12 +235,28 @@ LONG_CASES = {
     "3d_C12_3x3x3": ((1, 12, 4, 5, 5), (5, 12, 3, 3, 3), dict(padding=(1, 1, 1))),
     "2d_g2_C2x80_3x3": ((1, 160, 6, 6), (6, 80, 3, 3), dict(padding=1, groups=2)),
 }
+# Outputs over kStreamOutputBytes (512 KiB) in float32, which gemm writes with non-temporal
+# stores where the rows start on vector boundaries (64 x 64 planes) and with plain stores where
+# they do not (61 x 67); the bias and clamp must be those of the plain path.
+LARGE_OUTPUT_CASES = {
+    "2d_large_aligned_rows": ((1, 3, 64, 64), (48, 3, 3, 3), dict(padding=1)),
+    "2d_large_unaligned_rows": ((1, 3, 61, 67), (40, 3, 3, 3), dict(padding=1)),
+}
+
+
+def test_outputs_are_vector_aligned():
+    """New arrays start on a 64-byte boundary (what the non-temporal stores need)."""
+    x = np.ones((1, 2, 5, 7), np.float32)
+    w = np.ones((3, 2, 3, 3), np.float32)
+    for y in (F.conv2d(x, w), F.max_pool2d(x, 2), fastconv.plan(w)(x)):
+        assert y.ctypes.data % 64 == 0 and y.flags.c_contiguous and y.flags.owndata is False
+        assert y.base is not None  # the memory's owner
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=dtype_id)
-@pytest.mark.parametrize("name", sorted(LONG_CASES))
-def test_long_reduction(name, dtype, isa, record_error):
-    x_shape, w_shape, kwargs = LONG_CASES[name]
+@pytest.mark.parametrize("name", sorted(LONG_CASES) + sorted(LARGE_OUTPUT_CASES))
+def test_long_reduction_and_large_output(name, dtype, isa, record_error):
+    x_shape, w_shape, kwargs = {**LONG_CASES, **LARGE_OUTPUT_CASES}[name]
     rng = np.random.default_rng(sum(map(ord, name)))
     x = f32(rng.uniform(-1, 1, x_shape))
     w = f32(rng.uniform(-1, 1, w_shape) * 12.0 / np.sqrt(np.prod(w_shape[1:])))

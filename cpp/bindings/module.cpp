@@ -9,7 +9,9 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <cstdlib>
 #include <initializer_list>
+#include <new>
 #include <optional>
 #include <string>
 #include <variant>
@@ -67,10 +69,18 @@ fastconv::DType common_dtype(const std::string& op, std::initializer_list<const 
   return d;
 }
 
+// A new C-contiguous array whose data start on a 64-byte boundary (a cache line and an AVX-512
+// vector), so kernels can use aligned and non-temporal stores on it; the array owns the memory.
 py::array new_array(fastconv::DType dtype, const Shape& shape) {
   const std::vector<py::ssize_t> s(shape.begin(), shape.end());
-  if (dtype == fastconv::DType::f32) return py::array_t<float>(s);
-  return py::array_t<double>(s);
+  const py::dtype dt = dtype == fastconv::DType::f32 ? py::dtype::of<float>() : py::dtype::of<double>();
+  std::size_t bytes = dt.itemsize();
+  for (int64_t d : shape) bytes *= static_cast<std::size_t>(d);
+  constexpr std::size_t kAlign = 64;
+  void* data = std::aligned_alloc(kAlign, (bytes + kAlign - 1) / kAlign * kAlign + kAlign);
+  if (!data) throw std::bad_alloc();
+  py::capsule owner(data, [](void* p) { std::free(p); });
+  return py::array(dt, s, data, owner);
 }
 
 // Run f with the GIL released; the arrays it reads are kept alive by the caller.

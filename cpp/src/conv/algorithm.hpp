@@ -17,6 +17,11 @@
 
 namespace fastconv::conv {
 
+// Forward outputs larger than this (a quarter of a core's L2 here) are written with
+// non-temporal stores where a driver writes each output element once: no read for ownership
+// of every line, at the price of the next layer reading them from memory rather than cache.
+constexpr int64_t kStreamOutputBytes = int64_t(512) << 10;
+
 /// Operands of one call. Arrays are dense and C-contiguous; shapes refer to `problem` (an
 /// unpadded view: x and dx are the padded input and its gradient).
 ///   forward:          x, packed_w, b (may be null)  -> out = y (N x K x out)

@@ -100,6 +100,9 @@ void forward(const ConvArgs& a) {
   const int64_t row_blocks = row_blocks_for(Kg, uk.mr, p.N * p.groups * col_blocks, a.threads);
   const int64_t rows_per_block = round_up(ceil_div(Kg, row_blocks), uk.mr);
   const int64_t tasks = p.N * p.groups * col_blocks * row_blocks;
+  // One reduction block: each tile is written once, so a large output can bypass the caches.
+  kernels::TileStore<T> store_base = output_store<T>(nullptr, a.activation);
+  store_base.stream = Kr <= gemm::kKC && p.N * p.K * P * int64_t(sizeof(T)) > kStreamOutputBytes;
 #pragma omp parallel for schedule(dynamic, 1) num_threads(a.threads) if (a.threads > 1)
   for (int64_t t = 0; t < tasks; ++t) {
     const int64_t rb = t % row_blocks, cb = t / row_blocks % col_blocks;
@@ -109,10 +112,12 @@ void forward(const ConvArgs& a) {
     if (m0 >= m1) continue;
     const int64_t n0 = cb * gemm::kNC, n1 = std::min(P, n0 + gemm::kNC);
     const Scratch<T> s = scratch(scratch_base, uk.mr, false);
+    kernels::TileStore<T> st = store_base;
+    st.bias = b ? b + g * Kg : nullptr;
     gemm::gemm_block(uk, Kr, m0, m1, n0, n1, gemm::PrepackedA<T>{wpack + g * group_pack, Kr, uk.mr},
                      Im2colB<T>(p, x + (n * p.C + g * Cg) * in_plane, uk),
-                     y + (n * p.K + g * Kg + m0) * P + n0, P,
-                     output_store(b ? b + g * Kg : nullptr, a.activation), s.a, s.b);
+                     y + (n * p.K + g * Kg + m0) * P + n0, P, st, s.a, s.b);
+    if (store_base.stream) uk.store_fence();
   }
 }
 

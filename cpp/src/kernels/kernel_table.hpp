@@ -20,6 +20,9 @@ struct TileStore {
   bool accumulate = false;
   bool clamp = false;
   T lo = T(0), hi = T(0);
+  // Full tiles whose rows are vector-aligned go to memory with non-temporal stores (the writer
+  // fences them, V::store_fence, before anyone reads C); ignored with `accumulate`.
+  bool stream = false;
 };
 
 // GEMM microkernel, C tile of MR x NR:
@@ -52,6 +55,7 @@ struct GemmUkernel {
   int nr = 0;
   GemmUkernelFn<T> run = nullptr;
   PackRunsFn<T> pack_runs = nullptr;
+  void (*store_fence)() = nullptr;  // after TileStore::stream tiles, before C is read
 };
 
 // Direct convolution row microkernel: computes `kb` output rows of length `ow` at once.

@@ -37,6 +37,14 @@ void gemm_ukernel(int64_t kc, const typename V::T* a, const typename V::T* b,
   const R lo = V::set1(st.lo), hi = V::set1(st.hi);
   const auto finish = [&](R sum) { return st.clamp ? V::min(V::max(sum, lo), hi) : sum; };
   if (m == MR && n == NR) {
+    if (st.stream && !st.accumulate &&
+        (reinterpret_cast<std::uintptr_t>(c) | ldc * sizeof(T)) % (W * sizeof(T)) == 0) {
+      for (int i = 0; i < MR; ++i)
+        for (int v = 0; v < NV; ++v)
+          V::stream(c + i * ldc + v * W,
+                    finish(V::add(acc[i][v], V::set1(st.bias ? st.bias[i] : T(0)))));
+      return;
+    }
     for (int i = 0; i < MR; ++i) {
       T* ci = c + i * ldc;
       for (int v = 0; v < NV; ++v) {

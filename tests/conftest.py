@@ -141,11 +141,12 @@ def _record_declined(algo):
 def spreads_non_finite(algo):
     """Whether the named `algo` may turn outputs NaN whose window holds no NaN or Inf.
 
-    Winograd's transforms mix the inputs of a whole tile (DESIGN.md, winograd.cpp); every
-    other algorithm, and 'auto' (which computes such inputs by another algorithm), keeps the
-    definition's pattern.
+    Winograd's and the FFT's transforms mix the inputs of a whole tile (DESIGN.md,
+    winograd.cpp, fft.cpp); every other algorithm, and 'auto' (which computes such inputs by
+    another algorithm), keeps the definition's pattern. The same mixing makes their rounding
+    error scale with a tile's norm rather than with each output's own terms.
     """
-    return algo.startswith("winograd")
+    return algo.startswith("winograd") or algo == "fft"
 
 
 class ConvCaseShape:

@@ -37,7 +37,7 @@ from fastconv import functional as F
 from fastconv import grad as fgrad
 from conv_configs import MODES, draw_conv_config, scale_conv_layer
 from conftest import (ALGOS_BY_DIRECTION, ISAS, ConvCaseShape, compare_with_reference, fail_if,
-                      load_layers, tolerance_for, unless_declined)
+                      load_layers, spreads_non_finite, tolerance_for, unless_declined)
 from reference import (conv_bias_grad, conv_input_grad, conv_output_shape, conv_weight_grad,
                        normalized_error, resolve_padding)
 
@@ -475,7 +475,10 @@ ADJOINT_RTOL = 1e-12
 @pytest.mark.parametrize("rank,index", ADJOINT_IDS, ids=[f"r{r}-{i:03d}" for r, i in ADJOINT_IDS])
 def test_adjoint_identity(rank, index):
     """<conv(x, w), g> = <x, conv_input(g)> = <w, conv_weight(x, g)> in float64 (fastconv on
-    every side, every algorithm), relative to sum|conv(x, w) * g|."""
+    every side, every algorithm), relative to sum|conv(x, w) * g|; when a transform algorithm
+    (spreads_non_finite) is on either side, relative to at least |x| |w| |g| (2-norms): its
+    rounding error follows the tiles' norms, so outputs that are exactly zero by the definition
+    (windows over padding only) come out as rounding-sized values."""
     case = random_case(rank, index)
     kw = case.kwargs
     x, w, g = case.x, case.w, case.gy
@@ -485,7 +488,8 @@ def test_adjoint_identity(rank, index):
         if y is None:
             continue
         lhs = float(np.sum(y * g))
-        scale = float(np.sum(np.abs(y * g)))
+        terms = float(np.sum(np.abs(y * g)))
+        norms = float(np.linalg.norm(x) * np.linalg.norm(w) * np.linalg.norm(g))
         for entry, algos in (("input", BWD_DATA), ("weight", BWD_WEIGHTS)):
             for algo in algos:
                 if entry == "input":
@@ -499,6 +503,8 @@ def test_adjoint_identity(rank, index):
                 if grad is None:
                     continue
                 rhs = float(np.sum(other * grad))
+                mixing = spreads_non_finite(fwd) or spreads_non_finite(algo)
+                scale = max(terms, norms) if mixing else terms
                 if not abs(lhs - rhs) <= ADJOINT_RTOL * scale:
                     problems.append(f"forward algo={fwd}, {entry} algo={algo}: <conv(x,w),g> = "
                                     f"{lhs!r} but {entry} side = {rhs!r} (scale {scale:.3e}): "
@@ -533,7 +539,9 @@ def test_non_contiguous_arguments(rank):
             assert not view(w).flags.c_contiguous and not sliced(gy).flags.c_contiguous
             assert a.tobytes() == b.tobytes() and b.flags.c_contiguous, algo
         for algo in BWD_WEIGHTS:
-            a = WEIGHT_GRAD[rank](x, w.shape, gy, algo=algo, **kw)
+            a = unless_declined(algo, lambda: WEIGHT_GRAD[rank](x, w.shape, gy, algo=algo, **kw))
+            if a is None:
+                continue
             b = WEIGHT_GRAD[rank](view(x), w.shape, sliced(gy), algo=algo, **kw)
             c = WEIGHT_GRAD[rank](np.ascontiguousarray(x[:, :, ..., ::-1])[..., ::-1], w.shape,
                                   view(gy), algo=algo, **kw)

@@ -111,11 +111,13 @@ struct ConvAlgorithm {
   std::string reason_not_applicable(const ConvProblem& p, DType dtype, ConvDirection d) const;
 };
 
-// Algorithms, one per file (direct.cpp, gemm.cpp, winograd.cpp).
+// Algorithms, one per file (direct.cpp, gemm.cpp, winograd.cpp, fft.cpp).
 const ConvAlgorithm& direct_algorithm();
 const ConvAlgorithm& gemm_algorithm();
 // Winograd F(m, 3) for m = 2, 4, 6; any other m: the entry that picks m per problem.
 const ConvAlgorithm& winograd_algorithm(int m);
+// Overlap-save FFT tiles (fft.cpp): stride 1, any kernel size.
+const ConvAlgorithm& fft_algorithm();
 
 /// Every registered algorithm, best first.
 const std::vector<const ConvAlgorithm*>& registry();

@@ -22,6 +22,7 @@ const std::vector<const ConvAlgorithm*>& registry() {
       &winograd_algorithm(2),
       &winograd_algorithm(4),
       &winograd_algorithm(6),
+      &fft_algorithm(),
   };
   return list;
 }

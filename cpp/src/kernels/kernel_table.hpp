@@ -246,12 +246,48 @@ struct WinogradKernels {
   void (*store_fence)() = nullptr;
 };
 
+// One axis of a batched FFT (generic/fft_ukernel.hpp; conv/fft_plan.hpp builds it): length
+// n = radix[0] x ... x radix[stages-1], radices 2..5; stage s works on sub-transforms of length
+// l_s = n / (radix[0] x ... x radix[s-1]) and multiplies by tw_u(j) = exp(-2 pi i j u / l_s),
+// j < l_s / radix[s], 1 <= u < radix[s], stored at tw_re/tw_im + tw_offset[s] + j (radix[s] - 1)
+// + u - 1.
+template <typename T>
+struct FftAxisView {
+  int64_t n = 1;
+  int stages = 0;
+  const int* radix = nullptr;
+  const int64_t* tw_offset = nullptr;
+  const T* tw_re = nullptr;
+  const T* tw_im = nullptr;
+};
+
+// In place along the axis: element j of each transform is the nvec vectors (nvec x W values) at
+// re + j*stride and im + j*stride, every lane its own transform. forward: X = P DFT(x), P the
+// mixed-radix digit reversal of the radices; inverse: x = n DFT^-1(P^-1 X).
+template <typename T>
+using FftAxisFn = void (*)(T* re, T* im, int64_t stride, int64_t nvec, const FftAxisView<T>& ax,
+                           bool inverse);
+// Frequency-domain products of FFT convolution, for k < rows and vector groups v < groups:
+//   m[k*ldm + v*2W + (0: re, W: im) + lane] = sum_{c < nc} u_kc x_cv,
+//   u_kc = u[(k*ldu + c)*2] + i u[(k*ldu + c)*2 + 1] (broadcast), x_cv = x[c*ldx + v*2W + ...].
+template <typename T>
+using FftProductFn = void (*)(int64_t rows, int64_t nc, const T* u, int64_t ldu, const T* x,
+                              int64_t ldx, T* m, int64_t ldm, int64_t groups);
+
+template <typename T>
+struct FftKernels {
+  int w = 0;  // lanes W
+  FftAxisFn<T> axis = nullptr;
+  FftProductFn<T> product = nullptr;
+};
+
 template <typename T>
 struct KernelSet {
   GemmUkernel<T> gemm;
   DirectRowUkernel<T> direct_row;
   BlockedConvUkernel<T> blocked;
   WinogradKernels<T> winograd;
+  FftKernels<T> fft;
   PoolKernels<T> pool;
 };
 

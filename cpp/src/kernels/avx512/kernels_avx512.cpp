@@ -3,6 +3,7 @@
 // registers. float64 stays on the portable kernels (filled in by dispatch.cpp).
 #include "../generic/blocked_ukernel.hpp"
 #include "../generic/direct_ukernel.hpp"
+#include "../generic/fft_ukernel.hpp"
 #include "../generic/gemm_ukernel.hpp"
 #include "../generic/pack_ukernel.hpp"
 #include "../generic/peak_ukernel.hpp"
@@ -22,6 +23,7 @@ void fill_kernels(KernelTable& table) {
                        &depthwise_plane<VecF32>};
   table.f32.blocked = blocked_conv_kernels<VecF32, 28>();
   table.f32.winograd = winograd_kernels<VecF32>();
+  table.f32.fft = fft_kernels<VecF32>();
   table.f32.pool = {&pool_rows<VecF32, MaxOp<VecF32>>, &pool_rows<VecF32, SumOp<VecF32>>,
                      &pool_window<VecF32, MaxOp<VecF32>>, &pool_window<VecF32, SumOp<VecF32>>};
   table.fma_probe = &fma_probe<VecF32>;

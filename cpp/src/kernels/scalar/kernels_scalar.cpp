@@ -3,6 +3,7 @@
 // float64 kernels of every table.
 #include "../generic/blocked_ukernel.hpp"
 #include "../generic/direct_ukernel.hpp"
+#include "../generic/fft_ukernel.hpp"
 #include "../generic/gemm_ukernel.hpp"
 #include "../generic/pack_ukernel.hpp"
 #include "../generic/peak_ukernel.hpp"
@@ -28,7 +29,9 @@ void fill_kernels(KernelTable& table) {
   table.f32.blocked = blocked_conv_kernels<F, 8>();
   table.f64.blocked = blocked_conv_kernels<D, 8>();
   table.f32.winograd = winograd_kernels<F>();
+  table.f32.fft = fft_kernels<F>();
   table.f64.winograd = winograd_kernels<D>();
+  table.f64.fft = fft_kernels<D>();
   table.f32.pool = {&pool_rows<F, MaxOp<F>>, &pool_rows<F, SumOp<F>>,
                      &pool_window<F, MaxOp<F>>, &pool_window<F, SumOp<F>>};
   table.f64.pool = {&pool_rows<D, MaxOp<D>>, &pool_rows<D, SumOp<D>>,

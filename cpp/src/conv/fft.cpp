@@ -1,0 +1,549 @@
+// conv/fft.cpp — convolution by FFT, overlap-save (fft_plan.hpp): forward, backward-data and
+// backward-weights, stride 1, any kernel size, dilation and groups, 1-D to 3-D.
+//
+// One correlation routine (correlate) does the work, per group and per chunk of vector groups
+// (W pairs of tiles of one image: one in the real lanes, the other in the imaginary lanes):
+//   V [f][c][v][2W] = FFT(x tiles)                      input transforms, in place in a tile
+//                                                       buffer [f][W] (re) + [f][W] (im)
+//   M [f][k][v][2W] = sum_c U[g][f][k][c] V[f][c][v]    complex products (fft_ukernel.hpp)
+//   y tiles         <- IFFT(M) + bias, clamped          output transforms, first o of f per axis
+// with U [g][f][k][c] (re, im) = conj(FFT(w_gkc)) / prod(f): the weights' spectra, conjugated
+// (a correlation) and scaled by the inverse's 1 / n. Spectra stay in the FFT's digit-reversed
+// order throughout. Threads split the transforms by (channel, vector group) and the products
+// by frequency: results do not depend on the thread count.
+//   backward-data:    the forward correlation of dy (read from ke - 1 before its start) with
+//                     the weights flipped in space and their channel roles swapped;
+//   backward-weights: for each group and image, the correlation whose images are the input
+//                     channels, whose reduction runs over the pieces of dy and whose kernels are
+//                     those pieces: dw[k][c][j] = sum_n sum_o x[n][c][o + j] dy[n][k][o], the
+//                     pieces' inputs and dy's pieces gathered into dense arrays first; images
+//                     summed in order.
+// Numerics: the rounding error grows like log(prod f) relative to the largest terms, not to
+// each output (DESIGN.md's budget for fft: 2e-6 normalised in float32); a NaN or infinity in a
+// tile reaches every output of it (spreads_non_finite), and a non-finite weight every output
+// of its channel. Limits: 5-smooth FFT extents up to 2^16 per axis (fft_plan.hpp).
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "activation.hpp"
+#include "algorithm.hpp"
+#include "blocked_layout.hpp"
+#include "fft_plan.hpp"
+#include "util/checked.hpp"
+#include "util/dtype.hpp"
+#include "util/parallel.hpp"
+
+namespace fastconv::conv::fft {
+
+namespace {
+
+using util::ceil_div;
+
+// Spectra, tile buffers and gathers of a chunk are kept within this (at least one vector group).
+constexpr int64_t kChunkBytes = int64_t(8) << 20;
+
+// The FFT plans of the three axes (length 1: no transform).
+template <typename T>
+struct Axes {
+  std::array<Axis<T>, 3> a;
+  explicit Axes(const Ext& f) : a{Axis<T>(f[0]), Axis<T>(f[1]), Axis<T>(f[2])} {}
+
+  // In place on a buffer [f0][f1][f2][W] (re and im apart): every axis of length > 1.
+  void run(const kernels::FftKernels<T>& k, T* re, T* im, bool inverse) const {
+    const int64_t f0 = a[0].n, f1 = a[1].n, f2 = a[2].n, W = k.w;
+    if (f2 > 1) {
+      const auto v = a[2].view();
+      for (int64_t r = 0; r < f0 * f1; ++r) k.axis(re + r * f2 * W, im + r * f2 * W, W, 1, v, inverse);
+    }
+    if (f1 > 1) {
+      const auto v = a[1].view();
+      for (int64_t r = 0; r < f0; ++r)
+        k.axis(re + r * f1 * f2 * W, im + r * f1 * f2 * W, f2 * W, f2, v, inverse);
+    }
+    if (f0 > 1) k.axis(re, im, f1 * f2 * W, f1 * f2, a[0].view(), inverse);
+  }
+};
+
+// Weights as the correlation reads them: kernel (g, k, c) at w + g*g_stride + k*k_stride +
+// c*c_stride, taps row-major, tap t at box position t * dil (or (taps - 1 - t) * dil: flip).
+template <typename T>
+struct WeightSource {
+  const T* w;
+  int64_t g_stride, k_stride, c_stride;
+  Ext taps, dil;
+  bool flip;
+};
+
+// Per-thread scratch of a tiling: the tile buffer (re, im) and 2W rows for edge tiles.
+template <typename T>
+int64_t thread_scratch(const Tiling& t) {
+  return util::scratch_stride(t.buffer_size() + 2 * t.lanes * t.f[2], sizeof(T));
+}
+
+// U = conj(FFT(w_gkc)) / prod(f) for every (g, k, c): [g][f][k][c][re, im]. Returns whether every
+// weight is finite.
+template <typename T>
+bool transform_weights(const Geometry& g, const Tiling& t, const kernels::FftKernels<T>& k,
+                       const WeightSource<T>& ws, T* U, T* scratch, int threads) {
+  const Axes<T> axes(t.f);
+  const int64_t W = k.w, F = t.freqs(), pairs = g.Kg * g.Cg;
+  const int64_t blocks = ceil_div(pairs, W);
+  const T scale = T(1) / static_cast<T>(F);
+  const int64_t stride = thread_scratch<T>(t);
+  int bad = 0;
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads) if (threads > 1) reduction(| : bad)
+  for (int64_t gb = 0; gb < g.groups * blocks; ++gb) {
+    const int64_t gi = gb / blocks, q0 = gb % blocks * W;
+    const int64_t lanes = std::min(W, pairs - q0);
+    T* re = scratch + util::thread_index() * stride;
+    T* im = re + F * W;
+    std::fill(re, re + 2 * F * W, T(0));
+    for (int64_t l = 0; l < lanes; ++l) {
+      const int64_t kk = (q0 + l) / g.Cg, c = (q0 + l) % g.Cg;
+      const T* w = ws.w + gi * ws.g_stride + kk * ws.k_stride + c * ws.c_stride;
+      int64_t tap = 0;
+      for (int64_t t0 = 0; t0 < ws.taps[0]; ++t0)
+        for (int64_t t1 = 0; t1 < ws.taps[1]; ++t1)
+          for (int64_t t2 = 0; t2 < ws.taps[2]; ++t2, ++tap) {
+            const int64_t j0 = (ws.flip ? ws.taps[0] - 1 - t0 : t0) * ws.dil[0];
+            const int64_t j1 = (ws.flip ? ws.taps[1] - 1 - t1 : t1) * ws.dil[1];
+            const int64_t j2 = (ws.flip ? ws.taps[2] - 1 - t2 : t2) * ws.dil[2];
+            const T v = w[tap];
+            bad |= !std::isfinite(static_cast<double>(v));
+            re[((j0 * t.f[1] + j1) * t.f[2] + j2) * W + l] = v;
+          }
+    }
+    axes.run(k, re, im, false);
+    for (int64_t f = 0; f < F; ++f) {
+      T* u = U + ((gi * F + f) * pairs + q0) * 2;
+      for (int64_t l = 0; l < lanes; ++l) {
+        u[2 * l] = re[f * W + l] * scale;
+        u[2 * l + 1] = -im[f * W + l] * scale;
+      }
+    }
+  }
+  return bad == 0;
+}
+
+// The tile in lane l < 2W of vector group v (lanes W and up: the imaginary parts): its image n
+// and grid position; none past the last tile.
+struct TilePos {
+  bool valid;
+  int64_t n;
+  Ext at;  // grid index per axis
+};
+
+inline TilePos tile_pos(const Tiling& t, int64_t v, int64_t l) {
+  const int64_t pair = v * t.lanes + l % t.lanes, ppi = t.pairs_per_image();
+  const int64_t n = pair / ppi, r = pair % ppi * 2 + l / t.lanes;
+  if (n >= t.images || r >= t.tiles_per_image()) return {false, 0, {0, 0, 0}};
+  return {true, n, {r / (t.grid[1] * t.grid[2]), r / t.grid[2] % t.grid[1], r % t.grid[2]}};
+}
+
+// The correlation of Geometry g on dense x (N x groups*Cg x in) into y (N x groups*Kg x out),
+// with U from transform_weights. ws: spectra_size(g) + threads * thread_scratch elements.
+template <typename T>
+void correlate(const Geometry& g, const Tiling& t, const kernels::KernelSet<T>& ks, const T* x,
+               const T* U, const T* bias, Activation act, T* y, T* ws, int threads) {
+  const auto& k = ks.fft;
+  const Axes<T> axes(t.f);
+  const int64_t W = k.w, F = t.freqs(), Cg = g.Cg, Kg = g.Kg;
+  const int64_t G = t.vector_groups();
+  const int64_t C = g.groups * Cg, K = g.groups * Kg;
+  const int64_t in_plane = g.in[0] * g.in[1] * g.in[2], out_plane = g.out[0] * g.out[1] * g.out[2];
+  T* V = ws;
+  T* M = V + Cg * t.chunk * 2 * W * F;
+  T* scratch = M + Kg * t.chunk * 2 * W * F;
+  const int64_t stride = thread_scratch<T>(t);
+  const auto hi = act == Activation::relu6 ? T(6) : std::numeric_limits<T>::infinity();
+
+  for (int64_t gi = 0; gi < g.groups; ++gi)
+    for (int64_t v0 = 0; v0 < G; v0 += t.chunk) {
+      const int64_t nv = std::min(t.chunk, G - v0), ld = nv * 2 * W;
+
+      // 1. V = FFT of the input tiles.
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads) if (threads > 1)
+      for (int64_t cv = 0; cv < Cg * nv; ++cv) {
+        const int64_t c = cv / nv, v = cv % nv;
+        T* re = scratch + util::thread_index() * stride;
+        T* im = re + F * W;
+        T* edge = im + F * W;  // 2W rows of f2
+        const T* rows[2 * 64];
+        for (int64_t r0 = 0; r0 < t.f[0]; ++r0)
+          for (int64_t r1 = 0; r1 < t.f[1]; ++r1) {
+            for (int64_t l = 0; l < 2 * W; ++l) {
+              rows[l] = nullptr;
+              const TilePos p = tile_pos(t, v0 + v, l);
+              if (!p.valid) continue;
+              const int64_t i0 = p.at[0] * t.o[0] - g.lo[0] + r0, i1 = p.at[1] * t.o[1] - g.lo[1] + r1;
+              const int64_t i2 = p.at[2] * t.o[2] - g.lo[2];
+              if (i0 < 0 || i0 >= g.in[0] || i1 < 0 || i1 >= g.in[1]) continue;
+              const T* row = x + (p.n * C + gi * Cg + c) * in_plane + (i0 * g.in[1] + i1) * g.in[2];
+              if (i2 >= 0 && i2 + t.f[2] <= g.in[2]) {
+                rows[l] = row + i2;
+                continue;
+              }
+              T* e = edge + l * t.f[2];
+              for (int64_t j = 0; j < t.f[2]; ++j)
+                e[j] = i2 + j >= 0 && i2 + j < g.in[2] ? row[i2 + j] : T(0);
+              rows[l] = e;
+            }
+            const int64_t at = (r0 * t.f[1] + r1) * t.f[2] * W;
+            ks.blocked.interleave(rows, t.f[2], re + at);
+            ks.blocked.interleave(rows + W, t.f[2], im + at);
+          }
+        axes.run(k, re, im, false);
+        for (int64_t f = 0; f < F; ++f) {
+          T* dst = V + (f * Cg + c) * ld + v * 2 * W;
+          std::memcpy(dst, re + f * W, W * sizeof(T));
+          std::memcpy(dst + W, im + f * W, W * sizeof(T));
+        }
+      }
+
+      // 2. M[f] = U[f] V[f].
+#pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1)
+      for (int64_t f = 0; f < F; ++f)
+        k.product(Kg, Cg, U + (gi * F + f) * Kg * Cg * 2, Cg, V + f * Cg * ld, ld, M + f * Kg * ld,
+                  ld, nv);
+
+      // 3. y tiles = IFFT(M) + bias, clamped.
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads) if (threads > 1)
+      for (int64_t kv = 0; kv < Kg * nv; ++kv) {
+        const int64_t kk = kv / nv, v = kv % nv;
+        T* re = scratch + util::thread_index() * stride;
+        T* im = re + F * W;
+        T* edge = im + F * W;
+        for (int64_t f = 0; f < F; ++f) {
+          const T* src = M + (f * Kg + kk) * ld + v * 2 * W;
+          std::memcpy(re + f * W, src, W * sizeof(T));
+          std::memcpy(im + f * W, src + W, W * sizeof(T));
+        }
+        axes.run(k, re, im, true);
+        const T b = bias ? bias[gi * Kg + kk] : T(0);
+        T* rows[2 * 64];
+        for (int64_t r0 = 0; r0 < t.o[0]; ++r0)
+          for (int64_t r1 = 0; r1 < t.o[1]; ++r1) {
+            int64_t count[2 * 64];
+            T* dst[2 * 64];
+            for (int64_t l = 0; l < 2 * W; ++l) {
+              rows[l] = edge + l * t.f[2];
+              dst[l] = nullptr;
+              count[l] = 0;
+              const TilePos p = tile_pos(t, v0 + v, l);
+              if (!p.valid) continue;
+              const int64_t o0 = p.at[0] * t.o[0] + r0, o1 = p.at[1] * t.o[1] + r1;
+              const int64_t o2 = p.at[2] * t.o[2];
+              if (o0 >= g.out[0] || o1 >= g.out[1]) continue;
+              dst[l] = y + (p.n * K + gi * Kg + kk) * out_plane + (o0 * g.out[1] + o1) * g.out[2] + o2;
+              count[l] = std::min(t.o[2], g.out[2] - o2);
+              if (count[l] == t.o[2]) rows[l] = dst[l];
+            }
+            const int64_t at = (r0 * t.f[1] + r1) * t.f[2] * W;
+            ks.blocked.deinterleave(re + at, t.o[2], rows, static_cast<int>(W));
+            ks.blocked.deinterleave(im + at, t.o[2], rows + W, static_cast<int>(W));
+            for (int64_t l = 0; l < 2 * W; ++l) {
+              if (!dst[l]) continue;
+              if (rows[l] != dst[l]) std::memcpy(dst[l], rows[l], count[l] * sizeof(T));
+              if (bias || act != Activation::none)
+                for (int64_t j = 0; j < count[l]; ++j) {
+                  const T s = dst[l][j] + b;
+                  dst[l][j] = act == Activation::none ? s : s < T(0) ? T(0) : (s > hi ? hi : s);
+                }
+            }
+          }
+      }
+    }
+}
+
+Ext dilated(const ConvProblem& p) {
+  Ext ke;
+  for (int d = 0; d < 3; ++d) ke[d] = (p.kernel[d] - 1) * p.dilation[d] + 1;
+  return ke;
+}
+
+// The forward geometry: p with its own zero padding (pads_forward_input) or already padded.
+Geometry forward_geometry(const ConvProblem& p) {
+  Geometry g;
+  g.N = p.N, g.groups = p.groups, g.Cg = p.C_per_group(), g.Kg = p.K_per_group();
+  g.in = p.in, g.out = p.out, g.ke = dilated(p), g.lo = p.pad_lo;
+  return g;
+}
+
+// The data gradient's: dy read from ke - 1 before its start, channel roles swapped; out = the
+// padded input.
+Geometry data_geometry(const ConvProblem& p) {
+  Geometry g;
+  g.N = p.N, g.groups = p.groups, g.Cg = p.K_per_group(), g.Kg = p.C_per_group();
+  g.in = p.out, g.out = p.in, g.ke = dilated(p);
+  for (int d = 0; d < 3; ++d) g.lo[d] = g.ke[d] - 1;
+  return g;
+}
+
+// Pieces of dy per axis for the weight gradient: tiles of the correlation whose kernel is a
+// piece (extent `piece`) and whose output is the ke lags.
+struct WeightGradPlan {
+  Geometry g;  // the correlation of one group and image: images = Cg, reduction = pieces
+  Tiling t;
+  Ext piece{1, 1, 1}, pieces{1, 1, 1};
+  int64_t count() const { return pieces[0] * pieces[1] * pieces[2]; }
+};
+
+WeightGradPlan weight_grad_plan(const ConvProblem& p, int64_t lanes, int64_t elem) {
+  WeightGradPlan P;
+  const Ext ke = dilated(p);
+  for (int d = 0; d < 3; ++d) {
+    // Pieces of dy so that piece + ke - 1 is a 5-smooth size near 4 (ke - 1) or the whole.
+    const int64_t whole = next_smooth(p.out[d] + ke[d] - 1);
+    const int64_t target = next_smooth(std::max<int64_t>(4 * (ke[d] - 1), 16));
+    const int64_t f = ke[d] == 1 ? 1 : std::min(whole, std::max(target, next_smooth(ke[d])));
+    P.piece[d] = f - ke[d] + 1;
+    P.pieces[d] = ceil_div(p.out[d], P.piece[d]);
+  }
+  Geometry& g = P.g;
+  g.N = p.C_per_group();
+  g.groups = 1;
+  g.Cg = P.count();
+  g.Kg = p.K_per_group();
+  for (int d = 0; d < 3; ++d) {
+    g.in[d] = P.piece[d] + ke[d] - 1;
+    g.ke[d] = P.piece[d];
+    g.out[d] = ke[d];
+  }
+  Ext f;
+  for (int d = 0; d < 3; ++d) f[d] = g.in[d] == 1 ? 1 : next_smooth(g.in[d]);
+  P.t = tiling_for(g, f, lanes, kChunkBytes, elem);
+  return P;
+}
+
+// The tiling of a forward (or data-gradient) geometry: chosen for one image and counting the
+// weight transforms, so that it depends only on the layer (a plan packs for it once).
+Tiling tiling_of(const Geometry& g, int64_t lanes, int64_t elem) {
+  Geometry one = g;
+  one.N = 1;
+  Tiling t = choose_tiling(one, lanes, kChunkBytes, elem, true);
+  return tiling_for(g, t.f, lanes, kChunkBytes, elem);
+}
+
+template <typename T>
+int64_t weights_size(const Geometry& g, const Tiling& t) {
+  return g.groups * t.freqs() * g.Kg * g.Cg * 2;
+}
+
+template <typename T>
+int64_t work_size(const Geometry& g, const Tiling& t, int threads) {
+  return t.spectra_size(g) + threads * thread_scratch<T>(t);
+}
+
+// ---- forward: x N x C x in (zero padding pad_lo/pad_hi applied here), packed U -> y.
+template <typename T>
+void pack(const ConvArgs& a, void* packed) {
+  const ConvProblem& p = a.problem;
+  const Geometry g = forward_geometry(p);
+  const auto& ks = a.kernels.get<T>();
+  const Tiling t = tiling_of(g, ks.fft.w, sizeof(T));
+  std::vector<T> scratch(static_cast<size_t>(a.threads * thread_scratch<T>(t)));
+  const int64_t taps = p.kernel_spatial();
+  const WeightSource<T> w{static_cast<const T*>(a.w), g.Kg * g.Cg * taps, g.Cg * taps, taps,
+                          p.kernel, p.dilation, false};
+  transform_weights(g, t, ks.fft, w, static_cast<T*>(packed), scratch.data(), a.threads);
+}
+
+template <typename T>
+void forward(const ConvArgs& a) {
+  const ConvProblem& p = a.problem;
+  const auto* x = static_cast<const T*>(a.x);
+  if (a.non_finite_input && any_non_finite(x, p.N * p.C * p.in_spatial())) {
+    *a.non_finite_input = true;
+    return;
+  }
+  const Geometry g = forward_geometry(p);
+  const auto& ks = a.kernels.get<T>();
+  const Tiling t = tiling_of(g, ks.fft.w, sizeof(T));
+  correlate(g, t, ks, x, static_cast<const T*>(a.packed_w), static_cast<const T*>(a.b),
+            a.activation, static_cast<T*>(a.out), static_cast<T*>(a.workspace), a.threads);
+}
+
+// ---- backward-data: w, dy -> dx (the padded input's gradient, written whole).
+template <typename T>
+void backward_data(const ConvArgs& a) {
+  const ConvProblem& p = a.problem;
+  const auto* dy = static_cast<const T*>(a.dy);
+  if (a.non_finite_input && any_non_finite(dy, p.N * p.K * p.out_spatial())) {
+    *a.non_finite_input = true;
+    return;
+  }
+  const Geometry g = data_geometry(p);
+  const auto& ks = a.kernels.get<T>();
+  const Tiling t = tiling_of(g, ks.fft.w, sizeof(T));
+  T* U = static_cast<T*>(a.workspace);
+  T* work = U + util::round_up(weights_size<T>(g, t), 16);
+  const int64_t taps = p.kernel_spatial(), Kg = p.K_per_group(), Cg = p.C_per_group();
+  // g's kernel (k' = c, c' = k) of group gi is p's (gi Kg + k, c), flipped in space.
+  const WeightSource<T> w{static_cast<const T*>(a.w), Kg * Cg * taps, taps, Cg * taps,
+                          p.kernel, p.dilation, true};
+  if (!transform_weights(g, t, ks.fft, w, U, work, a.threads)) {
+    // A non-finite weight times the padding around dy would be NaN where the definition has
+    // no term: the direct algorithm keeps the definition's pattern.
+    direct_algorithm().run[static_cast<int>(ConvDirection::backward_data)](a);
+    return;
+  }
+  correlate(g, t, ks, dy, U, static_cast<const T*>(nullptr), Activation::none,
+            static_cast<T*>(a.out), work, a.threads);
+}
+
+// ---- backward-weights: x (padded), dy -> dw.
+template <typename T>
+void backward_weights(const ConvArgs& a) {
+  const ConvProblem& p = a.problem;
+  const auto& ks = a.kernels.get<T>();
+  const WeightGradPlan P = weight_grad_plan(p, ks.fft.w, sizeof(T));
+  const Geometry& g = P.g;
+  const int64_t Cg = p.C_per_group(), Kg = p.K_per_group(), pieces = P.count();
+  const Ext ke = dilated(p);
+  const int64_t ke_size = ke[0] * ke[1] * ke[2], in_piece = g.in[0] * g.in[1] * g.in[2];
+  const int64_t piece_size = P.piece[0] * P.piece[1] * P.piece[2];
+  const auto* x = static_cast<const T*>(a.x);
+  const auto* dy = static_cast<const T*>(a.dy);
+  auto* dw = static_cast<T*>(a.out);
+  // Workspace: x' [Cg][pieces][in_piece], dy' [Kg][pieces][piece], U, y' [Cg][Kg][ke], work.
+  T* xs = static_cast<T*>(a.workspace);
+  T* dys = xs + util::round_up(Cg * g.Cg * in_piece, 16);
+  T* U = dys + util::round_up(Kg * g.Cg * piece_size, 16);
+  T* ys = U + util::round_up(weights_size<T>(g, P.t), 16);
+  T* work = ys + util::round_up(Cg * Kg * ke_size, 16);
+  const int64_t in_plane = p.in_spatial(), out_plane = p.out_spatial();
+
+  // Image by image, each image's result added in order: the sum does not depend on how the
+  // batch is cut into calls.
+  for (int64_t gi = 0; gi < p.groups; ++gi)
+    for (int64_t n = 0; n < p.N; ++n) {
+#pragma omp parallel for schedule(static) num_threads(a.threads) if (a.threads > 1)
+      for (int64_t r = 0; r < pieces; ++r) {
+        const Ext at{r / (P.pieces[1] * P.pieces[2]), r / P.pieces[2] % P.pieces[1], r % P.pieces[2]};
+        Ext o;
+        for (int d = 0; d < 3; ++d) o[d] = at[d] * P.piece[d];
+        for (int64_t c = 0; c < Cg; ++c) {  // x'[c][r] = x[n][gi Cg + c] from o, extent in_piece
+          const T* src = x + (n * p.C + gi * Cg + c) * in_plane;
+          T* dst = xs + (c * pieces + r) * in_piece;
+          for (int64_t i0 = 0; i0 < g.in[0]; ++i0)
+            for (int64_t i1 = 0; i1 < g.in[1]; ++i1)
+              for (int64_t i2 = 0; i2 < g.in[2]; ++i2) {
+                const int64_t s0 = o[0] + i0, s1 = o[1] + i1, s2 = o[2] + i2;
+                *dst++ = s0 < p.in[0] && s1 < p.in[1] && s2 < p.in[2]
+                             ? src[(s0 * p.in[1] + s1) * p.in[2] + s2] : T(0);
+              }
+        }
+        for (int64_t k = 0; k < Kg; ++k) {  // dy'[k][r] = dy[n][gi Kg + k] from o, extent piece
+          const T* src = dy + (n * p.K + gi * Kg + k) * out_plane;
+          T* dst = dys + (k * pieces + r) * piece_size;
+          for (int64_t i0 = 0; i0 < P.piece[0]; ++i0)
+            for (int64_t i1 = 0; i1 < P.piece[1]; ++i1)
+              for (int64_t i2 = 0; i2 < P.piece[2]; ++i2) {
+                const int64_t s0 = o[0] + i0, s1 = o[1] + i1, s2 = o[2] + i2;
+                *dst++ = s0 < p.out[0] && s1 < p.out[1] && s2 < p.out[2]
+                             ? src[(s0 * p.out[1] + s1) * p.out[2] + s2] : T(0);
+              }
+        }
+      }
+      const WeightSource<T> w{dys, 0, pieces * piece_size, piece_size, P.piece, {1, 1, 1}, false};
+      transform_weights(g, P.t, ks.fft, w, U, work, a.threads);
+      correlate(g, P.t, ks, xs, U, static_cast<const T*>(nullptr), Activation::none, ys, work,
+                a.threads);
+      // dw[gi Kg + k][c][tap] (+)= y'[c][k][tap * dilation]
+      for (int64_t k = 0; k < Kg; ++k)
+        for (int64_t c = 0; c < Cg; ++c) {
+          T* d = dw + ((gi * Kg + k) * Cg + c) * p.kernel_spatial();
+          const T* s = ys + (c * Kg + k) * ke_size;
+          for (int64_t t0 = 0; t0 < p.kernel[0]; ++t0)
+            for (int64_t t1 = 0; t1 < p.kernel[1]; ++t1)
+              for (int64_t t2 = 0; t2 < p.kernel[2]; ++t2, ++d) {
+                const T v = s[((t0 * p.dilation[0]) * ke[1] + t1 * p.dilation[1]) * ke[2] +
+                              t2 * p.dilation[2]];
+                *d = n == 0 ? v : *d + v;
+              }
+        }
+    }
+}
+
+// ---- the registry's view.
+std::string why_not(const ConvProblem& p, DType, ConvDirection) {
+  for (int d = 0; d < 3; ++d) {
+    if (p.stride[d] != 1) return "stride must be 1";
+    if ((p.kernel[d] - 1) * p.dilation[d] + 1 > kMaxExtent)
+      return "a dilated kernel extent above " + std::to_string(kMaxExtent);
+  }
+  return {};
+}
+
+bool pads_forward_input(const ConvProblem&, DType, const kernels::KernelTable&) { return true; }
+
+std::size_t workspace_bytes(const ConvProblem& p, DType dtype, ConvDirection direction,
+                            int threads, const kernels::KernelTable& kt) {
+  return util::with_dtype(dtype, [&](auto z) -> std::size_t {
+    using T = decltype(z);
+    const int64_t lanes = kt.get<T>().fft.w;
+    int64_t elems = 0;
+    if (direction == ConvDirection::forward) {
+      const Geometry g = forward_geometry(p);
+      elems = work_size<T>(g, tiling_of(g, lanes, sizeof(T)), threads);
+    } else if (direction == ConvDirection::backward_data) {
+      const Geometry g = data_geometry(p);
+      const Tiling t = tiling_of(g, lanes, sizeof(T));
+      const std::size_t direct = direct_algorithm().workspace_bytes(p, dtype, direction, threads, kt);
+      elems = std::max<int64_t>(util::round_up(weights_size<T>(g, t), 16) + work_size<T>(g, t, threads),
+                                static_cast<int64_t>(direct / sizeof(T)) + 1);
+    } else {
+      const WeightGradPlan P = weight_grad_plan(p, lanes, sizeof(T));
+      const Geometry& g = P.g;
+      const Ext ke = dilated(p);
+      elems = util::round_up(g.N * g.Cg * g.in[0] * g.in[1] * g.in[2], 16) +
+              util::round_up(g.Kg * g.Cg * g.ke[0] * g.ke[1] * g.ke[2], 16) +
+              util::round_up(weights_size<T>(g, P.t), 16) +
+              util::round_up(g.N * g.Kg * ke[0] * ke[1] * ke[2], 16) + work_size<T>(g, P.t, threads);
+    }
+    return static_cast<std::size_t>(elems) * sizeof(T);
+  });
+}
+
+std::size_t packed_weights_bytes(const ConvProblem& p, DType dtype, const kernels::KernelTable& kt) {
+  return util::with_dtype(dtype, [&](auto z) -> std::size_t {
+    using T = decltype(z);
+    const Geometry g = forward_geometry(p);
+    return static_cast<std::size_t>(weights_size<T>(g, tiling_of(g, kt.get<T>().fft.w, sizeof(T)))) *
+           sizeof(T);
+  });
+}
+
+template <void (*F32)(const ConvArgs&), void (*F64)(const ConvArgs&)>
+void run(const ConvArgs& a) { by_dtype<F32, F64>(a); }
+
+}  // namespace
+
+}  // namespace fastconv::conv::fft
+
+namespace fastconv::conv {
+
+const ConvAlgorithm& fft_algorithm() {
+  static const ConvAlgorithm algo{
+      "fft",
+      "overlap-save FFT tiles, products batched over channels; stride 1, any kernel",
+      {&by_dtype<fft::forward<float>, fft::forward<double>>,
+       &by_dtype<fft::backward_data<float>, fft::backward_data<double>>,
+       &by_dtype<fft::backward_weights<float>, fft::backward_weights<double>>},
+      &fft::why_not,
+      &fft::workspace_bytes,
+      &fft::packed_weights_bytes,
+      &by_dtype_pack<fft::pack<float>, fft::pack<double>>,
+      &fft::pads_forward_input,
+      nullptr,
+      true};
+  return algo;
+}
+
+}  // namespace fastconv::conv

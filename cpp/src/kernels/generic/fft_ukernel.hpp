@@ -1,0 +1,236 @@
+// kernels/generic/fft_ukernel.hpp — batched complex FFT stages and the frequency-domain products
+// of FFT convolution, written once over a vector wrapper V (vec_<isa>.hpp).
+//
+// FFT: in-place mixed-radix (2, 3, 4, 5) Cooley-Tukey on split complex data whose every element
+// is `nvec` whole vectors — independent transforms in the lanes (tiles of a convolution), so a
+// butterfly is the scalar butterfly applied lane-wise, with no shuffles (the "SIMD across
+// transforms" scheme of FFTW's vector codelets, Frigo & Johnson, Proc. IEEE 93(2), 2005).
+// Forward is decimation in frequency (Gentleman & Sande, 1966) and leaves the spectrum in
+// mixed-radix digit-reversed order; the inverse is decimation in time and takes that order
+// back, so a convolution (pointwise products between the two) never reorders anything. The
+// inverse is unnormalised: inverse(forward(x)) = n x.
+//
+// Products: per frequency, M[k][v] = sum_c U[k][c] X[c][v] with U a broadcast complex matrix
+// and X, M complex vector groups (the convolution's channel reduction).
+#pragma once
+
+#include <cstdint>
+
+namespace fastconv::kernels {
+
+namespace fft {
+
+template <typename V>
+struct Cx {
+  typename V::R re, im;
+};
+
+template <typename V>
+inline Cx<V> add(const Cx<V>& a, const Cx<V>& b) { return {V::add(a.re, b.re), V::add(a.im, b.im)}; }
+template <typename V>
+inline Cx<V> sub(const Cx<V>& a, const Cx<V>& b) { return {V::sub(a.re, b.re), V::sub(a.im, b.im)}; }
+// a * (wr + i wi)
+template <typename V>
+inline Cx<V> mul(const Cx<V>& a, typename V::T wr, typename V::T wi) {
+  const auto r = V::set1(wr), i = V::set1(wi);
+  return {V::sub(V::mul(a.re, r), V::mul(a.im, i)), V::fmadd(a.re, i, V::mul(a.im, r))};
+}
+// -i * a (forward) or +i * a (inverse)
+template <typename V, bool Inverse>
+inline Cx<V> rot(const Cx<V>& a) {
+  if constexpr (Inverse) return {V::sub(V::zero(), a.im), a.re};
+  else return {a.im, V::sub(V::zero(), a.re)};
+}
+
+// y_u = sum_t x_t exp(-+2 pi i t u / R) for u < R (sign: + for the inverse).
+template <typename V, int R, bool Inverse>
+inline void butterfly(Cx<V>* x) {
+  using T = typename V::T;
+  if constexpr (R == 2) {
+    const Cx<V> a = x[0], b = x[1];
+    x[0] = add<V>(a, b);
+    x[1] = sub<V>(a, b);
+  } else if constexpr (R == 4) {
+    const Cx<V> s02 = add<V>(x[0], x[2]), d02 = sub<V>(x[0], x[2]);
+    const Cx<V> s13 = add<V>(x[1], x[3]), d13 = rot<V, Inverse>(sub<V>(x[1], x[3]));
+    x[0] = add<V>(s02, s13);
+    x[2] = sub<V>(s02, s13);
+    x[1] = add<V>(d02, d13);
+    x[3] = sub<V>(d02, d13);
+  } else if constexpr (R == 3) {
+    const auto c = V::set1(T(-0.5));
+    const auto s = V::set1(T(0.86602540378443864676));  // sin(2 pi / 3)
+    const Cx<V> a = add<V>(x[1], x[2]);
+    const Cx<V> t1 = {V::fmadd(c, a.re, x[0].re), V::fmadd(c, a.im, x[0].im)};
+    const Cx<V> d = rot<V, Inverse>(sub<V>(x[1], x[2]));
+    const Cx<V> t2 = {V::mul(s, d.re), V::mul(s, d.im)};
+    x[0] = add<V>(x[0], a);
+    x[1] = add<V>(t1, t2);
+    x[2] = sub<V>(t1, t2);
+  } else {
+    static_assert(R == 5, "radix 2, 3, 4 or 5");
+    const auto c1 = V::set1(T(0.30901699437494742410));   // cos(2 pi / 5)
+    const auto c2 = V::set1(T(-0.80901699437494742410));  // cos(4 pi / 5)
+    const auto s1 = V::set1(T(0.95105651629515357212));   // sin(2 pi / 5)
+    const auto s2 = V::set1(T(0.58778525229247312917));   // sin(4 pi / 5)
+    const Cx<V> a1 = add<V>(x[1], x[4]), a2 = add<V>(x[2], x[3]);
+    const Cx<V> b1 = sub<V>(x[1], x[4]), b2 = sub<V>(x[2], x[3]);
+    const Cx<V> t1 = {V::fmadd(c2, a2.re, V::fmadd(c1, a1.re, x[0].re)),
+                      V::fmadd(c2, a2.im, V::fmadd(c1, a1.im, x[0].im))};
+    const Cx<V> t2 = {V::fmadd(c1, a2.re, V::fmadd(c2, a1.re, x[0].re)),
+                      V::fmadd(c1, a2.im, V::fmadd(c2, a1.im, x[0].im))};
+    const Cx<V> u1 = rot<V, Inverse>(
+        {V::fmadd(s2, b2.re, V::mul(s1, b1.re)), V::fmadd(s2, b2.im, V::mul(s1, b1.im))});
+    const Cx<V> u2 = rot<V, Inverse>(
+        {V::sub(V::mul(s2, b1.re), V::mul(s1, b2.re)), V::sub(V::mul(s2, b1.im), V::mul(s1, b2.im))});
+    x[0] = add<V>(x[0], add<V>(a1, a2));
+    x[1] = add<V>(t1, u1);
+    x[4] = sub<V>(t1, u1);
+    x[2] = add<V>(t2, u2);
+    x[3] = sub<V>(t2, u2);
+  }
+}
+
+// One stage on the sub-transforms of length l = R q: forward, for each j < q,
+//   (y_u)_u = DFT_R (x[j + t q])_t,  x[j + u q] = y_u * tw_u(j);
+// inverse, the exact reverse with conjugate factors. tw(j) holds tw_1 .. tw_{R-1} at
+// tw_re/tw_im + j (R - 1).
+template <typename V, int R, bool Inverse>
+void stage(typename V::T* re, typename V::T* im, int64_t n, int64_t l, int64_t stride,
+           int64_t nvec, const typename V::T* tw_re, const typename V::T* tw_im) {
+  using T = typename V::T;
+  constexpr int W = V::W;
+  const int64_t q = l / R;
+  for (int64_t base = 0; base < n; base += l)
+    for (int64_t j = 0; j < q; ++j) {
+      T wr[R], wi[R];
+      for (int u = 1; u < R; ++u) {
+        wr[u] = tw_re[j * (R - 1) + u - 1];
+        wi[u] = Inverse ? -tw_im[j * (R - 1) + u - 1] : tw_im[j * (R - 1) + u - 1];
+      }
+      T* pr = re + (base + j) * stride;
+      T* pi = im + (base + j) * stride;
+      for (int64_t v = 0; v < nvec * W; v += W) {
+        Cx<V> x[R];
+        for (int t = 0; t < R; ++t)
+          x[t] = {V::loadu(pr + t * q * stride + v), V::loadu(pi + t * q * stride + v)};
+        if constexpr (Inverse) {
+          if (j != 0)
+            for (int u = 1; u < R; ++u) x[u] = mul<V>(x[u], wr[u], wi[u]);
+          butterfly<V, R, true>(x);
+        } else {
+          butterfly<V, R, false>(x);
+          if (j != 0)
+            for (int u = 1; u < R; ++u) x[u] = mul<V>(x[u], wr[u], wi[u]);
+        }
+        for (int t = 0; t < R; ++t) {
+          V::storeu(pr + t * q * stride + v, x[t].re);
+          V::storeu(pi + t * q * stride + v, x[t].im);
+        }
+      }
+    }
+}
+
+template <typename V, bool Inverse>
+void run_stage(int radix, typename V::T* re, typename V::T* im, int64_t n, int64_t l,
+               int64_t stride, int64_t nvec, const typename V::T* tw_re, const typename V::T* tw_im) {
+  switch (radix) {
+    case 2: stage<V, 2, Inverse>(re, im, n, l, stride, nvec, tw_re, tw_im); break;
+    case 3: stage<V, 3, Inverse>(re, im, n, l, stride, nvec, tw_re, tw_im); break;
+    case 4: stage<V, 4, Inverse>(re, im, n, l, stride, nvec, tw_re, tw_im); break;
+    default: stage<V, 5, Inverse>(re, im, n, l, stride, nvec, tw_re, tw_im); break;
+  }
+}
+
+}  // namespace fft
+
+// The transform of FftAxisFn (kernel_table.hpp) along one axis.
+template <typename V>
+void fft_axis(typename V::T* re, typename V::T* im, int64_t stride, int64_t nvec,
+              const FftAxisView<typename V::T>& ax, bool inverse) {
+  if (!inverse) {
+    int64_t l = ax.n;
+    for (int s = 0; s < ax.stages; l /= ax.radix[s], ++s)
+      fft::run_stage<V, false>(ax.radix[s], re, im, ax.n, l, stride, nvec,
+                               ax.tw_re + ax.tw_offset[s], ax.tw_im + ax.tw_offset[s]);
+  } else {
+    int64_t l = 1;
+    for (int s = ax.stages - 1; s >= 0; --s) {
+      l *= ax.radix[s];
+      fft::run_stage<V, true>(ax.radix[s], re, im, ax.n, l, stride, nvec,
+                              ax.tw_re + ax.tw_offset[s], ax.tw_im + ax.tw_offset[s]);
+    }
+  }
+}
+
+namespace fft {
+
+// MR rows of FftProductFn over NG vector groups at x + g*2W.
+template <typename V, int MR, int NG>
+inline void product_tile(int64_t nc, const typename V::T* u, int64_t ldu, const typename V::T* x,
+                         int64_t ldx, typename V::T* m, int64_t ldm) {
+  using R = typename V::R;
+  constexpr int W = V::W;
+  R ar[MR][NG], ai[MR][NG];
+  for (int i = 0; i < MR; ++i)
+    for (int g = 0; g < NG; ++g) ar[i][g] = ai[i][g] = V::zero();
+  for (int64_t c = 0; c < nc; ++c, x += ldx) {
+    R xr[NG], xi[NG];
+    for (int g = 0; g < NG; ++g) {
+      xr[g] = V::loadu(x + g * 2 * W);
+      xi[g] = V::loadu(x + g * 2 * W + W);
+    }
+    for (int i = 0; i < MR; ++i) {
+      const R ur = V::set1(u[(i * ldu + c) * 2]), ui = V::set1(u[(i * ldu + c) * 2 + 1]);
+      for (int g = 0; g < NG; ++g) {
+        ar[i][g] = V::fmadd(ur, xr[g], ar[i][g]);
+        ai[i][g] = V::fmadd(ur, xi[g], ai[i][g]);
+      }
+      const R nui = V::sub(V::zero(), ui);
+      for (int g = 0; g < NG; ++g) {
+        ar[i][g] = V::fmadd(nui, xi[g], ar[i][g]);
+        ai[i][g] = V::fmadd(ui, xr[g], ai[i][g]);
+      }
+    }
+  }
+  for (int i = 0; i < MR; ++i)
+    for (int g = 0; g < NG; ++g) {
+      V::storeu(m + i * ldm + g * 2 * W, ar[i][g]);
+      V::storeu(m + i * ldm + g * 2 * W + W, ai[i][g]);
+    }
+}
+
+template <typename V, int MR>
+inline void product_rows(int64_t nc, const typename V::T* u, int64_t ldu, const typename V::T* x,
+                         int64_t ldx, typename V::T* m, int64_t ldm, int64_t groups) {
+  constexpr int W = V::W;
+  int64_t g = 0;
+  for (; g + 2 <= groups; g += 2)
+    product_tile<V, MR, 2>(nc, u, ldu, x + g * 2 * W, ldx, m + g * 2 * W, ldm);
+  if (g < groups) product_tile<V, MR, 1>(nc, u, ldu, x + g * 2 * W, ldx, m + g * 2 * W, ldm);
+}
+
+}  // namespace fft
+
+// FftProductFn (kernel_table.hpp): rows in blocks of 4, vector groups in pairs.
+template <typename V>
+void fft_product(int64_t rows, int64_t nc, const typename V::T* u, int64_t ldu,
+                 const typename V::T* x, int64_t ldx, typename V::T* m, int64_t ldm,
+                 int64_t groups) {
+  int64_t k = 0;
+  for (; k + 4 <= rows; k += 4)
+    fft::product_rows<V, 4>(nc, u + k * ldu * 2, ldu, x, ldx, m + k * ldm, ldm, groups);
+  for (; k < rows; ++k)
+    fft::product_rows<V, 1>(nc, u + k * ldu * 2, ldu, x, ldx, m + k * ldm, ldm, groups);
+}
+
+template <typename V>
+FftKernels<typename V::T> fft_kernels() {
+  FftKernels<typename V::T> k;
+  k.w = V::W;
+  k.axis = &fft_axis<V>;
+  k.product = &fft_product<V>;
+  return k;
+}
+
+}  // namespace fastconv::kernels

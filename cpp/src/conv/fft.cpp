@@ -7,7 +7,7 @@
 //                                                       buffer [f][W] (re) + [f][W] (im)
 //   M [f][k][v][2W] = sum_c U[g][f][k][c] V[f][c][v]    complex products (fft_ukernel.hpp)
 //   y tiles         <- IFFT(M) + bias, clamped          output transforms, first o of f per axis
-// with U [g][f][k][c] (re, im) = conj(FFT(w_gkc)) / prod(f): the weights' spectra, conjugated
+// with U [g][f][re, im][k][c] = conj(FFT(w_gkc)) / prod(f): the weights' spectra, conjugated
 // (a correlation) and scaled by the inverse's 1 / n. Spectra stay in the FFT's digit-reversed
 // order throughout. Threads split the transforms by (channel, vector group) and the products
 // by frequency: results do not depend on the thread count.
@@ -34,6 +34,7 @@
 #include "activation.hpp"
 #include "algorithm.hpp"
 #include "blocked_layout.hpp"
+#include "fft.hpp"
 #include "fft_plan.hpp"
 #include "util/checked.hpp"
 #include "util/dtype.hpp"
@@ -47,6 +48,7 @@ using util::ceil_div;
 
 // Spectra, tile buffers and gathers of a chunk are kept within this (at least one vector group).
 constexpr int64_t kChunkBytes = int64_t(8) << 20;
+constexpr int64_t kMaxLanes = 64;  // of any vector wrapper
 
 // The FFT plans of the three axes (length 1: no transform).
 template <typename T>
@@ -86,8 +88,8 @@ int64_t thread_scratch(const Tiling& t) {
   return util::scratch_stride(t.buffer_size() + 2 * t.lanes * t.f[2], sizeof(T));
 }
 
-// U = conj(FFT(w_gkc)) / prod(f) for every (g, k, c): [g][f][k][c][re, im]. Returns whether every
-// weight is finite.
+// U = conj(FFT(w_gkc)) / prod(f) for every (g, k, c): [g][f][re, im][k][c]. Returns whether
+// every weight is finite.
 template <typename T>
 bool transform_weights(const Geometry& g, const Tiling& t, const kernels::FftKernels<T>& k,
                        const WeightSource<T>& ws, T* U, T* scratch, int threads) {
@@ -107,6 +109,7 @@ bool transform_weights(const Geometry& g, const Tiling& t, const kernels::FftKer
     for (int64_t l = 0; l < lanes; ++l) {
       const int64_t kk = (q0 + l) / g.Cg, c = (q0 + l) % g.Cg;
       const T* w = ws.w + gi * ws.g_stride + kk * ws.k_stride + c * ws.c_stride;
+      bad |= any_non_finite(w, ws.taps[0] * ws.taps[1] * ws.taps[2]);
       int64_t tap = 0;
       for (int64_t t0 = 0; t0 < ws.taps[0]; ++t0)
         for (int64_t t1 = 0; t1 < ws.taps[1]; ++t1)
@@ -114,18 +117,18 @@ bool transform_weights(const Geometry& g, const Tiling& t, const kernels::FftKer
             const int64_t j0 = (ws.flip ? ws.taps[0] - 1 - t0 : t0) * ws.dil[0];
             const int64_t j1 = (ws.flip ? ws.taps[1] - 1 - t1 : t1) * ws.dil[1];
             const int64_t j2 = (ws.flip ? ws.taps[2] - 1 - t2 : t2) * ws.dil[2];
-            const T v = w[tap];
-            bad |= !std::isfinite(static_cast<double>(v));
-            re[((j0 * t.f[1] + j1) * t.f[2] + j2) * W + l] = v;
+            re[((j0 * t.f[1] + j1) * t.f[2] + j2) * W + l] = w[tap];
           }
     }
     axes.run(k, re, im, false);
+    const T neg = -scale;
     for (int64_t f = 0; f < F; ++f) {
-      T* u = U + ((gi * F + f) * pairs + q0) * 2;
-      for (int64_t l = 0; l < lanes; ++l) {
-        u[2 * l] = re[f * W + l] * scale;
-        u[2 * l + 1] = -im[f * W + l] * scale;
-      }
+      T* ur = U + (gi * F + f) * pairs * 2 + q0;
+      T* ui = ur + pairs;
+      const T* sr = re + f * W;
+      const T* si = im + f * W;
+      for (int64_t l = 0; l < lanes; ++l) ur[l] = sr[l] * scale;
+      for (int64_t l = 0; l < lanes; ++l) ui[l] = si[l] * neg;
     }
   }
   return bad == 0;
@@ -174,17 +177,22 @@ void correlate(const Geometry& g, const Tiling& t, const kernels::KernelSet<T>& 
         T* re = scratch + util::thread_index() * stride;
         T* im = re + F * W;
         T* edge = im + F * W;  // 2W rows of f2
-        const T* rows[2 * 64];
+        // Each lane's input plane (null: no tile) and the input position of its tile's origin.
+        const T* plane[2 * kMaxLanes];
+        Ext org[2 * kMaxLanes];
+        for (int64_t l = 0; l < 2 * W; ++l) {
+          const TilePos p = tile_pos(t, v0 + v, l);
+          plane[l] = p.valid ? x + (p.n * C + gi * Cg + c) * in_plane : nullptr;
+          for (int d = 0; d < 3; ++d) org[l][d] = p.at[d] * t.o[d] - g.lo[d];
+        }
+        const T* rows[2 * kMaxLanes];
         for (int64_t r0 = 0; r0 < t.f[0]; ++r0)
           for (int64_t r1 = 0; r1 < t.f[1]; ++r1) {
             for (int64_t l = 0; l < 2 * W; ++l) {
               rows[l] = nullptr;
-              const TilePos p = tile_pos(t, v0 + v, l);
-              if (!p.valid) continue;
-              const int64_t i0 = p.at[0] * t.o[0] - g.lo[0] + r0, i1 = p.at[1] * t.o[1] - g.lo[1] + r1;
-              const int64_t i2 = p.at[2] * t.o[2] - g.lo[2];
-              if (i0 < 0 || i0 >= g.in[0] || i1 < 0 || i1 >= g.in[1]) continue;
-              const T* row = x + (p.n * C + gi * Cg + c) * in_plane + (i0 * g.in[1] + i1) * g.in[2];
+              const int64_t i0 = org[l][0] + r0, i1 = org[l][1] + r1, i2 = org[l][2];
+              if (!plane[l] || i0 < 0 || i0 >= g.in[0] || i1 < 0 || i1 >= g.in[1]) continue;
+              const T* row = plane[l] + (i0 * g.in[1] + i1) * g.in[2];
               if (i2 >= 0 && i2 + t.f[2] <= g.in[2]) {
                 rows[l] = row + i2;
                 continue;
@@ -201,16 +209,16 @@ void correlate(const Geometry& g, const Tiling& t, const kernels::KernelSet<T>& 
         axes.run(k, re, im, false);
         for (int64_t f = 0; f < F; ++f) {
           T* dst = V + (f * Cg + c) * ld + v * 2 * W;
-          std::memcpy(dst, re + f * W, W * sizeof(T));
-          std::memcpy(dst + W, im + f * W, W * sizeof(T));
+          for (int64_t j = 0; j < W; ++j) dst[j] = re[f * W + j];
+          for (int64_t j = 0; j < W; ++j) dst[W + j] = im[f * W + j];
         }
       }
 
       // 2. M[f] = U[f] V[f].
 #pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1)
       for (int64_t f = 0; f < F; ++f)
-        k.product(Kg, Cg, U + (gi * F + f) * Kg * Cg * 2, Cg, V + f * Cg * ld, ld, M + f * Kg * ld,
-                  ld, nv);
+        k.product(Kg, Cg, U + (gi * F + f) * Kg * Cg * 2, U + ((gi * F + f) * 2 + 1) * Kg * Cg, Cg,
+                  V + f * Cg * ld, ld, M + f * Kg * ld, ld, nv);
 
       // 3. y tiles = IFFT(M) + bias, clamped.
 #pragma omp parallel for schedule(dynamic, 1) num_threads(threads) if (threads > 1)
@@ -221,27 +229,31 @@ void correlate(const Geometry& g, const Tiling& t, const kernels::KernelSet<T>& 
         T* edge = im + F * W;
         for (int64_t f = 0; f < F; ++f) {
           const T* src = M + (f * Kg + kk) * ld + v * 2 * W;
-          std::memcpy(re + f * W, src, W * sizeof(T));
-          std::memcpy(im + f * W, src + W, W * sizeof(T));
+          for (int64_t j = 0; j < W; ++j) re[f * W + j] = src[j];
+          for (int64_t j = 0; j < W; ++j) im[f * W + j] = src[W + j];
         }
         axes.run(k, re, im, true);
         const T b = bias ? bias[gi * Kg + kk] : T(0);
-        T* rows[2 * 64];
+        // Each lane's output plane (null: no tile), its tile's output origin and row length.
+        T* plane[2 * kMaxLanes];
+        Ext org[2 * kMaxLanes];
+        int64_t count[2 * kMaxLanes];
+        for (int64_t l = 0; l < 2 * W; ++l) {
+          const TilePos p = tile_pos(t, v0 + v, l);
+          plane[l] = p.valid ? y + (p.n * K + gi * Kg + kk) * out_plane : nullptr;
+          for (int d = 0; d < 3; ++d) org[l][d] = p.at[d] * t.o[d];
+          count[l] = std::min(t.o[2], g.out[2] - org[l][2]);
+        }
+        T* rows[2 * kMaxLanes];
+        T* dst[2 * kMaxLanes];
         for (int64_t r0 = 0; r0 < t.o[0]; ++r0)
           for (int64_t r1 = 0; r1 < t.o[1]; ++r1) {
-            int64_t count[2 * 64];
-            T* dst[2 * 64];
             for (int64_t l = 0; l < 2 * W; ++l) {
               rows[l] = edge + l * t.f[2];
               dst[l] = nullptr;
-              count[l] = 0;
-              const TilePos p = tile_pos(t, v0 + v, l);
-              if (!p.valid) continue;
-              const int64_t o0 = p.at[0] * t.o[0] + r0, o1 = p.at[1] * t.o[1] + r1;
-              const int64_t o2 = p.at[2] * t.o[2];
-              if (o0 >= g.out[0] || o1 >= g.out[1]) continue;
-              dst[l] = y + (p.n * K + gi * Kg + kk) * out_plane + (o0 * g.out[1] + o1) * g.out[2] + o2;
-              count[l] = std::min(t.o[2], g.out[2] - o2);
+              const int64_t o0 = org[l][0] + r0, o1 = org[l][1] + r1;
+              if (!plane[l] || o0 >= g.out[0] || o1 >= g.out[1]) continue;
+              dst[l] = plane[l] + (o0 * g.out[1] + o1) * g.out[2] + org[l][2];
               if (count[l] == t.o[2]) rows[l] = dst[l];
             }
             const int64_t at = (r0 * t.f[1] + r1) * t.f[2] * W;
@@ -520,10 +532,30 @@ std::size_t packed_weights_bytes(const ConvProblem& p, DType dtype, const kernel
   });
 }
 
-template <void (*F32)(const ConvArgs&), void (*F64)(const ConvArgs&)>
-void run(const ConvArgs& a) { by_dtype<F32, F64>(a); }
-
 }  // namespace
+
+// The direct methods' modelled time: their FLOPs at 85 GFLOP/s (what direct and gemm reach on
+// the large-kernel bench layers at 1 thread); both sides of the comparison scale alike with
+// threads.
+bool auto_prefers(const ConvProblem& p, DType dtype, ConvDirection direction,
+                  const kernels::KernelTable& kt, bool prepacked) {
+  if (p.kernel_spatial() < 2 || !why_not(p, dtype, direction).empty()) return false;
+  const int64_t lanes = dtype == DType::f32 ? kt.f32.fft.w : kt.f64.fft.w;
+  const int64_t elem = static_cast<int64_t>(util::dtype_size(dtype));
+  double fft_ns = 0;
+  if (direction == ConvDirection::backward_weights) {
+    const WeightGradPlan P = weight_grad_plan(p, lanes, elem);
+    fft_ns = p.N * p.groups * modelled_ns(P.g, P.t, true);
+  } else {
+    const Geometry g = direction == ConvDirection::forward ? forward_geometry(p) : data_geometry(p);
+    const Tiling t = tiling_of(g, lanes, elem);
+    fft_ns = modelled_ns(g, t, direction == ConvDirection::backward_data || !prepacked);
+  }
+  const double flops = 2.0 * static_cast<double>(p.N) * static_cast<double>(p.K) *
+                       static_cast<double>(p.C_per_group()) *
+                       static_cast<double>(p.out_spatial()) * static_cast<double>(p.kernel_spatial());
+  return fft_ns < flops / 85.0;
+}
 
 }  // namespace fastconv::conv::fft
 

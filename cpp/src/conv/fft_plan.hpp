@@ -14,6 +14,7 @@
 // transformed (f = 1).
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <cmath>
 #include <cstdint>
@@ -35,9 +36,18 @@ inline bool is_smooth(int64_t n) {
   return n == 1;
 }
 
+// The smallest 5-smooth number >= n (1 <= n <= 2^61), from the products 2^a 3^b 5^c below
+// the power of two >= n.
 inline int64_t next_smooth(int64_t n) {
-  while (!is_smooth(n)) ++n;
-  return n;
+  int64_t best = 1;
+  while (best < n) best *= 2;
+  for (int64_t p5 = 1; p5 < best; p5 *= 5)
+    for (int64_t p35 = p5; p35 < best; p35 *= 3) {
+      int64_t v = p35;
+      while (v < n) v *= 2;
+      best = std::min(best, v);
+    }
+  return best;
 }
 
 // The FFT plan of one axis for T: radices (4s first, then 2, 3, 5) and their twiddles.
@@ -122,21 +132,22 @@ inline Tiling tiling_for(const Geometry& g, const Ext& f, int64_t lanes, int64_t
 }
 
 // Modelled time (ns) of a call with extents f, from the operation counts: FFT stages, the
-// gathers and scatters of tiles, the complex products and, unless a plan holds them, the
-// weight transforms. Constants measured on the bench machine (AVX-512, 1 thread), per lane
-// vector: a butterfly stage 0.5 ns per complex element, a tile copy 0.6, a complex
-// multiply-add 0.7.
+// gathers and scatters of tiles (transposes into lanes and copies of spectra), the complex
+// products and, unless a plan holds them, the weight transforms. Per vector group (W pairs of
+// tiles) and complex element, fitted to single-thread runs of the bench layers and template
+// matching on the AVX-512 bench machine: a butterfly stage 2 ns, the gathers and scatters 20,
+// a complex multiply-add 1.8; per weight spectrum element 0.7 to write.
 inline double modelled_ns(const Geometry& g, const Tiling& t, bool weights_counted) {
   double stages = 0;
   for (int d = 0; d < 3; ++d)
     if (t.f[d] > 1) stages += std::log2(static_cast<double>(t.f[d]));
   const double F = static_cast<double>(t.freqs());
-  const double fft = F * (0.5 * stages + 0.6);
   const double G = static_cast<double>(t.vector_groups());
-  double ns = G * (g.Cg + g.Kg) * fft + G * F * g.Cg * g.Kg * 0.7;
+  const double CK = static_cast<double>(g.Cg) * static_cast<double>(g.Kg);
+  double ns = G * (g.Cg + g.Kg) * F * (2.0 * stages + 20.0) + G * F * CK * 1.8;
   if (weights_counted)
-    ns += util::ceil_div(g.Cg * g.Kg, t.lanes) * fft + 0.5 * F * g.Cg * g.Kg;
-  return ns * g.groups;
+    ns += static_cast<double>(util::ceil_div(g.Cg * g.Kg, t.lanes)) * F * 2.0 * stages + 0.7 * F * CK;
+  return ns * static_cast<double>(g.groups);
 }
 
 // Extents minimising modelled_ns: per axis with more than one tap, 5-smooth sizes from ke up to

@@ -8,6 +8,7 @@
 
 #include "algorithm.hpp"
 #include "direct_blocked.hpp"
+#include "fft.hpp"
 #include "pad.hpp"
 #include "winograd.hpp"
 #include "fastconv/errors.hpp"
@@ -75,15 +76,19 @@ const char* exact_choice(const ConvProblem& p, DType dtype, ConvDirection direct
 
 // Winograd where its cost model (winograd::auto_tile) expects it to beat the rest: forward and
 // data gradient of 3x3 stride-1 layers with enough channels and tiles to pay for its transforms;
-// the weight transform counts only when a plan does not hold it.
+// the weight transform counts only when a plan does not hold it. Otherwise the FFT where its
+// cost model (fft::auto_prefers) expects it to beat the direct methods' arithmetic: large
+// kernels, and kernels of many taps on few positions.
 const char* auto_choice(const ConvProblem& p, DType dtype, ConvDirection direction,
                         const kernels::KernelTable& kernels, bool prepacked) {
   switch (winograd::auto_tile(p, dtype, direction, kernels, prepacked)) {
     case 2: return "winograd_f2x3";
     case 4: return "winograd_f4x3";
     case 6: return "winograd_f6x3";
-    default: return exact_choice(p, dtype, direction, kernels);
+    default: break;
   }
+  if (fft::auto_prefers(p, dtype, direction, kernels, prepacked)) return "fft";
+  return exact_choice(p, dtype, direction, kernels);
 }
 
 const ConvAlgorithm* find(const std::string& name) {

@@ -48,6 +48,7 @@ struct VecF32 {
         _mm512_maskz_alignr_epi32(0xFFFF, _mm512_castps_si512(b), _mm512_castps_si512(a), 1));
   }
   static R fmadd(R a, R b, R c) { return _mm512_fmadd_ps(a, b, c); }
+  static R fnmadd(R a, R b, R c) { return _mm512_fnmadd_ps(a, b, c); }  // c - a b
   static R mul(R a, R b) { return _mm512_mul_ps(a, b); }
   static R add(R a, R b) { return _mm512_add_ps(a, b); }
   static R sub(R a, R b) { return _mm512_sub_ps(a, b); }

@@ -167,8 +167,8 @@ namespace fft {
 
 // MR rows of FftProductFn over NG vector groups at x + g*2W.
 template <typename V, int MR, int NG>
-inline void product_tile(int64_t nc, const typename V::T* u, int64_t ldu, const typename V::T* x,
-                         int64_t ldx, typename V::T* m, int64_t ldm) {
+inline void product_tile(int64_t nc, const typename V::T* ur, const typename V::T* ui, int64_t ldu,
+                         const typename V::T* x, int64_t ldx, typename V::T* m, int64_t ldm) {
   using R = typename V::R;
   constexpr int W = V::W;
   R ar[MR][NG], ai[MR][NG];
@@ -181,15 +181,10 @@ inline void product_tile(int64_t nc, const typename V::T* u, int64_t ldu, const 
       xi[g] = V::loadu(x + g * 2 * W + W);
     }
     for (int i = 0; i < MR; ++i) {
-      const R ur = V::set1(u[(i * ldu + c) * 2]), ui = V::set1(u[(i * ldu + c) * 2 + 1]);
+      const R br = V::set1(ur[i * ldu + c]), bi = V::set1(ui[i * ldu + c]);
       for (int g = 0; g < NG; ++g) {
-        ar[i][g] = V::fmadd(ur, xr[g], ar[i][g]);
-        ai[i][g] = V::fmadd(ur, xi[g], ai[i][g]);
-      }
-      const R nui = V::sub(V::zero(), ui);
-      for (int g = 0; g < NG; ++g) {
-        ar[i][g] = V::fmadd(nui, xi[g], ar[i][g]);
-        ai[i][g] = V::fmadd(ui, xr[g], ai[i][g]);
+        ar[i][g] = V::fnmadd(bi, xi[g], V::fmadd(br, xr[g], ar[i][g]));
+        ai[i][g] = V::fmadd(bi, xr[g], V::fmadd(br, xi[g], ai[i][g]));
       }
     }
   }
@@ -201,27 +196,32 @@ inline void product_tile(int64_t nc, const typename V::T* u, int64_t ldu, const 
 }
 
 template <typename V, int MR>
-inline void product_rows(int64_t nc, const typename V::T* u, int64_t ldu, const typename V::T* x,
-                         int64_t ldx, typename V::T* m, int64_t ldm, int64_t groups) {
+inline void product_rows(int64_t nc, const typename V::T* ur, const typename V::T* ui, int64_t ldu,
+                         const typename V::T* x, int64_t ldx, typename V::T* m, int64_t ldm,
+                         int64_t groups) {
   constexpr int W = V::W;
   int64_t g = 0;
   for (; g + 2 <= groups; g += 2)
-    product_tile<V, MR, 2>(nc, u, ldu, x + g * 2 * W, ldx, m + g * 2 * W, ldm);
-  if (g < groups) product_tile<V, MR, 1>(nc, u, ldu, x + g * 2 * W, ldx, m + g * 2 * W, ldm);
+    product_tile<V, MR, 2>(nc, ur, ui, ldu, x + g * 2 * W, ldx, m + g * 2 * W, ldm);
+  if (g < groups) product_tile<V, MR, 1>(nc, ur, ui, ldu, x + g * 2 * W, ldx, m + g * 2 * W, ldm);
 }
 
 }  // namespace fft
 
-// FftProductFn (kernel_table.hpp): rows in blocks of 4, vector groups in pairs.
+// FftProductFn (kernel_table.hpp): rows in blocks of 4 (8 with a single vector group, whose
+// tile would otherwise leave most registers idle), vector groups in pairs.
 template <typename V>
-void fft_product(int64_t rows, int64_t nc, const typename V::T* u, int64_t ldu,
-                 const typename V::T* x, int64_t ldx, typename V::T* m, int64_t ldm,
+void fft_product(int64_t rows, int64_t nc, const typename V::T* ur, const typename V::T* ui,
+                 int64_t ldu, const typename V::T* x, int64_t ldx, typename V::T* m, int64_t ldm,
                  int64_t groups) {
   int64_t k = 0;
+  if (groups == 1)
+    for (; k + 8 <= rows; k += 8)
+      fft::product_rows<V, 8>(nc, ur + k * ldu, ui + k * ldu, ldu, x, ldx, m + k * ldm, ldm, groups);
   for (; k + 4 <= rows; k += 4)
-    fft::product_rows<V, 4>(nc, u + k * ldu * 2, ldu, x, ldx, m + k * ldm, ldm, groups);
+    fft::product_rows<V, 4>(nc, ur + k * ldu, ui + k * ldu, ldu, x, ldx, m + k * ldm, ldm, groups);
   for (; k < rows; ++k)
-    fft::product_rows<V, 1>(nc, u + k * ldu * 2, ldu, x, ldx, m + k * ldm, ldm, groups);
+    fft::product_rows<V, 1>(nc, ur + k * ldu, ui + k * ldu, ldu, x, ldx, m + k * ldm, ldm, groups);
 }
 
 template <typename V>

@@ -71,6 +71,11 @@ struct Vec {
     for (int i = 0; i < W; ++i) r.v[i] = a.v[i] * b.v[i] + c.v[i];
     return r;
   }
+  static R fnmadd(const R& a, const R& b, const R& c) {  // c - a b
+    R r;
+    for (int i = 0; i < W; ++i) r.v[i] = c.v[i] - a.v[i] * b.v[i];
+    return r;
+  }
   // Maximum that propagates NaN from either operand.
   static R max(const R& a, const R& b) {
     R r;

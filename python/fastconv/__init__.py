@@ -14,7 +14,7 @@ from . import _core
 from ._plan import ConvPlan, plan
 from ._runtime import (algorithms, get_isa, get_num_threads, get_workspace_limit, info,
                        release_memory, set_isa, set_num_threads, set_workspace_limit)
-from . import functional, grad
+from . import functional, grad, signal
 
 __version__ = _core.info()["version"]
 
@@ -32,5 +32,6 @@ __all__ = [
     "set_isa",
     "set_num_threads",
     "set_workspace_limit",
+    "signal",
     "__version__",
 ]

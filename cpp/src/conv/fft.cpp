@@ -534,9 +534,9 @@ std::size_t packed_weights_bytes(const ConvProblem& p, DType dtype, const kernel
 
 }  // namespace
 
-// The direct methods' modelled time: their FLOPs at 85 GFLOP/s (what direct and gemm reach on
-// the large-kernel bench layers at 1 thread); both sides of the comparison scale alike with
-// threads.
+// The direct methods' modelled time: their FLOPs at 85 GFLOP/s per 16 lanes (what direct and
+// gemm reach on the large-kernel bench layers at 1 thread with AVX-512 float32; the FFT model
+// counts vector operations, so both scale alike with the lanes, and with threads).
 bool auto_prefers(const ConvProblem& p, DType dtype, ConvDirection direction,
                   const kernels::KernelTable& kt, bool prepacked) {
   if (p.kernel_spatial() < 2 || !why_not(p, dtype, direction).empty()) return false;
@@ -554,7 +554,7 @@ bool auto_prefers(const ConvProblem& p, DType dtype, ConvDirection direction,
   const double flops = 2.0 * static_cast<double>(p.N) * static_cast<double>(p.K) *
                        static_cast<double>(p.C_per_group()) *
                        static_cast<double>(p.out_spatial()) * static_cast<double>(p.kernel_spatial());
-  return fft_ns < flops / 85.0;
+  return fft_ns < flops / (85.0 * static_cast<double>(lanes) / 16.0);
 }
 
 }  // namespace fastconv::conv::fft

@@ -6,7 +6,8 @@ import importlib
 import pytest
 
 MODULES = ["fastconv", "fastconv._runtime", "fastconv._plan", "fastconv.functional",
-           "fastconv.grad", "fastconv._ops.conv", "fastconv._ops.pool", "fastconv.bench.results"]
+           "fastconv.grad", "fastconv._ops.conv", "fastconv._ops.pool", "fastconv.signal",
+           "fastconv.bench.results"]
 
 
 @pytest.mark.parametrize("name", MODULES)
@@ -18,7 +19,7 @@ def test_docstring_examples(name):
 
 def test_docstring_examples_exist():
     """Every public function of functional and grad carries an example."""
-    for name in ("fastconv.functional", "fastconv.grad"):
+    for name in ("fastconv.functional", "fastconv.grad", "fastconv.signal"):
         module = importlib.import_module(name)
         for attr in module.__all__:
             doc = getattr(module, attr).__doc__ or ""

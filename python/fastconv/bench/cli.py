@@ -115,6 +115,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     )
     parser.add_argument("--no-torch", action="store_true", help="do not compare with PyTorch (torch, torch_cl)")
     parser.add_argument("--no-ort", action="store_true", help="do not compare with ONNX Runtime (ort)")
+    parser.add_argument("--no-scipy", action="store_true",
+                        help="do not compare with scipy.signal (scipy_fft, scipy_oa, scipy_direct)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random inputs (default 0)")
     parser.add_argument("--list", action="store_true", help="list the selected layers and exit")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")

@@ -169,6 +169,58 @@ def _conv_ort(layer: Layer, arrays: Tuple[np.ndarray, ...], threads: int) -> Cal
     return ort_session("Conv", x, _conv_ort_attrs(layer, w), threads, initializers=[w])
 
 
+#: Channel pairs above which the per-pair scipy peers are not run (they would take minutes).
+SCIPY_MAX_PAIRS = 4096
+
+
+def _conv_scipy(method: str) -> Callable[[Layer, Tuple[np.ndarray, ...], int], Callable[[], Any]]:
+    """scipy.signal per channel pair: ``fftconvolve`` / ``oaconvolve`` of the flipped kernel
+    ('fft', 'oa'), or ``correlate(method='direct')`` ('direct', single channel pairs only), on
+    the zero-padded input, the dilated kernel spread out with zeros; single-threaded (scipy's
+    functions are)."""
+    def make(layer: Layer, arrays: Tuple[np.ndarray, ...], threads: int) -> Callable[[], Any]:
+        import scipy.signal as ss
+
+        x, w = arrays
+        if any(s != 1 for s in layer["stride"]) or layer["groups"] != 1:
+            raise ValueError("scipy.signal peers run on stride-1 layers without groups")
+        pairs = layer["C"] * layer["K"]
+        extent = max((k - 1) * d + 1 for k, d in zip(layer["kernel"], layer["dilation"]))
+        if extent < 11 and pairs != 1:
+            raise ValueError("scipy.signal peers run on kernels spanning >= 11 taps or one channel pair")
+        if pairs > SCIPY_MAX_PAIRS or (method == "direct" and pairs != 1):
+            raise ValueError(f"too many channel pairs ({pairs}) for a per-pair scipy peer")
+        pad = [(0, 0), (0, 0)] + [(p, p) for p in layer["padding"]]
+        xp = np.pad(x, pad)
+        rank = len(layer["input"])
+        dil = layer["dilation"]
+        taps = [(k - 1) * d + 1 for k, d in zip(layer["kernel"], dil)]
+        wd = np.zeros(w.shape[:2] + tuple(taps), w.dtype)
+        wd[(slice(None), slice(None)) + tuple(slice(None, None, d) for d in dil)] = w
+        flipped = np.ascontiguousarray(wd[(slice(None), slice(None)) + (slice(None, None, -1),) * rank])
+        fn = {"fft": ss.fftconvolve, "oa": ss.oaconvolve}.get(method)
+
+        def run() -> np.ndarray:
+            N, K, C = x.shape[0], w.shape[0], x.shape[1]
+            out = None
+            for n in range(N):
+                for k in range(K):
+                    acc = 0
+                    for c in range(C):
+                        if fn is None:
+                            acc = acc + ss.correlate(xp[n, c], wd[k, c], mode="valid", method="direct")
+                        else:
+                            acc = acc + fn(xp[n, c], flipped[k, c], mode="valid")
+                    if out is None:
+                        out = np.empty((N, K) + acc.shape, np.float32)
+                    out[n, k] = acc
+            return out
+
+        return run
+
+    return make
+
+
 def _registered_algorithms(direction: str, extra: Sequence[str] = ()) -> Callable[[], List[str]]:
     """'auto' (what a user gets), every registered algorithm of ``direction``, then ``extra``."""
     def names() -> List[str]:
@@ -342,6 +394,7 @@ def _single_implementation() -> List[str]:
 
 _TORCH = "torch"  # the backend names of peers.BACKENDS
 _ORT = "onnxruntime"
+_SCIPY = "scipy"
 
 
 def _pool_peers(kind: str) -> Tuple[Peer, ...]:
@@ -364,7 +417,13 @@ OPS: Dict[str, OpSpec] = {
         peers=(Peer("torch", _TORCH, _conv_torch(False), "torch.nn.functional.conv*d, NCHW (contiguous)"),
                Peer("torch_cl", _TORCH, _conv_torch(True),
                     "torch.nn.functional.conv*d on channels_last copies of input and weight (made before timing)"),
-               Peer("ort", _ORT, _conv_ort, "ONNX Runtime, one Conv node, weight an initializer")),
+               Peer("ort", _ORT, _conv_ort, "ONNX Runtime, one Conv node, weight an initializer"),
+               Peer("scipy_fft", _SCIPY, _conv_scipy("fft"),
+                    "scipy.signal.fftconvolve per channel pair (signal-like layers only)"),
+               Peer("scipy_oa", _SCIPY, _conv_scipy("oa"),
+                    "scipy.signal.oaconvolve per channel pair (signal-like layers only)"),
+               Peer("scipy_direct", _SCIPY, _conv_scipy("direct"),
+                    "scipy.signal.correlate(method='direct'): correlate2d's sum (one channel pair only)")),
         flops=conv_flops,
         output_size=conv_output_size,
         algorithms=_registered_algorithms("forward", extra=(PLAN,)),

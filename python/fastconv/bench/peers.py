@@ -12,6 +12,9 @@ Backends:
 
 * ``torch`` -- PyTorch; the runner sets ``torch.set_num_threads`` and runs it under
   ``torch.no_grad()``.  Tensors share the NumPy inputs' memory (``torch.from_numpy``).
+* ``scipy`` -- ``scipy.signal`` applied per (image, output channel, input channel) pair and
+  summed over the input channels (its functions are single-channel); only on signal-like
+  layers (stride 1, a kernel of at least 11 taps or a single channel pair).
 * ``onnxruntime`` -- a one-node ONNX model (:func:`ort_session`) on the CPU execution
   provider with ``intra_op_num_threads = threads``, ``inter_op_num_threads = 1`` and
   sequential execution, idle workers not spin-waiting (``session.intra_op.allow_spinning
@@ -35,7 +38,8 @@ __all__ = ["BACKENDS", "ONNX_OPSET", "Peer", "backend_versions", "onnx_pads", "o
            "torch_memory_format"]
 
 #: backend name -> the modules it needs (the first one's version is shown)
-BACKENDS: Dict[str, Tuple[str, ...]] = {"torch": ("torch",), "onnxruntime": ("onnxruntime", "onnx")}
+BACKENDS: Dict[str, Tuple[str, ...]] = {"torch": ("torch",), "onnxruntime": ("onnxruntime", "onnx"),
+                                        "scipy": ("scipy",)}
 
 #: Opset of the one-node models: 19 is the first with AveragePool ``dilations``.
 ONNX_OPSET = 19

@@ -233,7 +233,8 @@ def run(args: argparse.Namespace) -> int:
             op_algos[op] = [a for a in algos if a == "auto" or a in available]
 
     # peers: each op's, narrowed to the backends installed and not switched off, and to --peer
-    disabled = [b for b, off in (("torch", args.no_torch), ("onnxruntime", getattr(args, "no_ort", False))) if off]
+    disabled = [b for b, off in (("torch", args.no_torch), ("onnxruntime", getattr(args, "no_ort", False)),
+                                 ("scipy", getattr(args, "no_scipy", False))) if off]
     backends, backend_notes = backend_versions(disabled)
     known_peers = peer_names([p for spec in OPS.values() for p in spec.peers])
     wanted_peers = _split_names(getattr(args, "peer", None) or [])

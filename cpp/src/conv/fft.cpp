@@ -7,8 +7,9 @@
 //                                                       buffer [f][W] (re) + [f][W] (im)
 //   M [f][k][v][2W] = sum_c U[g][f][k][c] V[f][c][v]    complex products (fft_ukernel.hpp)
 //   y tiles         <- IFFT(M) + bias, clamped          output transforms, first o of f per axis
-// with U [g][f][re, im][k][c] = conj(FFT(w_gkc)) / prod(f): the weights' spectra, conjugated
-// (a correlation) and scaled by the inverse's 1 / n. Spectra stay in the FFT's digit-reversed
+// with U [g][slot][re, im][k][c] = conj(FFT(w_gkc)) / prod(f): the weights' spectra, conjugated
+// (a correlation), scaled by the inverse's 1 / n, and stored once per pair of mirrored
+// frequencies (a real kernel's spectrum is conjugate-symmetric; two kernels share one FFT). Spectra stay in the FFT's digit-reversed
 // order throughout. Threads split the transforms by (channel, vector group) and the products
 // by frequency: results do not depend on the thread count.
 //   backward-data:    the forward correlation of dy (read from ke - 1 before its start) with
@@ -88,47 +89,61 @@ int64_t thread_scratch(const Tiling& t) {
   return util::scratch_stride(t.buffer_size() + 2 * t.lanes * t.f[2], sizeof(T));
 }
 
-// U = conj(FFT(w_gkc)) / prod(f) for every (g, k, c): [g][f][re, im][k][c]. Returns whether
-// every weight is finite.
+// U = conj(FFT(w_gkc)) / prod(f) for every (g, k, c): [g][slot][re, im][k][c], one slot per
+// pair of mirrored frequencies (HalfSpectrum). Two kernels per lane: z = w_a + i w_b gives
+// W_a(k) = (Z(k) + conj Z(-k)) / 2 and W_b(k) = (Z(k) - conj Z(-k)) / 2i. Returns whether every
+// weight is finite.
 template <typename T>
 bool transform_weights(const Geometry& g, const Tiling& t, const kernels::FftKernels<T>& k,
                        const WeightSource<T>& ws, T* U, T* scratch, int threads) {
   const Axes<T> axes(t.f);
-  const int64_t W = k.w, F = t.freqs(), pairs = g.Kg * g.Cg;
-  const int64_t blocks = ceil_div(pairs, W);
-  const T scale = T(1) / static_cast<T>(F);
+  const HalfSpectrum half(t.f, axes.a);
+  const int64_t W = k.w, F = t.freqs(), pairs = g.Kg * g.Cg, S = half.slots;
+  const int64_t blocks = ceil_div(pairs, 2 * W);
+  const T scale = T(0.5) / static_cast<T>(F);
   const int64_t stride = thread_scratch<T>(t);
+  // Buffer offset of each tap (row-major), in vectors.
+  const int64_t ntaps = ws.taps[0] * ws.taps[1] * ws.taps[2];
+  std::vector<int64_t> at(static_cast<size_t>(ntaps));
+  for (int64_t t0 = 0, tap = 0; t0 < ws.taps[0]; ++t0)
+    for (int64_t t1 = 0; t1 < ws.taps[1]; ++t1)
+      for (int64_t t2 = 0; t2 < ws.taps[2]; ++t2, ++tap) {
+        const int64_t j0 = (ws.flip ? ws.taps[0] - 1 - t0 : t0) * ws.dil[0];
+        const int64_t j1 = (ws.flip ? ws.taps[1] - 1 - t1 : t1) * ws.dil[1];
+        const int64_t j2 = (ws.flip ? ws.taps[2] - 1 - t2 : t2) * ws.dil[2];
+        at[tap] = ((j0 * t.f[1] + j1) * t.f[2] + j2) * W;
+      }
   int bad = 0;
 #pragma omp parallel for schedule(dynamic, 1) num_threads(threads) if (threads > 1) reduction(| : bad)
   for (int64_t gb = 0; gb < g.groups * blocks; ++gb) {
-    const int64_t gi = gb / blocks, q0 = gb % blocks * W;
-    const int64_t lanes = std::min(W, pairs - q0);
+    const int64_t gi = gb / blocks, q0 = gb % blocks * 2 * W;
+    const int64_t lanes = std::min(2 * W, pairs - q0);
     T* re = scratch + util::thread_index() * stride;
     T* im = re + F * W;
     std::fill(re, re + 2 * F * W, T(0));
-    for (int64_t l = 0; l < lanes; ++l) {
+    for (int64_t l = 0; l < lanes; ++l) {  // kernel q0 + l: lane l % W of re (l < W) or im
       const int64_t kk = (q0 + l) / g.Cg, c = (q0 + l) % g.Cg;
       const T* w = ws.w + gi * ws.g_stride + kk * ws.k_stride + c * ws.c_stride;
-      bad |= any_non_finite(w, ws.taps[0] * ws.taps[1] * ws.taps[2]);
-      int64_t tap = 0;
-      for (int64_t t0 = 0; t0 < ws.taps[0]; ++t0)
-        for (int64_t t1 = 0; t1 < ws.taps[1]; ++t1)
-          for (int64_t t2 = 0; t2 < ws.taps[2]; ++t2, ++tap) {
-            const int64_t j0 = (ws.flip ? ws.taps[0] - 1 - t0 : t0) * ws.dil[0];
-            const int64_t j1 = (ws.flip ? ws.taps[1] - 1 - t1 : t1) * ws.dil[1];
-            const int64_t j2 = (ws.flip ? ws.taps[2] - 1 - t2 : t2) * ws.dil[2];
-            re[((j0 * t.f[1] + j1) * t.f[2] + j2) * W + l] = w[tap];
-          }
+      bad |= any_non_finite(w, ntaps);
+      T* dst = (l < W ? re : im) + l % W;
+      for (int64_t tap = 0; tap < ntaps; ++tap) dst[at[tap]] = w[tap];
     }
     axes.run(k, re, im, false);
-    const T neg = -scale;
+    const int64_t na = std::min(W, lanes), nb = lanes - na;
     for (int64_t f = 0; f < F; ++f) {
-      T* ur = U + (gi * F + f) * pairs * 2 + q0;
+      const int64_t m = half.mirror[f];
+      if (m < f) continue;
+      T* ur = U + (gi * S + half.slot[f]) * pairs * 2 + q0;
       T* ui = ur + pairs;
-      const T* sr = re + f * W;
-      const T* si = im + f * W;
-      for (int64_t l = 0; l < lanes; ++l) ur[l] = sr[l] * scale;
-      for (int64_t l = 0; l < lanes; ++l) ui[l] = si[l] * neg;
+      const T *zr = re + f * W, *zi = im + f * W, *mr = re + m * W, *mi = im + m * W;
+      for (int64_t l = 0; l < na; ++l) {  // conj(W_a) / F
+        ur[l] = (zr[l] + mr[l]) * scale;
+        ui[l] = (mi[l] - zi[l]) * scale;
+      }
+      for (int64_t l = 0; l < nb; ++l) {  // conj(W_b) / F
+        ur[W + l] = (zi[l] + mi[l]) * scale;
+        ui[W + l] = (zr[l] - mr[l]) * scale;
+      }
     }
   }
   return bad == 0;
@@ -156,7 +171,8 @@ void correlate(const Geometry& g, const Tiling& t, const kernels::KernelSet<T>& 
                const T* U, const T* bias, Activation act, T* y, T* ws, int threads) {
   const auto& k = ks.fft;
   const Axes<T> axes(t.f);
-  const int64_t W = k.w, F = t.freqs(), Cg = g.Cg, Kg = g.Kg;
+  const HalfSpectrum half(t.f, axes.a);
+  const int64_t W = k.w, F = t.freqs(), Cg = g.Cg, Kg = g.Kg, S = half.slots;
   const int64_t G = t.vector_groups();
   const int64_t C = g.groups * Cg, K = g.groups * Kg;
   const int64_t in_plane = g.in[0] * g.in[1] * g.in[2], out_plane = g.out[0] * g.out[1] * g.out[2];
@@ -217,7 +233,8 @@ void correlate(const Geometry& g, const Tiling& t, const kernels::KernelSet<T>& 
       // 2. M[f] = U[f] V[f].
 #pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1)
       for (int64_t f = 0; f < F; ++f)
-        k.product(Kg, Cg, U + (gi * F + f) * Kg * Cg * 2, U + ((gi * F + f) * 2 + 1) * Kg * Cg, Cg,
+        k.product(Kg, Cg, U + (gi * S + half.slot[f]) * Kg * Cg * 2,
+                  U + ((gi * S + half.slot[f]) * 2 + 1) * Kg * Cg, Cg, half.conj[f] != 0,
                   V + f * Cg * ld, ld, M + f * Kg * ld, ld, nv);
 
       // 3. y tiles = IFFT(M) + bias, clamped.
@@ -342,9 +359,13 @@ Tiling tiling_of(const Geometry& g, int64_t lanes, int64_t elem) {
   return tiling_for(g, t.f, lanes, kChunkBytes, elem);
 }
 
+// Slots of a half spectrum (HalfSpectrum): the positions equal to their mirror are, per axis,
+// k = 0 and (even n) k = n / 2.
 template <typename T>
 int64_t weights_size(const Geometry& g, const Tiling& t) {
-  return g.groups * t.freqs() * g.Kg * g.Cg * 2;
+  int64_t self = 1;
+  for (int d = 0; d < 3; ++d) self *= t.f[d] % 2 == 0 ? 2 : 1;
+  return g.groups * (t.freqs() + self) / 2 * g.Kg * g.Cg * 2;
 }
 
 template <typename T>

@@ -57,6 +57,10 @@ struct Axis {
   std::vector<int> radix;
   std::vector<int64_t> offset;
   std::vector<T> re, im;
+  // The position of the frequency -k mod n for the position of frequency k (the transform's
+  // output is in digit-reversed order: position p = u q + p' holds k = u + r k', with q = n / r
+  // and p' holding k' in the sub-transform).
+  std::vector<int64_t> mirror;
 
   Axis() = default;
   explicit Axis(int64_t len) : n(len) {
@@ -76,6 +80,21 @@ struct Axis {
         }
       l = q;
     }
+    std::vector<int64_t> freq(n), pos(n);
+    for (int64_t p = 0; p < n; ++p) {
+      int64_t k = 0, scale = 1, rest = p, len = n;
+      for (int r : radix) {
+        const int64_t q = len / r;
+        k += scale * (rest / q);
+        scale *= r;
+        rest %= q;
+        len = q;
+      }
+      freq[p] = k;
+      pos[k] = p;
+    }
+    mirror.resize(n);
+    for (int64_t p = 0; p < n; ++p) mirror[p] = pos[(n - freq[p]) % n];
   }
   kernels::FftAxisView<T> view() const {
     kernels::FftAxisView<T> v;
@@ -114,6 +133,37 @@ struct Tiling {
   // output spectra.
   int64_t buffer_size() const { return freqs() * 2 * lanes; }
   int64_t spectra_size(const Geometry& g) const { return (g.Cg + g.Kg) * chunk * buffer_size(); }
+};
+
+// The spectrum of a real kernel is conjugate-symmetric, W(-k) = conj(W(k)): only one of each
+// pair of mirrored positions is stored (the one with the lower index, its slot), the other read
+// conjugated. Per position: its slot and whether to conjugate.
+struct HalfSpectrum {
+  std::vector<int64_t> slot;
+  std::vector<char> conj;
+  std::vector<int64_t> mirror;  // of every position
+  int64_t slots = 0;
+
+  template <typename T>
+  HalfSpectrum(const Ext& f, const std::array<Axis<T>, 3>& axes) {
+    const int64_t F = f[0] * f[1] * f[2];
+    slot.assign(F, -1);
+    conj.assign(F, 0);
+    mirror.resize(F);
+    for (int64_t p0 = 0; p0 < f[0]; ++p0)
+      for (int64_t p1 = 0; p1 < f[1]; ++p1)
+        for (int64_t p2 = 0; p2 < f[2]; ++p2)
+          mirror[(p0 * f[1] + p1) * f[2] + p2] =
+              (axes[0].mirror[p0] * f[1] + axes[1].mirror[p1]) * f[2] + axes[2].mirror[p2];
+    for (int64_t p = 0; p < F; ++p) {
+      if (mirror[p] < p) {
+        slot[p] = slot[mirror[p]];
+        conj[p] = 1;
+      } else {
+        slot[p] = slots++;
+      }
+    }
+  }
 };
 
 inline Tiling tiling_for(const Geometry& g, const Ext& f, int64_t lanes, int64_t chunk_bytes,

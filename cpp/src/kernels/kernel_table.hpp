@@ -269,10 +269,12 @@ using FftAxisFn = void (*)(T* re, T* im, int64_t stride, int64_t nvec, const Fft
                            bool inverse);
 // Frequency-domain products of FFT convolution, for k < rows and vector groups v < groups:
 //   m[k*ldm + v*2W + (0: re, W: im) + lane] = sum_{c < nc} u_kc x_cv,
-//   u_kc = ur[k*ldu + c] + i ui[k*ldu + c] (broadcast), x_cv = x[c*ldx + v*2W + ...].
+//   u_kc = ur[k*ldu + c] + i ui[k*ldu + c] (broadcast; conjugated with conj),
+//   x_cv = x[c*ldx + v*2W + ...].
 template <typename T>
 using FftProductFn = void (*)(int64_t rows, int64_t nc, const T* ur, const T* ui, int64_t ldu,
-                              const T* x, int64_t ldx, T* m, int64_t ldm, int64_t groups);
+                              bool conj, const T* x, int64_t ldx, T* m, int64_t ldm,
+                              int64_t groups);
 
 template <typename T>
 struct FftKernels {

@@ -165,8 +165,8 @@ void fft_axis(typename V::T* re, typename V::T* im, int64_t stride, int64_t nvec
 
 namespace fft {
 
-// MR rows of FftProductFn over NG vector groups at x + g*2W.
-template <typename V, int MR, int NG>
+// MR rows of FftProductFn over NG vector groups at x + g*2W; Conj: u conjugated.
+template <typename V, int MR, int NG, bool Conj>
 inline void product_tile(int64_t nc, const typename V::T* ur, const typename V::T* ui, int64_t ldu,
                          const typename V::T* x, int64_t ldx, typename V::T* m, int64_t ldm) {
   using R = typename V::R;
@@ -181,7 +181,8 @@ inline void product_tile(int64_t nc, const typename V::T* ur, const typename V::
       xi[g] = V::loadu(x + g * 2 * W + W);
     }
     for (int i = 0; i < MR; ++i) {
-      const R br = V::set1(ur[i * ldu + c]), bi = V::set1(ui[i * ldu + c]);
+      const R br = V::set1(ur[i * ldu + c]);
+      const R bi = Conj ? V::sub(V::zero(), V::set1(ui[i * ldu + c])) : V::set1(ui[i * ldu + c]);
       for (int g = 0; g < NG; ++g) {
         ar[i][g] = V::fnmadd(bi, xi[g], V::fmadd(br, xr[g], ar[i][g]));
         ai[i][g] = V::fmadd(bi, xr[g], V::fmadd(br, xi[g], ai[i][g]));
@@ -195,15 +196,30 @@ inline void product_tile(int64_t nc, const typename V::T* ur, const typename V::
     }
 }
 
-template <typename V, int MR>
+template <typename V, int MR, bool Conj>
 inline void product_rows(int64_t nc, const typename V::T* ur, const typename V::T* ui, int64_t ldu,
                          const typename V::T* x, int64_t ldx, typename V::T* m, int64_t ldm,
                          int64_t groups) {
   constexpr int W = V::W;
   int64_t g = 0;
   for (; g + 2 <= groups; g += 2)
-    product_tile<V, MR, 2>(nc, ur, ui, ldu, x + g * 2 * W, ldx, m + g * 2 * W, ldm);
-  if (g < groups) product_tile<V, MR, 1>(nc, ur, ui, ldu, x + g * 2 * W, ldx, m + g * 2 * W, ldm);
+    product_tile<V, MR, 2, Conj>(nc, ur, ui, ldu, x + g * 2 * W, ldx, m + g * 2 * W, ldm);
+  if (g < groups)
+    product_tile<V, MR, 1, Conj>(nc, ur, ui, ldu, x + g * 2 * W, ldx, m + g * 2 * W, ldm);
+}
+
+template <typename V, bool Conj>
+void product(int64_t rows, int64_t nc, const typename V::T* ur, const typename V::T* ui,
+             int64_t ldu, const typename V::T* x, int64_t ldx, typename V::T* m, int64_t ldm,
+             int64_t groups) {
+  int64_t k = 0;
+  if (groups == 1)
+    for (; k + 8 <= rows; k += 8)
+      product_rows<V, 8, Conj>(nc, ur + k * ldu, ui + k * ldu, ldu, x, ldx, m + k * ldm, ldm, groups);
+  for (; k + 4 <= rows; k += 4)
+    product_rows<V, 4, Conj>(nc, ur + k * ldu, ui + k * ldu, ldu, x, ldx, m + k * ldm, ldm, groups);
+  for (; k < rows; ++k)
+    product_rows<V, 1, Conj>(nc, ur + k * ldu, ui + k * ldu, ldu, x, ldx, m + k * ldm, ldm, groups);
 }
 
 }  // namespace fft
@@ -212,16 +228,12 @@ inline void product_rows(int64_t nc, const typename V::T* ur, const typename V::
 // tile would otherwise leave most registers idle), vector groups in pairs.
 template <typename V>
 void fft_product(int64_t rows, int64_t nc, const typename V::T* ur, const typename V::T* ui,
-                 int64_t ldu, const typename V::T* x, int64_t ldx, typename V::T* m, int64_t ldm,
-                 int64_t groups) {
-  int64_t k = 0;
-  if (groups == 1)
-    for (; k + 8 <= rows; k += 8)
-      fft::product_rows<V, 8>(nc, ur + k * ldu, ui + k * ldu, ldu, x, ldx, m + k * ldm, ldm, groups);
-  for (; k + 4 <= rows; k += 4)
-    fft::product_rows<V, 4>(nc, ur + k * ldu, ui + k * ldu, ldu, x, ldx, m + k * ldm, ldm, groups);
-  for (; k < rows; ++k)
-    fft::product_rows<V, 1>(nc, ur + k * ldu, ui + k * ldu, ldu, x, ldx, m + k * ldm, ldm, groups);
+                 int64_t ldu, bool conj, const typename V::T* x, int64_t ldx, typename V::T* m,
+                 int64_t ldm, int64_t groups) {
+  if (conj)
+    fft::product<V, true>(rows, nc, ur, ui, ldu, x, ldx, m, ldm, groups);
+  else
+    fft::product<V, false>(rows, nc, ur, ui, ldu, x, ldx, m, ldm, groups);
 }
 
 template <typename V>

@@ -83,10 +83,31 @@ struct WeightSource {
   bool flip;
 };
 
-// Per-thread scratch of a tiling: the tile buffer (re, im) and 2W rows for edge tiles.
+int64_t channel_block(const Tiling& t, int64_t elem);
+
+// Per-thread scratch of a tiling: channel_block tile buffers (re, im) and 2W rows for edge
+// tiles.
 template <typename T>
 int64_t thread_scratch(const Tiling& t) {
-  return util::scratch_stride(t.buffer_size() + 2 * t.lanes * t.f[2], sizeof(T));
+  return util::scratch_stride(channel_block(t, sizeof(T)) * t.buffer_size() + 2 * t.lanes * t.f[2],
+                              sizeof(T));
+}
+
+// Slots of a half spectrum (HalfSpectrum): the positions equal to their mirror are, per axis,
+// k = 0 and (even n) k = n / 2. Elements of the weight spectra: slots x re, im x pairs.
+int64_t spectra_elements(const Geometry& g, const Tiling& t) {
+  int64_t self = 1;
+  for (int d = 0; d < 3; ++d) self *= t.f[d] % 2 == 0 ? 2 : 1;
+  return g.groups * (t.freqs() + self) / 2 * g.Kg * g.Cg * 2;
+}
+
+int64_t weights_bytes(const Geometry& g, const Tiling& t, int64_t elem) {
+  return spectra_elements(g, t) * elem;
+}
+
+template <typename T>
+int64_t weights_size(const Geometry& g, const Tiling& t) {
+  return spectra_elements(g, t);
 }
 
 // U = conj(FFT(w_gkc)) / prod(f) for every (g, k, c): [g][slot][re, im][k][c], one slot per
@@ -102,6 +123,10 @@ bool transform_weights(const Geometry& g, const Tiling& t, const kernels::FftKer
   const int64_t blocks = ceil_div(pairs, 2 * W);
   const T scale = T(0.5) / static_cast<T>(F);
   const int64_t stride = thread_scratch<T>(t);
+  // Spectra larger than a core's caches bypass them (rows of whole vectors, aligned).
+  const bool stream = weights_bytes(g, t, sizeof(T)) > (int64_t(4) << 20) &&
+                      (pairs * sizeof(T)) % (W * sizeof(T)) == 0 &&
+                      reinterpret_cast<std::uintptr_t>(U) % (W * sizeof(T)) == 0;
   // Buffer offset of each tap (row-major), in vectors.
   const int64_t ntaps = ws.taps[0] * ws.taps[1] * ws.taps[2];
   std::vector<int64_t> at(static_cast<size_t>(ntaps));
@@ -129,22 +154,14 @@ bool transform_weights(const Geometry& g, const Tiling& t, const kernels::FftKer
       for (int64_t tap = 0; tap < ntaps; ++tap) dst[at[tap]] = w[tap];
     }
     axes.run(k, re, im, false);
-    const int64_t na = std::min(W, lanes), nb = lanes - na;
+    const int na = static_cast<int>(std::min(W, lanes)), nb = static_cast<int>(lanes - na);
     for (int64_t f = 0; f < F; ++f) {
       const int64_t m = half.mirror[f];
       if (m < f) continue;
       T* ur = U + (gi * S + half.slot[f]) * pairs * 2 + q0;
-      T* ui = ur + pairs;
-      const T *zr = re + f * W, *zi = im + f * W, *mr = re + m * W, *mi = im + m * W;
-      for (int64_t l = 0; l < na; ++l) {  // conj(W_a) / F
-        ur[l] = (zr[l] + mr[l]) * scale;
-        ui[l] = (mi[l] - zi[l]) * scale;
-      }
-      for (int64_t l = 0; l < nb; ++l) {  // conj(W_b) / F
-        ur[W + l] = (zi[l] + mi[l]) * scale;
-        ui[W + l] = (zr[l] - mr[l]) * scale;
-      }
+      k.split(re + f * W, im + f * W, re + m * W, im + m * W, scale, ur, ur + pairs, na, nb, stream);
     }
+    if (stream) k.store_fence();
   }
   return bad == 0;
 }
@@ -164,6 +181,14 @@ inline TilePos tile_pos(const Tiling& t, int64_t v, int64_t l) {
   return {true, n, {r / (t.grid[1] * t.grid[2]), r / t.grid[2] % t.grid[1], r % t.grid[2]}};
 }
 
+// Tile buffers a transform task fills before copying their spectra out together: their copies
+// to and from the spectra, which hold one vector group of a channel per frequency, then move
+// runs of that many vector groups instead of one (the runs are a frequency apart). Up to 8,
+// within 1 MiB.
+int64_t channel_block(const Tiling& t, int64_t elem) {
+  return std::max<int64_t>(1, std::min<int64_t>(8, (int64_t(1) << 20) / (t.buffer_size() * elem)));
+}
+
 // The correlation of Geometry g on dense x (N x groups*Cg x in) into y (N x groups*Kg x out),
 // with U from transform_weights. ws: spectra_size(g) + threads * thread_scratch elements.
 template <typename T>
@@ -173,7 +198,7 @@ void correlate(const Geometry& g, const Tiling& t, const kernels::KernelSet<T>& 
   const Axes<T> axes(t.f);
   const HalfSpectrum half(t.f, axes.a);
   const int64_t W = k.w, F = t.freqs(), Cg = g.Cg, Kg = g.Kg, S = half.slots;
-  const int64_t G = t.vector_groups();
+  const int64_t G = t.vector_groups(), CB = channel_block(t, sizeof(T)), B = t.buffer_size();
   const int64_t C = g.groups * Cg, K = g.groups * Kg;
   const int64_t in_plane = g.in[0] * g.in[1] * g.in[2], out_plane = g.out[0] * g.out[1] * g.out[2];
   T* V = ws;
@@ -182,51 +207,104 @@ void correlate(const Geometry& g, const Tiling& t, const kernels::KernelSet<T>& 
   const int64_t stride = thread_scratch<T>(t);
   const auto hi = act == Activation::relu6 ? T(6) : std::numeric_limits<T>::infinity();
 
+  // The spectrum of input channel c's tiles in vector group v (of group gi) into the buffer
+  // re, im ([F][W] each); edge: 2W rows of f2.
+  const auto forward_tiles = [&](int64_t gi, int64_t c, int64_t v, T* re, T* im, T* edge) {
+    // Each lane's input plane (null: no tile) and the input position of its tile's origin.
+    const T* plane[2 * kMaxLanes];
+    Ext org[2 * kMaxLanes];
+    for (int64_t l = 0; l < 2 * W; ++l) {
+      const TilePos p = tile_pos(t, v, l);
+      plane[l] = p.valid ? x + (p.n * C + gi * Cg + c) * in_plane : nullptr;
+      for (int d = 0; d < 3; ++d) org[l][d] = p.at[d] * t.o[d] - g.lo[d];
+    }
+    const T* rows[2 * kMaxLanes];
+    for (int64_t r0 = 0; r0 < t.f[0]; ++r0)
+      for (int64_t r1 = 0; r1 < t.f[1]; ++r1) {
+        for (int64_t l = 0; l < 2 * W; ++l) {
+          rows[l] = nullptr;
+          const int64_t i0 = org[l][0] + r0, i1 = org[l][1] + r1, i2 = org[l][2];
+          if (!plane[l] || i0 < 0 || i0 >= g.in[0] || i1 < 0 || i1 >= g.in[1]) continue;
+          const T* row = plane[l] + (i0 * g.in[1] + i1) * g.in[2];
+          if (i2 >= 0 && i2 + t.f[2] <= g.in[2]) {
+            rows[l] = row + i2;
+            continue;
+          }
+          T* e = edge + l * t.f[2];
+          for (int64_t j = 0; j < t.f[2]; ++j)
+            e[j] = i2 + j >= 0 && i2 + j < g.in[2] ? row[i2 + j] : T(0);
+          rows[l] = e;
+        }
+        const int64_t at = (r0 * t.f[1] + r1) * t.f[2] * W;
+        ks.blocked.interleave(rows, t.f[2], re + at);
+        ks.blocked.interleave(rows + W, t.f[2], im + at);
+      }
+    axes.run(k, re, im, false);
+  };
+
+  // Output channel kk's tiles of vector group v from their spectrum in re, im: inverse FFT,
+  // bias and clamp, lanes back to the rows of y.
+  const auto inverse_tiles = [&](int64_t gi, int64_t kk, int64_t v, T* re, T* im, T* edge) {
+    axes.run(k, re, im, true);
+    const T b = bias ? bias[gi * Kg + kk] : T(0);
+    // Each lane's output plane (null: no tile), its tile's output origin and row length.
+    T* plane[2 * kMaxLanes];
+    Ext org[2 * kMaxLanes];
+    int64_t count[2 * kMaxLanes];
+    for (int64_t l = 0; l < 2 * W; ++l) {
+      const TilePos p = tile_pos(t, v, l);
+      plane[l] = p.valid ? y + (p.n * K + gi * Kg + kk) * out_plane : nullptr;
+      for (int d = 0; d < 3; ++d) org[l][d] = p.at[d] * t.o[d];
+      count[l] = std::min(t.o[2], g.out[2] - org[l][2]);
+    }
+    T* rows[2 * kMaxLanes];
+    T* dst[2 * kMaxLanes];
+    for (int64_t r0 = 0; r0 < t.o[0]; ++r0)
+      for (int64_t r1 = 0; r1 < t.o[1]; ++r1) {
+        for (int64_t l = 0; l < 2 * W; ++l) {
+          rows[l] = edge + l * t.f[2];
+          dst[l] = nullptr;
+          const int64_t o0 = org[l][0] + r0, o1 = org[l][1] + r1;
+          if (!plane[l] || o0 >= g.out[0] || o1 >= g.out[1]) continue;
+          dst[l] = plane[l] + (o0 * g.out[1] + o1) * g.out[2] + org[l][2];
+          if (count[l] == t.o[2]) rows[l] = dst[l];
+        }
+        const int64_t at = (r0 * t.f[1] + r1) * t.f[2] * W;
+        ks.blocked.deinterleave(re + at, t.o[2], rows, static_cast<int>(W));
+        ks.blocked.deinterleave(im + at, t.o[2], rows + W, static_cast<int>(W));
+        for (int64_t l = 0; l < 2 * W; ++l) {
+          if (!dst[l]) continue;
+          if (rows[l] != dst[l]) std::memcpy(dst[l], rows[l], count[l] * sizeof(T));
+          if (bias || act != Activation::none)
+            for (int64_t j = 0; j < count[l]; ++j) {
+              const T s = dst[l][j] + b;
+              dst[l][j] = act == Activation::none ? s : s < T(0) ? T(0) : (s > hi ? hi : s);
+            }
+        }
+      }
+  };
+
   for (int64_t gi = 0; gi < g.groups; ++gi)
     for (int64_t v0 = 0; v0 < G; v0 += t.chunk) {
       const int64_t nv = std::min(t.chunk, G - v0), ld = nv * 2 * W;
+      const int64_t cblocks = ceil_div(Cg, CB), kblocks = ceil_div(Kg, CB);
 
-      // 1. V = FFT of the input tiles.
+      // 1. V = FFT of the input tiles, CB channels of one vector group per task.
 #pragma omp parallel for schedule(dynamic, 1) num_threads(threads) if (threads > 1)
-      for (int64_t cv = 0; cv < Cg * nv; ++cv) {
-        const int64_t c = cv / nv, v = cv % nv;
-        T* re = scratch + util::thread_index() * stride;
-        T* im = re + F * W;
-        T* edge = im + F * W;  // 2W rows of f2
-        // Each lane's input plane (null: no tile) and the input position of its tile's origin.
-        const T* plane[2 * kMaxLanes];
-        Ext org[2 * kMaxLanes];
-        for (int64_t l = 0; l < 2 * W; ++l) {
-          const TilePos p = tile_pos(t, v0 + v, l);
-          plane[l] = p.valid ? x + (p.n * C + gi * Cg + c) * in_plane : nullptr;
-          for (int d = 0; d < 3; ++d) org[l][d] = p.at[d] * t.o[d] - g.lo[d];
-        }
-        const T* rows[2 * kMaxLanes];
-        for (int64_t r0 = 0; r0 < t.f[0]; ++r0)
-          for (int64_t r1 = 0; r1 < t.f[1]; ++r1) {
-            for (int64_t l = 0; l < 2 * W; ++l) {
-              rows[l] = nullptr;
-              const int64_t i0 = org[l][0] + r0, i1 = org[l][1] + r1, i2 = org[l][2];
-              if (!plane[l] || i0 < 0 || i0 >= g.in[0] || i1 < 0 || i1 >= g.in[1]) continue;
-              const T* row = plane[l] + (i0 * g.in[1] + i1) * g.in[2];
-              if (i2 >= 0 && i2 + t.f[2] <= g.in[2]) {
-                rows[l] = row + i2;
-                continue;
-              }
-              T* e = edge + l * t.f[2];
-              for (int64_t j = 0; j < t.f[2]; ++j)
-                e[j] = i2 + j >= 0 && i2 + j < g.in[2] ? row[i2 + j] : T(0);
-              rows[l] = e;
-            }
-            const int64_t at = (r0 * t.f[1] + r1) * t.f[2] * W;
-            ks.blocked.interleave(rows, t.f[2], re + at);
-            ks.blocked.interleave(rows + W, t.f[2], im + at);
-          }
-        axes.run(k, re, im, false);
+      for (int64_t task = 0; task < cblocks * nv; ++task) {
+        const int64_t c0 = task / nv * CB, v = task % nv, nc = std::min(CB, Cg - c0);
+        T* buf = scratch + util::thread_index() * stride;
+        T* edge = buf + CB * B;
+        for (int64_t j = 0; j < nc; ++j)
+          forward_tiles(gi, c0 + j, v0 + v, buf + j * B, buf + j * B + F * W, edge);
         for (int64_t f = 0; f < F; ++f) {
-          T* dst = V + (f * Cg + c) * ld + v * 2 * W;
-          for (int64_t j = 0; j < W; ++j) dst[j] = re[f * W + j];
-          for (int64_t j = 0; j < W; ++j) dst[W + j] = im[f * W + j];
+          T* dst = V + (f * Cg + c0) * ld + v * 2 * W;
+          for (int64_t j = 0; j < nc; ++j, dst += ld) {
+            const T* re = buf + j * B + f * W;
+            const T* im = re + F * W;
+            for (int64_t i = 0; i < W; ++i) dst[i] = re[i];
+            for (int64_t i = 0; i < W; ++i) dst[W + i] = im[i];
+          }
         }
       }
 
@@ -237,55 +315,23 @@ void correlate(const Geometry& g, const Tiling& t, const kernels::KernelSet<T>& 
                   U + ((gi * S + half.slot[f]) * 2 + 1) * Kg * Cg, Cg, half.conj[f] != 0,
                   V + f * Cg * ld, ld, M + f * Kg * ld, ld, nv);
 
-      // 3. y tiles = IFFT(M) + bias, clamped.
+      // 3. y tiles = IFFT(M) + bias, clamped; CB output channels of one vector group per task.
 #pragma omp parallel for schedule(dynamic, 1) num_threads(threads) if (threads > 1)
-      for (int64_t kv = 0; kv < Kg * nv; ++kv) {
-        const int64_t kk = kv / nv, v = kv % nv;
-        T* re = scratch + util::thread_index() * stride;
-        T* im = re + F * W;
-        T* edge = im + F * W;
+      for (int64_t task = 0; task < kblocks * nv; ++task) {
+        const int64_t k0 = task / nv * CB, v = task % nv, nk = std::min(CB, Kg - k0);
+        T* buf = scratch + util::thread_index() * stride;
+        T* edge = buf + CB * B;
         for (int64_t f = 0; f < F; ++f) {
-          const T* src = M + (f * Kg + kk) * ld + v * 2 * W;
-          for (int64_t j = 0; j < W; ++j) re[f * W + j] = src[j];
-          for (int64_t j = 0; j < W; ++j) im[f * W + j] = src[W + j];
-        }
-        axes.run(k, re, im, true);
-        const T b = bias ? bias[gi * Kg + kk] : T(0);
-        // Each lane's output plane (null: no tile), its tile's output origin and row length.
-        T* plane[2 * kMaxLanes];
-        Ext org[2 * kMaxLanes];
-        int64_t count[2 * kMaxLanes];
-        for (int64_t l = 0; l < 2 * W; ++l) {
-          const TilePos p = tile_pos(t, v0 + v, l);
-          plane[l] = p.valid ? y + (p.n * K + gi * Kg + kk) * out_plane : nullptr;
-          for (int d = 0; d < 3; ++d) org[l][d] = p.at[d] * t.o[d];
-          count[l] = std::min(t.o[2], g.out[2] - org[l][2]);
-        }
-        T* rows[2 * kMaxLanes];
-        T* dst[2 * kMaxLanes];
-        for (int64_t r0 = 0; r0 < t.o[0]; ++r0)
-          for (int64_t r1 = 0; r1 < t.o[1]; ++r1) {
-            for (int64_t l = 0; l < 2 * W; ++l) {
-              rows[l] = edge + l * t.f[2];
-              dst[l] = nullptr;
-              const int64_t o0 = org[l][0] + r0, o1 = org[l][1] + r1;
-              if (!plane[l] || o0 >= g.out[0] || o1 >= g.out[1]) continue;
-              dst[l] = plane[l] + (o0 * g.out[1] + o1) * g.out[2] + org[l][2];
-              if (count[l] == t.o[2]) rows[l] = dst[l];
-            }
-            const int64_t at = (r0 * t.f[1] + r1) * t.f[2] * W;
-            ks.blocked.deinterleave(re + at, t.o[2], rows, static_cast<int>(W));
-            ks.blocked.deinterleave(im + at, t.o[2], rows + W, static_cast<int>(W));
-            for (int64_t l = 0; l < 2 * W; ++l) {
-              if (!dst[l]) continue;
-              if (rows[l] != dst[l]) std::memcpy(dst[l], rows[l], count[l] * sizeof(T));
-              if (bias || act != Activation::none)
-                for (int64_t j = 0; j < count[l]; ++j) {
-                  const T s = dst[l][j] + b;
-                  dst[l][j] = act == Activation::none ? s : s < T(0) ? T(0) : (s > hi ? hi : s);
-                }
-            }
+          const T* src = M + (f * Kg + k0) * ld + v * 2 * W;
+          for (int64_t j = 0; j < nk; ++j, src += ld) {
+            T* re = buf + j * B + f * W;
+            T* im = re + F * W;
+            for (int64_t i = 0; i < W; ++i) re[i] = src[i];
+            for (int64_t i = 0; i < W; ++i) im[i] = src[W + i];
           }
+        }
+        for (int64_t j = 0; j < nk; ++j)
+          inverse_tiles(gi, k0 + j, v0 + v, buf + j * B, buf + j * B + F * W, edge);
       }
     }
 }
@@ -357,15 +403,6 @@ Tiling tiling_of(const Geometry& g, int64_t lanes, int64_t elem) {
   one.N = 1;
   Tiling t = choose_tiling(one, lanes, kChunkBytes, elem, true);
   return tiling_for(g, t.f, lanes, kChunkBytes, elem);
-}
-
-// Slots of a half spectrum (HalfSpectrum): the positions equal to their mirror are, per axis,
-// k = 0 and (even n) k = n / 2.
-template <typename T>
-int64_t weights_size(const Geometry& g, const Tiling& t) {
-  int64_t self = 1;
-  for (int d = 0; d < 3; ++d) self *= t.f[d] % 2 == 0 ? 2 : 1;
-  return g.groups * (t.freqs() + self) / 2 * g.Kg * g.Cg * 2;
 }
 
 template <typename T>

@@ -276,11 +276,22 @@ using FftProductFn = void (*)(int64_t rows, int64_t nc, const T* ur, const T* ui
                               bool conj, const T* x, int64_t ldx, T* m, int64_t ldm,
                               int64_t groups);
 
+// The spectra of two real kernels a, b transformed together as z = a + i b, from Z at the
+// positions of k (zr, zi) and of -k (mr, mi), W lanes each: for lanes l < na,
+//   ur[l] + i ui[l] = scale conj(Z(k) + conj Z(-k))        (= 2 scale conj A(k)),
+// and for l < nb, ur[W + l] + i ui[W + l] = 2 scale conj B(k) = scale conj((Z(k) - conj Z(-k)) / i).
+// stream: full vectors written with non-temporal stores (destinations vector-aligned).
+template <typename T>
+using FftSplitFn = void (*)(const T* zr, const T* zi, const T* mr, const T* mi, T scale, T* ur,
+                            T* ui, int na, int nb, bool stream);
+
 template <typename T>
 struct FftKernels {
   int w = 0;  // lanes W
   FftAxisFn<T> axis = nullptr;
   FftProductFn<T> product = nullptr;
+  FftSplitFn<T> split = nullptr;
+  void (*store_fence)() = nullptr;  // after streamed splits, before the spectra are read
 };
 
 template <typename T>

@@ -236,12 +236,36 @@ void fft_product(int64_t rows, int64_t nc, const typename V::T* ur, const typena
     fft::product<V, false>(rows, nc, ur, ui, ldu, x, ldx, m, ldm, groups);
 }
 
+// FftSplitFn (kernel_table.hpp): the two real kernels of a lane from z = a + i b at the
+// positions of k and -k, conjugated and scaled.
+template <typename V>
+void fft_split(const typename V::T* zr, const typename V::T* zi, const typename V::T* mr,
+               const typename V::T* mi, typename V::T scale, typename V::T* ur,
+               typename V::T* ui, int na, int nb, bool stream) {
+  using R = typename V::R;
+  constexpr int W = V::W;
+  const R s = V::set1(scale);
+  const R fr = V::loadu(zr), fi = V::loadu(zi), gr = V::loadu(mr), gi = V::loadu(mi);
+  const R out[4] = {V::mul(V::add(fr, gr), s), V::mul(V::sub(gi, fi), s),   // conj(W_a)
+                    V::mul(V::add(fi, gi), s), V::mul(V::sub(fr, gr), s)};  // conj(W_b)
+  typename V::T* dst[4] = {ur, ui, ur + W, ui + W};
+  const int n[4] = {na, na, nb, nb};
+  for (int j = 0; j < 4; ++j) {
+    if (n[j] >= W && stream)
+      V::stream(dst[j], out[j]);
+    else if (n[j] > 0)
+      V::store_partial(dst[j], out[j], n[j]);
+  }
+}
+
 template <typename V>
 FftKernels<typename V::T> fft_kernels() {
   FftKernels<typename V::T> k;
   k.w = V::W;
   k.axis = &fft_axis<V>;
   k.product = &fft_product<V>;
+  k.split = &fft_split<V>;
+  k.store_fence = &V::store_fence;
   return k;
 }
 

@@ -424,14 +424,20 @@ void pack(const ConvArgs& a, void* packed) {
   transform_weights(g, t, ks.fft, w, static_cast<T*>(packed), scratch.data(), a.threads);
 }
 
+// Whether the caller asked for the definition's NaN / Inf pattern (ConvArgs::non_finite_input)
+// and src[0..n) holds a NaN or Inf: then the flag is set and the algorithm returns.
+template <typename T>
+bool stop_on_non_finite(const ConvArgs& a, const T* src, int64_t n) {
+  if (!a.non_finite_input || !any_non_finite(src, n)) return false;
+  *a.non_finite_input = true;
+  return true;
+}
+
 template <typename T>
 void forward(const ConvArgs& a) {
   const ConvProblem& p = a.problem;
   const auto* x = static_cast<const T*>(a.x);
-  if (a.non_finite_input && any_non_finite(x, p.N * p.C * p.in_spatial())) {
-    *a.non_finite_input = true;
-    return;
-  }
+  if (stop_on_non_finite(a, x, p.N * p.C * p.in_spatial())) return;
   const Geometry g = forward_geometry(p);
   const auto& ks = a.kernels.get<T>();
   const Tiling t = tiling_of(g, ks.fft.w, sizeof(T));
@@ -444,10 +450,7 @@ template <typename T>
 void backward_data(const ConvArgs& a) {
   const ConvProblem& p = a.problem;
   const auto* dy = static_cast<const T*>(a.dy);
-  if (a.non_finite_input && any_non_finite(dy, p.N * p.K * p.out_spatial())) {
-    *a.non_finite_input = true;
-    return;
-  }
+  if (stop_on_non_finite(a, dy, p.N * p.K * p.out_spatial())) return;
   const Geometry g = data_geometry(p);
   const auto& ks = a.kernels.get<T>();
   const Tiling t = tiling_of(g, ks.fft.w, sizeof(T));
@@ -465,6 +468,18 @@ void backward_data(const ConvArgs& a) {
   }
   correlate(g, t, ks, dy, U, static_cast<const T*>(nullptr), Activation::none,
             static_cast<T*>(a.out), work, a.threads);
+}
+
+// dst (dense, extent box) = src (extent `ext`) from `origin`, zero beyond ext.
+template <typename T>
+void copy_box(const T* src, const Ext& ext, const Ext& origin, const Ext& box, T* dst) {
+  for (int64_t i0 = 0; i0 < box[0]; ++i0)
+    for (int64_t i1 = 0; i1 < box[1]; ++i1)
+      for (int64_t i2 = 0; i2 < box[2]; ++i2) {
+        const int64_t s0 = origin[0] + i0, s1 = origin[1] + i1, s2 = origin[2] + i2;
+        *dst++ = s0 < ext[0] && s1 < ext[1] && s2 < ext[2] ? src[(s0 * ext[1] + s1) * ext[2] + s2]
+                                                           : T(0);
+      }
 }
 
 // ---- backward-weights: x (padded), dy -> dw.
@@ -498,28 +513,12 @@ void backward_weights(const ConvArgs& a) {
         const Ext at{r / (P.pieces[1] * P.pieces[2]), r / P.pieces[2] % P.pieces[1], r % P.pieces[2]};
         Ext o;
         for (int d = 0; d < 3; ++d) o[d] = at[d] * P.piece[d];
-        for (int64_t c = 0; c < Cg; ++c) {  // x'[c][r] = x[n][gi Cg + c] from o, extent in_piece
-          const T* src = x + (n * p.C + gi * Cg + c) * in_plane;
-          T* dst = xs + (c * pieces + r) * in_piece;
-          for (int64_t i0 = 0; i0 < g.in[0]; ++i0)
-            for (int64_t i1 = 0; i1 < g.in[1]; ++i1)
-              for (int64_t i2 = 0; i2 < g.in[2]; ++i2) {
-                const int64_t s0 = o[0] + i0, s1 = o[1] + i1, s2 = o[2] + i2;
-                *dst++ = s0 < p.in[0] && s1 < p.in[1] && s2 < p.in[2]
-                             ? src[(s0 * p.in[1] + s1) * p.in[2] + s2] : T(0);
-              }
-        }
-        for (int64_t k = 0; k < Kg; ++k) {  // dy'[k][r] = dy[n][gi Kg + k] from o, extent piece
-          const T* src = dy + (n * p.K + gi * Kg + k) * out_plane;
-          T* dst = dys + (k * pieces + r) * piece_size;
-          for (int64_t i0 = 0; i0 < P.piece[0]; ++i0)
-            for (int64_t i1 = 0; i1 < P.piece[1]; ++i1)
-              for (int64_t i2 = 0; i2 < P.piece[2]; ++i2) {
-                const int64_t s0 = o[0] + i0, s1 = o[1] + i1, s2 = o[2] + i2;
-                *dst++ = s0 < p.out[0] && s1 < p.out[1] && s2 < p.out[2]
-                             ? src[(s0 * p.out[1] + s1) * p.out[2] + s2] : T(0);
-              }
-        }
+        for (int64_t c = 0; c < Cg; ++c)  // x'[c][r] = x[n][gi Cg + c] from o, extent in_piece
+          copy_box(x + (n * p.C + gi * Cg + c) * in_plane, p.in, o, g.in,
+                   xs + (c * pieces + r) * in_piece);
+        for (int64_t k = 0; k < Kg; ++k)  // dy'[k][r] = dy[n][gi Kg + k] from o, extent piece
+          copy_box(dy + (n * p.K + gi * Kg + k) * out_plane, p.out, o, P.piece,
+                   dys + (k * pieces + r) * piece_size);
       }
       const WeightSource<T> w{dys, 0, pieces * piece_size, piece_size, P.piece, {1, 1, 1}, false};
       transform_weights(g, P.t, ks.fft, w, U, work, a.threads);

@@ -57,19 +57,36 @@ struct Axes {
   std::array<Axis<T>, 3> a;
   explicit Axes(const Ext& f) : a{Axis<T>(f[0]), Axis<T>(f[1]), Axis<T>(f[2])} {}
 
-  // In place on a buffer [f0][f1][f2][W] (re and im apart): every axis of length > 1.
-  void run(const kernels::FftKernels<T>& k, T* re, T* im, bool inverse) const {
-    const int64_t f0 = a[0].n, f1 = a[1].n, f2 = a[2].n, W = k.w;
-    if (f2 > 1) {
-      const auto v = a[2].view();
-      for (int64_t r = 0; r < f0 * f1; ++r) k.axis(re + r * f2 * W, im + r * f2 * W, W, 1, v, inverse);
-    }
-    if (f1 > 1) {
-      const auto v = a[1].view();
-      for (int64_t r = 0; r < f0; ++r)
-        k.axis(re + r * f1 * f2 * W, im + r * f1 * f2 * W, f2 * W, f2, v, inverse);
-    }
-    if (f0 > 1) k.axis(re, im, f1 * f2 * W, f1 * f2, a[0].view(), inverse);
+  // In place on a buffer [f0][f1][f2][W] (re and im apart), along every axis of length > 1,
+  // pruned (Markel, "FFT pruning", 1971): forward, the input is zero outside the box `live`
+  // (rows that are all zero are not transformed along the last axis, planes not along the
+  // middle one); inverse, only the box `live` of the output is wanted (the axes run in the
+  // opposite order and the later ones only where that box needs them).
+  void forward(const kernels::FftKernels<T>& k, T* re, T* im, const Ext& live) const {
+    const int64_t f1 = a[1].n, f2 = a[2].n, W = k.w;
+    if (f2 > 1)
+      for (int64_t r0 = 0; r0 < live[0]; ++r0)
+        for (int64_t r1 = 0; r1 < live[1]; ++r1) along(k, 2, re, im, (r0 * f1 + r1) * f2 * W, false);
+    if (f1 > 1)
+      for (int64_t r0 = 0; r0 < live[0]; ++r0) along(k, 1, re, im, r0 * f1 * f2 * W, false);
+    if (a[0].n > 1) along(k, 0, re, im, 0, false);
+  }
+  void inverse(const kernels::FftKernels<T>& k, T* re, T* im, const Ext& live) const {
+    const int64_t f1 = a[1].n, f2 = a[2].n, W = k.w;
+    if (a[0].n > 1) along(k, 0, re, im, 0, true);
+    if (f1 > 1)
+      for (int64_t r0 = 0; r0 < live[0]; ++r0) along(k, 1, re, im, r0 * f1 * f2 * W, true);
+    if (f2 > 1)
+      for (int64_t r0 = 0; r0 < live[0]; ++r0)
+        for (int64_t r1 = 0; r1 < live[1]; ++r1) along(k, 2, re, im, (r0 * f1 + r1) * f2 * W, true);
+  }
+
+ private:
+  // One transform along axis d of the buffer, starting at element offset `at`.
+  void along(const kernels::FftKernels<T>& k, int d, T* re, T* im, int64_t at, bool inverse) const {
+    int64_t inner = 1;
+    for (int e = d + 1; e < 3; ++e) inner *= a[e].n;
+    k.axis(re + at, im + at, inner * k.w, inner, a[d].view(), inverse);
   }
 };
 
@@ -153,7 +170,9 @@ bool transform_weights(const Geometry& g, const Tiling& t, const kernels::FftKer
       T* dst = (l < W ? re : im) + l % W;
       for (int64_t tap = 0; tap < ntaps; ++tap) dst[at[tap]] = w[tap];
     }
-    axes.run(k, re, im, false);
+    Ext live;
+    for (int d = 0; d < 3; ++d) live[d] = (ws.taps[d] - 1) * ws.dil[d] + 1;
+    axes.forward(k, re, im, live);
     const int na = static_cast<int>(std::min(W, lanes)), nb = static_cast<int>(lanes - na);
     for (int64_t f = 0; f < F; ++f) {
       const int64_t m = half.mirror[f];
@@ -239,13 +258,13 @@ void correlate(const Geometry& g, const Tiling& t, const kernels::KernelSet<T>& 
         ks.blocked.interleave(rows, t.f[2], re + at);
         ks.blocked.interleave(rows + W, t.f[2], im + at);
       }
-    axes.run(k, re, im, false);
+    axes.forward(k, re, im, t.f);
   };
 
   // Output channel kk's tiles of vector group v from their spectrum in re, im: inverse FFT,
   // bias and clamp, lanes back to the rows of y.
   const auto inverse_tiles = [&](int64_t gi, int64_t kk, int64_t v, T* re, T* im, T* edge) {
-    axes.run(k, re, im, true);
+    axes.inverse(k, re, im, t.o);
     const T b = bias ? bias[gi * Kg + kk] : T(0);
     // Each lane's output plane (null: no tile), its tile's output origin and row length.
     T* plane[2 * kMaxLanes];

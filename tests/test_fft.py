@@ -2,7 +2,8 @@
 (which already run `fft` on every random configuration, layer, plan and layout test).
 
 - large kernels: 1-D filters of 31 to 255 taps over long signals, 2-D kernels of 11 to 31 with
-  many channels, 3-D kernels, dilation (the WaveNet layer's 2 taps 256 apart), groups, in every
+  many channels, 3-D kernels, dilation (the WaveNet layer's 2 taps 256 apart), groups (up to
+  depthwise over 960 channels: the pointwise path of one input channel per group), in every
   direction, float32 within DESIGN.md's 2e-6 and float64 within 1e-12; the shapes make the
   cost model pick FFT extents with every radix (2, 3, 4, 5) and tiles that end inside the
   output on every axis;
@@ -41,6 +42,10 @@ CASES = {
     "2d_5x5_batch_groups": ((3, 8, 27, 25), (12, 4, 5, 5), dict(padding=2, groups=2)),
     "2d_wide_1x25": ((2, 3, 17, 90), (4, 3, 1, 25), dict(padding=(0, 12))),
     "2d_tall_15x2_dilated": ((1, 4, 80, 30), (3, 4, 15, 2), dict(dilation=(2, 3))),
+    # one input channel per group: the pointwise path (many groups, channel multiplier, 1 -> K)
+    "2d_depthwise_960": ((2, 960, 7, 7), (960, 1, 3, 3), dict(groups=960, padding=1)),
+    "2d_multiplier_144": ((1, 144, 30, 30), (288, 1, 5, 5), dict(groups=144, padding=2)),
+    "2d_one_to_16": ((1, 1, 64, 64), (16, 1, 9, 9), dict(padding=4)),
     "3d_5x5x5": ((1, 3, 14, 15, 13), (4, 3, 5, 5, 5), dict(padding=2)),
     "3d_depth_1": ((2, 2, 3, 20, 21), (3, 2, 1, 7, 7), dict(padding=(0, 3, 3))),
 }

@@ -102,12 +102,12 @@ struct WeightSource {
 
 int64_t channel_block(const Tiling& t, int64_t elem);
 
-// Per-thread scratch of a tiling: channel_block tile buffers (re, im) and 2W rows for edge
-// tiles.
+// Per-thread scratch of a tiling: channel_block tile buffers (re, im), at least 2, and 2W rows
+// for edge tiles.
 template <typename T>
 int64_t thread_scratch(const Tiling& t) {
-  return util::scratch_stride(channel_block(t, sizeof(T)) * t.buffer_size() + 2 * t.lanes * t.f[2],
-                              sizeof(T));
+  const int64_t buffers = std::max<int64_t>(2, channel_block(t, sizeof(T)));
+  return util::scratch_stride(buffers * t.buffer_size() + 2 * t.lanes * t.f[2], sizeof(T));
 }
 
 // Slots of a half spectrum (HalfSpectrum): the positions equal to their mirror are, per axis,
@@ -303,9 +303,41 @@ void correlate(const Geometry& g, const Tiling& t, const kernels::KernelSet<T>& 
       }
   };
 
+  if (Cg == 1) {
+    // One input channel per group: the products are pointwise, so each task runs its vector
+    // group through forward transform, products and inverse transforms in its own buffers,
+    // without the spectra's round trip through memory. u: the group's U per frequency,
+    // conjugation applied, [k][re, im][f] (in M, which holds Kg chunks of 2W F).
+    T* u = M;
+    for (int64_t gi = 0; gi < g.groups; ++gi) {
+      for (int64_t kk = 0; kk < Kg; ++kk)
+        for (int64_t f = 0; f < F; ++f) {
+          const T* src = U + (gi * S + half.slot[f]) * Kg * 2 + kk;
+          T* dst = u + kk * 2 * F + f;
+          dst[0] = src[0];
+          dst[F] = half.conj[f] ? -src[Kg] : src[Kg];
+        }
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads) if (threads > 1)
+      for (int64_t v = 0; v < G; ++v) {
+        T* spectrum = scratch + util::thread_index() * stride;
+        T* product = spectrum + B;
+        T* edge = product + B;
+        forward_tiles(gi, 0, v, spectrum, spectrum + F * W, edge);
+        for (int64_t kk = 0; kk < Kg; ++kk) {
+          const T* uk = u + kk * 2 * F;
+          k.multiply(F, uk, uk + F, spectrum, spectrum + F * W, product, product + F * W);
+          inverse_tiles(gi, kk, v, product, product + F * W, edge);
+        }
+      }
+    }
+    return;
+  }
+
+  // Chunks of a multiple of the thread count when the workspace allows.
+  const int64_t chunk = t.chunk >= threads ? t.chunk / threads * threads : t.chunk;
   for (int64_t gi = 0; gi < g.groups; ++gi)
-    for (int64_t v0 = 0; v0 < G; v0 += t.chunk) {
-      const int64_t nv = std::min(t.chunk, G - v0), ld = nv * 2 * W;
+    for (int64_t v0 = 0; v0 < G; v0 += chunk) {
+      const int64_t nv = std::min(chunk, G - v0), ld = nv * 2 * W;
       const int64_t cblocks = ceil_div(Cg, CB), kblocks = ceil_div(Kg, CB);
 
       // 1. V = FFT of the input tiles, CB channels of one vector group per task.

@@ -285,12 +285,19 @@ template <typename T>
 using FftSplitFn = void (*)(const T* zr, const T* zi, const T* mr, const T* mi, T scale, T* ur,
                             T* ui, int na, int nb, bool stream);
 
+// The product of a single channel pair: y[f*W + l] = (ur[f] + i ui[f]) x[f*W + l] for f < n,
+// l < W, real and imaginary parts apart (xr, xi -> yr, yi).
+template <typename T>
+using FftMultiplyFn = void (*)(int64_t n, const T* ur, const T* ui, const T* xr, const T* xi,
+                               T* yr, T* yi);
+
 template <typename T>
 struct FftKernels {
   int w = 0;  // lanes W
   FftAxisFn<T> axis = nullptr;
   FftProductFn<T> product = nullptr;
   FftSplitFn<T> split = nullptr;
+  FftMultiplyFn<T> multiply = nullptr;
   void (*store_fence)() = nullptr;  // after streamed splits, before the spectra are read
 };
 

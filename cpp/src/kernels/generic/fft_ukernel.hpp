@@ -258,6 +258,21 @@ void fft_split(const typename V::T* zr, const typename V::T* zi, const typename 
   }
 }
 
+// FftMultiplyFn (kernel_table.hpp): y[f] = u_f x[f], u_f broadcast, x and y [n][W] (re, im apart).
+template <typename V>
+void fft_multiply(int64_t n, const typename V::T* ur, const typename V::T* ui,
+                  const typename V::T* xr, const typename V::T* xi, typename V::T* yr,
+                  typename V::T* yi) {
+  using R = typename V::R;
+  constexpr int W = V::W;
+  for (int64_t f = 0; f < n; ++f, xr += W, xi += W, yr += W, yi += W) {
+    const R br = V::set1(ur[f]), bi = V::set1(ui[f]);
+    const R a = V::loadu(xr), b = V::loadu(xi);
+    V::storeu(yr, V::fnmadd(bi, b, V::mul(br, a)));
+    V::storeu(yi, V::fmadd(bi, a, V::mul(br, b)));
+  }
+}
+
 template <typename V>
 FftKernels<typename V::T> fft_kernels() {
   FftKernels<typename V::T> k;
@@ -265,6 +280,7 @@ FftKernels<typename V::T> fft_kernels() {
   k.axis = &fft_axis<V>;
   k.product = &fft_product<V>;
   k.split = &fft_split<V>;
+  k.multiply = &fft_multiply<V>;
   k.store_fence = &V::store_fence;
   return k;
 }

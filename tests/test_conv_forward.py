@@ -415,3 +415,25 @@ def test_deterministic_medium(dtype, algo, isa):
     y2 = F.conv2d(x, w, b, padding=1, algo=algo)
     assert y1.tobytes() == y2.tobytes()
     assert normalized_error(y1, conv_reference(x, w, b, padding=1)) <= tolerance(algo, dtype)
+
+
+# --------------------------------------------------------------------------- depthwise, narrow
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+def test_depthwise_narrow_planes(dtype, isa):
+    """Depthwise layers whose rows hold fewer than 2 vectors of outputs run W channels at once in
+    the channel-blocked layout (direct.cpp): channel counts that leave a partial block, padding
+    planes along D, stride, dilation, bias and the plan's fused activation."""
+    rng = np.random.default_rng(17)
+    cases = [((1, 37, 7, 7), (37, 1, 3, 3), dict(groups=37, padding=1)),
+             ((2, 20, 9, 11), (20, 1, 3, 3), dict(groups=20, padding=(2, 1), dilation=2)),
+             ((1, 33, 14, 13), (33, 1, 5, 5), dict(groups=33, padding=2, stride=(2, 1))),
+             ((2, 37, 3, 6, 5), (37, 1, 1, 3, 3), dict(groups=37, padding=(1, 1, 2), stride=(1, 2, 1)))]
+    for x_shape, w_shape, kw in cases:
+        x, w, b = (rng.standard_normal(s) for s in (x_shape, w_shape, w_shape[:1]))
+        ref = conv_reference(x, w, b, **kw)
+        conv = {4: F.conv2d, 5: F.conv3d}[len(x_shape)]
+        y = conv(x.astype(dtype), w.astype(dtype), b.astype(dtype), algo="direct", **kw)
+        yp = fastconv.plan(w.astype(dtype), b.astype(dtype), algo="direct", activation="relu6",
+                           **kw)(x.astype(dtype))
+        assert normalized_error(y, ref) <= tolerance("direct", dtype), (x_shape, kw)
+        assert normalized_error(yp, np.clip(ref, 0, 6)) <= tolerance("direct", dtype), (x_shape, kw)

@@ -8,7 +8,8 @@
 // The (c, kd, kh) "taps" of a row are offsets shared by every row; weights are packed per
 // block of KB output channels as [tap][kw][KB]. Work is split so that each task owns its
 // outputs: forward by output rows (n, g, channel block, od, oh) — or by whole planes for
-// depthwise layers, whose kernel keeps its taps in registers; backward-data by input planes
+// depthwise layers, whose kernel keeps its taps in registers (narrow planes: W channels at once
+// in the channel-blocked layout); backward-data by input planes
 // (n, c); backward-weights by weight (k, c) pairs, each summed over the batch in a fixed order.
 // Best where GEMM tiles would be mostly padding: depthwise, few channels per group.
 #include <algorithm>
@@ -128,6 +129,99 @@ void forward_depthwise(const ConvArgs& a) {
   }
 }
 
+// Depthwise layers with narrow planes run W channels at once in the channel-blocked layout
+// (a plane's rows as vectors of W channels: no lanes idle past the row's end): when a row holds
+// fewer than 2W outputs. Measured, 1 thread: 960 x 7x7 0.078 -> 0.066 ms, 32 x 14x14 0.027 ->
+// 0.015 ms; on 56 x 56 planes the row kernels stay faster (0.23 against 0.30 ms).
+template <typename T>
+bool depthwise_blocked(const ConvProblem& p, const kernels::KernelSet<T>& ks) {
+  return depthwise_planes(p) && p.out[2] < 2 * ks.direct_row.w;
+}
+
+bool depthwise_blocked(const ConvProblem& p, DType dtype, const kernels::KernelTable& kt) {
+  return dtype == DType::f32 ? depthwise_blocked(p, kt.f32) : depthwise_blocked(p, kt.f64);
+}
+
+// One padded plane and one output plane of W channels per thread.
+template <typename T>
+int64_t depthwise_blocked_stride(const ConvProblem& p, int w) {
+  const auto [Hp, Wp] = depthwise_padded_plane(p);
+  return util::scratch_stride((Hp * Wp + p.out[1] * p.out[2]) * w, sizeof(T));
+}
+
+// x N x C x in, packed w [cb][tap][W] -> y N x C x out; tasks (n, block of W channels, od).
+template <typename T>
+void forward_depthwise_blocked(const ConvArgs& a) {
+  const ConvProblem& p = a.problem;
+  const auto& ks = a.kernels.get<T>();
+  const int W = ks.direct_row.w;
+  const auto* x = static_cast<const T*>(a.x);
+  const auto* wp = static_cast<const T*>(a.packed_w);
+  const auto* b = static_cast<const T*>(a.b);
+  auto* y = static_cast<T*>(a.out);
+  const int64_t H = p.in[1], Win = p.in[2], taps = p.kernel[1] * p.kernel[2];
+  const auto [Hp, Wp] = depthwise_padded_plane(p);
+  const int64_t OH = p.out[1], OW = p.out[2], out_plane = OH * OW, cblocks = ceil_div(p.C, W);
+  const int64_t stride = depthwise_blocked_stride<T>(p, W);
+  const kernels::TileStore<T> st = output_store<T>(nullptr, a.activation);
+#pragma omp parallel for schedule(static) num_threads(a.threads) if (a.threads > 1)
+  for (int64_t t = 0; t < p.N * cblocks * p.out[0]; ++t) {
+    const int64_t od = t % p.out[0], cb = t / p.out[0] % cblocks, n = t / (p.out[0] * cblocks);
+    const int64_t c0 = cb * W;
+    const int count = static_cast<int>(std::min<int64_t>(W, p.C - c0));
+    const int64_t id = od * p.stride[0] - p.pad_lo[0];  // the kernel has one tap along D
+    T bias[64] = {};
+    for (int c = 0; c < count; ++c) bias[c] = b ? b[c0 + c] : T(0);
+    const auto plane = [&](int64_t c) { return ((n * p.C + c0 + c) * p.out[0] + od) * out_plane; };
+    if (id < 0 || id >= p.in[0]) {  // a plane of the padding
+      for (int c = 0; c < count; ++c) {
+        std::fill(y + plane(c), y + plane(c) + out_plane, bias[c]);
+        activate(a.activation, y + plane(c), out_plane);
+      }
+      continue;
+    }
+    T* xb = static_cast<T*>(a.workspace) + util::thread_index() * stride;
+    T* yb = xb + Hp * Wp * W;
+    const T* rows[64];
+    for (int64_t h = 0; h < Hp; ++h) {
+      T* dst = xb + h * Wp * W;
+      const int64_t ih = h - p.pad_lo[1];
+      if (ih < 0 || ih >= H) {
+        std::fill(dst, dst + Wp * W, T(0));
+        continue;
+      }
+      for (int c = 0; c < W; ++c)
+        rows[c] = c < count ? x + ((n * p.C + c0 + c) * p.in[0] + id) * H * Win + ih * Win : nullptr;
+      std::fill(dst, dst + p.pad_lo[2] * W, T(0));
+      ks.blocked.interleave(rows, Win, dst + p.pad_lo[2] * W);
+      std::fill(dst + (p.pad_lo[2] + Win) * W, dst + Wp * W, T(0));
+    }
+    kernels::DepthwiseBlockedArgs<T> args;
+    args.x = xb;
+    args.ldx = Wp * W;
+    args.w = wp + cb * taps * W;
+    args.bias = bias;
+    args.y = yb;
+    args.oh_n = OH;
+    args.ow_n = OW;
+    args.kh = p.kernel[1];
+    args.kw = p.kernel[2];
+    args.sh = p.stride[1];
+    args.sw = p.stride[2];
+    args.dh = p.dilation[1];
+    args.dw = p.dilation[2];
+    args.clamp = st.clamp;
+    args.lo = st.lo;
+    args.hi = st.hi;
+    ks.direct_row.depthwise_blocked(args);
+    T* out_rows[64];
+    for (int64_t oh = 0; oh < OH; ++oh) {
+      for (int c = 0; c < count; ++c) out_rows[c] = y + plane(c) + oh * OW;
+      ks.blocked.deinterleave(yb + oh * OW * W, OW, out_rows, count);
+    }
+  }
+}
+
 // Whole depthwise planes (forward_depthwise) and the channel-blocked kernels (while converting
 // to their layout) pad their input themselves.
 bool pads_forward_input(const ConvProblem& p, DType dtype, const kernels::KernelTable& kernels) {
@@ -140,6 +234,10 @@ std::size_t packed_weights_bytes(const ConvProblem& p, DType dtype,
   if (blocked::applies(p, dtype, kernels)) return blocked::packed_weights_bytes(p, dtype, kernels);
   const bool f32 = dtype == DType::f32;
   const std::size_t elem = util::dtype_size(dtype);
+  if (depthwise_blocked(p, dtype, kernels)) {
+    const int w = f32 ? kernels.f32.direct_row.w : kernels.f64.direct_row.w;
+    return static_cast<std::size_t>(ceil_div(p.C, w) * w * p.kernel_spatial()) * elem;
+  }
   if (depthwise_planes(p)) return static_cast<std::size_t>(p.K * p.kernel_spatial()) * elem;
   const int kb = f32 ? block_channels(p, kernels.f32.direct_row)
                      : block_channels(p, kernels.f64.direct_row);
@@ -154,6 +252,15 @@ void pack_forward_weights(const ConvArgs& a, void* packed) {
     return;
   }
   const auto* w = static_cast<const T*>(a.w);
+  if (depthwise_blocked(p, a.kernels.get<T>())) {  // [cb][tap][W], zero beyond C
+    const int W = a.kernels.get<T>().direct_row.w;
+    const int64_t taps = p.kernel_spatial();
+    auto* dst = static_cast<T*>(packed);
+    for (int64_t c = 0; c < ceil_div(p.C, W) * W; ++c)
+      for (int64_t t = 0; t < taps; ++t)
+        dst[(c / W * taps + t) * W + c % W] = c < p.C ? w[c * taps + t] : T(0);
+    return;
+  }
   if (depthwise_planes(p)) {
     std::copy(w, w + p.K * p.kernel_spatial(), static_cast<T*>(packed));
     return;
@@ -168,6 +275,10 @@ void forward(const ConvArgs& a) {
   const ConvProblem& p = a.problem;
   if (blocked::applies(p, a.dtype, a.kernels)) {
     blocked::forward(a);
+    return;
+  }
+  if (depthwise_blocked(p, a.kernels.get<T>())) {
+    forward_depthwise_blocked<T>(a);
     return;
   }
   if (depthwise_planes(p)) {
@@ -358,6 +469,13 @@ std::size_t workspace_bytes(const ConvProblem& p, DType dtype, ConvDirection dir
       if (!depthwise_planes(p)) return taps(p) * sizeof(int64_t);
       const auto [Hp, Wp] = depthwise_padded_plane(p);
       const std::size_t elem = util::dtype_size(dtype);
+      if (depthwise_blocked(p, dtype, kernels)) {
+        const bool f32 = dtype == DType::f32;
+        const int w = f32 ? kernels.f32.direct_row.w : kernels.f64.direct_row.w;
+        return static_cast<std::size_t>(threads * (f32 ? depthwise_blocked_stride<float>(p, w)
+                                                       : depthwise_blocked_stride<double>(p, w))) *
+               elem;
+      }
       return static_cast<std::size_t>(threads * util::scratch_stride(Hp * Wp, static_cast<int64_t>(elem))) * elem;
     }
     case ConvDirection::backward_data: {  // the row kernels' packed weights, or the blocked path's

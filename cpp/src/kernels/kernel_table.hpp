@@ -130,6 +130,23 @@ struct DepthwisePlaneArgs {
   int64_t oh, ow, kh, kw, sh, sw, dh, dw;
 };
 
+// Depthwise convolution of W channels at once on a channel-blocked plane (lane c: channel c):
+//   y[(oh*ow_n + ow)*W + c] = store(bias[c] + sum_{i < kh, j < kw} w[(i*kw + j)*W + c] *
+//                                    x[(oh*sh + i*dh)*ldx + (ow*sw + j*dw)*W + c])
+// for oh < oh_n, ow < ow_n; x holds the padded plane (ldx elements per row); store adds
+// nothing more than the bias and applies st's clamp.
+template <typename T>
+struct DepthwiseBlockedArgs {
+  const T* x;
+  int64_t ldx;
+  const T* w;     // taps x W
+  const T* bias;  // W
+  T* y;
+  int64_t oh_n, ow_n, kh, kw, sh, sw, dh, dw;
+  bool clamp;
+  T lo, hi;
+};
+
 template <typename T>
 struct DirectRowUkernel {
   int kb = 0;                                  // KB: output channels per call of run
@@ -138,6 +155,8 @@ struct DirectRowUkernel {
   void (*bwd_data)(const DirectRowBwdDataArgs<T>&) = nullptr;
   void (*bwd_weights)(const DirectRowBwdWeightsArgs<T>&) = nullptr;
   void (*depthwise_plane)(const DepthwisePlaneArgs<T>&) = nullptr;
+  void (*depthwise_blocked)(const DepthwiseBlockedArgs<T>&) = nullptr;
+  int w = 0;  // lanes of depthwise_blocked
 };
 
 // Pooling passes (generic/pool_ukernel.hpp), for max (NaN-propagating) and sum:

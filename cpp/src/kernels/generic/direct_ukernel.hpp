@@ -308,4 +308,47 @@ void depthwise_plane(const DepthwisePlaneArgs<typename V::T>& args) {
   }
 }
 
+// DepthwiseBlockedArgs (kernel_table.hpp): every output a vector of W channels; UR outputs
+// along the row at a time share each weight vector (the taps stay in registers up to 25).
+template <typename V>
+void depthwise_blocked(const DepthwiseBlockedArgs<typename V::T>& a) {
+  using R = typename V::R;
+  constexpr int W = V::W;
+  constexpr int UR = 4;
+  constexpr int kMaxTaps = 25;
+  const int64_t taps = a.kh * a.kw;
+  R wv[kMaxTaps];
+  const bool cached = taps <= kMaxTaps;
+  if (cached)
+    for (int64_t t = 0; t < taps; ++t) wv[t] = V::loadu(a.w + t * W);
+  const R bias = a.bias ? V::loadu(a.bias) : V::zero();
+  const R lo = V::set1(a.lo), hi = V::set1(a.hi);
+  for (int64_t oh = 0; oh < a.oh_n; ++oh) {
+    const auto* xr = a.x + oh * a.sh * a.ldx;
+    auto* yr = a.y + oh * a.ow_n * W;
+    int64_t ow = 0;
+    for (; ow + UR <= a.ow_n; ow += UR) {
+      R acc[UR];
+      for (int u = 0; u < UR; ++u) acc[u] = bias;
+      for (int64_t i = 0; i < a.kh; ++i)
+        for (int64_t j = 0; j < a.kw; ++j) {
+          const R wt = cached ? wv[i * a.kw + j] : V::loadu(a.w + (i * a.kw + j) * W);
+          const auto* q = xr + i * a.dh * a.ldx + (ow * a.sw + j * a.dw) * W;
+          for (int u = 0; u < UR; ++u) acc[u] = V::fmadd(wt, V::loadu(q + u * a.sw * W), acc[u]);
+        }
+      for (int u = 0; u < UR; ++u)
+        V::storeu(yr + (ow + u) * W, a.clamp ? V::min(V::max(acc[u], lo), hi) : acc[u]);
+    }
+    for (; ow < a.ow_n; ++ow) {
+      R acc = bias;
+      for (int64_t i = 0; i < a.kh; ++i)
+        for (int64_t j = 0; j < a.kw; ++j) {
+          const R wt = cached ? wv[i * a.kw + j] : V::loadu(a.w + (i * a.kw + j) * W);
+          acc = V::fmadd(wt, V::loadu(xr + i * a.dh * a.ldx + (ow * a.sw + j * a.dw) * W), acc);
+        }
+      V::storeu(yr + ow * W, a.clamp ? V::min(V::max(acc, lo), hi) : acc);
+    }
+  }
+}
+
 }  // namespace fastconv::kernels

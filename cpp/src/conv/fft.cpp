@@ -644,7 +644,8 @@ std::size_t packed_weights_bytes(const ConvProblem& p, DType dtype, const kernel
 
 // The direct methods' modelled time: their FLOPs at 85 GFLOP/s per 16 lanes (what direct and
 // gemm reach on the large-kernel bench layers at 1 thread with AVX-512 float32; the FFT model
-// counts vector operations, so both scale alike with the lanes, and with threads).
+// counts vector operations, so both scale alike with the lanes, and with threads), 35 for a
+// single channel pair per group.
 bool auto_prefers(const ConvProblem& p, DType dtype, ConvDirection direction,
                   const kernels::KernelTable& kt, bool prepacked) {
   if (p.kernel_spatial() < 2 || !why_not(p, dtype, direction).empty()) return false;
@@ -662,7 +663,11 @@ bool auto_prefers(const ConvProblem& p, DType dtype, ConvDirection direction,
   const double flops = 2.0 * static_cast<double>(p.N) * static_cast<double>(p.K) *
                        static_cast<double>(p.C_per_group()) *
                        static_cast<double>(p.out_spatial()) * static_cast<double>(p.kernel_spatial());
-  return fft_ns < flops / (85.0 * static_cast<double>(lanes) / 16.0);
+  // Per 16 lanes at 1 thread: the dense methods' rate, or, with a single output channel per
+  // group fed by a single input channel (template matching, depthwise), the row kernels' 35
+  // GFLOP/s measured on 512 x 512 with 3x3 to 31x31 kernels.
+  const double rate = p.C_per_group() == 1 && p.K_per_group() == 1 ? 35.0 : 85.0;
+  return fft_ns < flops / (rate * static_cast<double>(lanes) / 16.0);
 }
 
 }  // namespace fastconv::conv::fft

@@ -7,11 +7,13 @@
 //                                                       buffer [f][W] (re) + [f][W] (im)
 //   M [f][k][v][2W] = sum_c U[g][f][k][c] V[f][c][v]    complex products (fft_ukernel.hpp)
 //   y tiles         <- IFFT(M) + bias, clamped          output transforms, first o of f per axis
-// with U [g][slot][re, im][k][c] = conj(FFT(w_gkc)) / prod(f): the weights' spectra, conjugated
-// (a correlation), scaled by the inverse's 1 / n, and stored once per pair of mirrored
-// frequencies (a real kernel's spectrum is conjugate-symmetric; two kernels share one FFT). Spectra stay in the FFT's digit-reversed
-// order throughout. Threads split the transforms by (channel, vector group) and the products
-// by frequency: results do not depend on the thread count.
+// with U [g][slot][re, im][k][c] = conj(FFT(w_gkc)) / prod(f): the weights' spectra,
+// conjugated (a correlation), scaled by the inverse's 1 / n, and stored once per pair of
+// mirrored frequencies (a real kernel's spectrum is conjugate-symmetric; two kernels share one
+// FFT). Spectra stay in the FFT's digit-reversed order throughout. Threads split the transforms
+// by (block of channels, vector group) and the products by frequency: results do not depend on
+// the thread count. With one input channel per group the products are pointwise and each
+// vector group goes through all three steps in its thread's buffers.
 //   backward-data:    the forward correlation of dy (read from ke - 1 before its start) with
 //                     the weights flipped in space and their channel roles swapped;
 //   backward-weights: for each group and image, the correlation whose images are the input

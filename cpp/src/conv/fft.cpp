@@ -39,6 +39,7 @@
 #include "blocked_layout.hpp"
 #include "fft.hpp"
 #include "fft_plan.hpp"
+#include "util/buffer.hpp"
 #include "util/checked.hpp"
 #include "util/dtype.hpp"
 #include "util/parallel.hpp"
@@ -126,7 +127,7 @@ int64_t weights_bytes(const Geometry& g, const Tiling& t, int64_t elem) {
 
 template <typename T>
 int64_t weights_size(const Geometry& g, const Tiling& t) {
-  return spectra_elements(g, t);
+  return t.whole ? g.groups * 2 * t.freqs() : spectra_elements(g, t);
 }
 
 // U = conj(FFT(w_gkc)) / prod(f) for every (g, k, c): [g][slot][re, im][k][c], one slot per
@@ -389,6 +390,120 @@ void correlate(const Geometry& g, const Tiling& t, const kernels::KernelSet<T>& 
     }
 }
 
+// ---- whole planes (Tiling::whole): one channel pair per group on 2-D planes.
+
+// The 2-D transform of a plane re, im [f0][f1] (f0, f1 multiples of W): along axis 0 with the
+// rows' elements in the lanes, a transpose, then along the other axis, so that the spectrum
+// ends transposed ([k1][k0], both digit-reversed); the inverse is the exact reverse, back to
+// [f0][f1]. Scratch: re, im, the transposed pair and W rows for the transposes.
+template <typename T>
+struct PlaneFft {
+  Axis<T> a0, a1;
+  int64_t f0, f1;
+  PlaneFft(int64_t n0, int64_t n1) : a0(n0), a1(n1), f0(n0), f1(n1) {}
+
+  static int64_t scratch(const Tiling& t) {
+    return 4 * t.freqs() + std::max(t.f[1], t.f[2]) * t.lanes;
+  }
+  // dst [cols][rows] = src [rows][cols], W rows at a time through the lanes.
+  static void transpose(const kernels::KernelSet<T>& ks, const T* src, int64_t rows, int64_t cols,
+                        T* dst, T* tmp) {
+    const int W = ks.fft.w;
+    const T* r[kMaxLanes];
+    for (int64_t r0 = 0; r0 < rows; r0 += W) {
+      for (int c = 0; c < W; ++c) r[c] = src + (r0 + c) * cols;
+      ks.blocked.interleave(r, cols, tmp);  // tmp[j W + c] = src[r0 + c][j]
+      for (int64_t j = 0; j < cols; ++j) std::memcpy(dst + j * rows + r0, tmp + j * W, W * sizeof(T));
+    }
+  }
+  void forward(const kernels::KernelSet<T>& ks, T* re, T* im, T* tre, T* tim, T* tmp) const {
+    const int64_t W = ks.fft.w;
+    ks.fft.axis(re, im, f1, f1 / W, a0.view(), false);
+    transpose(ks, re, f0, f1, tre, tmp);
+    transpose(ks, im, f0, f1, tim, tmp);
+    ks.fft.axis(tre, tim, f0, f0 / W, a1.view(), false);
+  }
+  void inverse(const kernels::KernelSet<T>& ks, T* tre, T* tim, T* re, T* im, T* tmp) const {
+    const int64_t W = ks.fft.w;
+    ks.fft.axis(tre, tim, f0, f0 / W, a1.view(), true);
+    transpose(ks, tre, f1, f0, re, tmp);
+    transpose(ks, tim, f1, f0, im, tmp);
+    ks.fft.axis(re, im, f1, f1 / W, a0.view(), true);
+  }
+};
+
+// U [g][re, im][F] = conj(FFT2(w_g)) / F in the transposed order of PlaneFft. Returns whether
+// every weight is finite.
+template <typename T>
+bool transform_weights_whole(const Geometry& g, const Tiling& t, const kernels::KernelSet<T>& ks,
+                             const WeightSource<T>& ws, T* U, T* scratch, int threads) {
+  const PlaneFft<T> fft(t.f[1], t.f[2]);
+  const int64_t F = t.freqs(), f1 = t.f[2], stride = util::scratch_stride(PlaneFft<T>::scratch(t), sizeof(T));
+  const T scale = T(1) / static_cast<T>(F);
+  const int64_t ntaps = ws.taps[1] * ws.taps[2];
+  int bad = 0;
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads) if (threads > 1) reduction(| : bad)
+  for (int64_t gi = 0; gi < g.groups; ++gi) {
+    T* re = scratch + util::thread_index() * stride;
+    T *im = re + F, *tre = im + F, *tim = tre + F, *tmp = tim + F;
+    std::fill(re, re + 2 * F, T(0));
+    const T* w = ws.w + gi * ws.g_stride;
+    bad |= any_non_finite(w, ntaps);
+    for (int64_t t1 = 0, tap = 0; t1 < ws.taps[1]; ++t1)
+      for (int64_t t2 = 0; t2 < ws.taps[2]; ++t2, ++tap) {
+        const int64_t j1 = (ws.flip ? ws.taps[1] - 1 - t1 : t1) * ws.dil[1];
+        const int64_t j2 = (ws.flip ? ws.taps[2] - 1 - t2 : t2) * ws.dil[2];
+        re[j1 * f1 + j2] = w[tap];
+      }
+    fft.forward(ks, re, im, tre, tim, tmp);
+    T* u = U + gi * 2 * F;
+    for (int64_t i = 0; i < F; ++i) u[i] = tre[i] * scale;
+    for (int64_t i = 0; i < F; ++i) u[F + i] = -tim[i] * scale;
+  }
+  return bad == 0;
+}
+
+// The correlation of g (whole_plane_applies) plane by plane: forward transform, elementwise
+// products with U, inverse transform, the outputs' box plus bias, clamped.
+template <typename T>
+void correlate_whole(const Geometry& g, const Tiling& t, const kernels::KernelSet<T>& ks,
+                     const T* x, const T* U, const T* bias, Activation act, T* y, T* ws,
+                     int threads) {
+  const PlaneFft<T> fft(t.f[1], t.f[2]);
+  const int64_t F = t.freqs(), f0 = t.f[1], f1 = t.f[2], W = ks.fft.w;
+  const int64_t stride = util::scratch_stride(PlaneFft<T>::scratch(t), sizeof(T));
+  const int64_t in_plane = g.in[1] * g.in[2], out_plane = g.out[1] * g.out[2];
+  const auto hi = act == Activation::relu6 ? T(6) : std::numeric_limits<T>::infinity();
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads) if (threads > 1)
+  for (int64_t task = 0; task < g.N * g.groups; ++task) {
+    const int64_t n = task / g.groups, gi = task % g.groups;
+    T* re = ws + util::thread_index() * stride;
+    T *im = re + F, *tre = im + F, *tim = tre + F, *tmp = tim + F;
+    std::fill(re, re + 2 * F, T(0));
+    const T* plane = x + (n * g.groups + gi) * in_plane;  // one channel per group
+    // b[p] = x[p - lo]: the correlation's outputs o < out read b[o + j], j < ke, inside f.
+    for (int64_t i1 = 0; i1 < g.in[1]; ++i1) {
+      const int64_t p1 = i1 + g.lo[1];
+      if (p1 < 0 || p1 >= f0) continue;
+      const int64_t j0 = std::max<int64_t>(0, -g.lo[2]);
+      const int64_t j1 = std::min<int64_t>(g.in[2], f1 - g.lo[2]);
+      if (j1 > j0)
+        std::memcpy(re + p1 * f1 + j0 + g.lo[2], plane + i1 * g.in[2] + j0, (j1 - j0) * sizeof(T));
+    }
+    fft.forward(ks, re, im, tre, tim, tmp);
+    const T* u = U + gi * 2 * F;
+    ks.fft.multiply_each(F / W, u, u + F, tre, tim, tre, tim);
+    fft.inverse(ks, tre, tim, re, im, tmp);
+    const T b = bias ? bias[gi] : T(0);
+    T* dst = y + (n * g.groups + gi) * out_plane;
+    for (int64_t o1 = 0; o1 < g.out[1]; ++o1)
+      for (int64_t o2 = 0; o2 < g.out[2]; ++o2) {
+        const T v = re[o1 * f1 + o2] + b;
+        dst[o1 * g.out[2] + o2] = act == Activation::none ? v : v < T(0) ? T(0) : (v > hi ? hi : v);
+      }
+  }
+}
+
 Ext dilated(const ConvProblem& p) {
   Ext ke;
   for (int d = 0; d < 3; ++d) ke[d] = (p.kernel[d] - 1) * p.dilation[d] + 1;
@@ -454,13 +569,43 @@ WeightGradPlan weight_grad_plan(const ConvProblem& p, int64_t lanes, int64_t ele
 Tiling tiling_of(const Geometry& g, int64_t lanes, int64_t elem) {
   Geometry one = g;
   one.N = 1;
-  Tiling t = choose_tiling(one, lanes, kChunkBytes, elem, true);
+  const Tiling t = choose_tiling(one, lanes, kChunkBytes, elem, true);
+  if (whole_plane_applies(g)) {
+    Tiling whole = whole_plane_tiling(one, lanes);
+    if (modelled_whole_ns(one, whole, true) < modelled_ns(one, t, true)) {
+      whole.images = g.N;
+      return whole;
+    }
+  }
   return tiling_for(g, t.f, lanes, kChunkBytes, elem);
+}
+
+double modelled(const Geometry& g, const Tiling& t, bool weights_counted) {
+  return t.whole ? modelled_whole_ns(g, t, weights_counted) : modelled_ns(g, t, weights_counted);
 }
 
 template <typename T>
 int64_t work_size(const Geometry& g, const Tiling& t, int threads) {
+  if (t.whole) return threads * util::scratch_stride(PlaneFft<T>::scratch(t), sizeof(T));
   return t.spectra_size(g) + threads * thread_scratch<T>(t);
+}
+
+// The weights' transform and the correlation of either path.
+template <typename T>
+bool transform(const Geometry& g, const Tiling& t, const kernels::KernelSet<T>& ks,
+               const WeightSource<T>& ws, T* U, T* scratch, int threads) {
+  return t.whole ? transform_weights_whole(g, t, ks, ws, U, scratch, threads)
+                 : transform_weights(g, t, ks.fft, ws, U, scratch, threads);
+}
+
+template <typename T>
+void run_correlation(const Geometry& g, const Tiling& t, const kernels::KernelSet<T>& ks,
+                     const T* x, const T* U, const T* bias, Activation act, T* y, T* ws,
+                     int threads) {
+  if (t.whole)
+    correlate_whole(g, t, ks, x, U, bias, act, y, ws, threads);
+  else
+    correlate(g, t, ks, x, U, bias, act, y, ws, threads);
 }
 
 // ---- forward: x N x C x in (zero padding pad_lo/pad_hi applied here), packed U -> y.
@@ -470,11 +615,15 @@ void pack(const ConvArgs& a, void* packed) {
   const Geometry g = forward_geometry(p);
   const auto& ks = a.kernels.get<T>();
   const Tiling t = tiling_of(g, ks.fft.w, sizeof(T));
-  std::vector<T> scratch(static_cast<size_t>(a.threads * thread_scratch<T>(t)));
+  // Scratch of the weight transform only (no spectra of inputs).
+  const int64_t per_thread = t.whole ? util::scratch_stride(PlaneFft<T>::scratch(t), sizeof(T))
+                                     : thread_scratch<T>(t);
+  util::AlignedBuffer scratch(static_cast<std::size_t>(a.threads * per_thread) * sizeof(T),
+                              "the FFT weight transform's scratch");
   const int64_t taps = p.kernel_spatial();
   const WeightSource<T> w{static_cast<const T*>(a.w), g.Kg * g.Cg * taps, g.Cg * taps, taps,
                           p.kernel, p.dilation, false};
-  transform_weights(g, t, ks.fft, w, static_cast<T*>(packed), scratch.data(), a.threads);
+  transform(g, t, ks, w, static_cast<T*>(packed), scratch.as<T>(), a.threads);
 }
 
 // Whether the caller asked for the definition's NaN / Inf pattern (ConvArgs::non_finite_input)
@@ -494,8 +643,8 @@ void forward(const ConvArgs& a) {
   const Geometry g = forward_geometry(p);
   const auto& ks = a.kernels.get<T>();
   const Tiling t = tiling_of(g, ks.fft.w, sizeof(T));
-  correlate(g, t, ks, x, static_cast<const T*>(a.packed_w), static_cast<const T*>(a.b),
-            a.activation, static_cast<T*>(a.out), static_cast<T*>(a.workspace), a.threads);
+  run_correlation(g, t, ks, x, static_cast<const T*>(a.packed_w), static_cast<const T*>(a.b),
+                  a.activation, static_cast<T*>(a.out), static_cast<T*>(a.workspace), a.threads);
 }
 
 // ---- backward-data: w, dy -> dx (the padded input's gradient, written whole).
@@ -513,14 +662,14 @@ void backward_data(const ConvArgs& a) {
   // g's kernel (k' = c, c' = k) of group gi is p's (gi Kg + k, c), flipped in space.
   const WeightSource<T> w{static_cast<const T*>(a.w), Kg * Cg * taps, taps, Cg * taps,
                           p.kernel, p.dilation, true};
-  if (!transform_weights(g, t, ks.fft, w, U, work, a.threads)) {
+  if (!transform(g, t, ks, w, U, work, a.threads)) {
     // A non-finite weight times the padding around dy would be NaN where the definition has
     // no term: the direct algorithm keeps the definition's pattern.
     direct_algorithm().run[static_cast<int>(ConvDirection::backward_data)](a);
     return;
   }
-  correlate(g, t, ks, dy, U, static_cast<const T*>(nullptr), Activation::none,
-            static_cast<T*>(a.out), work, a.threads);
+  run_correlation(g, t, ks, dy, U, static_cast<const T*>(nullptr), Activation::none,
+                  static_cast<T*>(a.out), work, a.threads);
 }
 
 // dst (dense, extent box) = src (extent `ext`) from `origin`, zero beyond ext.
@@ -660,7 +809,7 @@ bool auto_prefers(const ConvProblem& p, DType dtype, ConvDirection direction,
   } else {
     const Geometry g = direction == ConvDirection::forward ? forward_geometry(p) : data_geometry(p);
     const Tiling t = tiling_of(g, lanes, elem);
-    fft_ns = modelled_ns(g, t, direction == ConvDirection::backward_data || !prepacked);
+    fft_ns = modelled(g, t, direction == ConvDirection::backward_data || !prepacked);
   }
   const double flops = 2.0 * static_cast<double>(p.N) * static_cast<double>(p.K) *
                        static_cast<double>(p.C_per_group()) *

@@ -122,6 +122,9 @@ struct Tiling {
   int64_t lanes = 1;   // W
   int64_t images = 0;  // N
   int64_t chunk = 1;   // vector groups per chunk
+  // Whole planes instead of tiles in the lanes (whole_plane_tiling): one 2-D transform of
+  // f[1] x f[2] per plane, its rows' elements in the lanes.
+  bool whole = false;
 
   int64_t freqs() const { return f[0] * f[1] * f[2]; }
   int64_t tiles_per_image() const { return grid[0] * grid[1] * grid[2]; }
@@ -197,6 +200,38 @@ inline double modelled_ns(const Geometry& g, const Tiling& t, bool weights_count
   double ns = G * (g.Cg + g.Kg) * F * (2.0 * stages + 20.0) + G * F * CK * 1.8;
   if (weights_counted)
     ns += static_cast<double>(util::ceil_div(g.Cg * g.Kg, t.lanes)) * F * 2.0 * stages + 0.7 * F * CK;
+  return ns * static_cast<double>(g.groups);
+}
+
+// The smallest multiple of 16 (every ISA's lanes divide it) at least n whose quotient by 16 is
+// 5-smooth: a whole plane's extents, rows of whole vectors after either orientation.
+inline int64_t smooth16(int64_t n) { return 16 * next_smooth(util::ceil_div(n, 16)); }
+
+// One channel pair per group on 2-D planes (template matching): the whole padded plane in one
+// transform, vectorised along its rows, when tiles would leave the lanes idle or overlap much.
+inline bool whole_plane_applies(const Geometry& g) {
+  return g.Cg == 1 && g.Kg == 1 && g.ke[0] == 1 && g.out[0] == 1 && g.in[0] == 1 &&
+         (g.ke[1] > 1 || g.ke[2] > 1) && g.out[1] > 1;
+}
+
+inline Tiling whole_plane_tiling(const Geometry& g, int64_t lanes) {
+  Tiling t;
+  t.whole = true;
+  t.lanes = lanes;
+  t.images = g.N;
+  t.f = {1, smooth16(g.out[1] + g.ke[1] - 1), smooth16(g.out[2] + g.ke[2] - 1)};
+  t.o = g.out;
+  return t;
+}
+
+// Modelled time (ns) of the whole-plane path, in the units of modelled_ns: per plane, a forward
+// and an inverse 2-D transform (two axis passes and two transposes each) and the elementwise
+// product over F / W vectors; the weights' transform once per group.
+inline double modelled_whole_ns(const Geometry& g, const Tiling& t, bool weights_counted) {
+  const double F = static_cast<double>(t.freqs()), V = F / static_cast<double>(t.lanes);
+  const double transform = V * (2.0 * std::log2(F) + 8.0);
+  double ns = static_cast<double>(g.N) * (2.0 * transform + V);
+  if (weights_counted) ns += transform;
   return ns * static_cast<double>(g.groups);
 }
 

@@ -310,6 +310,11 @@ template <typename T>
 using FftMultiplyFn = void (*)(int64_t n, const T* ur, const T* ui, const T* xr, const T* xi,
                                T* yr, T* yi);
 
+// Elementwise complex products: y[i] = (ur[i] + i ui[i]) x[i] for i < n W (re, im apart).
+template <typename T>
+using FftMultiplyEachFn = void (*)(int64_t n, const T* ur, const T* ui, const T* xr, const T* xi,
+                                   T* yr, T* yi);
+
 template <typename T>
 struct FftKernels {
   int w = 0;  // lanes W
@@ -317,6 +322,7 @@ struct FftKernels {
   FftProductFn<T> product = nullptr;
   FftSplitFn<T> split = nullptr;
   FftMultiplyFn<T> multiply = nullptr;
+  FftMultiplyEachFn<T> multiply_each = nullptr;
   void (*store_fence)() = nullptr;  // after streamed splits, before the spectra are read
 };
 

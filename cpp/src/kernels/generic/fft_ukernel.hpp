@@ -273,6 +273,20 @@ void fft_multiply(int64_t n, const typename V::T* ur, const typename V::T* ui,
   }
 }
 
+// FftMultiplyEachFn (kernel_table.hpp): y[i] = u[i] x[i] for i < n W, elementwise complex.
+template <typename V>
+void fft_multiply_each(int64_t n, const typename V::T* ur, const typename V::T* ui,
+                       const typename V::T* xr, const typename V::T* xi, typename V::T* yr,
+                       typename V::T* yi) {
+  constexpr int W = V::W;
+  for (int64_t i = 0; i < n * W; i += W) {
+    const auto br = V::loadu(ur + i), bi = V::loadu(ui + i);
+    const auto a = V::loadu(xr + i), b = V::loadu(xi + i);
+    V::storeu(yr + i, V::fnmadd(bi, b, V::mul(br, a)));
+    V::storeu(yi + i, V::fmadd(bi, a, V::mul(br, b)));
+  }
+}
+
 template <typename V>
 FftKernels<typename V::T> fft_kernels() {
   FftKernels<typename V::T> k;
@@ -281,6 +295,7 @@ FftKernels<typename V::T> fft_kernels() {
   k.product = &fft_product<V>;
   k.split = &fft_split<V>;
   k.multiply = &fft_multiply<V>;
+  k.multiply_each = &fft_multiply_each<V>;
   k.store_fence = &V::store_fence;
   return k;
 }

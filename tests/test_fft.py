@@ -10,7 +10,8 @@
 - chunks: a problem whose spectra exceed one chunk (8 MiB) runs in several and gives the same
   result as the reference;
 - execution: results bit-identical on 1 and 2 threads, on every ISA, and plans equal the
-  functional call;
+  functional call (tiles, and the whole-plane path of one channel pair on 2-D planes, whose
+  transforms split a plane's rows and columns among the threads);
 - auto: picks the FFT for the large-kernel layers of layers.json and not for 3x3 / 1x1 ones;
 - domain: stride other than 1 is declined with the reason.
 """
@@ -96,7 +97,7 @@ def test_several_chunks():
     assert normalized_error(y, conv_reference(x, w, padding=4)) <= TOL[np.float32]
 
 
-@pytest.mark.parametrize("name", ["2d_11x11_channels", "1d_255_taps", "3d_5x5x5"])
+@pytest.mark.parametrize("name", ["2d_11x11_channels", "1d_255_taps", "3d_5x5x5", "2d_template_31"])
 def test_threads_isas_and_plans_agree(name, isa_restored, threads_restored):
     x, w, b, kw = _data(name, np.float32)
     x, w, b = x.astype(np.float32), w.astype(np.float32), b.astype(np.float32)

@@ -73,6 +73,20 @@ std::array<int64_t, 2> depthwise_padded_plane(const ConvProblem& p) {
   return {p.in[1] + p.pad_lo[1] + p.pad_hi[1], p.in[2] + p.pad_lo[2] + p.pad_hi[2]};
 }
 
+// The output plane's extents and the kernel's window along H and W, as a depthwise kernel's
+// arguments (DepthwisePlaneArgs, DepthwiseBlockedArgs) name them.
+template <typename Args>
+void set_plane_window(const ConvProblem& p, Args& args) {
+  args.oh = p.out[1];
+  args.ow = p.out[2];
+  args.kh = p.kernel[1];
+  args.kw = p.kernel[2];
+  args.sh = p.stride[1];
+  args.sw = p.stride[2];
+  args.dh = p.dilation[1];
+  args.dw = p.dilation[2];
+}
+
 // x N x C x in, w C x 1 x 1 x KH x KW -> y N x C x out; tasks (n, c, od). Zero padding is
 // applied by the kernel, plane by plane into the thread's scratch (in cache), rather than by a
 // padded copy of the whole input.
@@ -116,14 +130,7 @@ void forward_depthwise(const ConvArgs& a) {
     args.w = w + c * taps;
     args.bias = bias;
     args.y = yp;
-    args.oh = p.out[1];
-    args.ow = p.out[2];
-    args.kh = p.kernel[1];
-    args.kw = p.kernel[2];
-    args.sh = p.stride[1];
-    args.sw = p.stride[2];
-    args.dh = p.dilation[1];
-    args.dw = p.dilation[2];
+    set_plane_window(p, args);
     uk.depthwise_plane(args);
     activate(a.activation, args.y, out_plane);
   }
@@ -202,14 +209,7 @@ void forward_depthwise_blocked(const ConvArgs& a) {
     args.w = wp + cb * taps * W;
     args.bias = bias;
     args.y = yb;
-    args.oh_n = OH;
-    args.ow_n = OW;
-    args.kh = p.kernel[1];
-    args.kw = p.kernel[2];
-    args.sh = p.stride[1];
-    args.sw = p.stride[2];
-    args.dh = p.dilation[1];
-    args.dw = p.dilation[2];
+    set_plane_window(p, args);
     args.clamp = st.clamp;
     args.lo = st.lo;
     args.hi = st.hi;

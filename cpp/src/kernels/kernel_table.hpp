@@ -131,10 +131,10 @@ struct DepthwisePlaneArgs {
 };
 
 // Depthwise convolution of W channels at once on a channel-blocked plane (lane c: channel c):
-//   y[(oh*ow_n + ow)*W + c] = store(bias[c] + sum_{i < kh, j < kw} w[(i*kw + j)*W + c] *
-//                                    x[(oh*sh + i*dh)*ldx + (ow*sw + j*dw)*W + c])
-// for oh < oh_n, ow < ow_n; x holds the padded plane (ldx elements per row); store adds
-// nothing more than the bias and applies st's clamp.
+//   y[(r*ow + o)*W + c] = store(bias[c] + sum_{i < kh, j < kw} w[(i*kw + j)*W + c] *
+//                                x[(r*sh + i*dh)*ldx + (o*sw + j*dw)*W + c])
+// for rows r < oh, o < ow; x holds the padded plane (ldx elements per row); store adds the
+// bias and applies the clamp [lo, hi] when `clamp`.
 template <typename T>
 struct DepthwiseBlockedArgs {
   const T* x;
@@ -142,7 +142,7 @@ struct DepthwiseBlockedArgs {
   const T* w;     // taps x W
   const T* bias;  // W
   T* y;
-  int64_t oh_n, ow_n, kh, kw, sh, sw, dh, dw;
+  int64_t oh, ow, kh, kw, sh, sw, dh, dw;
   bool clamp;
   T lo, hi;
 };

@@ -323,11 +323,11 @@ void depthwise_blocked(const DepthwiseBlockedArgs<typename V::T>& a) {
     for (int64_t t = 0; t < taps; ++t) wv[t] = V::loadu(a.w + t * W);
   const R bias = a.bias ? V::loadu(a.bias) : V::zero();
   const R lo = V::set1(a.lo), hi = V::set1(a.hi);
-  for (int64_t oh = 0; oh < a.oh_n; ++oh) {
+  for (int64_t oh = 0; oh < a.oh; ++oh) {
     const auto* xr = a.x + oh * a.sh * a.ldx;
-    auto* yr = a.y + oh * a.ow_n * W;
+    auto* yr = a.y + oh * a.ow * W;
     int64_t ow = 0;
-    for (; ow + UR <= a.ow_n; ow += UR) {
+    for (; ow + UR <= a.ow; ow += UR) {
       R acc[UR];
       for (int u = 0; u < UR; ++u) acc[u] = bias;
       for (int64_t i = 0; i < a.kh; ++i)
@@ -339,7 +339,7 @@ void depthwise_blocked(const DepthwiseBlockedArgs<typename V::T>& a) {
       for (int u = 0; u < UR; ++u)
         V::storeu(yr + (ow + u) * W, a.clamp ? V::min(V::max(acc[u], lo), hi) : acc[u]);
     }
-    for (; ow < a.ow_n; ++ow) {
+    for (; ow < a.ow; ++ow) {
       R acc = bias;
       for (int64_t i = 0; i < a.kh; ++i)
         for (int64_t j = 0; j < a.kw; ++j) {

@@ -24,7 +24,6 @@ import numpy as np
 
 from . import _core
 from ._ops.conv import conv1d, conv2d, conv3d
-from ._ops.pool import avg_pool2d, avg_pool3d
 
 __all__ = ["correlate", "convolve", "correlate2d", "convolve2d", "choose_conv_method",
            "match_template"]
@@ -444,11 +443,12 @@ def match_template(image, template, pad_input=False, mode="constant", constant_v
     # The response does not change when the image shifts by a constant; centring it keeps the
     # window variances (sums of squares minus squared sums) from cancelling.
     centred = (image - image.mean(dtype=np.float64)).astype(dtype)
-    numerator = correlate(centred, t.astype(dtype), mode="valid")
-    pool = avg_pool2d if image.ndim == 2 else avg_pool3d
-    ks = template.shape
-    sums = pool(centred[None], ks, stride=1)[0] * dtype(volume)
-    sums2 = pool((centred * centred)[None], ks, stride=1)[0] * dtype(volume)
+    # One grouped convolution of three planes: the numerator (the image against the centred
+    # template) and the window sums of the image and of its square (against ones).
+    planes = np.stack([centred, centred, centred * centred])[None]
+    ones = np.ones(template.shape, dtype)
+    kernels = np.stack([t.astype(dtype), ones, ones])[:, None]
+    numerator, sums, sums2 = _CONV[image.ndim](planes, kernels, groups=3)[0]
     variance = np.maximum(sums2 - sums * sums / dtype(volume), 0)
     denominator = np.sqrt(variance * dtype(ssd))
     response = np.zeros(numerator.shape, dtype)

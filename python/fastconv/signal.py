@@ -1,14 +1,15 @@
 """Correlation, convolution and template matching on N-d arrays, with ``scipy.signal``'s
 semantics (and scikit-image's for :func:`match_template`), computed by fastconv's convolution.
 
-Every function here is one single-channel convolution of the core (``fastconv.functional``):
-``in1`` is the input, ``in2`` the kernel, the mode a zero padding and a crop. ``method``
-picks the algorithm: ``'direct'`` sums the definition (fastconv's ``direct``), ``'fft'`` uses
-overlap-save FFT tiles (fastconv's ``fft``), ``'auto'`` lets the core's cost model choose.
-Complex arrays are two channels (real and imaginary part) of one convolution; integer and
-boolean arrays are computed in float64 and rounded back to their type, as scipy does; float32
-stays float32 (float16 is computed in float32). Arrays of more than three dimensions run as
-sums of 3-D correlations over their leading axes.
+Each call is one convolution of the core (``fastconv.functional``): ``in1`` is the input,
+``in2`` the kernel, the mode a zero padding and a crop. ``method`` picks the algorithm:
+``'direct'`` sums the definition (fastconv's ``direct``), ``'fft'`` uses fastconv's ``fft``
+(overlap-save tiles, or whole 2-D planes for a single channel), ``'auto'`` lets the core's cost
+model choose. Complex arrays are two channels (real and imaginary part) of one convolution;
+integer and boolean arrays are computed in float64 and rounded back to their type, as scipy
+does; float32 stays float32 (float16 is computed in float32). Arrays of more than three
+dimensions run as sums of 3-D correlations over their leading axes. :func:`match_template`
+computes its numerator and window sums as three groups of one convolution.
 
 >>> import numpy as np
 >>> from fastconv import signal

@@ -11,7 +11,9 @@
 // inverse is unnormalised: inverse(forward(x)) = n x.
 //
 // Products: per frequency, M[k][v] = sum_c U[k][c] X[c][v] with U a broadcast complex matrix
-// and X, M complex vector groups (the convolution's channel reduction).
+// and X, M complex vector groups (the convolution's channel reduction); for a single channel
+// pair, per-frequency (multiply) or per-element (multiply_each) complex products. split
+// separates the spectra of two real kernels transformed together.
 #pragma once
 
 #include <cstdint>

@@ -81,6 +81,12 @@ def _dominates(s1, s2):
 
 
 # ------------------------------------------------------------------------------ the core
+def _symmetric_pads(s1, s2, lo, out_shape):
+    """Zero padding on both sides of each axis that covers outputs o < out reading
+    x[o + j - lo], j < kernel: the larger of the two sides needed (the output is cropped)."""
+    return [max(l, o + k - 1 - l - n, 0) for n, k, l, o in zip(s1, s2, lo, out_shape)]
+
+
 def _correlate_channels(x, w, lo, out_shape, algo):
     """z[k][o] = sum_c sum_j x[c][o + j - lo] w[k][c][j], x zero outside its extent.
 
@@ -99,11 +105,8 @@ def _correlate_channels(x, w, lo, out_shape, algo):
                     z[:, o0] += _correlate_channels(x[:, i0], w[:, :, j0], lo[1:],
                                                     out_shape[1:], algo)
         return z
-    pads, crop = [], []
-    for n, k, l, o in zip(x.shape[1:], w.shape[2:], lo, out_shape):
-        p = max(l, o + k - 1 - l - n, 0)
-        pads.append(p)
-        crop.append(slice(p - l, p - l + o))
+    pads = _symmetric_pads(x.shape[1:], w.shape[2:], lo, out_shape)
+    crop = [slice(p - l, p - l + o) for p, l, o in zip(pads, lo, out_shape)]
     y = _CONV[nd](x[None], w, padding=tuple(pads), algo=algo)[0]
     return y[(slice(None),) + tuple(crop)]
 
@@ -332,7 +335,7 @@ def _resolved_algo(in1, in2, mode):
     axes = min(in1.ndim, 3)
     s1, s2 = in1.shape[-axes:], in2.shape[-axes:]
     lo, out = lo[-axes:], out[-axes:]
-    pads = [max(l, o + k - 1 - l - n, 0) for n, k, l, o in zip(s1, s2, lo, out)]
+    pads = _symmetric_pads(s1, s2, lo, out)
     c = 2 if is_complex else 1
     return _core.conv_algorithm(axes, "forward", [1, c] + list(s1), [c, c] + list(s2),
                                 [1] * axes, pads, [1] * axes, 1, "zeros",

@@ -121,11 +121,7 @@ int64_t spectra_elements(const Geometry& g, const Tiling& t) {
   return g.groups * (t.freqs() + self) / 2 * g.Kg * g.Cg * 2;
 }
 
-int64_t weights_bytes(const Geometry& g, const Tiling& t, int64_t elem) {
-  return spectra_elements(g, t) * elem;
-}
-
-template <typename T>
+// Elements of the weight spectra of either path (whole planes store every frequency).
 int64_t weights_size(const Geometry& g, const Tiling& t) {
   return t.whole ? g.groups * 2 * t.freqs() : spectra_elements(g, t);
 }
@@ -144,7 +140,7 @@ bool transform_weights(const Geometry& g, const Tiling& t, const kernels::FftKer
   const T scale = T(0.5) / static_cast<T>(F);
   const int64_t stride = thread_scratch<T>(t);
   // Spectra larger than a core's caches bypass them (rows of whole vectors, aligned).
-  const bool stream = weights_bytes(g, t, sizeof(T)) > (int64_t(4) << 20) &&
+  const bool stream = spectra_elements(g, t) * int64_t(sizeof(T)) > (int64_t(4) << 20) &&
                       (pairs * sizeof(T)) % (W * sizeof(T)) == 0 &&
                       reinterpret_cast<std::uintptr_t>(U) % (W * sizeof(T)) == 0;
   // Buffer offset of each tap (row-major), in vectors.
@@ -659,7 +655,7 @@ void backward_data(const ConvArgs& a) {
   const auto& ks = a.kernels.get<T>();
   const Tiling t = tiling_of(g, ks.fft.w, sizeof(T));
   T* U = static_cast<T*>(a.workspace);
-  T* work = U + util::round_up(weights_size<T>(g, t), 16);
+  T* work = U + util::round_up(weights_size(g, t), 16);
   const int64_t taps = p.kernel_spatial(), Kg = p.K_per_group(), Cg = p.C_per_group();
   // g's kernel (k' = c, c' = k) of group gi is p's (gi Kg + k, c), flipped in space.
   const WeightSource<T> w{static_cast<const T*>(a.w), Kg * Cg * taps, taps, Cg * taps,
@@ -704,7 +700,7 @@ void backward_weights(const ConvArgs& a) {
   T* xs = static_cast<T*>(a.workspace);
   T* dys = xs + util::round_up(Cg * g.Cg * in_piece, 16);
   T* U = dys + util::round_up(Kg * g.Cg * piece_size, 16);
-  T* ys = U + util::round_up(weights_size<T>(g, P.t), 16);
+  T* ys = U + util::round_up(weights_size(g, P.t), 16);
   T* work = ys + util::round_up(Cg * Kg * ke_size, 16);
   const int64_t in_plane = p.in_spatial(), out_plane = p.out_spatial();
 
@@ -769,7 +765,7 @@ std::size_t workspace_bytes(const ConvProblem& p, DType dtype, ConvDirection dir
       const Geometry g = data_geometry(p);
       const Tiling t = tiling_of(g, lanes, sizeof(T));
       const std::size_t direct = direct_algorithm().workspace_bytes(p, dtype, direction, threads, kt);
-      elems = std::max<int64_t>(util::round_up(weights_size<T>(g, t), 16) + work_size<T>(g, t, threads),
+      elems = std::max<int64_t>(util::round_up(weights_size(g, t), 16) + work_size<T>(g, t, threads),
                                 static_cast<int64_t>(direct / sizeof(T)) + 1);
     } else {
       const WeightGradPlan P = weight_grad_plan(p, lanes, sizeof(T));
@@ -777,7 +773,7 @@ std::size_t workspace_bytes(const ConvProblem& p, DType dtype, ConvDirection dir
       const Ext ke = dilated(p);
       elems = util::round_up(g.N * g.Cg * g.in[0] * g.in[1] * g.in[2], 16) +
               util::round_up(g.Kg * g.Cg * g.ke[0] * g.ke[1] * g.ke[2], 16) +
-              util::round_up(weights_size<T>(g, P.t), 16) +
+              util::round_up(weights_size(g, P.t), 16) +
               util::round_up(g.N * g.Kg * ke[0] * ke[1] * ke[2], 16) + work_size<T>(g, P.t, threads);
     }
     return static_cast<std::size_t>(elems) * sizeof(T);
@@ -788,7 +784,7 @@ std::size_t packed_weights_bytes(const ConvProblem& p, DType dtype, const kernel
   return util::with_dtype(dtype, [&](auto z) -> std::size_t {
     using T = decltype(z);
     const Geometry g = forward_geometry(p);
-    return static_cast<std::size_t>(weights_size<T>(g, tiling_of(g, kt.get<T>().fft.w, sizeof(T)))) *
+    return static_cast<std::size_t>(weights_size(g, tiling_of(g, kt.get<T>().fft.w, sizeof(T)))) *
            sizeof(T);
   });
 }

@@ -9,6 +9,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <initializer_list>
 #include <new>
@@ -77,9 +78,18 @@ py::array new_array(fastconv::DType dtype, const Shape& shape) {
   std::size_t bytes = dt.itemsize();
   for (int64_t d : shape) bytes *= static_cast<std::size_t>(d);
   constexpr std::size_t kAlign = 64;
-  void* data = std::aligned_alloc(kAlign, (bytes + kAlign - 1) / kAlign * kAlign + kAlign);
+  // aligned_alloc wants a multiple of the alignment; at least one line, so that an empty array
+  // still gets a pointer of its own.
+  const std::size_t size = std::max<std::size_t>(kAlign, (bytes + kAlign - 1) / kAlign * kAlign);
+  void* data = std::aligned_alloc(kAlign, size);
   if (!data) throw std::bad_alloc();
-  py::capsule owner(data, [](void* p) { std::free(p); });
+  py::capsule owner;
+  try {
+    owner = py::capsule(data, [](void* p) { std::free(p); });
+  } catch (...) {
+    std::free(data);
+    throw;
+  }
   return py::array(dt, s, data, owner);
 }
 

@@ -599,7 +599,7 @@ def _create_and_call(*args, **kwargs):
 
 def test_activation_invalid():
     with pytest.raises(ValueError, match="activation"):
-        fastconv.plan(W32, activation="tanh")
+        fastconv.plan(W32, activation="softplus")
     with pytest.raises(ValueError, match="activation"):
         fastconv.plan(W32, activation="none")  # the string 'none' is the core's, not the API's
 
@@ -684,3 +684,25 @@ def test_zero_input_channels(algo, dtype, act):
     assert y0.shape == (2, 5, 6, 7) and (y0 == 0).all()
     assert np.array_equal(y0, F.conv2d(x, w, None, padding=1,
                                        algo=plan_algo(algo, w, None, x.shape, padding=1)))
+
+
+@pytest.mark.parametrize("activation", ["sigmoid", "tanh", "silu", "hardsigmoid", "hardswish",
+                                        "gelu"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_pointwise_activations_equal_the_functional_ops(activation, dtype):
+    """Activations that are not clamps run after the convolution: the plan's output equals the
+    functional activation of the functional convolution, bit for bit."""
+    from fastconv import functional as F
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((2, 5, 9, 8)).astype(dtype)
+    w = rng.standard_normal((7, 5, 3, 3)).astype(dtype)
+    b = rng.standard_normal(7).astype(dtype)
+    layer = fastconv.plan(w, b, padding=1, algo="gemm", activation=activation)
+    want = getattr(F, activation)(F.conv2d(x, w, b, padding=1, algo="gemm"))
+    assert np.array_equal(layer(x), want)
+
+
+def test_activations_with_parameters_are_refused():
+    w = np.ones((2, 1, 3, 3), np.float32)
+    with pytest.raises(ValueError, match="activation must be None or one of"):
+        fastconv.plan(w, activation="leaky_relu")

@@ -421,6 +421,187 @@ py::array pool_backward_max(const std::string& kind, int rank, const py::object&
   return dx;
 }
 
+// ---- normalisation, activations, softmax
+
+std::optional<Operand> optional_operand(const std::string& op, const char* name,
+                                        const py::object& obj) {
+  if (obj.is_none()) return std::nullopt;
+  return as_operand(op, name, obj);
+}
+
+// A float32/float64 parameter array (running statistics) as float64 values.
+py::array_t<double, py::array::c_style> as_stats(const std::string& op, const char* name,
+                                                 const py::object& obj) {
+  const Operand o = as_operand(op, name, obj);
+  auto r = py::array_t<double, py::array::c_style | py::array::forcecast>::ensure(o.array);
+  if (!r) throw py::error_already_set();
+  return r;
+}
+
+fastconv::NormKind norm_kind(const std::string& kind) {
+  if (kind == "batch") return fastconv::NormKind::batch;
+  if (kind == "group") return fastconv::NormKind::group;
+  return fastconv::NormKind::layer;
+}
+
+// Forward of a normalisation: (y, mean, var) with the statistics it used (float64).
+py::tuple norm_forward(const std::string& kind, const std::string& op, const py::object& input,
+                       const py::object& weight, const py::object& bias,
+                       const py::object& running_mean, const py::object& running_var,
+                       int64_t num_groups, const Shape& normalized_shape, bool use_input_stats,
+                       double eps) {
+  const Operand x = as_operand(op, "input", input);
+  const auto w = optional_operand(op, "weight", weight);
+  const auto b = optional_operand(op, "bias", bias);
+  const auto dtype = common_dtype(op, {&x, w ? &*w : nullptr, b ? &*b : nullptr});
+  const auto p = fastconv::make_norm_problem(norm_kind(kind), x.shape, num_groups,
+                                             normalized_shape, op);
+  if (w) fastconv::check_norm_param(p, "weight", w->shape, normalized_shape, p.params());
+  if (b) fastconv::check_norm_param(p, "bias", b->shape, normalized_shape, p.params());
+  py::array_t<double> mean(p.stats()), var(p.stats());
+  if (!use_input_stats) {
+    if (running_mean.is_none() || running_var.is_none())
+      throw fastconv::InvalidArgument(op + ": running_mean and running_var must be given when "
+                                      "the input's statistics are not used");
+    const auto rm = as_stats(op, "running_mean", running_mean);
+    const auto rv = as_stats(op, "running_var", running_var);
+    const Shape one{p.stats()};
+    fastconv::check_norm_param(p, "running_mean", Shape(rm.shape(), rm.shape() + rm.ndim()), one, p.stats());
+    fastconv::check_norm_param(p, "running_var", Shape(rv.shape(), rv.shape() + rv.ndim()), one, p.stats());
+    std::copy(rm.data(), rm.data() + p.stats(), mean.mutable_data());
+    std::copy(rv.data(), rv.data() + p.stats(), var.mutable_data());
+  }
+  py::array y = new_array(dtype, x.shape);
+  double* mp = mean.mutable_data();
+  double* vp = var.mutable_data();
+  void* yp = y.mutable_data();
+  compute([&] {
+    fastconv::norm_fwd(p, dtype, x.data(), w ? w->data() : nullptr, b ? b->data() : nullptr,
+                       use_input_stats, eps, mp, vp, yp);
+  });
+  return py::make_tuple(y, mean, var);
+}
+
+// The statistics (mean, biased var; float64) a normalisation computes from its input.
+py::tuple norm_statistics(const std::string& kind, const std::string& op, const py::object& input,
+                          int64_t num_groups, const Shape& normalized_shape) {
+  const Operand x = as_operand(op, "input", input);
+  const auto p = fastconv::make_norm_problem(norm_kind(kind), x.shape, num_groups,
+                                             normalized_shape, op);
+  py::array_t<double> mean(p.stats()), var(p.stats());
+  double* mp = mean.mutable_data();
+  double* vp = var.mutable_data();
+  compute([&] { fastconv::norm_stats(p, x.dtype, x.data(), mp, vp); });
+  return py::make_tuple(mean, var);
+}
+
+// Backward of a normalisation from the statistics its forward used: (dx, dweight, dbias), each
+// None unless asked for (dweight / dbias: only with a weight / bias).
+py::tuple norm_backward(const std::string& kind, const std::string& op, const py::object& input,
+                        const py::object& grad_output, const py::object& weight,
+                        const py::object& mean, const py::object& var, int64_t num_groups,
+                        const Shape& normalized_shape, bool use_input_stats, double eps,
+                        bool need_input, bool need_weight, bool need_bias) {
+  const Operand x = as_operand(op, "input", input);
+  const Operand dy = as_operand(op, "grad_output", grad_output);
+  const auto w = optional_operand(op, "weight", weight);
+  const auto dtype = common_dtype(op, {&x, &dy, w ? &*w : nullptr});
+  const auto p = fastconv::make_norm_problem(norm_kind(kind), x.shape, num_groups,
+                                             normalized_shape, op);
+  fastconv::check_shape(op, "grad_output", dy.shape, x.shape);
+  if (w) fastconv::check_norm_param(p, "weight", w->shape, normalized_shape, p.params());
+  const auto m = as_stats(op, "mean", mean);
+  const auto v = as_stats(op, "var", var);
+  const Shape one{p.stats()};
+  fastconv::check_shape(op, "mean", Shape(m.shape(), m.shape() + m.ndim()), one);
+  fastconv::check_shape(op, "var", Shape(v.shape(), v.shape() + v.ndim()), one);
+  const Shape pshape = p.kind == fastconv::NormKind::layer ? normalized_shape : Shape{p.params()};
+  py::object dx = py::none(), dw = py::none(), db = py::none();
+  void *dxp = nullptr, *dwp = nullptr, *dbp = nullptr;
+  if (need_input) dxp = (dx = new_array(dtype, x.shape)).cast<py::array>().mutable_data();
+  if (need_weight) dwp = (dw = new_array(dtype, pshape)).cast<py::array>().mutable_data();
+  if (need_bias) dbp = (db = new_array(dtype, pshape)).cast<py::array>().mutable_data();
+  compute([&] {
+    fastconv::norm_bwd(p, dtype, x.data(), dy.data(), w ? w->data() : nullptr, use_input_stats,
+                       eps, m.data(), v.data(), dxp, dwp, dbp);
+  });
+  return py::make_tuple(dx, dw, db);
+}
+
+fastconv::Activation activation_kind(const std::string& op, const std::string& name) {
+  try {
+    return fastconv::parse_activation(name);
+  } catch (const fastconv::InvalidArgument& e) {
+    throw fastconv::InvalidArgument(op + ": " + e.what());
+  }
+}
+
+// y = act(input); into `out` (an array of input's shape and dtype, C-contiguous and writable:
+// the in-place forms) when given.
+py::array activation_forward(const std::string& name, const std::string& op,
+                             const py::object& input, double alpha, double beta,
+                             const py::object& out) {
+  const auto act = activation_kind(op, name);
+  const Operand x = as_operand(op, "input", input);
+  py::array y;
+  if (out.is_none()) {
+    y = new_array(x.dtype, x.shape);
+  } else {
+    y = out.cast<py::array>();
+    const bool same_type = x.dtype == fastconv::DType::f32
+                               ? py::isinstance<py::array_t<float, py::array::c_style>>(y)
+                               : py::isinstance<py::array_t<double, py::array::c_style>>(y);
+    if (!same_type || !y.writeable() || Shape(y.shape(), y.shape() + y.ndim()) != x.shape)
+      throw fastconv::InvalidArgument(op + ": out must be a writable C-contiguous array of "
+                                      "input's shape and dtype");
+  }
+  int64_t n = 1;
+  for (int64_t d : x.shape) n *= d;
+  void* yp = y.mutable_data();
+  compute([&] { fastconv::activation_fwd(act, alpha, beta, x.dtype, n, x.data(), yp); });
+  return y;
+}
+
+py::array activation_backward(const std::string& name, const std::string& op,
+                              const py::object& input, const py::object& grad_output,
+                              double alpha, double beta) {
+  const auto act = activation_kind(op, name);
+  const Operand x = as_operand(op, "input", input);
+  const Operand dy = as_operand(op, "grad_output", grad_output);
+  const auto dtype = common_dtype(op, {&x, &dy});
+  fastconv::check_shape(op, "grad_output", dy.shape, x.shape);
+  int64_t n = 1;
+  for (int64_t d : x.shape) n *= d;
+  py::array dx = new_array(dtype, x.shape);
+  void* dxp = dx.mutable_data();
+  compute([&] { fastconv::activation_bwd(act, alpha, beta, dtype, n, x.data(), dy.data(), dxp); });
+  return dx;
+}
+
+py::array softmax_forward(const std::string& op, const py::object& input, int64_t dim, bool log) {
+  const Operand x = as_operand(op, "input", input);
+  const auto s = fastconv::softmax_shape(x.shape, dim, op);
+  py::array y = new_array(x.dtype, x.shape);
+  void* yp = y.mutable_data();
+  compute([&] { fastconv::softmax_fwd(x.dtype, s.outer, s.D, s.inner, x.data(), yp, log); });
+  return y;
+}
+
+py::array softmax_backward(const std::string& op, const py::object& output,
+                           const py::object& grad_output, int64_t dim, bool log) {
+  const Operand y = as_operand(op, "output", output);
+  const Operand dy = as_operand(op, "grad_output", grad_output);
+  const auto dtype = common_dtype(op, {&y, &dy});
+  fastconv::check_shape(op, "grad_output", dy.shape, y.shape);
+  const auto s = fastconv::softmax_shape(y.shape, dim, op);
+  py::array dx = new_array(dtype, y.shape);
+  void* dxp = dx.mutable_data();
+  compute([&] {
+    fastconv::softmax_bwd(dtype, s.outer, s.D, s.inner, y.data(), dy.data(), dxp, log);
+  });
+  return dx;
+}
+
 // ---- runtime
 
 // The algorithm `algo` resolves to for one direction of a convolution (tests: what `auto`
@@ -505,6 +686,13 @@ PYBIND11_MODULE(_core, m) {
   m.def("adaptive_pool_forward", &adaptive_pool_forward);
   m.def("pool_backward_avg", &pool_backward_avg);
   m.def("pool_backward_max", &pool_backward_max);
+  m.def("norm_forward", &norm_forward);
+  m.def("norm_backward", &norm_backward);
+  m.def("norm_statistics", &norm_statistics);
+  m.def("activation_forward", &activation_forward);
+  m.def("activation_backward", &activation_backward);
+  m.def("softmax_forward", &softmax_forward);
+  m.def("softmax_backward", &softmax_backward);
   m.def("algorithms", &algorithms, py::arg("direction") = py::none());
   m.def("info", &info);
   m.def("set_isa", &fastconv::set_isa, py::arg("name"));

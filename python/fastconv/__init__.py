@@ -12,6 +12,7 @@ convolution by several algorithms; this package exposes it with PyTorch's semant
 
 from . import _core
 from ._plan import ConvPlan, plan
+from ._random import manual_seed
 from ._runtime import (algorithms, get_isa, get_num_threads, get_workspace_limit, info,
                        release_memory, set_isa, set_num_threads, set_workspace_limit)
 from . import functional, grad, signal
@@ -28,6 +29,7 @@ __all__ = [
     "get_workspace_limit",
     "release_memory",
     "info",
+    "manual_seed",
     "plan",
     "set_isa",
     "set_num_threads",

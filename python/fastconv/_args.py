@@ -71,3 +71,22 @@ def array(value):
 
 def optional_array(value):
     return None if value is None else np.asarray(value)
+
+
+def float_array(value, name: str, op: str) -> np.ndarray:
+    """An array of dtype float32 or float64 (for ops computed in Python, such as linear), with the
+    core's TypeError wording otherwise."""
+    a = np.asarray(value)
+    if a.dtype not in (np.float32, np.float64):
+        raise TypeError(f"{op}: expected {name} to have dtype float32 or float64, but got {a.dtype}")
+    return a
+
+
+def same_dtype(op: str, **arrays) -> np.dtype:
+    """The common dtype of the named arrays (None entries skipped); TypeError if they differ."""
+    given = {k: v for k, v in arrays.items() if v is not None}
+    dtypes = {v.dtype for v in given.values()}
+    if len(dtypes) > 1:
+        got = ", ".join(f"{k} {v.dtype}" for k, v in given.items())
+        raise TypeError(f"{op}: expected all arrays to have the same dtype, but got {got}")
+    return dtypes.pop()

@@ -14,7 +14,9 @@ import numpy as np
 from . import _args, _core
 from ._ops.conv import _conv_params
 
-_ACTIVATIONS = ("relu", "relu6")
+# Activations without parameters (fastconv::has_parameters): relu and relu6 are clamped in the
+# output stores, the others applied in one pass over the output just written.
+_ACTIVATIONS = ("relu", "relu6", "sigmoid", "tanh", "silu", "hardsigmoid", "hardswish", "gelu")
 
 
 class ConvPlan:
@@ -31,8 +33,8 @@ class ConvPlan:
             raise ValueError(f"{op}: expected weight to be 3-D, 4-D or 5-D (conv1d, conv2d or "
                              f"conv3d), but got {weight.ndim}-D")
         if activation is not None and activation not in _ACTIVATIONS:
-            raise ValueError(f"{op}: activation must be None, 'relu' or 'relu6', but got "
-                             f"{activation!r}")
+            raise ValueError(f"{op}: activation must be None or one of {', '.join(_ACTIVATIONS)}, "
+                             f"but got {activation!r}")
         self.rank = weight.ndim - 2
         # Own copies, so later changes to the caller's arrays do not reach new input shapes.
         self.weight = np.array(weight, copy=True)
@@ -120,8 +122,9 @@ def plan(weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, paddin
     ``weight``: 3-D for conv1d, 4-D conv2d, 5-D conv3d) and are validated here. The plan copies
     ``weight`` and ``bias``; for each input shape it meets it packs them once in the layout of
     the algorithm it runs there, for the instruction set active when the plan was made.
-    ``activation`` is applied to the output as it is written (fused in the store of the
-    algorithm's last stage); NaN stays NaN. With ``algo='auto'`` the choice leaves out the cost
+    ``activation`` is applied to the output as it is written: relu and relu6 in the store of
+    the algorithm's last stage, the others in one pass over the output while it is in cache
+    (as :mod:`fastconv.functional` defines them; gelu is the erf form); NaN stays NaN. With ``algo='auto'`` the choice leaves out the cost
     of packing the weights, which the plan pays once: it may run an algorithm a stateless call
     would not (Winograd, whose weight transform a stateless call repeats); ``prepare`` names it.
 
@@ -131,7 +134,7 @@ def plan(weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, paddin
     bias : ndarray or None, (out_channels,)
     stride, padding, dilation, groups, padding_mode, algo
         As in :func:`fastconv.functional.conv2d`.
-    activation : {None, 'relu', 'relu6'}
+    activation : {None, 'relu', 'relu6', 'sigmoid', 'tanh', 'silu', 'hardsigmoid', 'hardswish', 'gelu'}
 
     Returns
     -------

@@ -2,7 +2,9 @@
 
 Layout is NC[D]HW for activations and OI[D]HW for weights; convolution is cross-correlation,
 as in PyTorch. float32 is the fast path, float64 is computed in double precision; outputs are
-new C-contiguous arrays of the input's dtype. Gradients live in :mod:`fastconv.grad`.
+new C-contiguous arrays of the input's dtype (``inplace=True`` writes into the input array).
+Besides convolution and pooling: normalisations, activations, softmax, linear, dropout and the
+losses. Gradients live in :mod:`fastconv.grad`.
 
 >>> import numpy as np
 >>> from fastconv import functional as F
@@ -15,6 +17,13 @@ new C-contiguous arrays of the input's dtype. Gradients live in :mod:`fastconv.g
 from ._ops.conv import (
     conv1d, conv2d, conv3d, conv_transpose1d, conv_transpose2d, conv_transpose3d,
 )
+from ._ops.activation import (
+    elu, gelu, hardsigmoid, hardswish, hardtanh, leaky_relu, log_softmax, relu, relu6, sigmoid,
+    silu, softmax, tanh,
+)
+from ._ops.linear import dropout, linear
+from ._ops.loss import cross_entropy, nll_loss
+from ._ops.norm import batch_norm, group_norm, instance_norm, layer_norm
 from ._ops.pool import (
     adaptive_avg_pool1d, adaptive_avg_pool2d, adaptive_avg_pool3d,
     adaptive_max_pool1d, adaptive_max_pool2d, adaptive_max_pool3d,
@@ -27,4 +36,8 @@ __all__ = [
     "max_pool1d", "max_pool2d", "max_pool3d", "avg_pool1d", "avg_pool2d", "avg_pool3d",
     "adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_avg_pool3d",
     "adaptive_max_pool1d", "adaptive_max_pool2d", "adaptive_max_pool3d",
+    "batch_norm", "instance_norm", "group_norm", "layer_norm",
+    "relu", "relu6", "leaky_relu", "hardtanh", "elu", "sigmoid", "tanh", "silu", "hardsigmoid",
+    "hardswish", "gelu", "softmax", "log_softmax",
+    "linear", "dropout", "cross_entropy", "nll_loss",
 ]

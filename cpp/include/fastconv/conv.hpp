@@ -17,6 +17,8 @@
 #include <string>
 #include <vector>
 
+#include "fastconv/activation.hpp"
+
 namespace fastconv {
 
 enum class DType { f32, f64 };
@@ -29,16 +31,6 @@ const char* direction_name(ConvDirection d);
 
 /// Parse a direction name; throws InvalidArgument otherwise.
 ConvDirection parse_direction(const std::string& name);
-
-/// An activation applied to a forward convolution's output as it is written (a plan's
-/// `activation`): relu y = max(y, 0), relu6 y = min(max(y, 0), 6); NaN stays NaN.
-enum class Activation { none, relu, relu6 };
-
-/// "none" | "relu" | "relu6".
-const char* activation_name(Activation a);
-
-/// Parse an activation name; throws InvalidArgument otherwise.
-Activation parse_activation(const std::string& name);
 
 /// How the input is extended beyond its border (torch.nn.ConvNd's padding_mode).
 enum class PaddingMode { zeros, reflect, replicate, circular };

@@ -1,8 +1,10 @@
 // fastconv/fastconv.hpp — umbrella header of the public C++ API.
 #pragma once
 
+#include "fastconv/activation.hpp"
 #include "fastconv/conv.hpp"
 #include "fastconv/errors.hpp"
+#include "fastconv/norm.hpp"
 #include "fastconv/plan.hpp"
 #include "fastconv/pool.hpp"
 #include "fastconv/runtime.hpp"

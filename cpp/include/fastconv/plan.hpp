@@ -20,8 +20,9 @@ class ConvPlan {
   /// Prepare y = activation(conv(x, weight) + bias) for `problem` (a forward convolution).
   /// weight (K, C/groups, *kernel) and bias (K, or null) are dense arrays of `dtype`, copied;
   /// `algorithm` is "auto" or a name from conv_algorithm_names(); `isa` names the kernels
-  /// (available_isas(); empty: the active ISA). Throws InvalidArgument for an unknown name or
-  /// ISA, Unsupported when the algorithm does not apply, OutOfMemory.
+  /// (available_isas(); empty: the active ISA); `activation` is one without parameters
+  /// (has_parameters() false). Throws InvalidArgument for an unknown name or ISA or an
+  /// activation with parameters, Unsupported when the algorithm does not apply, OutOfMemory.
   ConvPlan(const ConvProblem& problem, DType dtype, const void* weight, const void* bias,
            const std::string& algorithm = "auto", Activation activation = Activation::none,
            const std::string& isa = "");

@@ -1,11 +1,13 @@
 // conv/plan.cpp — fastconv::ConvPlan (fastconv/plan.hpp): the weights packed once by the chosen
 // algorithm's pack_weights for the kernels active at creation, then forward calls that pass
-// them to the same execution path as the stateless conv_fwd (execute.hpp).
+// them to the same execution path as the stateless conv_fwd (execute.hpp). relu and relu6 are
+// clamped in the stores; other activations take one pass over the output afterwards.
 #include "fastconv/plan.hpp"
 
 #include <cstring>
 
 #include "algorithm.hpp"
+#include "fastconv/errors.hpp"
 #include "execute.hpp"
 #include "pad.hpp"
 #include "util/buffer.hpp"
@@ -36,6 +38,10 @@ ConvPlan::ConvPlan(const ConvProblem& problem, DType dtype, const void* weight, 
   s->dtype = dtype;
   s->algo = &conv::select(problem, dtype, ConvDirection::forward, algorithm, *s->kernels, true);
   s->algo_name = s->algo->name;
+  if (has_parameters(activation)) {
+    throw InvalidArgument(problem.op + ": a plan applies activations without parameters; '" +
+                          activation_name(activation) + "' takes some");
+  }
   s->activation = activation;
   const std::size_t elem = util::dtype_size(dtype);
   if (algorithm == "auto")
@@ -67,8 +73,15 @@ ConvPlan::ConvPlan(const ConvProblem& problem, DType dtype, const void* weight, 
 
 void ConvPlan::forward(const void* x, void* y) const {
   const State& s = *state_;
+  const Activation fused = is_clamp(s.activation) ? s.activation : Activation::none;
   conv::execute_forward(*s.algo, s.problem, s.dtype, x, s.weights.as<void>(), s.packed.as<void>(),
-                        s.bias.as<void>(), s.activation, y, *s.kernels, s.exact);
+                        s.bias.as<void>(), fused, y, *s.kernels, s.exact);
+  if (s.activation != fused) {  // not a clamp: one pass over the output, just written
+    const auto shape = s.problem.output_shape();
+    int64_t n = 1;
+    for (int64_t d : shape) n *= d;
+    activation_fwd(s.activation, 0, 0, s.dtype, n, y, y);
+  }
 }
 
 const ConvProblem& ConvPlan::problem() const { return state_->problem; }

@@ -179,22 +179,6 @@ ConvDirection parse_direction(const std::string& name) {
                         "but got '" + name + "'");
 }
 
-const char* activation_name(Activation a) {
-  switch (a) {
-    case Activation::none: return "none";
-    case Activation::relu: return "relu";
-    case Activation::relu6: return "relu6";
-  }
-  return "?";
-}
-
-Activation parse_activation(const std::string& name) {
-  for (Activation a : {Activation::none, Activation::relu, Activation::relu6}) {
-    if (name == activation_name(a)) return a;
-  }
-  throw InvalidArgument("activation must be one of 'none', 'relu', 'relu6', but got '" + name + "'");
-}
-
 void check_shape(const std::string& op, const char* name, const std::vector<int64_t>& shape,
                  const std::vector<int64_t>& expected) {
   if (shape != expected) {

@@ -1,0 +1,124 @@
+"""Linear (fully connected) layer and dropout — forward (re-exported by
+:mod:`fastconv.functional`) and gradients (:mod:`fastconv.grad`), side by side. The products
+run on NumPy's matmul (BLAS); dropout masks come from fastconv's generator (fastconv.manual_seed)."""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from .. import _args, _random
+
+
+def _check_linear(op, x, w, b):
+    if w.ndim != 2:
+        raise ValueError(f"{op}: expected weight to be 2-D (out_features, in_features), but got "
+                         f"shape {w.shape}")
+    if x.ndim < 1 or x.shape[-1] != w.shape[1]:
+        raise ValueError(f"{op}: mat1 and mat2 shapes cannot be multiplied "
+                         f"({'x'.join(map(str, x.shape))} and {w.shape[1]}x{w.shape[0]})")
+    if b is not None and b.shape != (w.shape[0],):
+        raise ValueError(f"{op}: expected bias of size [{w.shape[0]}], but got {list(b.shape)}")
+
+
+def linear(input, weight, bias=None):
+    """``input @ weight.T + bias`` over the last dim of input (*, in_features); weight is
+    (out_features, in_features), as ``torch.nn.functional.linear``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastconv import functional as F
+    >>> F.linear(np.ones((2, 3)), np.ones((4, 3)), np.arange(4.0)).tolist()
+    [[3.0, 4.0, 5.0, 6.0], [3.0, 4.0, 5.0, 6.0]]
+    """
+    op = "linear"
+    x = _args.float_array(input, "input", op)
+    w = _args.float_array(weight, "weight", op)
+    b = None if bias is None else _args.float_array(bias, "bias", op)
+    _args.same_dtype(op, input=x, weight=w, bias=b)
+    _check_linear(op, x, w, b)
+    y = np.matmul(x, w.T)
+    if b is not None:
+        y += b
+    return np.ascontiguousarray(y)
+
+
+def linear_input(grad_output, weight):
+    """Gradient of :func:`linear` with respect to its input: ``grad_output @ weight``."""
+    op = "linear_input"
+    g = _args.float_array(grad_output, "grad_output", op)
+    w = _args.float_array(weight, "weight", op)
+    _args.same_dtype(op, grad_output=g, weight=w)
+    if w.ndim != 2 or g.ndim < 1 or g.shape[-1] != w.shape[0]:
+        raise ValueError(f"{op}: expected grad_output of shape (*, {w.shape[0] if w.ndim == 2 else '?'})"
+                         f" for weight {w.shape}, but got {g.shape}")
+    return np.ascontiguousarray(np.matmul(g, w))
+
+
+def linear_weight(grad_output, input):
+    """Gradient of :func:`linear` with respect to its weight: ``grad_output^T @ input`` summed
+    over the leading dims, (out_features, in_features)."""
+    op = "linear_weight"
+    g = _args.float_array(grad_output, "grad_output", op)
+    x = _args.float_array(input, "input", op)
+    _args.same_dtype(op, grad_output=g, input=x)
+    if g.ndim < 1 or g.shape[:-1] != x.shape[:-1]:
+        raise ValueError(f"{op}: expected grad_output and input with the same leading dims, but got "
+                         f"{g.shape} and {x.shape}")
+    return np.ascontiguousarray(g.reshape(-1, g.shape[-1]).T @ x.reshape(-1, x.shape[-1]))
+
+
+def linear_bias(grad_output):
+    """Gradient of :func:`linear` with respect to its bias: grad_output summed over the leading
+    dims."""
+    g = _args.float_array(grad_output, "grad_output", "linear_bias")
+    return g.reshape(-1, g.shape[-1]).sum(0, dtype=np.float64).astype(g.dtype)
+
+
+def _probability(p, op):
+    if isinstance(p, bool) or not isinstance(p, numbers.Real) or not 0 <= p <= 1:
+        raise ValueError(f"{op}: dropout probability has to be between 0 and 1, but got {p!r}")
+    return float(p)
+
+
+def dropout_mask(shape, p, op="dropout"):
+    """A boolean mask of ``shape`` keeping each element with probability ``1 - p``."""
+    return _random.generator().random(shape) >= _probability(p, op)
+
+
+def dropout(input, p=0.5, training=True, inplace=False):
+    """Zeroes each element with probability ``p`` and scales the rest by ``1 / (1 - p)`` in
+    training; the identity otherwise. The mask comes from fastconv's generator
+    (:func:`fastconv.manual_seed`); :class:`fastconv.nn.Dropout` keeps it for the gradient.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastconv import functional as F
+    >>> F.dropout(np.ones(4), p=0.0).tolist()
+    [1.0, 1.0, 1.0, 1.0]
+    """
+    op = "dropout"
+    x = _args.float_array(input, "input", op)
+    p = _probability(p, op)
+    if not training:
+        return x if inplace else x.copy()
+    return apply_dropout(x, dropout_mask(x.shape, p, op), p, x if inplace else None)
+
+
+def apply_dropout(x, mask, p, out=None):
+    """``x * mask / (1 - p)`` (zeros when p = 1), into ``out`` when given."""
+    scale = x.dtype.type(0 if p >= 1 else 1 / (1 - p))
+    return np.multiply(x, mask * scale, out=out, dtype=x.dtype)
+
+
+def dropout_input(grad_output, mask, p):
+    """Gradient of :func:`dropout` in training, given the ``mask`` of kept elements (boolean)."""
+    g = _args.float_array(grad_output, "grad_output", "dropout_input")
+    m = np.asarray(mask)
+    if m.dtype != np.bool_ or m.shape != g.shape:
+        raise ValueError(f"dropout_input: expected mask a boolean array of shape {g.shape}, "
+                         f"but got {m.dtype} {m.shape}")
+    return apply_dropout(g, m, _probability(p, "dropout_input"))

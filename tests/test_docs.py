@@ -6,7 +6,9 @@ import importlib
 import pytest
 
 MODULES = ["fastconv", "fastconv._runtime", "fastconv._plan", "fastconv.functional",
-           "fastconv.grad", "fastconv._ops.conv", "fastconv._ops.pool", "fastconv.signal",
+           "fastconv.grad", "fastconv._ops.conv", "fastconv._ops.pool", "fastconv._ops.norm",
+           "fastconv._ops.activation", "fastconv._ops.linear", "fastconv._ops.loss",
+           "fastconv._random", "fastconv.signal",
            "fastconv.bench.results"]
 
 

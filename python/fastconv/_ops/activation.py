@@ -189,55 +189,115 @@ def relu_input(grad_output, input):
 
 
 def relu6_input(grad_output, input):
-    """Gradient of :func:`relu6`."""
+    """Gradient of :func:`relu6`.
+
+    >>> import numpy as np
+    >>> from fastconv import grad
+    >>> grad.relu6_input(np.ones(len(np.array([1.0, 7.0]))), np.array([1.0, 7.0])).tolist()
+    [1.0, 0.0]
+    """
     return _grad("relu6", "relu6_input", grad_output, input)
 
 
 def leaky_relu_input(grad_output, input, negative_slope=0.01):
-    """Gradient of :func:`leaky_relu`."""
+    """Gradient of :func:`leaky_relu`.
+
+    >>> import numpy as np
+    >>> from fastconv import grad
+    >>> grad.leaky_relu_input(np.ones(len(np.array([-1.0, 2.0]))), np.array([-1.0, 2.0])).tolist()
+    [0.01, 1.0]
+    """
     op = "leaky_relu_input"
     return _grad("leaky_relu", op, grad_output, input, _real(negative_slope, "negative_slope", op))
 
 
 def hardtanh_input(grad_output, input, min_val=-1.0, max_val=1.0):
-    """Gradient of :func:`hardtanh` (0 at and beyond the limits)."""
+    """Gradient of :func:`hardtanh` (0 at and beyond the limits).
+
+    >>> import numpy as np
+    >>> from fastconv import grad
+    >>> grad.hardtanh_input(np.ones(len(np.array([-2.0, 0.5]))), np.array([-2.0, 0.5])).tolist()
+    [0.0, 1.0]
+    """
     op = "hardtanh_input"
     return _grad("hardtanh", op, grad_output, input, *_hardtanh_limits(min_val, max_val, op))
 
 
 def elu_input(grad_output, input, alpha=1.0):
-    """Gradient of :func:`elu`."""
+    """Gradient of :func:`elu`.
+
+    >>> import numpy as np
+    >>> from fastconv import grad
+    >>> grad.elu_input(np.ones(len(np.array([0.0, 2.0]))), np.array([0.0, 2.0])).tolist()
+    [1.0, 1.0]
+    """
     op = "elu_input"
     return _grad("elu", op, grad_output, input, _real(alpha, "alpha", op))
 
 
 def sigmoid_input(grad_output, input):
-    """Gradient of :func:`sigmoid`."""
+    """Gradient of :func:`sigmoid`.
+
+    >>> import numpy as np
+    >>> from fastconv import grad
+    >>> grad.sigmoid_input(np.ones(len(np.array([0.0]))), np.array([0.0])).tolist()
+    [0.25]
+    """
     return _grad("sigmoid", "sigmoid_input", grad_output, input)
 
 
 def tanh_input(grad_output, input):
-    """Gradient of :func:`tanh`."""
+    """Gradient of :func:`tanh`.
+
+    >>> import numpy as np
+    >>> from fastconv import grad
+    >>> grad.tanh_input(np.ones(len(np.array([0.0]))), np.array([0.0])).tolist()
+    [1.0]
+    """
     return _grad("tanh", "tanh_input", grad_output, input)
 
 
 def silu_input(grad_output, input):
-    """Gradient of :func:`silu`."""
+    """Gradient of :func:`silu`.
+
+    >>> import numpy as np
+    >>> from fastconv import grad
+    >>> grad.silu_input(np.ones(len(np.array([0.0]))), np.array([0.0])).tolist()
+    [0.5]
+    """
     return _grad("silu", "silu_input", grad_output, input)
 
 
 def hardsigmoid_input(grad_output, input):
-    """Gradient of :func:`hardsigmoid`."""
+    """Gradient of :func:`hardsigmoid`.
+
+    >>> import numpy as np
+    >>> from fastconv import grad
+    >>> grad.hardsigmoid_input(np.ones(len(np.array([0.0, 4.0]))), np.array([0.0, 4.0])).round(4).tolist()
+    [0.1667, 0.0]
+    """
     return _grad("hardsigmoid", "hardsigmoid_input", grad_output, input)
 
 
 def hardswish_input(grad_output, input):
-    """Gradient of :func:`hardswish`."""
+    """Gradient of :func:`hardswish`.
+
+    >>> import numpy as np
+    >>> from fastconv import grad
+    >>> grad.hardswish_input(np.ones(len(np.array([0.0, 4.0]))), np.array([0.0, 4.0])).tolist()
+    [0.5, 1.0]
+    """
     return _grad("hardswish", "hardswish_input", grad_output, input)
 
 
 def gelu_input(grad_output, input, approximate="none"):
-    """Gradient of :func:`gelu`."""
+    """Gradient of :func:`gelu`.
+
+    >>> import numpy as np
+    >>> from fastconv import grad
+    >>> grad.gelu_input(np.ones(len(np.array([0.0]))), np.array([0.0])).tolist()
+    [0.5]
+    """
     op = "gelu_input"
     return _grad(_gelu_kind(approximate, op), op, grad_output, input)
 
@@ -299,7 +359,14 @@ def softmax_input(grad_output, output, dim):
 
 
 def log_softmax_input(grad_output, output, dim):
-    """Gradient of :func:`log_softmax` from its output: ``g - exp(output) * sum(g)``."""
+    """Gradient of :func:`log_softmax` from its output: ``g - exp(output) * sum(g)``.
+
+    >>> import numpy as np
+    >>> from fastconv import functional as F, grad
+    >>> y = F.log_softmax(np.array([[0.0, 0.0]]), dim=1)
+    >>> grad.log_softmax_input(np.array([[1.0, 0.0]]), y, 1).tolist()
+    [[0.5, -0.5]]
+    """
     op = "log_softmax_input"
     return _core.softmax_backward(op, _args.array(output), _args.array(grad_output),
                                   _args.integer(dim, "dim", op), True)

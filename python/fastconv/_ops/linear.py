@@ -46,7 +46,13 @@ def linear(input, weight, bias=None):
 
 
 def linear_input(grad_output, weight):
-    """Gradient of :func:`linear` with respect to its input: ``grad_output @ weight``."""
+    """Gradient of :func:`linear` with respect to its input: ``grad_output @ weight``.
+
+    >>> import numpy as np
+    >>> from fastconv import grad
+    >>> grad.linear_input(np.ones((1, 2)), np.array([[1.0, 2.0], [3.0, 4.0]])).tolist()
+    [[4.0, 6.0]]
+    """
     op = "linear_input"
     g = _args.float_array(grad_output, "grad_output", op)
     w = _args.float_array(weight, "weight", op)
@@ -59,7 +65,13 @@ def linear_input(grad_output, weight):
 
 def linear_weight(grad_output, input):
     """Gradient of :func:`linear` with respect to its weight: ``grad_output^T @ input`` summed
-    over the leading dims, (out_features, in_features)."""
+    over the leading dims, (out_features, in_features).
+
+    >>> import numpy as np
+    >>> from fastconv import grad
+    >>> grad.linear_weight(np.ones((3, 1)), np.ones((3, 2))).tolist()
+    [[3.0, 3.0]]
+    """
     op = "linear_weight"
     g = _args.float_array(grad_output, "grad_output", op)
     x = _args.float_array(input, "input", op)
@@ -72,7 +84,13 @@ def linear_weight(grad_output, input):
 
 def linear_bias(grad_output):
     """Gradient of :func:`linear` with respect to its bias: grad_output summed over the leading
-    dims."""
+    dims.
+
+    >>> import numpy as np
+    >>> from fastconv import grad
+    >>> grad.linear_bias(np.ones((3, 2))).tolist()
+    [3.0, 3.0]
+    """
     g = _args.float_array(grad_output, "grad_output", "linear_bias")
     return g.reshape(-1, g.shape[-1]).sum(0, dtype=np.float64).astype(g.dtype)
 
@@ -115,7 +133,13 @@ def apply_dropout(x, mask, p, out=None):
 
 
 def dropout_input(grad_output, mask, p):
-    """Gradient of :func:`dropout` in training, given the ``mask`` of kept elements (boolean)."""
+    """Gradient of :func:`dropout` in training, given the ``mask`` of kept elements (boolean).
+
+    >>> import numpy as np
+    >>> from fastconv import grad
+    >>> grad.dropout_input(np.ones(2), np.array([True, False]), 0.5).tolist()
+    [2.0, 0.0]
+    """
     g = _args.float_array(grad_output, "grad_output", "dropout_input")
     m = np.asarray(mask)
     if m.dtype != np.bool_ or m.shape != g.shape:

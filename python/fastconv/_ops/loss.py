@@ -110,7 +110,8 @@ def _loss_grad(op, grad_output, input, target, weight, ignore_index, reduction, 
             raise ValueError(f"{op}: expected a scalar grad_output for reduction "
                              f"{reduction!r}, but got shape {g.shape}")
         g = g.reshape(()) / (terms.denominator if reduction == "mean" else 1.0)
-    dlogp = np.ascontiguousarray(np.moveaxis(-(g * terms.coef), -1, class_dim).astype(x.dtype))
+    dlogp = -(g * terms.coef) + 0.0  # + 0: no negative zeros where a term is absent
+    dlogp = np.ascontiguousarray(np.moveaxis(dlogp, -1, class_dim).astype(x.dtype))
     return log_softmax_input(dlogp, logp, class_dim) if from_logits else dlogp
 
 
@@ -168,7 +169,13 @@ def cross_entropy_input(grad_output, input, target, weight=None, ignore_index=-1
 
 
 def nll_loss_input(grad_output, input, target, weight=None, ignore_index=-100, reduction="mean"):
-    """Gradient of :func:`nll_loss` with respect to its input."""
+    """Gradient of :func:`nll_loss` with respect to its input.
+
+    >>> import numpy as np
+    >>> from fastconv import grad
+    >>> grad.nll_loss_input(1.0, np.zeros((2, 2)), np.array([1, 0])).tolist()
+    [[0.0, -0.5], [-0.5, 0.0]]
+    """
     op = "nll_loss_input"
     return _loss_grad(op, grad_output, input, target, weight, ignore_index,
                       _reduction(reduction, None, None, op), 0.0, False)

@@ -186,7 +186,14 @@ def batch_norm_backward(grad_output, input, running_mean=None, running_var=None,
 
 def instance_norm_backward(grad_output, input, weight=None, eps=1e-5):
     """Gradients of :func:`fastconv.functional.instance_norm` with the instances' own statistics:
-    ``(grad_input, grad_weight, grad_bias)``."""
+    ``(grad_input, grad_weight, grad_bias)``.
+
+    >>> import numpy as np
+    >>> from fastconv import grad
+    >>> x = np.random.rand(2, 3, 4)
+    >>> grad.instance_norm_backward(np.ones_like(x), x)[2].tolist()
+    [8.0, 8.0, 8.0]
+    """
     op = "instance_norm_backward"
     x = _args.array(input)
     groups = max(x.shape[1] if x.ndim >= 2 else 0, 1)
@@ -197,7 +204,14 @@ def instance_norm_backward(grad_output, input, weight=None, eps=1e-5):
 
 def group_norm_backward(grad_output, input, num_groups, weight=None, eps=1e-5):
     """Gradients of :func:`fastconv.functional.group_norm`: ``(grad_input, grad_weight,
-    grad_bias)``."""
+    grad_bias)``.
+
+    >>> import numpy as np
+    >>> from fastconv import grad
+    >>> x = np.random.rand(2, 4, 3)
+    >>> [a.shape for a in grad.group_norm_backward(np.ones_like(x), x, 2, np.ones(4))]
+    [(2, 4, 3), (4,), (4,)]
+    """
     op = "group_norm_backward"
     x = _args.array(input)
     groups = _args.integer(num_groups, "num_groups", op)
@@ -208,7 +222,14 @@ def group_norm_backward(grad_output, input, num_groups, weight=None, eps=1e-5):
 
 def layer_norm_backward(grad_output, input, normalized_shape, weight=None, eps=1e-5):
     """Gradients of :func:`fastconv.functional.layer_norm`: ``(grad_input, grad_weight,
-    grad_bias)``, the last two of ``normalized_shape``."""
+    grad_bias)``, the last two of ``normalized_shape``.
+
+    >>> import numpy as np
+    >>> from fastconv import grad
+    >>> x = np.random.rand(5, 3)
+    >>> grad.layer_norm_backward(np.ones_like(x), x, (3,))[2].tolist()
+    [5.0, 5.0, 5.0]
+    """
     op = "layer_norm_backward"
     x = _args.array(input)
     shape = _normalized_shape(normalized_shape, op)

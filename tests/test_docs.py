@@ -8,7 +8,9 @@ import pytest
 MODULES = ["fastconv", "fastconv._runtime", "fastconv._plan", "fastconv.functional",
            "fastconv.grad", "fastconv._ops.conv", "fastconv._ops.pool", "fastconv._ops.norm",
            "fastconv._ops.activation", "fastconv._ops.linear", "fastconv._ops.loss",
-           "fastconv._random", "fastconv.signal",
+           "fastconv._random", "fastconv.nn", "fastconv.nn.module", "fastconv.nn.conv",
+           "fastconv.nn.pool", "fastconv.nn.norm", "fastconv.nn.activation", "fastconv.nn.linear",
+           "fastconv.nn.blocks", "fastconv.nn.loss", "fastconv.optim", "fastconv.signal",
            "fastconv.bench.results"]
 
 

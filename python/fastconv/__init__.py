@@ -15,7 +15,7 @@ from ._plan import ConvPlan, plan
 from ._random import manual_seed
 from ._runtime import (algorithms, get_isa, get_num_threads, get_workspace_limit, info,
                        release_memory, set_isa, set_num_threads, set_workspace_limit)
-from . import functional, grad, nn, optim, signal
+from . import functional, grad, models, nn, optim, signal
 
 __version__ = _core.info()["version"]
 
@@ -30,6 +30,7 @@ __all__ = [
     "release_memory",
     "info",
     "manual_seed",
+    "models",
     "nn",
     "optim",
     "plan",

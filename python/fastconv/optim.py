@@ -21,6 +21,8 @@ import math
 
 import numpy as np
 
+from .nn.module import weights_changed
+
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "lr_scheduler"]
 
 
@@ -122,6 +124,7 @@ class SGD(Optimizer):
                                       maximize=maximize))
 
     def step(self):
+        weights_changed()
         for group, p, g in self._params_with_grad():
             wd, mom = group["weight_decay"], group["momentum"]
             if wd:
@@ -158,6 +161,7 @@ class Adam(Optimizer):
                                       maximize=maximize))
 
     def step(self):
+        weights_changed()
         for group, p, g in self._params_with_grad():
             t = p.dtype.type
             lr, (b1, b2), eps, wd = group["lr"], group["betas"], group["eps"], group["weight_decay"]

@@ -33,6 +33,9 @@ class BasicBlock(nn.Module):
     def _main(self):
         return [self.conv1, self.bn1, self.relu, self.conv2, self.bn2]
 
+    def fusion_chains(self):
+        return [self._main()]
+
     def forward(self, x):
         x = np.asarray(x)
         out = run(self._main(), x)

@@ -24,6 +24,7 @@ from .activation import (ELU, GELU, Hardsigmoid, Hardswish, Hardtanh, LeakyReLU,
                          ReLU6, SiLU, Sigmoid, Softmax, Tanh)
 from .blocks import ChannelShuffle, SqueezeExcitation, StochasticDepth, channel_shuffle
 from .conv import Conv1d, Conv2d, Conv3d, ConvTranspose1d, ConvTranspose2d, ConvTranspose3d
+from .fusion import fuse
 from .linear import Dropout, Linear
 from .loss import CrossEntropyLoss, NLLLoss
 from .module import (Flatten, Identity, Module, ModuleList, Parameter, Sequential,

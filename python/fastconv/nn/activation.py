@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import functional as F, grad
+from .conv import folded_away
 from .module import Module, is_grad_enabled
 
 
@@ -22,6 +23,8 @@ class _Activation(Module):
 
     def forward(self, x):
         x = np.asarray(x)
+        if folded_away(self):  # fused into the convolution before it (fastconv.nn.fuse)
+            return x
         inplace = {"inplace": True} if self.inplace else {}
         keep = is_grad_enabled()
         x_kept = x.copy() if keep and self.inplace and not self.from_output else x

@@ -11,7 +11,7 @@ import numpy as np
 from .. import functional as F, grad
 from .._plan import plan as make_plan
 from . import init
-from .module import Module, Parameter, accumulate, is_grad_enabled
+from .module import Module, Parameter, accumulate, is_grad_enabled, weights_version
 
 
 def _tuple(v, rank):
@@ -46,8 +46,10 @@ class _ConvNd(Module):
         self.weight = Parameter(np.empty(shape, dtype))
         self.bias = Parameter(np.empty(out_channels, dtype)) if bias else None
         self.reset_parameters()
-        self._plan = None  # the eval-mode plan (see Module.fuse)
-        self.activation = None  # fused by Module.fuse: applied after the convolution
+        # fused inference (fastconv.nn.fuse): the folded batch norm and activation, and the plan
+        object.__setattr__(self, "_fusion", (None, None))
+        object.__setattr__(self, "_plan", None)
+        object.__setattr__(self, "_plan_version", -1)
 
     def reset_parameters(self):
         init.default_layer_init(self.weight, self.bias, int(np.prod(self.weight.shape[1:])))
@@ -71,40 +73,67 @@ class _ConvNd(Module):
             s += ", bias=False"
         if self.padding_mode != "zeros":
             s += f", padding_mode={self.padding_mode!r}"
-        if self.activation is not None:
-            s += f", activation={self.activation!r}"
         return s
 
 
 class _Conv(_ConvNd):
     def forward(self, x):
         x = np.asarray(x)
+        if self.fused_active():
+            return self._inference_plan()(x)
+        self._keep(x=x)
         conv = getattr(F, f"conv{self.rank}d")
-        if self._plan is not None and not self.training and not is_grad_enabled():
-            return self._plan(x)
-        z = conv(x, self.weight, self.bias, padding_mode=self.padding_mode, **self._args())
-        self._keep(x=x, z=z)
-        if self.activation is None:
-            return z
-        return getattr(F, self.activation)(z, inplace=not is_grad_enabled())
+        return conv(x, self.weight, self.bias, padding_mode=self.padding_mode, **self._args())
 
     def backward(self, grad_output):
-        ctx = self._context()
-        g = np.asarray(grad_output)
-        if self.activation is not None:  # a fused activation (Module.fuse) is the last step
-            g = getattr(grad, f"{self.activation}_input")(g, ctx["z"])
-        x, r = ctx["x"], self.rank
+        x, r, g = self._context()["x"], self.rank, np.asarray(grad_output)
         kw = dict(padding_mode=self.padding_mode, **self._args())
         accumulate(self.weight, getattr(grad, f"conv{r}d_weight")(x, self.weight.shape, g, **kw))
         if self.bias is not None:
             accumulate(self.bias, getattr(grad, f"conv{r}d_bias")(g))
         return getattr(grad, f"conv{r}d_input")(x.shape, self.weight, g, **kw)
 
-    def make_plan(self):
-        """A :func:`fastconv.plan` of this layer's current weights (and fused activation)."""
-        return make_plan(self.weight.view(np.ndarray), None if self.bias is None else
-                         self.bias.view(np.ndarray), padding_mode=self.padding_mode,
-                         activation=self.activation, **self._args())
+    # ---- fused inference (fastconv.nn.fuse)
+    def set_fusion(self, bn, act):
+        """Fold batch norm ``bn`` and activation module ``act`` (either may be None) into this
+        convolution's inference plan."""
+        object.__setattr__(self, "_fusion", (bn, act))
+        object.__setattr__(self, "_plan", None)
+        for m in (bn, act):
+            if m is not None:
+                object.__setattr__(m, "_folded_into", self)
+
+    def fused_with(self):
+        """(batch norm class name or None, activation name or None) folded into the plan."""
+        from .fusion import activation_name
+        bn, act = self._fusion
+        return (type(bn).__name__ if bn is not None else None,
+                activation_name(act) if act is not None else None)
+
+    def fused_active(self):
+        """True when this call runs the fused plan: evaluation mode (this layer and its folded
+        batch norm) under no_grad."""
+        bn = self._fusion[0]
+        return not (self.training or is_grad_enabled() or (bn is not None and bn.training))
+
+    def _inference_plan(self):
+        if self._plan is None or self._plan_version != weights_version():
+            from .fusion import activation_name, folded_weights
+            bn, act = self._fusion
+            w, b = folded_weights(self, bn)
+            plan = make_plan(w, b, padding_mode=self.padding_mode,
+                             activation=activation_name(act) if act is not None else None,
+                             **self._args())
+            object.__setattr__(self, "_plan", plan)
+            object.__setattr__(self, "_plan_version", weights_version())
+        return self._plan
+
+
+def folded_away(module) -> bool:
+    """True when ``module`` (a batch norm or activation) is folded into a convolution's plan
+    that runs now: it then passes its input through."""
+    conv = module.__dict__.get("_folded_into")
+    return conv is not None and module in conv._fusion and conv.fused_active()
 
 
 class Conv1d(_Conv):

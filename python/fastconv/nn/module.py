@@ -19,6 +19,17 @@ from collections import OrderedDict, namedtuple
 import numpy as np
 
 _state = threading.local()
+_weights_version = [0]
+
+
+def weights_changed() -> None:
+    """Note that parameters or running statistics may have changed (optimiser steps, loaded
+    state, mode switches): fused inference plans built before are rebuilt at their next use."""
+    _weights_version[0] += 1
+
+
+def weights_version() -> int:
+    return _weights_version[0]
 
 
 def is_grad_enabled() -> bool:
@@ -129,6 +140,7 @@ class Module:
             table.pop(name, None)
         if isinstance(value, Parameter):
             self._parameters[name] = value
+            weights_changed()
         elif isinstance(value, Module):
             self._modules[name] = value
         elif name in self.__dict__.get("_buffer_names", ()):
@@ -230,6 +242,10 @@ class Module:
         """Training mode (batch statistics, dropout) for this module and its children."""
         for m in self.modules():
             object.__setattr__(m, "training", bool(mode))
+        weights_changed()
+        if not mode:  # inference under no_grad runs fused (see fastconv.nn.fuse)
+            from .fusion import link
+            link(self)
         return self
 
     def eval(self):
@@ -248,6 +264,7 @@ class Module:
         """Cast parameters and floating buffers to ``dtype`` (e.g. ``np.float64`` for gradient
         checks), in place; returns self."""
         dtype = np.dtype(dtype)
+        weights_changed()
         for m in self.modules():
             for name, p in list(m._parameters.items()):
                 if p is not None and p.dtype != dtype:
@@ -295,7 +312,13 @@ class Module:
                 raise ValueError(f"size mismatch for {key}: copying a param with shape "
                                  f"{value.shape}, the shape in current model is {target.shape}")
             np.copyto(target, value, casting="unsafe")
+        weights_changed()
         return IncompatibleKeys(missing, unexpected)
+
+    def fusion_chains(self):
+        """The sequences of child modules this module runs one after the other (what
+        :func:`fastconv.nn.fuse` may fold together); none by default."""
+        return []
 
     # ---- calling
     def __call__(self, *args, **kwargs):
@@ -368,6 +391,9 @@ class Sequential(Module):
     def append(self, module):
         self.add_module(str(len(self._modules)), module)
         return self
+
+    def fusion_chains(self):
+        return [list(self._modules.values())]
 
     def forward(self, x):
         for m in self._modules.values():

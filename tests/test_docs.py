@@ -10,7 +10,7 @@ MODULES = ["fastconv", "fastconv._runtime", "fastconv._plan", "fastconv.function
            "fastconv._ops.activation", "fastconv._ops.linear", "fastconv._ops.loss",
            "fastconv._random", "fastconv.nn", "fastconv.nn.module", "fastconv.nn.conv",
            "fastconv.nn.pool", "fastconv.nn.norm", "fastconv.nn.activation", "fastconv.nn.linear",
-           "fastconv.nn.blocks", "fastconv.nn.loss", "fastconv.nn.fusion", "fastconv.optim", "fastconv.models",
+           "fastconv.nn.blocks", "fastconv.nn.loss", "fastconv.nn.fusion", "fastconv.optim", "fastconv.demo", "fastconv.models",
            "fastconv.models.lenet", "fastconv.models.resnet", "fastconv.models.mobilenet",
            "fastconv.models.shufflenet", "fastconv.models.squeezenet", "fastconv.signal",
            "fastconv.bench.results"]

@@ -5,6 +5,8 @@ Subcommands
 bench
     Time every registered convolution algorithm (and PyTorch, when
     installed) on the standard benchmark layers; see :mod:`fastconv.bench`.
+demo digits
+    Train LeNet-5 on scikit-learn's handwritten digits; see :mod:`fastconv.demo`.
 
 Each subcommand lives in its own module, imported only when it is chosen, so
 that ``fastconv --help`` stays fast.  To add one, add an entry to
@@ -25,6 +27,7 @@ __all__ = ["main"]
 # name -> (module relative to the fastconv package, help line)
 _SUBCOMMANDS = {
     "bench": (".bench", "benchmark convolution, its gradients and pooling against peers on the standard layers"),
+    "demo": (".demo", "train LeNet-5 on scikit-learn's handwritten digits and classify with it"),
 }
 
 

@@ -16,7 +16,7 @@ from fastconv import models, nn, optim
 from reference import normalized_error
 
 torch = pytest.importorskip("torch")
-import torch_models  # noqa: E402  (needs torch)
+from fastconv.bench import torch_models  # noqa: E402  (needs torch)
 
 # name -> input spatial size (the smallest sensible one, to keep the suite fast)
 SIZES = {"lenet5": 28, "alexnet": 64, "vgg11": 32, "vgg11_bn": 32, "vgg16": 32, "vgg16_bn": 32,

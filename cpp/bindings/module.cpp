@@ -602,6 +602,69 @@ py::array softmax_backward(const std::string& op, const py::object& output,
   return dx;
 }
 
+// ---- linear
+
+fastconv::LinearProblem linear_problem(const std::string& op, const Shape& input_shape,
+                                       const Operand& w, const std::optional<Operand>& b) {
+  return fastconv::make_linear_problem(input_shape, w.shape,
+                                       b ? std::optional<Shape>(b->shape) : std::nullopt, op);
+}
+
+py::array linear_forward(const py::object& input, const py::object& weight,
+                         const py::object& bias) {
+  const std::string op = "linear";
+  const Operand x = as_operand(op, "input", input);
+  const Operand w = as_operand(op, "weight", weight);
+  const auto b = optional_operand(op, "bias", bias);
+  const auto dtype = common_dtype(op, {&x, &w, b ? &*b : nullptr});
+  const auto p = linear_problem(op, x.shape, w, b);
+  py::array y = new_array(dtype, p.output_shape());
+  void* yp = y.mutable_data();
+  compute([&] { fastconv::linear_fwd(p, dtype, x.data(), w.data(), b ? b->data() : nullptr, yp); });
+  return y;
+}
+
+py::array linear_backward_data(const py::object& grad_output, const py::object& weight) {
+  const std::string op = "linear_input";
+  const Operand dy = as_operand(op, "grad_output", grad_output);
+  const Operand w = as_operand(op, "weight", weight);
+  const auto dtype = common_dtype(op, {&dy, &w});
+  if (w.shape.size() != 2 || dy.shape.empty() || dy.shape.back() != w.shape[0]) {
+    throw fastconv::InvalidArgument(op + ": expected grad_output of shape (*, out_features) for "
+                                    "weight (out_features, in_features)");
+  }
+  Shape input_shape(dy.shape.begin(), dy.shape.end() - 1);
+  input_shape.push_back(w.shape[1]);
+  const auto p = linear_problem(op, input_shape, w, std::nullopt);
+  py::array dx = new_array(dtype, input_shape);
+  void* dxp = dx.mutable_data();
+  compute([&] { fastconv::linear_bwd_data(p, dtype, w.data(), dy.data(), dxp); });
+  return dx;
+}
+
+py::tuple linear_backward_weights(const py::object& grad_output, const py::object& input,
+                                  bool with_bias) {
+  const std::string op = "linear_weight";
+  const Operand dy = as_operand(op, "grad_output", grad_output);
+  const Operand x = as_operand(op, "input", input);
+  const auto dtype = common_dtype(op, {&dy, &x});
+  if (dy.shape.empty() || x.shape.empty() ||
+      Shape(dy.shape.begin(), dy.shape.end() - 1) != Shape(x.shape.begin(), x.shape.end() - 1)) {
+    throw fastconv::InvalidArgument(op + ": expected grad_output (*, out_features) and input "
+                                    "(*, in_features) with the same leading dims");
+  }
+  const Shape w_shape{dy.shape.back(), x.shape.back()};
+  const Operand w{"weight", {}, dtype, w_shape};
+  const auto p = linear_problem(op, x.shape, w, std::nullopt);
+  py::array dw = new_array(dtype, w_shape);
+  py::object db = py::none();
+  void* dbp = nullptr;
+  if (with_bias) dbp = (db = new_array(dtype, {w_shape[0]})).cast<py::array>().mutable_data();
+  void* dwp = dw.mutable_data();
+  compute([&] { fastconv::linear_bwd_weights(p, dtype, x.data(), dy.data(), dwp, dbp); });
+  return py::make_tuple(dw, db);
+}
+
 // ---- runtime
 
 // The algorithm `algo` resolves to for one direction of a convolution (tests: what `auto`
@@ -692,6 +755,9 @@ PYBIND11_MODULE(_core, m) {
   m.def("activation_forward", &activation_forward);
   m.def("activation_backward", &activation_backward);
   m.def("softmax_forward", &softmax_forward);
+  m.def("linear_forward", &linear_forward);
+  m.def("linear_backward_data", &linear_backward_data);
+  m.def("linear_backward_weights", &linear_backward_weights);
   m.def("softmax_backward", &softmax_backward);
   m.def("algorithms", &algorithms, py::arg("direction") = py::none());
   m.def("info", &info);

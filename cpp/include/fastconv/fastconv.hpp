@@ -4,6 +4,7 @@
 #include "fastconv/activation.hpp"
 #include "fastconv/conv.hpp"
 #include "fastconv/errors.hpp"
+#include "fastconv/linear.hpp"
 #include "fastconv/norm.hpp"
 #include "fastconv/plan.hpp"
 #include "fastconv/pool.hpp"

@@ -110,6 +110,28 @@ struct RowMajorB {
   }
 };
 
+// B with element (k, n) at b[n * ldb + k] (columns contiguous: a row-major matrix used
+// transposed, such as the weights of a linear layer).
+template <typename T>
+struct ColumnMajorB {
+  const T* b;
+  int64_t ldb;
+  int nr;
+  void operator()(int64_t k0, int64_t kc, int64_t n0, int64_t nc, T* dst) const {
+    for (int64_t j0 = 0; j0 < nc; j0 += nr) {
+      T* panel = dst + (j0 / nr) * kc * nr;
+      for (int j = 0; j < nr; ++j) {
+        if (j0 + j < nc) {
+          const T* col = b + (n0 + j0 + j) * ldb + k0;
+          for (int64_t kk = 0; kk < kc; ++kk) panel[kk * nr + j] = col[kk];
+        } else {
+          for (int64_t kk = 0; kk < kc; ++kk) panel[kk * nr + j] = T(0);
+        }
+      }
+    }
+  }
+};
+
 // Rows [m0, m1) and columns [n0, n1) of C, with c pointing at C[m0][n0]. m0 must suit the A
 // packer (a multiple of MR for PrepackedA). a_buf: a_panel_size(mr) elements; b_buf:
 // b_block_size() elements. `store` says what the result is: its bias is indexed by absolute

@@ -1,6 +1,6 @@
 """Linear (fully connected) layer and dropout — forward (re-exported by
 :mod:`fastconv.functional`) and gradients (:mod:`fastconv.grad`), side by side. The products
-run on NumPy's matmul (BLAS); dropout masks come from fastconv's generator (fastconv.manual_seed)."""
+run on the C++ core's GEMM; dropout masks come from fastconv's generator (fastconv.manual_seed)."""
 
 from __future__ import annotations
 
@@ -8,23 +8,13 @@ import numbers
 
 import numpy as np
 
-from .. import _args, _random
-
-
-def _check_linear(op, x, w, b):
-    if w.ndim != 2:
-        raise ValueError(f"{op}: expected weight to be 2-D (out_features, in_features), but got "
-                         f"shape {w.shape}")
-    if x.ndim < 1 or x.shape[-1] != w.shape[1]:
-        raise ValueError(f"{op}: mat1 and mat2 shapes cannot be multiplied "
-                         f"({'x'.join(map(str, x.shape))} and {w.shape[1]}x{w.shape[0]})")
-    if b is not None and b.shape != (w.shape[0],):
-        raise ValueError(f"{op}: expected bias of size [{w.shape[0]}], but got {list(b.shape)}")
+from .. import _args, _core, _random
 
 
 def linear(input, weight, bias=None):
     """``input @ weight.T + bias`` over the last dim of input (*, in_features); weight is
-    (out_features, in_features), as ``torch.nn.functional.linear``.
+    (out_features, in_features), as ``torch.nn.functional.linear``. Computed on fastconv's
+    GEMM (its OpenMP threads; no BLAS thread pool).
 
     Examples
     --------
@@ -33,16 +23,8 @@ def linear(input, weight, bias=None):
     >>> F.linear(np.ones((2, 3)), np.ones((4, 3)), np.arange(4.0)).tolist()
     [[3.0, 4.0, 5.0, 6.0], [3.0, 4.0, 5.0, 6.0]]
     """
-    op = "linear"
-    x = _args.float_array(input, "input", op)
-    w = _args.float_array(weight, "weight", op)
-    b = None if bias is None else _args.float_array(bias, "bias", op)
-    _args.same_dtype(op, input=x, weight=w, bias=b)
-    _check_linear(op, x, w, b)
-    y = np.matmul(x, w.T)
-    if b is not None:
-        y += b
-    return np.ascontiguousarray(y)
+    return _core.linear_forward(_args.array(input), _args.array(weight),
+                                _args.optional_array(bias))
 
 
 def linear_input(grad_output, weight):
@@ -53,33 +35,24 @@ def linear_input(grad_output, weight):
     >>> grad.linear_input(np.ones((1, 2)), np.array([[1.0, 2.0], [3.0, 4.0]])).tolist()
     [[4.0, 6.0]]
     """
-    op = "linear_input"
-    g = _args.float_array(grad_output, "grad_output", op)
-    w = _args.float_array(weight, "weight", op)
-    _args.same_dtype(op, grad_output=g, weight=w)
-    if w.ndim != 2 or g.ndim < 1 or g.shape[-1] != w.shape[0]:
-        raise ValueError(f"{op}: expected grad_output of shape (*, {w.shape[0] if w.ndim == 2 else '?'})"
-                         f" for weight {w.shape}, but got {g.shape}")
-    return np.ascontiguousarray(np.matmul(g, w))
+    return _core.linear_backward_data(_args.array(grad_output), _args.array(weight))
 
 
 def linear_weight(grad_output, input):
     """Gradient of :func:`linear` with respect to its weight: ``grad_output^T @ input`` summed
-    over the leading dims, (out_features, in_features).
+    over the leading dims, (out_features, in_features); deterministic.
 
     >>> import numpy as np
     >>> from fastconv import grad
     >>> grad.linear_weight(np.ones((3, 1)), np.ones((3, 2))).tolist()
     [[3.0, 3.0]]
     """
-    op = "linear_weight"
-    g = _args.float_array(grad_output, "grad_output", op)
-    x = _args.float_array(input, "input", op)
-    _args.same_dtype(op, grad_output=g, input=x)
-    if g.ndim < 1 or g.shape[:-1] != x.shape[:-1]:
-        raise ValueError(f"{op}: expected grad_output and input with the same leading dims, but got "
-                         f"{g.shape} and {x.shape}")
-    return np.ascontiguousarray(g.reshape(-1, g.shape[-1]).T @ x.reshape(-1, x.shape[-1]))
+    return _core.linear_backward_weights(_args.array(grad_output), _args.array(input), False)[0]
+
+
+def linear_weight_and_bias(grad_output, input):
+    """(:func:`linear_weight`, :func:`linear_bias`) in one call."""
+    return _core.linear_backward_weights(_args.array(grad_output), _args.array(input), True)
 
 
 def linear_bias(grad_output):

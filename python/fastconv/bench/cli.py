@@ -61,6 +61,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     ([1, 2], 0.3)
     """
     parser.add_argument("--all", action="store_true", help="run every layer (default: a quick subset)")
+    parser.add_argument("--models", action="store_true",
+                        help="benchmark whole networks instead of layers: ResNet-18/50 inference at "
+                        "batch 1 and 8 and a ResNet-18 training step, against torch and ONNX Runtime")
     parser.add_argument(
         "--filter", action="append", default=[], metavar="SUBSTR",
         help="run the layers whose name contains SUBSTR (repeatable; searches all layers)",

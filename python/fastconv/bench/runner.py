@@ -192,6 +192,9 @@ def run(args: argparse.Namespace) -> int:
     """
     import fastconv
 
+    if getattr(args, "models", False):
+        from .models import run_models
+        return run_models(args)
     try:
         source, where = find_layers_file(args.layers)
         all_layers = load_layers(source)

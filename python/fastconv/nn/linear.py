@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import functional as F, grad
-from .._ops.linear import apply_dropout, dropout_mask
+from .._ops.linear import apply_dropout, dropout_mask, linear_weight_and_bias
 from . import init
 from .module import Module, Parameter, accumulate
 
@@ -41,9 +41,10 @@ class Linear(Module):
     def backward(self, grad_output):
         x = self._context()["x"]
         g = np.asarray(grad_output)
-        accumulate(self.weight, grad.linear_weight(g, x))
+        dw, db = linear_weight_and_bias(g, x)
+        accumulate(self.weight, dw)
         if self.bias is not None:
-            accumulate(self.bias, grad.linear_bias(g))
+            accumulate(self.bias, db)
         return grad.linear_input(g, self.weight)
 
     def extra_repr(self):

@@ -1,6 +1,6 @@
-"""The model zoo written in torch from scratch, with torchvision's architectures and
-state_dict keys (torchvision itself is not a dependency): the peers of test_models.py. Only
-imported when torch is installed."""
+"""fastconv's model zoo written in torch from scratch, with torchvision's architectures and
+state_dict keys (torchvision is not a dependency): the peers of the model benchmark
+(``fastconv bench --models``) and of tests/test_models.py. Needs torch (the bench extra)."""
 
 from collections import OrderedDict
 from functools import partial

@@ -70,6 +70,9 @@ def test_what_is_fused():
     # convolution of each block and of the stem fuses too (the second one follows the sum)
     assert all(bn == "BatchNorm2d" for bn, _ in fusions)
     assert sum(act == "relu" for _, act in fusions) == 1 + 8
+    # and the last convolution of each of the 8 blocks adds the shortcut, then the ReLU
+    residual = [m._residual for m in net.modules() if isinstance(m, nn.Conv2d) and m._residual]
+    assert residual == [("relu",)] * 8
     net, _ = trained("mobilenet_v2")
     acts = {act for _, act in conv_fusions(net)}
     assert acts == {"relu6", None}

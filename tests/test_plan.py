@@ -706,3 +706,27 @@ def test_activations_with_parameters_are_refused():
     w = np.ones((2, 1, 3, 3), np.float32)
     with pytest.raises(ValueError, match="activation must be None or one of"):
         fastconv.plan(w, activation="leaky_relu")
+
+
+@pytest.mark.parametrize("activation", [None, "relu", "relu6", "silu"])
+@pytest.mark.parametrize("algo", ["auto"] + ALGOS_BY_DIRECTION["forward"])
+def test_residual_is_added_before_the_activation(activation, algo):
+    """plan(x, residual=r) = act(conv(x) + bias + r), bit for bit the sum of the plan's own
+    output and r with the activation after it (the residual blocks' fused form)."""
+    from fastconv import functional as F
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((2, 8, 10, 9)).astype(np.float32)
+    w = rng.standard_normal((8, 8, 3, 3)).astype(np.float32)
+    b = rng.standard_normal(8).astype(np.float32)
+    r = rng.standard_normal((2, 8, 10, 9)).astype(np.float32)
+    try:
+        plain = fastconv.plan(w, b, padding=1, algo=algo)
+    except ValueError as e:  # an algorithm that does not take this layer
+        pytest.skip(str(e))
+    want = plain(x) + r
+    if activation is not None:
+        want = getattr(F, activation)(want)
+    got = fastconv.plan(w, b, padding=1, algo=algo, activation=activation)(x, residual=r)
+    assert np.array_equal(got, want)
+    with pytest.raises(ValueError, match="residual"):
+        plain(x, residual=r[:, :4])

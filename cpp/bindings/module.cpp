@@ -189,17 +189,25 @@ fastconv::ConvPlan make_conv_plan(int rank, const Shape& input_shape, const py::
   return fastconv::ConvPlan(problem, dtype, w.data(), b ? b->data() : nullptr, algo, act, isa);
 }
 
-py::array plan_forward(const fastconv::ConvPlan& plan, const py::object& input) {
+py::array plan_forward(const fastconv::ConvPlan& plan, const py::object& input,
+                       const py::object& residual) {
   const std::string op = "plan";
   const Operand x = as_operand(op, "input", input);
-  if (x.dtype != plan.dtype()) {
-    throw py::type_error(op + ": expected input to have dtype " + dtype_str(plan.dtype()) +
-                         " (the plan's weights), but got " + dtype_str(x.dtype));
+  std::optional<Operand> r;
+  if (!residual.is_none()) r = as_operand(op, "residual", residual);
+  for (const Operand* o : std::initializer_list<const Operand*>{&x, r ? &*r : nullptr}) {
+    if (o && o->dtype != plan.dtype()) {
+      throw py::type_error(op + ": expected " + o->name + " to have dtype " +
+                           dtype_str(plan.dtype()) + " (the plan's weights), but got " +
+                           dtype_str(o->dtype));
+    }
   }
   fastconv::check_shape(op, "input", x.shape, plan.problem().input_shape());
+  if (r) fastconv::check_shape(op, "residual", r->shape, plan.problem().output_shape());
   py::array y = new_array(plan.dtype(), plan.problem().output_shape());
   void* yp = y.mutable_data();
-  compute([&] { plan.forward(x.data(), yp); });
+  const void* rp = r ? r->data() : nullptr;
+  compute([&] { plan.forward(x.data(), yp, rp); });
   return y;
 }
 
@@ -734,7 +742,7 @@ PYBIND11_MODULE(_core, m) {
   m.def("conv_transpose_backward_weights", &conv_transpose_backward_weights);
   py::class_<fastconv::ConvPlan>(m, "ConvPlan")
       .def(py::init(&make_conv_plan))
-      .def("forward", &plan_forward)
+      .def("forward", &plan_forward, py::arg("input"), py::arg("residual") = py::none())
       .def_property_readonly("algo", &fastconv::ConvPlan::algorithm)
       .def_property_readonly("activation", [](const fastconv::ConvPlan& p) {
         return std::string(fastconv::activation_name(p.activation()));

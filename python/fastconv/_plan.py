@@ -87,10 +87,12 @@ class ConvPlan:
             "workspace_bytes": core.workspace_bytes,
         }
 
-    def __call__(self, input):
-        """``activation(conv(input, weight) + bias)``, as ``functional.conv<rank>d`` computes it."""
+    def __call__(self, input, residual=None):
+        """``activation(conv(input, weight) + bias)``, as ``functional.conv<rank>d`` computes it;
+        with ``residual`` (an array of the output's shape), ``activation(conv(input, weight) +
+        bias + residual)``: a residual block's shortcut added before the activation."""
         x = _args.array(input)
-        return self._core_plan(x.shape).forward(x)
+        return self._core_plan(x.shape).forward(x, _args.optional_array(residual))
 
     forward = __call__
 

@@ -31,6 +31,11 @@ class ConvPlan {
   /// problem.input_shape(); both dense, of the plan's dtype. Runs on num_threads() threads.
   void forward(const void* x, void* y) const;
 
+  /// y = activation(conv(x, weight) + bias + residual): the shortcut of a residual block added
+  /// before the activation, in one pass over the output; residual (problem.output_shape(), the
+  /// plan's dtype) may be null.
+  void forward(const void* x, void* y, const void* residual) const;
+
   const ConvProblem& problem() const;
   DType dtype() const;
   /// The algorithm the plan runs ("auto" resolved).

@@ -4,14 +4,19 @@
 // clamped in the stores; other activations take one pass over the output afterwards.
 #include "fastconv/plan.hpp"
 
+#include <algorithm>
 #include <cstring>
+#include <limits>
 
 #include "algorithm.hpp"
 #include "fastconv/errors.hpp"
 #include "execute.hpp"
 #include "pad.hpp"
 #include "util/buffer.hpp"
+#include "fastconv/runtime.hpp"
+#include "util/checked.hpp"
 #include "util/dtype.hpp"
+#include "util/parallel.hpp"
 
 namespace fastconv {
 
@@ -71,17 +76,53 @@ ConvPlan::ConvPlan(const ConvProblem& problem, DType dtype, const void* weight, 
   state_ = std::move(s);
 }
 
-void ConvPlan::forward(const void* x, void* y) const {
+namespace {
+
+// y = act(y + r) over n elements, threaded; the clamps inline, other activations in a second
+// sweep of each chunk while it is in cache.
+template <typename T>
+void add_activate(Activation act, int64_t n, T* y, const T* r, DType dtype) {
+  constexpr int64_t kChunk = 16384;
+  const int64_t chunks = util::ceil_div(n, kChunk);
+  const int threads = util::threads_for(n, kChunk, num_threads());
+  const T hi = act == Activation::relu6 ? T(6) : std::numeric_limits<T>::infinity();
+#pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1)
+  for (int64_t c = 0; c < chunks; ++c) {
+    const int64_t i0 = c * kChunk, i1 = std::min(n, i0 + kChunk);
+    if (is_clamp(act)) {
+      for (int64_t i = i0; i < i1; ++i) {
+        const T v = y[i] + r[i];
+        y[i] = v < T(0) ? T(0) : (v > hi ? hi : v);  // NaN fails both tests and stays
+      }
+    } else {
+      for (int64_t i = i0; i < i1; ++i) y[i] += r[i];
+      if (act != Activation::none) activation_fwd(act, 0, 0, dtype, i1 - i0, y + i0, y + i0);
+    }
+  }
+}
+
+}  // namespace
+
+void ConvPlan::forward(const void* x, void* y) const { forward(x, y, nullptr); }
+
+void ConvPlan::forward(const void* x, void* y, const void* residual) const {
   const State& s = *state_;
-  const Activation fused = is_clamp(s.activation) ? s.activation : Activation::none;
+  // the clamps go into the stores, unless a residual must be added first
+  const Activation fused = is_clamp(s.activation) && !residual ? s.activation : Activation::none;
   conv::execute_forward(*s.algo, s.problem, s.dtype, x, s.weights.as<void>(), s.packed.as<void>(),
                         s.bias.as<void>(), fused, y, *s.kernels, s.exact);
-  if (s.activation != fused) {  // not a clamp: one pass over the output, just written
-    const auto shape = s.problem.output_shape();
-    int64_t n = 1;
-    for (int64_t d : shape) n *= d;
+  if (s.activation == fused && !residual) return;
+  const auto shape = s.problem.output_shape();
+  int64_t n = 1;
+  for (int64_t d : shape) n *= d;
+  if (!residual) {  // not a clamp: one pass over the output, just written
     activation_fwd(s.activation, 0, 0, s.dtype, n, y, y);
+    return;
   }
+  util::with_dtype(s.dtype, [&](auto t) {
+    using T = decltype(t);
+    add_activate(s.activation, n, static_cast<T*>(y), static_cast<const T*>(residual), s.dtype);
+  });
 }
 
 const ConvProblem& ConvPlan::problem() const { return state_->problem; }

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import io
 import platform
+import re
 import shlex
 import sys
 import time
@@ -199,6 +200,12 @@ def run_models(args) -> int:
     return 0
 
 
+def _plain(text: str) -> str:
+    """reST roles and literals of a docstring as Markdown code spans."""
+    text = re.sub(r":\w+:`~?([\w.]+)`", lambda m: "`" + m.group(1).split(".")[-1] + "`", text)
+    return text.replace("``", "`")
+
+
 def _write_markdown(path, rows, elapsed, torch, use_ort) -> None:
     import fastconv
 
@@ -216,7 +223,7 @@ def _write_markdown(path, rows, elapsed, torch, use_ort) -> None:
         f"- fastconv {info['version']}, ISA {info['isa']}, {info['compiler']}",
         f"- peers: torch {torch.__version__}, onnxruntime {ort_version}; numpy {np.__version__}",
         "", "## Method", "",
-        " ".join((__doc__ or "").split("\n\n")[1:]).replace("\n", " ").strip(), "",
+        _plain(" ".join((__doc__ or "").split("\n\n")[1:]).replace("\n", " ").strip()), "",
         "## Results", "",
         "| run | model | batch | threads | fastconv ms | torch ms | torch_cl ms | ort ms | ratio | max diff vs torch |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",

@@ -13,7 +13,7 @@ import math
 import numpy as np
 
 from .. import nn
-from ._blocks import Network, conv_norm_act, make_divisible
+from ._blocks import Network, conv_norm_act, make_divisible, run
 
 
 class MBConv(nn.Module):
@@ -36,8 +36,16 @@ class MBConv(nn.Module):
         self.stochastic_depth = nn.StochasticDepth(stochastic_depth_prob, "row")
         self.out_channels = out_channels
 
+    def fusion_residual(self):
+        project = self.block[-1]  # conv + BN, no activation
+        return (project[0], project[1], None) if self.use_res_connect else None
+
     def forward(self, x):
         x = np.asarray(x)
+        project = self.block[-1]
+        if self.use_res_connect and project[0].residual_fused_active():
+            # stochastic depth is the identity in evaluation mode
+            return project[0].forward_residual(run(list(self.block)[:-1], x), x)
         y = self.block(x)
         if self.use_res_connect:
             y = self.stochastic_depth(y)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import nn
-from ._blocks import Network, conv_norm_act, make_divisible
+from ._blocks import Network, conv_norm_act, make_divisible, run
 
 
 class InvertedResidual(nn.Module):
@@ -29,8 +29,13 @@ class InvertedResidual(nn.Module):
         self.conv = nn.Sequential(*layers)
         self.out_channels, self.stride = oup, stride
 
+    def fusion_residual(self):
+        return (self.conv[-2], self.conv[-1], None) if self.use_res_connect else None
+
     def forward(self, x):
         x = np.asarray(x)
+        if self.use_res_connect and self.conv[-2].residual_fused_active():
+            return self.conv[-2].forward_residual(run(list(self.conv)[:-2], x), x)
         y = self.conv(x)
         if self.use_res_connect:
             y += x

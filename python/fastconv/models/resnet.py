@@ -36,9 +36,17 @@ class BasicBlock(nn.Module):
     def fusion_chains(self):
         return [self._main()]
 
+    def fusion_residual(self):
+        conv, bn = self._main()[-2:]
+        return conv, bn, "relu"
+
     def forward(self, x):
         x = np.asarray(x)
-        out = run(self._main(), x)
+        main = self._main()
+        if main[-2].residual_fused_active():  # the sum and the ReLU in the last conv's plan
+            shortcut = self.downsample(x) if self.downsample is not None else x
+            return main[-2].forward_residual(run(main[:-2], x), shortcut)
+        out = run(main, x)
         out += self.downsample(x) if self.downsample is not None else x
         return self._out(out)
 

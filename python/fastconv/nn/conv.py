@@ -48,6 +48,7 @@ class _ConvNd(Module):
         self.reset_parameters()
         # fused inference (fastconv.nn.fuse): the folded batch norm and activation, and the plan
         object.__setattr__(self, "_fusion", (None, None))
+        object.__setattr__(self, "_residual", None)  # (activation name or None) when fused
         object.__setattr__(self, "_plan", None)
         object.__setattr__(self, "_plan_version", -1)
 
@@ -94,10 +95,12 @@ class _Conv(_ConvNd):
         return getattr(grad, f"conv{r}d_input")(x.shape, self.weight, g, **kw)
 
     # ---- fused inference (fastconv.nn.fuse)
-    def set_fusion(self, bn, act):
+    def set_fusion(self, bn, act, residual=False, residual_activation=None):
         """Fold batch norm ``bn`` and activation module ``act`` (either may be None) into this
-        convolution's inference plan."""
+        convolution's inference plan; with ``residual``, the plan also adds a block's shortcut
+        and then applies ``residual_activation`` (:meth:`forward_residual`)."""
         object.__setattr__(self, "_fusion", (bn, act))
+        object.__setattr__(self, "_residual", (residual_activation,) if residual else None)
         object.__setattr__(self, "_plan", None)
         for m in (bn, act):
             if m is not None:
@@ -121,12 +124,24 @@ class _Conv(_ConvNd):
             from .fusion import activation_name, folded_weights
             bn, act = self._fusion
             w, b = folded_weights(self, bn)
-            plan = make_plan(w, b, padding_mode=self.padding_mode,
-                             activation=activation_name(act) if act is not None else None,
+            activation = activation_name(act) if act is not None else None
+            if self._residual is not None:
+                activation = self._residual[0]
+            plan = make_plan(w, b, padding_mode=self.padding_mode, activation=activation,
                              **self._args())
             object.__setattr__(self, "_plan", plan)
             object.__setattr__(self, "_plan_version", weights_version())
         return self._plan
+
+
+    def residual_fused_active(self):
+        """True when :meth:`forward_residual` runs the fused plan now."""
+        return self._residual is not None and self.fused_active()
+
+    def forward_residual(self, x, residual):
+        """The fused ``act(conv(x) + bias + residual)`` of a residual block's last convolution
+        (only while :meth:`residual_fused_active`)."""
+        return self._inference_plan()(np.asarray(x), residual)
 
 
 def folded_away(module) -> bool:

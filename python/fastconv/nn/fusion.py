@@ -4,7 +4,9 @@ weights packed once (Jacob et al. 2018, sec. 3.2, for the folding).
 
 A model links its chains when it enters evaluation mode (``model.eval()``): in every sequence
 of layers a container runs (``Sequential``, a model's steps, a residual block's main path),
-``Conv -> BatchNorm -> activation`` and ``Conv -> activation`` are marked. Under
+``Conv -> BatchNorm -> activation`` and ``Conv -> activation`` are marked; a residual block's
+last convolution (and its batch norm) also takes the shortcut's sum and the activation after
+it (``Module.fusion_residual``). Under
 :func:`fastconv.nn.no_grad` in evaluation mode the convolution then computes
 
     W' = W gamma / sqrt(var + eps),   b' = (b - mean) gamma / sqrt(var + eps) + beta,
@@ -53,6 +55,11 @@ def link(model: Module) -> Module:
                     bn, j = chain[j], j + 1
                 act = chain[j] if j < len(chain) and activation_name(chain[j]) else None
                 conv.set_fusion(bn, act)
+        residual = m.fusion_residual()
+        if residual is not None:  # a block's last conv (+ BN) adds the shortcut, then act
+            conv, bn, act = residual
+            if isinstance(conv, _Conv) and (bn is None or bn.track_running_stats):
+                conv.set_fusion(bn, None, residual=True, residual_activation=act)
     return model
 
 

@@ -320,6 +320,12 @@ class Module:
         :func:`fastconv.nn.fuse` may fold together); none by default."""
         return []
 
+    def fusion_residual(self):
+        """(conv, batch norm or None, activation name or None) when this module is a residual
+        block ending ``act(bn(conv(h)) + shortcut)`` that runs the convolution's
+        ``forward_residual`` in fused inference; None otherwise."""
+        return None
+
     # ---- calling
     def __call__(self, *args, **kwargs):
         return self.forward(*args, **kwargs)

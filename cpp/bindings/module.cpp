@@ -71,26 +71,26 @@ fastconv::DType common_dtype(const std::string& op, std::initializer_list<const 
 }
 
 // A new C-contiguous array whose data start on a 64-byte boundary (a cache line and an AVX-512
-// vector), so kernels can use aligned and non-temporal stores on it; the array owns the memory.
-py::array new_array(fastconv::DType dtype, const Shape& shape) {
+// vector), so kernels can use aligned and non-temporal stores on it; large ones on transparent
+// huge pages (fastconv::allocate_array). The array owns the memory.
+py::array new_array(const py::dtype& dt, const Shape& shape) {
   const std::vector<py::ssize_t> s(shape.begin(), shape.end());
-  const py::dtype dt = dtype == fastconv::DType::f32 ? py::dtype::of<float>() : py::dtype::of<double>();
   std::size_t bytes = dt.itemsize();
   for (int64_t d : shape) bytes *= static_cast<std::size_t>(d);
-  constexpr std::size_t kAlign = 64;
-  // aligned_alloc wants a multiple of the alignment; at least one line, so that an empty array
-  // still gets a pointer of its own.
-  const std::size_t size = std::max<std::size_t>(kAlign, (bytes + kAlign - 1) / kAlign * kAlign);
-  void* data = std::aligned_alloc(kAlign, size);
-  if (!data) throw std::bad_alloc();
+  void* data = fastconv::allocate_array(bytes);
   py::capsule owner;
   try {
-    owner = py::capsule(data, [](void* p) { std::free(p); });
+    owner = py::capsule(data, [](void* p) { fastconv::free_array(p); });
   } catch (...) {
-    std::free(data);
+    fastconv::free_array(data);
     throw;
   }
   return py::array(dt, s, data, owner);
+}
+
+py::array new_array(fastconv::DType dtype, const Shape& shape) {
+  return new_array(dtype == fastconv::DType::f32 ? py::dtype::of<float>() : py::dtype::of<double>(),
+                   shape);
 }
 
 // Run f with the GIL released; the arrays it reads are kept alive by the caller.
@@ -351,13 +351,10 @@ fastconv::PoolOptions pool_options(const Shape& kernel_size, const Shape& stride
 // Forward of a pooling problem; returns y, or (y, indices) when asked.
 py::object pool_run(const fastconv::PoolProblem& problem, const Operand& x, bool return_indices) {
   py::array y = new_array(x.dtype, problem.output_shape());
-  std::optional<py::array_t<int64_t>> idx;
-  if (return_indices) {
-    const Shape s = problem.output_shape();
-    idx = py::array_t<int64_t>(std::vector<py::ssize_t>(s.begin(), s.end()));
-  }
+  std::optional<py::array> idx;
+  if (return_indices) idx = new_array(py::dtype::of<int64_t>(), problem.output_shape());
   void* yp = y.mutable_data();
-  int64_t* ip = idx ? idx->mutable_data() : nullptr;
+  int64_t* ip = idx ? static_cast<int64_t*>(idx->mutable_data()) : nullptr;
   compute([&] { fastconv::pool_fwd(problem, x.dtype, x.data(), yp, ip); });
   if (idx) return py::make_tuple(y, *idx);
   return std::move(y);

@@ -30,12 +30,27 @@ constexpr Activation kAll[] = {
 
 int threads_for(int64_t n) { return util::threads_for(n, int64_t(1) << 15, num_threads()); }
 
-// out[i] = f(a[i], b[i]) for i < n.
+// out[i] = f(a[i], b[i]) for i < n (b null: f(a[i], 0)), in chunks over the threads; each chunk
+// a loop the compiler vectorises.
 template <typename T, typename F>
 void map(int64_t n, const T* a, const T* b, T* out, F f) {
+  constexpr int64_t kChunk = int64_t(1) << 14;
   const int threads = threads_for(n);
-#pragma omp parallel for simd schedule(static) num_threads(threads) if (threads > 1)
-  for (int64_t i = 0; i < n; ++i) out[i] = f(a[i], b ? b[i] : T(0));
+  const int64_t chunks = (n + kChunk - 1) / kChunk;
+#pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1)
+  for (int64_t c = 0; c < chunks; ++c) {
+    const int64_t i0 = c * kChunk, m = std::min(kChunk, n - i0);
+    const T* x = a + i0;
+    T* y = out + i0;
+    if (b) {
+      const T* g = b + i0;
+#pragma omp simd
+      for (int64_t i = 0; i < m; ++i) y[i] = f(x[i], g[i]);
+    } else {
+#pragma omp simd
+      for (int64_t i = 0; i < m; ++i) y[i] = f(x[i], T(0));
+    }
+  }
 }
 
 template <typename T>

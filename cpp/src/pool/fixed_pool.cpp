@@ -13,7 +13,10 @@
 // output scans its window in order. Tasks are output rows (forward) or planes (backward), so
 // every result has one writer and a fixed order.
 #include <algorithm>
+#include <cstdint>
+#include <cstring>
 #include <limits>
+#include <type_traits>
 #include <vector>
 
 #include "fixed_pool.hpp"
@@ -29,6 +32,20 @@ using util::thread_index;
 
 // One step of a window's reduction; branch-free (the bitwise `|` keeps the compiler from
 // branching on data, which mispredicts on every other element of random input).
+// c ? a : b through the bits (no branch on c).
+template <typename T>
+T select(bool c, T a, T b) {
+  using U = std::conditional_t<sizeof(T) == 4, uint32_t, uint64_t>;
+  U ua, ub;
+  std::memcpy(&ua, &a, sizeof(T));
+  std::memcpy(&ub, &b, sizeof(T));
+  const U m = U(0) - U(c);
+  const U r = (ua & m) | (ub & ~m);
+  T out;
+  std::memcpy(&out, &r, sizeof(T));
+  return out;
+}
+
 template <typename T>
 T reduce(bool is_max, T a, T b) {
   if (is_max) return (b > a) | (b != b) ? b : a;  // takes_max(b, a)
@@ -138,23 +155,78 @@ template <typename T>
 void fixed_max_forward_indices(const PoolProblem& p, const T* x, T* y, int64_t* indices,
                                int threads) {
   const FixedAxis ad(p, 0), ah(p, 1), aw(p, 2);
+  const AxisTable td(ad), th(ah), tw(aw);
   const int64_t H = p.in[1], W = p.in[2], plane_in = p.in_spatial();
   const int64_t OH = p.out[1], OW = p.out[2], plane_out = p.out_spatial();
+  const int64_t dw = aw.dilation;
 #pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1)
   for (int64_t t = 0; t < p.planes() * p.out[0] * OH; ++t) {
     const int64_t plane = t / (p.out[0] * OH), od = t / OH % p.out[0], oh = t % OH;
     const T* xp = x + plane * plane_in;
     const int64_t o_row = plane * plane_out + (od * OH + oh) * OW;
+    // the window's rows (flat offsets of their first column), the same for the whole row
+    int64_t rows[64];
+    int64_t n = 0;
+    const int64_t kd_n = td.k_end[od] - td.k_begin[od], kh_n = th.k_end[oh] - th.k_begin[oh];
+    const bool table = kd_n * kh_n <= 64;
+    for (int64_t kd = td.k_begin[od]; table && kd < td.k_end[od]; ++kd)
+      for (int64_t kh = th.k_begin[oh]; kh < th.k_end[oh]; ++kh)
+        rows[n++] = ((td.start[od] + kd * ad.dilation) * H + th.start[oh] + kh * ah.dilation) * W;
+    constexpr int kLanes = 4;  // independent windows scanned together (their chains overlap)
     for (int64_t ow = 0; ow < OW; ++ow) {
+      const int64_t k0 = tw.k_begin[ow], k1 = tw.k_end[ow], w0 = tw.start[ow];
+      if (table && n > 0 && k1 > k0 && ow + kLanes <= OW &&
+          tw.k_begin[ow + kLanes - 1] == k0 && tw.k_end[ow + kLanes - 1] == k1) {
+        // kLanes windows with the same taps, a fixed step apart: branch-free, interleaved
+        const int64_t step = tw.start[ow + 1] - w0;
+        int64_t best[kLanes];
+        T val[kLanes];
+        for (int l = 0; l < kLanes; ++l) {
+          best[l] = rows[0] + w0 + l * step + k0 * dw;
+          val[l] = xp[best[l]];
+        }
+        for (int64_t r = 0; r < n; ++r) {
+          for (int64_t k = (r == 0 ? k0 + 1 : k0); k < k1; ++k) {
+            const int64_t i0 = rows[r] + w0 + k * dw;
+            for (int l = 0; l < kLanes; ++l) {
+              const T v = xp[i0 + l * step];
+              // takes_max as masks, so that no branch depends on the data
+              const int64_t take = -int64_t((v > val[l]) | (v != v));
+              best[l] = ((i0 + l * step) & take) | (best[l] & ~take);
+              val[l] = select(take != 0, v, val[l]);
+            }
+          }
+        }
+        for (int l = 0; l < kLanes; ++l) {
+          y[o_row + ow + l] = val[l];
+          indices[o_row + ow + l] = best[l];
+        }
+        ow += kLanes - 1;
+        continue;
+      }
       int64_t best = -1;  // stays -1 when the window lies in the padding (value -inf)
       T val = -std::numeric_limits<T>::infinity();
-      for (int64_t kd = ad.k_begin(od); kd < ad.k_end(od); ++kd) {
-        const int64_t id = ad.start(od) + kd * ad.dilation;
-        for (int64_t kh = ah.k_begin(oh); kh < ah.k_end(oh); ++kh) {
-          const int64_t row = (id * H + ah.start(oh) + kh * ah.dilation) * W;
-          for (int64_t kw = aw.k_begin(ow); kw < aw.k_end(ow); ++kw) {
-            const int64_t i = row + aw.start(ow) + kw * aw.dilation;
-            if (best < 0 || takes_max(xp[i], val)) best = i, val = xp[i];
+      if (table && n > 0 && k1 > k0) {  // branch-free scan: the first maximum, NaN taking over
+        best = rows[0] + w0 + k0 * dw;
+        val = xp[best];
+        for (int64_t r = 0; r < n; ++r) {
+          for (int64_t k = (r == 0 ? k0 + 1 : k0); k < k1; ++k) {
+            const int64_t i = rows[r] + w0 + k * dw;
+            const T v = xp[i];
+            const bool take = (v > val) | (v != v);  // takes_max, branch-free
+            best = take ? i : best;
+            val = take ? v : val;
+          }
+        }
+      } else {
+        for (int64_t kd = ad.k_begin(od); kd < ad.k_end(od); ++kd) {
+          const int64_t id = ad.start(od) + kd * ad.dilation;
+          for (int64_t kh = ah.k_begin(oh); kh < ah.k_end(oh); ++kh) {
+            const int64_t row = (id * H + ah.start(oh) + kh * ah.dilation) * W;
+            for (int64_t kw = k0; kw < k1; ++kw) {
+              const int64_t i = row + w0 + kw * dw;
+              if (best < 0 || takes_max(xp[i], val)) best = i, val = xp[i];
+            }
           }
         }
       }

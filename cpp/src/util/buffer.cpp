@@ -6,10 +6,12 @@
 // exits or calls release_cached_buffers().
 #include "buffer.hpp"
 
+#include <algorithm>
 #include <cstdlib>
 #include <string>
 
 #include "fastconv/errors.hpp"
+#include "fastconv/runtime.hpp"
 
 #if defined(__linux__)
 #include <sys/mman.h>
@@ -46,6 +48,19 @@ struct Cache {
 
 thread_local Cache cache;
 
+// A fresh block of at least `bytes`, rounded to its alignment (*rounded): 64 bytes, or 2 MiB
+// with the transparent-huge-page hint from kHugeMin on; null when the heap has none.
+void* fresh_block(std::size_t bytes, std::size_t* rounded) {
+  const std::size_t align = bytes >= kHugeMin ? kHugePage : 64;
+  *rounded = (std::max<std::size_t>(bytes, 1) + align - 1) / align * align;
+  if (*rounded < bytes) return nullptr;
+  void* p = std::aligned_alloc(align, *rounded);
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+  if (p && align == kHugePage) madvise(p, *rounded, MADV_HUGEPAGE);  // a hint: failure is harmless
+#endif
+  return p;
+}
+
 }  // namespace
 
 void* acquire_buffer(std::size_t bytes, std::size_t* capacity, const char* what) {
@@ -65,19 +80,17 @@ void* acquire_buffer(std::size_t bytes, std::size_t* capacity, const char* what)
       return p;
     }
   }
-  void* p = std::aligned_alloc(align, rounded);
+  std::size_t got = 0;
+  void* p = fresh_block(bytes, &got);
   if (!p && rounded >= kCacheMin) {  // cached blocks may be what is missing
     cache.clear();
-    p = std::aligned_alloc(align, rounded);
+    p = fresh_block(bytes, &got);
   }
   if (!p) {
     throw OutOfMemory(std::string("cannot allocate ") + std::to_string(bytes) + " bytes for " +
                       what);
   }
-#if defined(__linux__) && defined(MADV_HUGEPAGE)
-  if (align == kHugePage) madvise(p, rounded, MADV_HUGEPAGE);  // a hint: failure is harmless
-#endif
-  *capacity = rounded;
+  *capacity = got;
   return p;
 }
 
@@ -123,3 +136,17 @@ std::size_t release_cached_buffers() noexcept {
 }
 
 }  // namespace fastconv::util
+
+namespace fastconv {
+
+void* allocate_array(std::size_t bytes) {
+  std::size_t rounded = 0;
+  void* p = util::fresh_block(bytes, &rounded);
+  if (!p && util::release_cached_buffers() > 0) p = util::fresh_block(bytes, &rounded);
+  if (!p) throw OutOfMemory("cannot allocate " + std::to_string(bytes) + " bytes for an array");
+  return p;
+}
+
+void free_array(void* p) noexcept { std::free(p); }
+
+}  // namespace fastconv

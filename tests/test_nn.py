@@ -393,3 +393,18 @@ def test_optimizer_state_dict_round_trip():
         optim.SGD([p], lr=-1)
     with pytest.raises(TypeError, match="Parameter"):
         optim.SGD([np.ones(2)], lr=0.1)
+
+
+def test_models_copy_and_pickle_without_their_plans():
+    import copy
+    import pickle
+    from fastconv import models
+    fastconv.manual_seed(0)
+    net = models.resnet18(num_classes=4).eval()
+    x = np.random.default_rng(0).standard_normal((1, 3, 32, 32)).astype(np.float32)
+    with nn.no_grad():
+        want = net(x)  # builds the fused plans
+    for twin in (copy.deepcopy(net), pickle.loads(pickle.dumps(net))):
+        with nn.no_grad():
+            assert np.array_equal(twin(x), want)
+        assert list(twin.state_dict()) == list(net.state_dict())

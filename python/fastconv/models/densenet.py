@@ -32,8 +32,8 @@ class _DenseLayer(nn.Module):
 
     def _steps(self):
         steps = [self.norm1, self.relu1, self.conv1, self.norm2, self.relu2, self.conv2]
-        if self._dropout is not None:
-            self._dropout.train(self.training)
+        if self._dropout is not None:  # a helper: follow this layer's mode (without train(),
+            object.__setattr__(self._dropout, "training", self.training)  # which resets plans)
             steps.append(self._dropout)
         return steps
 

@@ -133,7 +133,6 @@ class _Conv(_ConvNd):
             object.__setattr__(self, "_plan_version", weights_version())
         return self._plan
 
-
     def residual_fused_active(self):
         """True when :meth:`forward_residual` runs the fused plan now."""
         return self._residual is not None and self.fused_active()

@@ -93,9 +93,10 @@ class Parameter(np.ndarray):
 
 
 def accumulate(param: Parameter, g: np.ndarray) -> None:
-    """``param.grad += g`` (``param.grad = g`` when it is None)."""
+    """``param.grad += g`` (``param.grad = g`` when it is None: g, a gradient just computed,
+    then belongs to the parameter)."""
     if param.grad is None:
-        param.grad = np.array(g, dtype=param.dtype, copy=True)
+        param.grad = g if g.dtype == param.dtype else g.astype(param.dtype)
     else:
         param.grad += g
 
@@ -262,7 +263,7 @@ class Module:
 
     def to(self, dtype):
         """Cast parameters and floating buffers to ``dtype`` (e.g. ``np.float64`` for gradient
-        checks), in place; returns self."""
+        checks); returns self. The parameters become new arrays: make optimisers afterwards."""
         dtype = np.dtype(dtype)
         weights_changed()
         for m in self.modules():
@@ -347,6 +348,17 @@ class Module:
     def _keep(self, **ctx):
         """Keep ``ctx`` for backward when gradients are enabled (else drop the last one)."""
         object.__setattr__(self, "_ctx", ctx if is_grad_enabled() else None)
+
+    # ---- copying and pickling: the last forward's context and compiled plans stay behind
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state.pop("_ctx", None)
+        if "_plan" in state:
+            state["_plan"] = None
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
 
     # ---- printing
     def extra_repr(self) -> str:

@@ -41,12 +41,10 @@ class _Norm(Module):
         return dx
 
 
-class _BatchNorm(_Norm):
-    dims = (4,)
+class _RunningNorm(_Norm):
+    """Per-channel normalisation with optional running statistics (batch and instance norm)."""
 
-    def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True,
-                 track_running_stats=True, dtype=np.float32):
-        super().__init__()
+    def _per_channel(self, num_features, eps, momentum, affine, track_running_stats, dtype):
         self.num_features, self.eps, self.momentum = num_features, eps, momentum
         self.affine, self.track_running_stats = affine, track_running_stats
         self._affine(num_features, affine, dtype=dtype)
@@ -57,6 +55,19 @@ class _BatchNorm(_Norm):
         else:
             for name in ("running_mean", "running_var", "num_batches_tracked"):
                 self.register_buffer(name, None)
+
+    def extra_repr(self):
+        return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
+                f"affine={self.affine}, track_running_stats={self.track_running_stats}")
+
+
+class _BatchNorm(_RunningNorm):
+    dims = (4,)
+
+    def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True,
+                 track_running_stats=True, dtype=np.float32):
+        super().__init__()
+        self._per_channel(num_features, eps, momentum, affine, track_running_stats, dtype)
 
     def reset_running_stats(self):
         if self.track_running_stats:
@@ -90,10 +101,6 @@ class _BatchNorm(_Norm):
 
     def backward(self, grad_output):
         return self._backward(grad_output, "batch", "batch_norm_backward")
-
-    def extra_repr(self):
-        return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
-                f"affine={self.affine}, track_running_stats={self.track_running_stats}")
 
 
 class BatchNorm1d(_BatchNorm):
@@ -131,22 +138,13 @@ class BatchNorm3d(_BatchNorm):
     dims = (5,)
 
 
-class _InstanceNorm(_Norm):
+class _InstanceNorm(_RunningNorm):
     rank = 2
 
     def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=False,
                  track_running_stats=False, dtype=np.float32):
         super().__init__()
-        self.num_features, self.eps, self.momentum = num_features, eps, momentum
-        self.affine, self.track_running_stats = affine, track_running_stats
-        self._affine(num_features, affine, dtype=dtype)
-        if track_running_stats:
-            self.register_buffer("running_mean", np.zeros(num_features, dtype))
-            self.register_buffer("running_var", np.ones(num_features, dtype))
-            self.register_buffer("num_batches_tracked", np.zeros((), np.int64))
-        else:
-            for name in ("running_mean", "running_var", "num_batches_tracked"):
-                self.register_buffer(name, None)
+        self._per_channel(num_features, eps, momentum, affine, track_running_stats, dtype)
 
     def forward(self, x):
         x = np.asarray(x)
@@ -188,10 +186,6 @@ class _InstanceNorm(_Norm):
         else:
             dx = self._backward(g, "batch", "instance_norm_backward")
         return dx[0] if ctx["unbatched"] else dx
-
-    def extra_repr(self):
-        return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
-                f"affine={self.affine}, track_running_stats={self.track_running_stats}")
 
 
 class InstanceNorm1d(_InstanceNorm):

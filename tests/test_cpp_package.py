@@ -1,0 +1,45 @@
+"""The C++ library as an installed CMake package: `cmake --install` of the core alone (static by
+default, shared with FASTCONV_BUILD_SHARED=ON) into a temporary prefix, then the program in
+tests/cpp_package/ configured with find_package(fastconv CONFIG REQUIRED), built against it and
+run: convolution, normalisation, linear and an error through the public headers."""
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+CMAKE = shutil.which("cmake")
+
+
+def run(*cmd, cwd=None):
+    done = subprocess.run([str(c) for c in cmd], cwd=cwd, capture_output=True, text=True)
+    assert done.returncode == 0, f"{' '.join(map(str, cmd))}\n{done.stdout}\n{done.stderr}"
+    return done.stdout
+
+
+@pytest.mark.skipif(CMAKE is None, reason="cmake is not on PATH (it is in the test extra)")
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the build is tested on Linux")
+@pytest.mark.parametrize("shared", ["OFF", "ON"])
+def test_installed_package_builds_and_runs_a_program(tmp_path, shared):
+    build, prefix, app = tmp_path / "build", tmp_path / "prefix", tmp_path / "app"
+    generator = ["-G", "Ninja"] if shutil.which("ninja") else []
+    run(CMAKE, "-S", REPO, "-B", build, *generator, "-DCMAKE_BUILD_TYPE=Release",
+        f"-DFASTCONV_BUILD_SHARED={shared}", f"-DCMAKE_INSTALL_PREFIX={prefix}")
+    run(CMAKE, "--build", build, "--parallel", "2")
+    run(CMAKE, "--install", build)
+    assert (prefix / "include" / "fastconv" / "fastconv.hpp").is_file()
+    config = list(prefix.glob("lib*/cmake/fastconv/fastconvConfig.cmake"))
+    assert config, "no package config installed"
+    libs = list(prefix.glob("lib*/libfastconv.so*" if shared == "ON" else "lib*/libfastconv.a"))
+    assert libs, "no library installed"
+    run(CMAKE, "-S", REPO / "tests" / "cpp_package", "-B", app, *generator,
+        f"-DCMAKE_PREFIX_PATH={prefix}")
+    run(CMAKE, "--build", app)
+    out = run(app / "consumer")
+    assert "conv centre 27.0 corner 12.0" in out
+    assert "layer_norm mean 22.7" in out
+    assert "linear 5808.0" in out
+    assert "error: conv2d: Given groups=1" in out

@@ -1,7 +1,8 @@
 """The C++ library as an installed CMake package: `cmake --install` of the core alone (static by
-default, shared with FASTCONV_BUILD_SHARED=ON) into a temporary prefix, then the program in
-tests/cpp_package/ configured with find_package(fastconv CONFIG REQUIRED), built against it and
-run: convolution, normalisation, linear and an error through the public headers."""
+default, shared with FASTCONV_BUILD_SHARED=ON) into a temporary prefix, then two programs
+configured with find_package(fastconv CONFIG REQUIRED), built against it and run: the API check
+of tests/cpp_package/ (convolution, normalisation, linear and an error through the public
+headers) and the example examples/cpp/ (a small CNN on generated data and on a PGM image)."""
 
 import shutil
 import subprocess
@@ -43,3 +44,18 @@ def test_installed_package_builds_and_runs_a_program(tmp_path, shared):
     assert "layer_norm mean 22.7" in out
     assert "linear 5808.0" in out
     assert "error: conv2d: Given groups=1" in out
+    example = tmp_path / "example"
+    run(CMAKE, "-S", REPO / "examples" / "cpp", "-B", example, *generator,
+        f"-DCMAKE_PREFIX_PATH={prefix}")
+    run(CMAKE, "--build", example)
+    out = run(example / "small_cnn")
+    assert "input 64 x 64" in out and "predicted class" in out and "ms per inference" in out
+    probs = [float(v) for v in out.split("class probabilities:")[1].split("\n")[0].split()]
+    assert len(probs) == 10 and abs(sum(probs) - 1) < 1e-2
+    pgm = tmp_path / "image.pgm"
+    pixels = bytes((i * 7 + j * 3) % 256 for i in range(40) for j in range(50))
+    pgm.write_bytes(b"P5\n50 40\n255\n" + pixels)
+    assert "input 40 x 50" in run(example / "small_cnn", pgm)
+    bad = subprocess.run([str(example / "small_cnn"), str(tmp_path / "missing.pgm")],
+                         capture_output=True, text=True)
+    assert bad.returncode == 1 and "not a binary 8-bit PGM" in bad.stderr

@@ -1,5 +1,6 @@
-"""The C++ library as an installed CMake package: `cmake --install` of the core alone (static by
-default, shared with FASTCONV_BUILD_SHARED=ON) into a temporary prefix, then two programs
+"""The C++ library as an installed CMake package: the core built alone (static by default,
+shared with FASTCONV_BUILD_SHARED=ON), its C++ tests run by ctest (cpp/tests/), then
+`cmake --install` into a temporary prefix and two programs
 configured with find_package(fastconv CONFIG REQUIRED), built against it and run: the API check
 of tests/cpp_package/ (convolution, normalisation, linear and an error through the public
 headers) and the example examples/cpp/ (a small CNN on generated data and on a PGM image)."""
@@ -30,6 +31,9 @@ def test_installed_package_builds_and_runs_a_program(tmp_path, shared):
     run(CMAKE, "-S", REPO, "-B", build, *generator, "-DCMAKE_BUILD_TYPE=Release",
         f"-DFASTCONV_BUILD_SHARED={shared}", f"-DCMAKE_INSTALL_PREFIX={prefix}")
     run(CMAKE, "--build", build, "--parallel", "2")
+    ctest = Path(CMAKE).with_name("ctest")
+    out = run(ctest if ctest.exists() else "ctest", "--test-dir", build, "--output-on-failure")
+    assert "100% tests passed" in out  # cpp/tests/: the public API on every ISA, guard regions
     run(CMAKE, "--install", build)
     assert (prefix / "include" / "fastconv" / "fastconv.hpp").is_file()
     config = list(prefix.glob("lib*/cmake/fastconv/fastconvConfig.cmake"))

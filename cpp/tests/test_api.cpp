@@ -1,0 +1,285 @@
+// cpp/tests/test_api.cpp — C++ tests of the public API, run by ctest (no framework: each check
+// prints what failed and the run exits non-zero).
+//
+// For every available ISA (set_isa) and every registered algorithm that takes the problem, the
+// three directions of a set of small convolutions (groups, strides, dilation, padding) are
+// compared with a naive double-precision reference within the accuracy budget of DESIGN.md,
+// and every output buffer sits between guard regions filled with a canary pattern that must
+// come back untouched (out-of-bounds writes, XNNPACK-style). Pooling, normalisation, linear,
+// softmax and the error hierarchy are checked the same way on a few cases.
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "fastconv/fastconv.hpp"
+
+namespace {
+
+using Shape = std::vector<int64_t>;
+int failures = 0, checks = 0;
+
+void check(bool ok, const std::string& what) {
+  ++checks;
+  if (!ok) {
+    ++failures;
+    std::printf("FAIL: %s\n", what.c_str());
+  }
+}
+
+int64_t numel(const Shape& s) {
+  int64_t n = 1;
+  for (int64_t d : s) n *= d;
+  return n;
+}
+
+std::vector<float> random(int64_t n, uint32_t seed) {
+  std::vector<float> v(static_cast<size_t>(n));
+  for (float& x : v) {
+    seed = seed * 1664525u + 1013904223u;
+    x = float(seed >> 8) / float(1u << 24) * 2.0f - 1.0f;
+  }
+  return v;
+}
+
+// An output buffer of n floats between two guard regions of canaries.
+class Guarded {
+ public:
+  static constexpr int64_t kGuard = 64;
+  explicit Guarded(int64_t n) : n_(n), buf_(static_cast<size_t>(n + 2 * kGuard)) {
+    for (int64_t i = 0; i < kGuard; ++i) buf_[i] = buf_[kGuard + n + i] = canary(i);
+    for (int64_t i = 0; i < n; ++i) buf_[kGuard + i] = 12345.0f;  // garbage the op must overwrite
+  }
+  float* data() { return buf_.data() + kGuard; }
+  const float* data() const { return buf_.data() + kGuard; }
+  bool intact() const {
+    for (int64_t i = 0; i < kGuard; ++i)
+      if (!same(buf_[i], canary(i)) || !same(buf_[kGuard + n_ + i], canary(i))) return false;
+    return true;
+  }
+
+ private:
+  static float canary(int64_t i) { return float(-1e30) + float(i); }
+  static bool same(float a, float b) { return std::memcmp(&a, &b, sizeof a) == 0; }
+  int64_t n_;
+  std::vector<float> buf_;
+};
+
+double normalized_error(const float* y, const std::vector<double>& ref) {
+  double num = 0, den = 0;
+  for (size_t i = 0; i < ref.size(); ++i) {
+    if (!std::isfinite(y[i])) return INFINITY;
+    num = std::max(num, std::fabs(double(y[i]) - ref[i]));
+    den = std::max(den, std::fabs(ref[i]));
+  }
+  return den > 0 ? num / den : num;
+}
+
+// Visits every (n, k, output position, c, tap) term of a 2-D convolution with zero padding:
+// f(y_index, x_index, w_index).
+void for_each_term(const fastconv::ConvProblem& p,
+                   const std::function<void(int64_t, int64_t, int64_t)>& f) {
+  const int64_t Cg = p.C_per_group(), Kg = p.K_per_group();
+  const int64_t H = p.in[1], W = p.in[2], OH = p.out[1], OW = p.out[2];
+  const int64_t KH = p.kernel[1], KW = p.kernel[2];
+  for (int64_t n = 0; n < p.N; ++n)
+    for (int64_t k = 0; k < p.K; ++k)
+      for (int64_t oh = 0; oh < OH; ++oh)
+        for (int64_t ow = 0; ow < OW; ++ow)
+          for (int64_t c = 0; c < Cg; ++c)
+            for (int64_t i = 0; i < KH; ++i)
+              for (int64_t j = 0; j < KW; ++j) {
+                const int64_t ih = oh * p.stride[1] - p.pad_lo[1] + i * p.dilation[1];
+                const int64_t iw = ow * p.stride[2] - p.pad_lo[2] + j * p.dilation[2];
+                if (ih < 0 || ih >= H || iw < 0 || iw >= W) continue;
+                const int64_t cin = (k / Kg) * Cg + c;
+                f(((n * p.K + k) * OH + oh) * OW + ow, ((n * p.C + cin) * H + ih) * W + iw,
+                  ((k * Cg + c) * KH + i) * KW + j);
+              }
+}
+
+double budget(const std::string& algo) {
+  return algo == "winograd_f4x3" || algo == "winograd_f6x3" || algo == "winograd" ? 5e-5 : 2e-6;
+}
+
+struct ConvCase {
+  Shape input, weight;
+  int64_t stride, padding, dilation, groups;
+};
+
+void test_convolution(const std::string& isa) {
+  const ConvCase cases[] = {
+      {{2, 8, 9, 10}, {16, 8, 3, 3}, 1, 1, 1, 1},   {{1, 6, 11, 7}, {4, 3, 3, 3}, 2, 1, 1, 2},
+      {{1, 16, 8, 8}, {16, 1, 3, 3}, 1, 1, 1, 16},  {{2, 4, 12, 12}, {8, 4, 1, 1}, 1, 0, 1, 1},
+      {{1, 3, 17, 17}, {8, 3, 5, 5}, 1, 2, 2, 1},   {{1, 32, 6, 6}, {32, 32, 3, 3}, 1, 1, 1, 1},
+  };
+  for (const ConvCase& cc : cases) {
+    fastconv::ConvOptions o;
+    o.stride = {cc.stride};
+    o.padding.values = {cc.padding};
+    o.dilation = {cc.dilation};
+    o.groups = cc.groups;
+    const auto p = fastconv::make_conv_problem(2, cc.input, cc.weight, std::nullopt, o);
+    const auto x = random(numel(p.input_shape()), 1), w = random(numel(p.weight_shape()), 2),
+               g = random(numel(p.output_shape()), 3);
+    std::vector<double> y_ref(numel(p.output_shape())), dx_ref(x.size()), dw_ref(w.size());
+    for_each_term(p, [&](int64_t yi, int64_t xi, int64_t wi) {
+      y_ref[yi] += double(x[xi]) * w[wi];
+      dx_ref[xi] += double(g[yi]) * w[wi];
+      dw_ref[wi] += double(g[yi]) * x[xi];
+    });
+    const std::string where = isa + " input " + std::to_string(cc.input[1]) + "x" +
+                              std::to_string(cc.input[2]) + " kernel " +
+                              std::to_string(cc.weight[2]) + " groups " + std::to_string(cc.groups);
+    for (const std::string& algo : fastconv::conv_algorithm_names()) {
+      const auto run = [&](fastconv::ConvDirection d, int64_t n, const std::vector<double>& ref,
+                           const std::function<void(float*)>& op) {
+        if (!fastconv::conv_algorithm_names(d).empty()) {
+          const auto names = fastconv::conv_algorithm_names(d);
+          if (std::find(names.begin(), names.end(), algo) == names.end()) return;
+        }
+        Guarded out(n);
+        try {
+          op(out.data());
+        } catch (const fastconv::Unsupported&) {
+          return;  // the algorithm does not take this problem
+        }
+        const double err = normalized_error(out.data(), ref);
+        check(err <= budget(algo), where + " " + algo + " " + fastconv::direction_name(d) +
+                                       ": error " + std::to_string(err));
+        check(out.intact(), where + " " + algo + " " + fastconv::direction_name(d) +
+                                ": wrote outside its output");
+      };
+      const auto f32 = fastconv::DType::f32;
+      run(fastconv::ConvDirection::forward, numel(p.output_shape()), y_ref, [&](float* y) {
+        fastconv::conv_fwd(p, f32, x.data(), w.data(), nullptr, y, algo);
+      });
+      run(fastconv::ConvDirection::backward_data, numel(p.input_shape()), dx_ref, [&](float* dx) {
+        fastconv::conv_bwd_data(p, f32, w.data(), g.data(), dx, algo);
+      });
+      run(fastconv::ConvDirection::backward_weights, numel(p.weight_shape()), dw_ref,
+          [&](float* dw) { fastconv::conv_bwd_weights(p, f32, x.data(), g.data(), dw, algo); });
+    }
+  }
+}
+
+void test_pooling_norm_linear(const std::string& isa) {
+  const auto f32 = fastconv::DType::f32;
+  // max pool 3x3 / 2, padding 1
+  fastconv::PoolOptions po;
+  po.kernel_size = {3};
+  po.stride = {2};
+  po.padding = {1};
+  const auto pp = fastconv::make_pool_problem(fastconv::PoolKind::max, 2, {2, 3, 9, 8}, po, "max_pool2d");
+  const auto x = random(2 * 3 * 9 * 8, 4);
+  Guarded y(numel(pp.output_shape()));
+  fastconv::pool_fwd(pp, f32, x.data(), y.data(), nullptr);
+  std::vector<double> ref(numel(pp.output_shape()), -INFINITY);
+  for (int64_t pl = 0; pl < 6; ++pl)
+    for (int64_t oh = 0; oh < pp.out[1]; ++oh)
+      for (int64_t ow = 0; ow < pp.out[2]; ++ow)
+        for (int64_t i = 0; i < 3; ++i)
+          for (int64_t j = 0; j < 3; ++j) {
+            const int64_t h = oh * 2 - 1 + i, w = ow * 2 - 1 + j;
+            if (h < 0 || h >= 9 || w < 0 || w >= 8) continue;
+            double& r = ref[(pl * pp.out[1] + oh) * pp.out[2] + ow];
+            r = std::max(r, double(x[(pl * 9 + h) * 8 + w]));
+          }
+  check(normalized_error(y.data(), ref) == 0, isa + " max pool");
+  check(y.intact(), isa + " max pool wrote outside its output");
+
+  // layer norm of rows, against the two-pass definition
+  const auto np = fastconv::make_norm_problem(fastconv::NormKind::layer, {5, 12}, 1, {12}, "layer_norm");
+  const auto v = random(60, 5);
+  Guarded z(60);
+  std::vector<double> mean(5), var(5), zref(60);
+  fastconv::norm_fwd(np, f32, v.data(), nullptr, nullptr, true, 1e-5, mean.data(), var.data(), z.data());
+  for (int r = 0; r < 5; ++r) {
+    double m = 0, s = 0;
+    for (int i = 0; i < 12; ++i) m += v[r * 12 + i] / 12.0;
+    for (int i = 0; i < 12; ++i) s += (v[r * 12 + i] - m) * (v[r * 12 + i] - m) / 12.0;
+    for (int i = 0; i < 12; ++i) zref[r * 12 + i] = (v[r * 12 + i] - m) / std::sqrt(s + 1e-5);
+  }
+  check(normalized_error(z.data(), zref) <= 2e-6, isa + " layer norm");
+  check(z.intact(), isa + " layer norm wrote outside its output");
+
+  // linear 7 -> 5 on 3 rows, with bias
+  const auto lp = fastconv::make_linear_problem({3, 7}, {5, 7}, Shape{5});
+  const auto a = random(21, 6), wl = random(35, 7), b = random(5, 8);
+  Guarded out(15);
+  fastconv::linear_fwd(lp, f32, a.data(), wl.data(), b.data(), out.data());
+  std::vector<double> lref(15);
+  for (int m = 0; m < 3; ++m)
+    for (int n = 0; n < 5; ++n) {
+      double s = b[n];
+      for (int k = 0; k < 7; ++k) s += double(a[m * 7 + k]) * wl[n * 7 + k];
+      lref[m * 5 + n] = s;
+    }
+  check(normalized_error(out.data(), lref) <= 2e-6, isa + " linear");
+  check(out.intact(), isa + " linear wrote outside its output");
+
+  // softmax rows sum to one
+  Guarded sm(21);
+  fastconv::softmax_fwd(f32, 3, 7, 1, a.data(), sm.data(), false);
+  double total = 0;
+  for (int i = 0; i < 21; ++i) total += sm.data()[i];
+  check(std::fabs(total - 3) < 1e-5, isa + " softmax");
+  check(sm.intact(), isa + " softmax wrote outside its output");
+}
+
+template <typename E>
+void expect_error(const std::function<void()>& f, const std::string& what) {
+  try {
+    f();
+    check(false, what + ": no exception");
+  } catch (const E&) {
+    check(true, what);
+  } catch (const std::exception& e) {
+    check(false, what + ": another exception: " + e.what());
+  }
+}
+
+void test_errors() {
+  fastconv::ConvOptions o;
+  expect_error<fastconv::InvalidArgument>(
+      [&] { fastconv::make_conv_problem(2, {1, 3, 8, 8}, {4, 2, 3, 3}, std::nullopt, o); },
+      "channel mismatch is InvalidArgument");
+  o.stride = {0};
+  expect_error<fastconv::InvalidArgument>(
+      [&] { fastconv::make_conv_problem(2, {1, 3, 8, 8}, {4, 3, 3, 3}, std::nullopt, o); },
+      "stride 0 is InvalidArgument");
+  expect_error<fastconv::OverflowError>(
+      [&] {
+        fastconv::make_conv_problem(2, {int64_t(1) << 40, 3, int64_t(1) << 20, 8}, {4, 3, 3, 3},
+                                    std::nullopt, fastconv::ConvOptions{});
+      },
+      "huge sizes are OverflowError");
+  fastconv::ConvOptions same;
+  const auto p = fastconv::make_conv_problem(2, {1, 3, 8, 8}, {4, 3, 3, 3}, std::nullopt, same);
+  std::vector<float> x(192), w(108), y(144);
+  expect_error<fastconv::Unsupported>(
+      [&] { fastconv::conv_fwd(p, fastconv::DType::f32, x.data(), w.data(), nullptr, y.data(), "winograd_f2x3"); },
+      "an algorithm that does not apply is Unsupported (Winograd needs 4 channels)");
+  expect_error<fastconv::InvalidArgument>([] { fastconv::set_num_threads(0); },
+                                          "0 threads is InvalidArgument");
+}
+
+}  // namespace
+
+int main() {
+  for (const std::string& isa : fastconv::available_isas()) {
+    fastconv::set_isa(isa);
+    for (int threads : {1, 2}) {
+      fastconv::set_num_threads(threads);
+      test_convolution(isa + " " + std::to_string(threads) + "T");
+      test_pooling_norm_linear(isa + " " + std::to_string(threads) + "T");
+    }
+  }
+  test_errors();
+  std::printf("%d checks, %d failed\n", checks, failures);
+  return failures == 0 ? 0 : 1;
+}

@@ -9,11 +9,11 @@
 #include <limits>
 
 #include "algorithm.hpp"
-#include "fastconv/errors.hpp"
 #include "execute.hpp"
+#include "fastconv/errors.hpp"
+#include "fastconv/runtime.hpp"
 #include "pad.hpp"
 #include "util/buffer.hpp"
-#include "fastconv/runtime.hpp"
 #include "util/checked.hpp"
 #include "util/dtype.hpp"
 #include "util/parallel.hpp"

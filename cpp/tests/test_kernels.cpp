@@ -1,0 +1,183 @@
+// cpp/tests/test_kernels.cpp — the microkernels of every available ISA's table, called directly
+// (XNNPACK-style), run by ctest: every output sits in a buffer whose guard regions and unused
+// lanes hold canaries that must come back untouched.
+//
+//   GEMM tile:  every m <= MR, n <= NR, a few depths; bias, accumulate, the ReLU6 clamp and
+//               NaN kept by the clamp; C rows ldc apart with a gap after n columns
+//   pooling:    rows (max, sum) and windows (max, sum; strides 1 and 2, dilation, scaling)
+//
+// Reference sums in double; float32 within 1e-5 of the largest term sum, float64 within 1e-12.
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "fastconv/runtime.hpp"
+#include "kernels/kernel_table.hpp"
+
+namespace {
+
+int failures = 0, checks = 0;
+
+void check(bool ok, const std::string& what) {
+  ++checks;
+  if (!ok && ++failures <= 20) std::printf("FAIL: %s\n", what.c_str());
+}
+
+template <typename T>
+std::vector<T> random(size_t n, uint32_t seed) {
+  std::vector<T> v(n);
+  for (T& x : v) {
+    seed = seed * 1664525u + 1013904223u;
+    x = T(double(seed >> 8) / double(1u << 24) * 2.0 - 1.0);
+  }
+  return v;
+}
+
+template <typename T>
+T canary() {
+  return T(-7.25e17);
+}
+
+template <typename T>
+bool same(T a, T b) {
+  return std::memcmp(&a, &b, sizeof(T)) == 0;
+}
+
+template <typename T>
+double tolerance() {
+  return sizeof(T) == 4 ? 1e-5 : 1e-12;
+}
+
+template <typename T>
+void test_gemm(const std::string& isa, const fastconv::kernels::GemmUkernel<T>& uk) {
+  const int mr = uk.mr, nr = uk.nr;
+  const int64_t ldc = nr + 5, guard = 32;
+  for (int64_t kc : {1, 3, 64}) {
+    const auto a = random<T>(static_cast<size_t>(kc * mr), 11), b = random<T>(static_cast<size_t>(kc * nr), 12);
+    const auto bias = random<T>(static_cast<size_t>(mr), 13);
+    for (int m = 1; m <= mr; ++m) {
+      for (int n = 1; n <= nr; ++n) {
+        for (int variant = 0; variant < 4; ++variant) {  // plain, bias, accumulate, bias + relu6
+          fastconv::kernels::TileStore<T> st;
+          st.bias = (variant == 1 || variant == 3) ? bias.data() : nullptr;
+          st.accumulate = variant == 2;
+          st.clamp = variant == 3;
+          st.lo = T(0);
+          st.hi = T(6) * T(0.1);  // small enough to clamp some sums
+          std::vector<T> buf(static_cast<size_t>(2 * guard + mr * ldc), canary<T>());
+          T* c = buf.data() + guard;
+          const T start = T(0.5);
+          for (int i = 0; i < m; ++i)
+            for (int j = 0; j < n; ++j) c[i * ldc + j] = variant == 2 ? start : T(99);
+          uk.run(kc, a.data(), b.data(), c, ldc, m, n, st);
+          if (uk.store_fence) uk.store_fence();
+          bool values = true, untouched = true;
+          for (int64_t idx = 0; idx < static_cast<int64_t>(buf.size()); ++idx) {
+            const int64_t off = idx - guard;
+            const int64_t i = off >= 0 ? off / ldc : -1, j = off >= 0 ? off % ldc : -1;
+            if (off >= 0 && i < m && j < n) {
+              double s = variant == 2 ? double(start) : (st.bias ? double(bias[i]) : 0.0);
+              double scale = std::fabs(s);
+              for (int64_t k = 0; k < kc; ++k) {
+                s += double(a[k * mr + i]) * double(b[k * nr + j]);
+                scale += std::fabs(double(a[k * mr + i]) * double(b[k * nr + j]));
+              }
+              if (st.clamp) s = std::min(std::max(s, double(st.lo)), double(st.hi));
+              values &= std::fabs(double(buf[idx]) - s) <= tolerance<T>() * std::max(scale, 1.0);
+            } else {
+              untouched &= same(buf[idx], canary<T>());
+            }
+          }
+          const std::string where = isa + " gemm " + std::to_string(sizeof(T) * 8) + "-bit m " +
+                                    std::to_string(m) + " n " + std::to_string(n) + " kc " +
+                                    std::to_string(kc) + " variant " + std::to_string(variant);
+          check(values, where + ": wrong values");
+          check(untouched, where + ": wrote outside the tile");
+        }
+      }
+    }
+  }
+  // the clamp keeps NaN (torch.relu does)
+  fastconv::kernels::TileStore<T> st;
+  st.clamp = true;
+  st.hi = std::numeric_limits<T>::infinity();
+  std::vector<T> a(static_cast<size_t>(mr), T(1)), b(static_cast<size_t>(nr), T(1));
+  a[0] = std::numeric_limits<T>::quiet_NaN();
+  std::vector<T> c(static_cast<size_t>(mr * nr), T(0));
+  uk.run(1, a.data(), b.data(), c.data(), nr, mr, nr, st);
+  check(std::isnan(c[0]) && c[nr] == T(1), isa + " gemm: the clamp keeps NaN");
+}
+
+template <typename T>
+void test_pool(const std::string& isa, const fastconv::kernels::PoolKernels<T>& pk) {
+  const int64_t W = 37, nrows = 3, guard = 16;
+  const auto x = random<T>(static_cast<size_t>(W * nrows + 64), 21);
+  const int64_t offset[] = {0, W, 2 * W};
+  for (bool is_max : {true, false}) {
+    for (int64_t n : {1, 5, 16, 33}) {
+      std::vector<T> buf(static_cast<size_t>(n + 2 * guard), canary<T>());
+      (is_max ? pk.rows_max : pk.rows_sum)(x.data(), offset, nrows, n, buf.data() + guard);
+      bool ok = true, untouched = true;
+      for (int64_t i = 0; i < n; ++i) {
+        double r = is_max ? -INFINITY : 0.0;
+        for (int64_t k = 0; k < nrows; ++k)
+          r = is_max ? std::max(r, double(x[offset[k] + i])) : r + double(x[offset[k] + i]);
+        ok &= std::fabs(double(buf[guard + i]) - r) <= tolerance<T>() * 4;
+      }
+      for (int64_t i = 0; i < guard; ++i)
+        untouched &= same(buf[i], canary<T>()) && same(buf[guard + n + i], canary<T>());
+      const std::string where = isa + " pool rows " + (is_max ? "max" : "sum") + " n " + std::to_string(n);
+      check(ok, where + ": wrong values");
+      check(untouched, where + ": wrote outside");
+    }
+    for (int64_t stride : {1, 2}) {
+      for (int64_t dilation : {1, 2}) {
+        const int64_t kw = 3, n = 9, rows = 2, ldy = n + 3;
+        const std::vector<T> scale(static_cast<size_t>(n), T(0.25));
+        std::vector<T> buf(static_cast<size_t>(rows * ldy + 2 * guard), canary<T>());
+        T* y = buf.data() + guard;
+        (is_max ? pk.window_max : pk.window_sum)(x.data(), rows, W, offset, 2, n, stride, dilation,
+                                                 kw, is_max ? nullptr : scale.data(), y, ldy);
+        bool ok = true, untouched = true;
+        for (int64_t idx = 0; idx < static_cast<int64_t>(buf.size()); ++idx) {
+          const int64_t off = idx - guard, r = off >= 0 ? off / ldy : -1, o = off >= 0 ? off % ldy : -1;
+          if (off >= 0 && r < rows && o < n) {
+            double s = is_max ? -INFINITY : 0.0;
+            for (int64_t q = 0; q < 2; ++q)
+              for (int64_t k = 0; k < kw; ++k) {
+                const double v = double(x[r * W + offset[q] + o * stride + k * dilation]);
+                s = is_max ? std::max(s, v) : s + v;
+              }
+            if (!is_max) s *= 0.25;
+            ok &= std::fabs(double(buf[idx]) - s) <= tolerance<T>() * 8;
+          } else {
+            untouched &= same(buf[idx], canary<T>());
+          }
+        }
+        const std::string where = isa + " pool window " + (is_max ? "max" : "sum") + " stride " +
+                                  std::to_string(stride) + " dilation " + std::to_string(dilation);
+        check(ok, where + ": wrong values");
+        check(untouched, where + ": wrote outside");
+      }
+    }
+  }
+}
+
+}  // namespace
+
+int main() {
+  for (const std::string& isa : fastconv::available_isas()) {
+    const auto& table = fastconv::kernels::kernels_for(isa);
+    test_gemm<float>(isa, table.f32.gemm);
+    test_gemm<double>(isa, table.f64.gemm);
+    test_pool<float>(isa, table.f32.pool);
+    test_pool<double>(isa, table.f64.pool);
+  }
+  std::printf("%d checks, %d failed\n", checks, failures);
+  return failures == 0 ? 0 : 1;
+}

@@ -10,7 +10,7 @@
 
 namespace fastconv {
 
-enum class DType;
+enum class DType;  ///< float32 / float64 (fastconv/conv.hpp)
 
 /// The elementwise activations, each with PyTorch's definition (alpha, beta: their parameters):
 ///   relu        max(x, 0)                      relu6      min(max(x, 0), 6)

@@ -21,6 +21,7 @@
 
 namespace fastconv {
 
+/// Element type of every array of a call: float32 (the fast path) or float64.
 enum class DType { f32, f64 };
 
 /// The three computations of a convolution layer.
@@ -51,20 +52,20 @@ struct PaddingSpec {
 /// Convolution parameters, as torch.nn.functional.convNd takes them. A vector of one value
 /// applies to every spatial dimension; otherwise it has one value per spatial dimension.
 struct ConvOptions {
-  std::vector<int64_t> stride{1};
-  PaddingSpec padding{};
-  std::vector<int64_t> dilation{1};
-  int64_t groups = 1;
-  PaddingMode padding_mode = PaddingMode::zeros;
+  std::vector<int64_t> stride{1};                 ///< >= 1
+  PaddingSpec padding{};                          ///< values >= 0, or "same" / "valid"
+  std::vector<int64_t> dilation{1};               ///< >= 1
+  int64_t groups = 1;                             ///< divides C and K
+  PaddingMode padding_mode = PaddingMode::zeros;  ///< how the padding is filled
 };
 
 /// torch.nn.functional.conv_transposeNd's parameters (one value, or one per spatial dim).
 struct ConvTransposeOptions {
-  std::vector<int64_t> stride{1};
-  std::vector<int64_t> padding{0};
-  std::vector<int64_t> output_padding{0};
-  int64_t groups = 1;
-  std::vector<int64_t> dilation{1};
+  std::vector<int64_t> stride{1};          ///< >= 1
+  std::vector<int64_t> padding{0};         ///< cropped from both ends of the output, >= 0
+  std::vector<int64_t> output_padding{0};  ///< added at the end, < max(stride, dilation)
+  int64_t groups = 1;                      ///< divides C_in and C_out
+  std::vector<int64_t> dilation{1};        ///< >= 1
 };
 
 /// A validated convolution problem. Spatial arrays hold (D, H, W); ranks below 3 have leading
@@ -76,22 +77,23 @@ struct ConvProblem {
   int64_t N = 0;         ///< batch
   int64_t C = 0;         ///< input channels
   int64_t K = 0;         ///< output channels
-  int64_t groups = 1;
-  std::array<int64_t, 3> in{1, 1, 1}, kernel{1, 1, 1}, out{1, 1, 1};
-  std::array<int64_t, 3> stride{1, 1, 1}, dilation{1, 1, 1};
-  std::array<int64_t, 3> pad_lo{0, 0, 0}, pad_hi{0, 0, 0};
-  PaddingMode padding_mode = PaddingMode::zeros;
+  int64_t groups = 1;         ///< channel groups (C and K divide by it)
+  std::array<int64_t, 3> in{1, 1, 1}, kernel{1, 1, 1}, out{1, 1, 1};  ///< (D, H, W) extents
+  std::array<int64_t, 3> stride{1, 1, 1}, dilation{1, 1, 1};          ///< per (D, H, W)
+  std::array<int64_t, 3> pad_lo{0, 0, 0}, pad_hi{0, 0, 0};  ///< resolved padding before / after
+  PaddingMode padding_mode = PaddingMode::zeros;             ///< how the padding is filled
 
-  int64_t C_per_group() const { return C / groups; }
-  int64_t K_per_group() const { return K / groups; }
-  int64_t in_spatial() const { return in[0] * in[1] * in[2]; }
-  int64_t out_spatial() const { return out[0] * out[1] * out[2]; }
-  int64_t kernel_spatial() const { return kernel[0] * kernel[1] * kernel[2]; }
-  bool has_padding() const;
-  /// Shapes of the convolution's operands as the user sees them (no batch dim when unbatched).
+  int64_t C_per_group() const { return C / groups; }  ///< input channels of one group
+  int64_t K_per_group() const { return K / groups; }  ///< output channels of one group
+  int64_t in_spatial() const { return in[0] * in[1] * in[2]; }    ///< input positions
+  int64_t out_spatial() const { return out[0] * out[1] * out[2]; }  ///< output positions
+  int64_t kernel_spatial() const { return kernel[0] * kernel[1] * kernel[2]; }  ///< kernel taps
+  bool has_padding() const;  ///< any pad_lo / pad_hi above 0
+  /// Shapes of the convolution's operands as the user sees them (no batch dim when unbatched):
+  /// (N, C, *in), (N, K, *out) and (K, C / groups, *kernel).
   std::vector<int64_t> input_shape() const;
-  std::vector<int64_t> output_shape() const;
-  std::vector<int64_t> weight_shape() const;
+  std::vector<int64_t> output_shape() const;   ///< see input_shape()
+  std::vector<int64_t> weight_shape() const;   ///< see input_shape()
 };
 
 /// Validate shapes and options and resolve padding. `rank` is 1, 2 or 3; input is

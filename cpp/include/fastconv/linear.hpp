@@ -11,14 +11,14 @@
 
 namespace fastconv {
 
-enum class DType;
+enum class DType;  ///< float32 / float64 (fastconv/conv.hpp)
 
 /// A validated linear layer: x of (*, in_features) seen as M rows of K = in_features, weight
 /// (N = out_features, K), bias (N).
 struct LinearProblem {
-  std::string op = "linear";
-  int64_t M = 0, K = 0, N = 0;
-  std::vector<int64_t> input_shape;
+  std::string op = "linear";      ///< name used in messages
+  int64_t M = 0, K = 0, N = 0;    ///< rows, in_features, out_features
+  std::vector<int64_t> input_shape;  ///< (*, in_features) as given
   std::vector<int64_t> output_shape() const;  ///< (*, out_features)
 };
 

@@ -22,14 +22,15 @@
 
 namespace fastconv {
 
+/// Which statistics a normalisation takes (see the file comment).
 enum class NormKind { batch, group, layer };
 
 /// A validated normalisation: x as [N][C][S]; `groups` channel groups (group kind).
 struct NormProblem {
-  std::string op = "batch_norm";
+  std::string op = "batch_norm";  ///< name used in messages
   NormKind kind = NormKind::batch;
-  int64_t N = 0, C = 1, S = 1;
-  int64_t groups = 1;
+  int64_t N = 0, C = 1, S = 1;    ///< rows (batch), channels, positions per row
+  int64_t groups = 1;             ///< channel groups (group kind)
 
   /// (mean, var) pairs: C (batch), N * groups (group), N (layer).
   int64_t stats() const;

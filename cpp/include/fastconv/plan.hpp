@@ -36,11 +36,11 @@ class ConvPlan {
   /// plan's dtype) may be null.
   void forward(const void* x, void* y, const void* residual) const;
 
-  const ConvProblem& problem() const;
-  DType dtype() const;
+  const ConvProblem& problem() const;  ///< the problem the plan was made for
+  DType dtype() const;                 ///< the dtype of its weights, inputs and outputs
   /// The algorithm the plan runs ("auto" resolved).
   const std::string& algorithm() const;
-  Activation activation() const;
+  Activation activation() const;  ///< the activation applied to the output
   /// The ISA whose kernels the plan runs.
   std::string isa() const;
   /// Bytes the plan holds: packed weights, bias, and (when `auto` chose an algorithm that

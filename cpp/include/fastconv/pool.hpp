@@ -21,34 +21,36 @@ namespace fastconv {
 /// torch.nn.functional.{max,avg}_pool<rank>d's parameters. A vector of one value applies to every
 /// spatial dimension; an empty stride means stride = kernel_size.
 struct PoolOptions {
-  std::vector<int64_t> kernel_size;
-  std::vector<int64_t> stride;
-  std::vector<int64_t> padding{0};
+  std::vector<int64_t> kernel_size;  ///< window extents, >= 1
+  std::vector<int64_t> stride;       ///< empty: kernel_size
+  std::vector<int64_t> padding{0};   ///< at most half the window
   std::vector<int64_t> dilation{1};  ///< max pooling only
-  bool ceil_mode = false;
+  bool ceil_mode = false;                  ///< output extents rounded up, as in PyTorch
   bool count_include_pad = true;          ///< average pooling only
   std::optional<int64_t> divisor_override;  ///< average pooling only
 };
 
+/// Which pooling: fixed windows (max, avg) or windows that split the input into a requested
+/// output size (adaptive_max, adaptive_avg).
 enum class PoolKind { max, avg, adaptive_max, adaptive_avg };
 
 /// A validated pooling problem; spatial arrays hold (D, H, W), ranks below 3 padded with 1s.
 struct PoolProblem {
-  std::string op = "max_pool2d";
+  std::string op = "max_pool2d";  ///< name used in messages
   PoolKind kind = PoolKind::max;
-  int rank = 2;
-  bool batched = true;
-  int64_t N = 0, C = 0;
-  std::array<int64_t, 3> in{1, 1, 1}, out{1, 1, 1};
+  int rank = 2;                   ///< spatial rank (1, 2 or 3)
+  bool batched = true;            ///< input had a batch dimension
+  int64_t N = 0, C = 0;           ///< batch and channels
+  std::array<int64_t, 3> in{1, 1, 1}, out{1, 1, 1};  ///< (D, H, W) extents
   std::array<int64_t, 3> kernel{1, 1, 1}, stride{1, 1, 1}, padding{0, 0, 0}, dilation{1, 1, 1};
-  bool count_include_pad = true;
-  int64_t divisor_override = 0;  ///< 0: none
+  bool count_include_pad = true;  ///< average pooling: padding counts in the divisor
+  int64_t divisor_override = 0;   ///< 0: none
 
-  int64_t planes() const { return N * C; }
-  int64_t in_spatial() const { return in[0] * in[1] * in[2]; }
-  int64_t out_spatial() const { return out[0] * out[1] * out[2]; }
-  std::vector<int64_t> input_shape() const;
-  std::vector<int64_t> output_shape() const;
+  int64_t planes() const { return N * C; }                        ///< (n, c) planes
+  int64_t in_spatial() const { return in[0] * in[1] * in[2]; }      ///< input positions per plane
+  int64_t out_spatial() const { return out[0] * out[1] * out[2]; }  ///< output positions per plane
+  std::vector<int64_t> input_shape() const;   ///< (N, C, *in), or (C, *in) when unbatched
+  std::vector<int64_t> output_shape() const;  ///< (N, C, *out), or (C, *out) when unbatched
 };
 
 /// Validate a max (kind max) or average (kind avg) pooling; throws InvalidArgument /

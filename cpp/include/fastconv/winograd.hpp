@@ -17,8 +17,8 @@ namespace fastconv {
 /// AT m x alpha, G alpha x 3, BT alpha x alpha, with alpha = m + 2; a 3-tap correlation of
 /// alpha inputs d is y = AT ((G g) * (BT d)). Throws InvalidArgument for another m.
 struct WinogradMatrices {
-  int m = 0, alpha = 0;
-  std::vector<double> AT, G, BT;
+  int m = 0, alpha = 0;           ///< outputs per tile, inputs per tile (m + 2)
+  std::vector<double> AT, G, BT;  ///< row-major, shapes as above
 };
 WinogradMatrices winograd_matrices(int m);
 

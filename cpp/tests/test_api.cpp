@@ -268,6 +268,66 @@ void test_errors() {
                                           "0 threads is InvalidArgument");
 }
 
+// The array-level API (tensor.hpp) gives the problem-level results, bit for bit, and checks its
+// outputs and dtypes.
+void test_tensor_api() {
+  using fastconv::View;
+  const auto f32 = fastconv::DType::f32;
+  const auto x = random(2 * 3 * 9 * 9, 31), w = random(4 * 3 * 3 * 3, 32), b = random(4, 33);
+  const View xv{x.data(), f32, {2, 3, 9, 9}}, wv{w.data(), f32, {4, 3, 3, 3}}, bv{b.data(), f32, {4}};
+  fastconv::ConvOptions o;
+  o.padding.values = {1};
+  const auto p = fastconv::make_conv_problem(2, xv.shape, wv.shape, Shape{4}, o);
+  std::vector<float> want(static_cast<size_t>(numel(p.output_shape())));
+  fastconv::conv_fwd(p, f32, x.data(), w.data(), b.data(), want.data());
+  fastconv::Tensor y = fastconv::conv(xv, wv, &bv, o);
+  check(y.shape() == p.output_shape() && std::memcmp(y.data(), want.data(), want.size() * 4) == 0,
+        "tensor conv equals conv_fwd");
+  Guarded out(numel(p.output_shape()));
+  fastconv::conv(xv, wv, &bv, fastconv::MutableView{out.data(), f32, p.output_shape()}, o);
+  check(std::memcmp(out.data(), want.data(), want.size() * 4) == 0 && out.intact(),
+        "tensor conv into a caller's array");
+  expect_error<fastconv::InvalidArgument>(
+      [&] { fastconv::conv(xv, wv, &bv, fastconv::MutableView{out.data(), f32, {2, 4, 9, 8}}, o); },
+      "tensor conv: an output of the wrong shape is InvalidArgument");
+  const std::vector<double> wd(w.begin(), w.end());
+  expect_error<fastconv::DTypeError>(
+      [&] { fastconv::conv(xv, View{wd.data(), fastconv::DType::f64, wv.shape}, nullptr, o); },
+      "tensor conv: mixed dtypes are DTypeError");
+  const auto g = random(numel(p.output_shape()), 34);
+  const View gv{g.data(), f32, p.output_shape()};
+  const auto dx = fastconv::conv_input_grad(xv.shape, wv, gv, o);
+  const auto dw = fastconv::conv_weight_grad(xv, wv.shape, gv, o);
+  std::vector<float> dx_want(x.size()), dw_want(w.size());
+  fastconv::conv_bwd_data(p, f32, w.data(), g.data(), dx_want.data());
+  fastconv::conv_bwd_weights(p, f32, x.data(), g.data(), dw_want.data());
+  check(std::memcmp(dx.data(), dx_want.data(), dx_want.size() * 4) == 0, "tensor conv_input_grad");
+  check(std::memcmp(dw.data(), dw_want.data(), dw_want.size() * 4) == 0, "tensor conv_weight_grad");
+  fastconv::ConvTransposeOptions to;
+  to.stride = {2};
+  const auto up = fastconv::conv_transpose(View{want.data(), f32, p.output_shape()},
+                                           View{w.data(), f32, {4, 3, 3, 3}}, nullptr, to);
+  check(up.shape() == Shape({2, 3, 19, 19}), "tensor conv_transpose shape");
+  fastconv::PoolOptions po;
+  po.kernel_size = {2};
+  std::vector<int64_t> idx(2 * 3 * 4 * 4);
+  const auto pooled = fastconv::pool(fastconv::PoolKind::max, 2, xv, po, idx.data());
+  check(pooled.shape() == Shape({2, 3, 4, 4}) && idx[0] >= 0 && idx[0] < 81, "tensor pool");
+  const auto ln = fastconv::layer_norm(xv, {9, 9}, nullptr, nullptr);
+  double m = 0;
+  for (int i = 0; i < 81; ++i) m += ln.as<float>()[i];
+  check(std::fabs(m) < 1e-4, "tensor layer_norm centres each row");
+  const auto r = fastconv::activation(fastconv::Activation::relu, xv);
+  check(r.as<float>()[0] == std::max(x[0], 0.0f), "tensor activation");
+  const auto sm = fastconv::softmax(View{b.data(), f32, {4}}, 0);
+  check(std::fabs(sm.as<float>()[0] + sm.as<float>()[1] + sm.as<float>()[2] + sm.as<float>()[3] - 1) < 1e-6,
+        "tensor softmax");
+  const auto lin = fastconv::linear(View{x.data(), f32, {6, 81}}, View{w.data(), f32, {1, 81}}, nullptr);
+  double s = 0;
+  for (int k = 0; k < 81; ++k) s += double(x[k]) * w[k];
+  check(lin.shape() == Shape({6, 1}) && std::fabs(lin.as<float>()[0] - s) < 1e-4, "tensor linear");
+}
+
 }  // namespace
 
 int main() {
@@ -280,6 +340,7 @@ int main() {
     }
   }
   test_errors();
+  test_tensor_api();
   std::printf("%d checks, %d failed\n", checks, failures);
   return failures == 0 ? 0 : 1;
 }

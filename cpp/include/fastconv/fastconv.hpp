@@ -9,5 +9,6 @@
 #include "fastconv/plan.hpp"
 #include "fastconv/pool.hpp"
 #include "fastconv/runtime.hpp"
+#include "fastconv/tensor.hpp"
 #include "fastconv/version.hpp"
 #include "fastconv/winograd.hpp"

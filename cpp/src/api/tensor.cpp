@@ -1,0 +1,166 @@
+// api/tensor.cpp — the array-level API of fastconv/tensor.hpp: problems made from the views'
+// shapes, outputs checked or allocated, then the problem-level entry points.
+#include "fastconv/tensor.hpp"
+
+#include <initializer_list>
+#include <optional>
+
+#include "fastconv/errors.hpp"
+#include "fastconv/linear.hpp"
+#include "fastconv/norm.hpp"
+#include "fastconv/runtime.hpp"
+#include "util/checked.hpp"
+#include "util/dtype.hpp"
+#include "util/format.hpp"
+
+namespace fastconv {
+
+namespace {
+
+// The common dtype of the views (nulls skipped); DTypeError naming `op` when they differ.
+DType common(const std::string& op, std::initializer_list<const View*> views) {
+  const View* first = nullptr;
+  for (const View* v : views) {
+    if (!v) continue;
+    if (!first) first = v;
+    if (v->dtype != first->dtype)
+      throw DTypeError(op + ": expected all arrays to have the same dtype");
+  }
+  return first ? first->dtype : DType::f32;
+}
+
+void check_out(const std::string& op, const MutableView& y, DType dtype,
+               const std::vector<int64_t>& shape) {
+  if (y.dtype != dtype) throw DTypeError(op + ": expected out to have the inputs' dtype");
+  if (y.shape != shape) {
+    throw InvalidArgument(op + ": expected out of size " + util::shape_str(shape) +
+                          ", but got " + util::shape_str(y.shape));
+  }
+}
+
+std::optional<std::vector<int64_t>> shape_of(const View* v) {
+  return v ? std::optional<std::vector<int64_t>>(v->shape) : std::nullopt;
+}
+
+int conv_rank(const std::string& op, const View& w) {
+  const int rank = static_cast<int>(w.shape.size()) - 2;
+  if (rank < 1 || rank > 3) {
+    throw InvalidArgument(op + ": expected a 3-D, 4-D or 5-D weight, but got " +
+                          std::to_string(w.shape.size()) + "-D");
+  }
+  return rank;
+}
+
+}  // namespace
+
+Tensor::Tensor(DType dtype, std::vector<int64_t> shape) : dtype_(dtype), shape_(std::move(shape)) {
+  int64_t bytes = static_cast<int64_t>(util::dtype_size(dtype));
+  for (int64_t d : shape_) {
+    if (d < 0) throw InvalidArgument("Tensor: negative extent in " + util::shape_str(shape_));
+    bytes = util::checked_mul(bytes, d, "Tensor: size");
+  }
+  mem_ = std::shared_ptr<void>(allocate_array(static_cast<std::size_t>(bytes)), free_array);
+}
+
+int64_t Tensor::numel() const {
+  int64_t n = 1;
+  for (int64_t d : shape_) n *= d;
+  return n;
+}
+
+void conv(const View& x, const View& w, const View* b, const MutableView& y,
+          const ConvOptions& options, const std::string& algo) {
+  const std::string op = "conv";
+  const DType dtype = common(op, {&x, &w, b});
+  const auto p = make_conv_problem(conv_rank(op, w), x.shape, w.shape, shape_of(b), options);
+  check_out(p.op, y, dtype, p.output_shape());
+  conv_fwd(p, dtype, x.data, w.data, b ? b->data : nullptr, y.data, algo);
+}
+
+Tensor conv(const View& x, const View& w, const View* b, const ConvOptions& options,
+            const std::string& algo) {
+  const auto p = make_conv_problem(conv_rank("conv", w), x.shape, w.shape, shape_of(b), options);
+  Tensor y(common(p.op, {&x, &w, b}), p.output_shape());
+  conv(x, w, b, y.mutable_view(), options, algo);
+  return y;
+}
+
+Tensor conv_input_grad(const std::vector<int64_t>& input_shape, const View& w, const View& dy,
+                       const ConvOptions& options, const std::string& algo) {
+  const std::string op = "conv_input_grad";
+  const DType dtype = common(op, {&w, &dy});
+  const auto p = make_conv_problem(conv_rank(op, w), input_shape, w.shape, std::nullopt, options, op);
+  check_shape(op, "grad_output", dy.shape, p.output_shape());
+  Tensor dx(dtype, p.input_shape());
+  conv_bwd_data(p, dtype, w.data, dy.data, dx.data(), algo);
+  return dx;
+}
+
+Tensor conv_weight_grad(const View& x, const std::vector<int64_t>& weight_shape, const View& dy,
+                        const ConvOptions& options, const std::string& algo) {
+  const std::string op = "conv_weight_grad";
+  const DType dtype = common(op, {&x, &dy});
+  const int rank = static_cast<int>(weight_shape.size()) - 2;
+  if (rank < 1 || rank > 3) throw InvalidArgument(op + ": expected a 3-D, 4-D or 5-D weight shape");
+  const auto p = make_conv_problem(rank, x.shape, weight_shape, std::nullopt, options, op);
+  check_shape(op, "grad_output", dy.shape, p.output_shape());
+  Tensor dw(dtype, p.weight_shape());
+  conv_bwd_weights(p, dtype, x.data, dy.data, dw.data(), algo);
+  return dw;
+}
+
+Tensor conv_transpose(const View& x, const View& w, const View* b,
+                      const ConvTransposeOptions& options, const std::string& algo) {
+  const std::string op = "conv_transpose";
+  const DType dtype = common(op, {&x, &w, b});
+  const auto p = make_conv_transpose_problem(conv_rank(op, w), x.shape, w.shape, shape_of(b), options);
+  Tensor y(dtype, p.input_shape());  // the transposed output is the convolution's input
+  conv_transpose_fwd(p, dtype, x.data, w.data, b ? b->data : nullptr, y.data(), algo);
+  return y;
+}
+
+Tensor pool(PoolKind kind, int rank, const View& x, const PoolOptions& options, int64_t* indices) {
+  const std::string op = std::string(kind == PoolKind::avg ? "avg" : "max") + "_pool" +
+                         std::to_string(rank) + "d";
+  const auto p = make_pool_problem(kind, rank, x.shape, options, op);
+  Tensor y(x.dtype, p.output_shape());
+  pool_fwd(p, x.dtype, x.data, y.data(), indices);
+  return y;
+}
+
+Tensor layer_norm(const View& x, const std::vector<int64_t>& normalized_shape, const View* weight,
+                  const View* bias, double eps) {
+  const std::string op = "layer_norm";
+  const DType dtype = common(op, {&x, weight, bias});
+  const auto p = make_norm_problem(NormKind::layer, x.shape, 1, normalized_shape, op);
+  if (weight) check_norm_param(p, "weight", weight->shape, normalized_shape, p.params());
+  if (bias) check_norm_param(p, "bias", bias->shape, normalized_shape, p.params());
+  std::vector<double> mean(static_cast<size_t>(p.stats())), var(mean.size());
+  Tensor y(dtype, x.shape);
+  norm_fwd(p, dtype, x.data, weight ? weight->data : nullptr, bias ? bias->data : nullptr, true,
+           eps, mean.data(), var.data(), y.data());
+  return y;
+}
+
+Tensor activation(Activation act, const View& x, double alpha, double beta) {
+  Tensor y(x.dtype, x.shape);
+  activation_fwd(act, alpha, beta, x.dtype, y.numel(), x.data, y.data());
+  return y;
+}
+
+Tensor softmax(const View& x, int64_t dim, bool log) {
+  const auto s = softmax_shape(x.shape, dim, log ? "log_softmax" : "softmax");
+  Tensor y(x.dtype, x.shape);
+  softmax_fwd(x.dtype, s.outer, s.D, s.inner, x.data, y.data(), log);
+  return y;
+}
+
+Tensor linear(const View& x, const View& w, const View* b) {
+  const DType dtype = common("linear", {&x, &w, b});
+  const auto p = make_linear_problem(x.shape, w.shape, shape_of(b));
+  Tensor y(dtype, p.output_shape());
+  linear_fwd(p, dtype, x.data, w.data, b ? b->data : nullptr, y.data());
+  return y;
+}
+
+}  // namespace fastconv

@@ -322,6 +322,59 @@ void test_tensor_api() {
   const auto sm = fastconv::softmax(View{b.data(), f32, {4}}, 0);
   check(std::fabs(sm.as<float>()[0] + sm.as<float>()[1] + sm.as<float>()[2] + sm.as<float>()[3] - 1) < 1e-6,
         "tensor softmax");
+  // normalisations, gradients: the array forms equal the problem-level calls
+  {
+    const auto bp = fastconv::make_norm_problem(fastconv::NormKind::batch, xv.shape, 1, {}, "bn");
+    std::vector<double> rm{0.1, -0.2, 0.3}, rv{0.5, 1.5, 2.0};
+    const std::vector<float> rmf(rm.begin(), rm.end()), rvf(rv.begin(), rv.end());
+    std::vector<float> bn_want(x.size());
+    fastconv::norm_fwd(bp, f32, x.data(), nullptr, nullptr, false, 1e-5, rm.data(), rv.data(),
+                       bn_want.data());
+    const auto bn = fastconv::batch_norm(xv, View{rmf.data(), f32, {3}}, View{rvf.data(), f32, {3}},
+                                         nullptr, nullptr);
+    check(std::memcmp(bn.data(), bn_want.data(), x.size() * 4) == 0, "tensor batch_norm");
+    const auto gp = fastconv::make_norm_problem(fastconv::NormKind::group, xv.shape, 3, {}, "gn");
+    std::vector<double> gm(6), gvar(6);
+    std::vector<float> gn_want(x.size());
+    fastconv::norm_fwd(gp, f32, x.data(), nullptr, nullptr, true, 1e-5, gm.data(), gvar.data(),
+                       gn_want.data());
+    const auto gn = fastconv::group_norm(xv, 3, nullptr, nullptr);
+    check(std::memcmp(gn.data(), gn_want.data(), x.size() * 4) == 0, "tensor group_norm");
+    const auto gx = random(x.size(), 35);
+    const View gxv{gx.data(), f32, xv.shape};
+    std::vector<float> act_want(x.size());
+    fastconv::activation_bwd(fastconv::Activation::silu, 0, 0, f32, int64_t(x.size()), x.data(),
+                             gx.data(), act_want.data());
+    const auto act = fastconv::activation_input_grad(fastconv::Activation::silu, xv, gxv);
+    check(std::memcmp(act.data(), act_want.data(), x.size() * 4) == 0, "tensor activation_input_grad");
+    const auto smy = fastconv::softmax(xv, 1);
+    const auto smg = fastconv::softmax_input_grad(smy.view(), gxv, 1);
+    std::vector<float> smg_want(x.size());
+    fastconv::softmax_bwd(f32, 2, 3, 81, smy.data(), gx.data(), smg_want.data(), false);
+    check(std::memcmp(smg.data(), smg_want.data(), x.size() * 4) == 0, "tensor softmax_input_grad");
+    fastconv::Tensor dbias;
+    const auto lw = fastconv::linear_weight_grad(View{x.data(), f32, {6, 81}}, View{gx.data(), f32, {6, 5}}, &dbias);
+    const auto w5 = random(5 * 81, 36);
+    const auto li = fastconv::linear_input_grad(View{w5.data(), f32, {5, 81}}, View{gx.data(), f32, {6, 5}});
+    const auto lp = fastconv::make_linear_problem({6, 81}, {5, 81}, std::nullopt);
+    std::vector<float> lw_want(5 * 81), lb_want(5), li_want(6 * 81);
+    fastconv::linear_bwd_weights(lp, f32, x.data(), gx.data(), lw_want.data(), lb_want.data());
+    fastconv::linear_bwd_data(lp, f32, w5.data(), gx.data(), li_want.data());
+    check(std::memcmp(lw.data(), lw_want.data(), lw_want.size() * 4) == 0 &&
+              std::memcmp(dbias.data(), lb_want.data(), 5 * 4) == 0 && dbias.shape() == Shape({5}),
+          "tensor linear_weight_grad");
+    check(std::memcmp(li.data(), li_want.data(), li_want.size() * 4) == 0 && li.shape() == Shape({6, 81}),
+          "tensor linear_input_grad");
+    const auto mg = fastconv::max_pool_input_grad(2, xv.shape, View{gx.data(), f32, {2, 3, 4, 4}}, idx.data());
+    double total = 0;
+    for (int64_t i = 0; i < mg.numel(); ++i) total += mg.as<float>()[i];
+    double want_total = 0;
+    for (int i = 0; i < 96; ++i) want_total += gx[i];
+    check(std::fabs(total - want_total) < 1e-4, "tensor max_pool_input_grad conserves the sum");
+    const auto ag = fastconv::avg_pool_input_grad(2, xv.shape, View{gx.data(), f32, {2, 3, 4, 4}}, po);
+    check(ag.shape() == xv.shape && std::fabs(ag.as<float>()[0] - gx[0] / 4) < 1e-6,
+          "tensor avg_pool_input_grad");
+  }
   const auto lin = fastconv::linear(View{x.data(), f32, {6, 81}}, View{w.data(), f32, {1, 81}}, nullptr);
   double s = 0;
   for (int k = 0; k < 81; ++k) s += double(x[k]) * w[k];

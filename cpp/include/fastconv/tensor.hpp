@@ -87,13 +87,45 @@ Tensor pool(PoolKind kind, int rank, const View& x, const PoolOptions& options,
 Tensor layer_norm(const View& x, const std::vector<int64_t>& normalized_shape, const View* weight,
                   const View* bias, double eps = 1e-5);
 
+/// Batch normalisation with running statistics (evaluation mode): running_mean / running_var
+/// (C values, either floating dtype), weight / bias (C) or null; x (N, C, *).
+Tensor batch_norm(const View& x, const View& running_mean, const View& running_var,
+                  const View* weight, const View* bias, double eps = 1e-5);
+
+/// Group normalisation of x (N, C, *) in `groups` groups; weight / bias (C) or null.
+Tensor group_norm(const View& x, int64_t groups, const View* weight, const View* bias,
+                  double eps = 1e-5);
+
 /// An elementwise activation (alpha, beta: its parameters, see activation.hpp).
 Tensor activation(Activation act, const View& x, double alpha = 0, double beta = 0);
+
+/// Gradient of an activation with respect to its input x, from dy.
+Tensor activation_input_grad(Activation act, const View& x, const View& dy, double alpha = 0,
+                             double beta = 0);
 
 /// Softmax (log-softmax with `log`) along `dim` (negative: from the end).
 Tensor softmax(const View& x, int64_t dim, bool log = false);
 
+/// Gradient of softmax (log-softmax) with respect to its input, from its output y and dy.
+Tensor softmax_input_grad(const View& y, const View& dy, int64_t dim, bool log = false);
+
 /// y = x W^T + b over the last dim: x (*, in_features), w (out_features, in_features).
 Tensor linear(const View& x, const View& w, const View* b);
+
+/// Gradient of linear with respect to x: dy W, shaped (*, in_features).
+Tensor linear_input_grad(const View& w, const View& dy);
+
+/// Gradient of linear with respect to w (out_features, in_features), and when `bias_grad` is not
+/// null, with respect to the bias (written there: a Tensor of out_features).
+Tensor linear_weight_grad(const View& x, const View& dy, Tensor* bias_grad = nullptr);
+
+/// Gradient of max pooling with respect to its input (of `input_shape`), through the indices
+/// the forward returned (int64, dy's shape).
+Tensor max_pool_input_grad(int rank, const std::vector<int64_t>& input_shape, const View& dy,
+                           const int64_t* indices);
+
+/// Gradient of average pooling with respect to its input (of `input_shape`).
+Tensor avg_pool_input_grad(int rank, const std::vector<int64_t>& input_shape, const View& dy,
+                           const PoolOptions& options);
 
 }  // namespace fastconv

@@ -3,6 +3,7 @@
 #include "fastconv/tensor.hpp"
 
 #include <initializer_list>
+#include <utility>
 #include <optional>
 
 #include "fastconv/errors.hpp"
@@ -142,10 +143,73 @@ Tensor layer_norm(const View& x, const std::vector<int64_t>& normalized_shape, c
   return y;
 }
 
+namespace {
+
+// C values of a float32 / float64 view as doubles.
+std::vector<double> as_doubles(const View& v) {
+  const int64_t n = v.shape.empty() ? 1 : v.shape[0];
+  std::vector<double> out(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i)
+    out[i] = v.dtype == DType::f32 ? double(static_cast<const float*>(v.data)[i])
+                                   : static_cast<const double*>(v.data)[i];
+  return out;
+}
+
+}  // namespace
+
+Tensor batch_norm(const View& x, const View& running_mean, const View& running_var,
+                  const View* weight, const View* bias, double eps) {
+  const std::string op = "batch_norm";
+  const DType dtype = common(op, {&x, weight, bias});
+  const auto p = make_norm_problem(NormKind::batch, x.shape, 1, {}, op);
+  for (const auto& [name, v] : {std::pair<const char*, const View*>{"running_mean", &running_mean},
+                                {"running_var", &running_var}, {"weight", weight}, {"bias", bias}})
+    if (v) check_norm_param(p, name, v->shape, {}, p.C);
+  std::vector<double> mean = as_doubles(running_mean), var = as_doubles(running_var);
+  Tensor y(dtype, x.shape);
+  norm_fwd(p, dtype, x.data, weight ? weight->data : nullptr, bias ? bias->data : nullptr, false,
+           eps, mean.data(), var.data(), y.data());
+  return y;
+}
+
+Tensor group_norm(const View& x, int64_t groups, const View* weight, const View* bias,
+                  double eps) {
+  const std::string op = "group_norm";
+  const DType dtype = common(op, {&x, weight, bias});
+  const auto p = make_norm_problem(NormKind::group, x.shape, groups, {}, op);
+  if (weight) check_norm_param(p, "weight", weight->shape, {}, p.params());
+  if (bias) check_norm_param(p, "bias", bias->shape, {}, p.params());
+  std::vector<double> mean(static_cast<size_t>(p.stats())), var(mean.size());
+  Tensor y(dtype, x.shape);
+  norm_fwd(p, dtype, x.data, weight ? weight->data : nullptr, bias ? bias->data : nullptr, true,
+           eps, mean.data(), var.data(), y.data());
+  return y;
+}
+
 Tensor activation(Activation act, const View& x, double alpha, double beta) {
   Tensor y(x.dtype, x.shape);
   activation_fwd(act, alpha, beta, x.dtype, y.numel(), x.data, y.data());
   return y;
+}
+
+Tensor activation_input_grad(Activation act, const View& x, const View& dy, double alpha,
+                             double beta) {
+  const std::string op = std::string(activation_name(act)) + "_input_grad";
+  const DType dtype = common(op, {&x, &dy});
+  check_shape(op, "grad_output", dy.shape, x.shape);
+  Tensor dx(dtype, x.shape);
+  activation_bwd(act, alpha, beta, dtype, dx.numel(), x.data, dy.data, dx.data());
+  return dx;
+}
+
+Tensor softmax_input_grad(const View& y, const View& dy, int64_t dim, bool log) {
+  const std::string op = log ? "log_softmax_input_grad" : "softmax_input_grad";
+  const DType dtype = common(op, {&y, &dy});
+  check_shape(op, "grad_output", dy.shape, y.shape);
+  const auto s = softmax_shape(y.shape, dim, op);
+  Tensor dx(dtype, y.shape);
+  softmax_bwd(dtype, s.outer, s.D, s.inner, y.data, dy.data, dx.data(), log);
+  return dx;
 }
 
 Tensor softmax(const View& x, int64_t dim, bool log) {
@@ -161,6 +225,54 @@ Tensor linear(const View& x, const View& w, const View* b) {
   Tensor y(dtype, p.output_shape());
   linear_fwd(p, dtype, x.data, w.data, b ? b->data : nullptr, y.data());
   return y;
+}
+
+Tensor linear_input_grad(const View& w, const View& dy) {
+  const std::string op = "linear_input_grad";
+  const DType dtype = common(op, {&w, &dy});
+  if (w.shape.size() != 2 || dy.shape.empty() || dy.shape.back() != w.shape[0])
+    throw InvalidArgument(op + ": expected dy (*, out_features) for w (out_features, in_features)");
+  std::vector<int64_t> input_shape(dy.shape.begin(), dy.shape.end() - 1);
+  input_shape.push_back(w.shape[1]);
+  const auto p = make_linear_problem(input_shape, w.shape, std::nullopt, op);
+  Tensor dx(dtype, input_shape);
+  linear_bwd_data(p, dtype, w.data, dy.data, dx.data());
+  return dx;
+}
+
+Tensor linear_weight_grad(const View& x, const View& dy, Tensor* bias_grad) {
+  const std::string op = "linear_weight_grad";
+  const DType dtype = common(op, {&x, &dy});
+  if (x.shape.empty() || dy.shape.empty() ||
+      std::vector<int64_t>(x.shape.begin(), x.shape.end() - 1) !=
+          std::vector<int64_t>(dy.shape.begin(), dy.shape.end() - 1))
+    throw InvalidArgument(op + ": expected x (*, in_features) and dy (*, out_features) with the "
+                          "same leading dims");
+  const std::vector<int64_t> w_shape{dy.shape.back(), x.shape.back()};
+  const auto p = make_linear_problem(x.shape, w_shape, std::nullopt, op);
+  Tensor dw(dtype, w_shape);
+  if (bias_grad) *bias_grad = Tensor(dtype, {w_shape[0]});
+  linear_bwd_weights(p, dtype, x.data, dy.data, dw.data(), bias_grad ? bias_grad->data() : nullptr);
+  return dw;
+}
+
+Tensor max_pool_input_grad(int rank, const std::vector<int64_t>& input_shape, const View& dy,
+                           const int64_t* indices) {
+  const std::string op = "max_pool" + std::to_string(rank) + "d_input_grad";
+  const auto p = make_pool_scatter_problem(rank, input_shape, dy.shape, dy.shape, op);
+  Tensor dx(dy.dtype, p.input_shape());
+  pool_max_bwd(p, dy.dtype, dy.data, indices, dx.data());
+  return dx;
+}
+
+Tensor avg_pool_input_grad(int rank, const std::vector<int64_t>& input_shape, const View& dy,
+                           const PoolOptions& options) {
+  const std::string op = "avg_pool" + std::to_string(rank) + "d_input_grad";
+  const auto p = make_pool_problem(PoolKind::avg, rank, input_shape, options, op);
+  check_shape(op, "grad_output", dy.shape, p.output_shape());
+  Tensor dx(dy.dtype, p.input_shape());
+  pool_avg_bwd(p, dy.dtype, dy.data, dx.data());
+  return dx;
 }
 
 }  // namespace fastconv

@@ -69,20 +69,28 @@ int64_t Tensor::numel() const {
   return n;
 }
 
+namespace {
+
+ConvProblem conv_problem(const View& x, const View& w, const View* b, const ConvOptions& options) {
+  return make_conv_problem(conv_rank("conv", w), x.shape, w.shape, shape_of(b), options);
+}
+
+}  // namespace
+
 void conv(const View& x, const View& w, const View* b, const MutableView& y,
           const ConvOptions& options, const std::string& algo) {
-  const std::string op = "conv";
-  const DType dtype = common(op, {&x, &w, b});
-  const auto p = make_conv_problem(conv_rank(op, w), x.shape, w.shape, shape_of(b), options);
+  const DType dtype = common("conv", {&x, &w, b});
+  const auto p = conv_problem(x, w, b, options);
   check_out(p.op, y, dtype, p.output_shape());
   conv_fwd(p, dtype, x.data, w.data, b ? b->data : nullptr, y.data, algo);
 }
 
 Tensor conv(const View& x, const View& w, const View* b, const ConvOptions& options,
             const std::string& algo) {
-  const auto p = make_conv_problem(conv_rank("conv", w), x.shape, w.shape, shape_of(b), options);
-  Tensor y(common(p.op, {&x, &w, b}), p.output_shape());
-  conv(x, w, b, y.mutable_view(), options, algo);
+  const DType dtype = common("conv", {&x, &w, b});
+  const auto p = conv_problem(x, w, b, options);
+  Tensor y(dtype, p.output_shape());
+  conv_fwd(p, dtype, x.data, w.data, b ? b->data : nullptr, y.data(), algo);
   return y;
 }
 

@@ -206,27 +206,14 @@ void fixed_max_forward_indices(const PoolProblem& p, const T* x, T* y, int64_t* 
       }
       int64_t best = -1;  // stays -1 when the window lies in the padding (value -inf)
       T val = -std::numeric_limits<T>::infinity();
-      if (table && n > 0 && k1 > k0) {  // branch-free scan: the first maximum, NaN taking over
-        best = rows[0] + w0 + k0 * dw;
-        val = xp[best];
-        for (int64_t r = 0; r < n; ++r) {
-          for (int64_t k = (r == 0 ? k0 + 1 : k0); k < k1; ++k) {
-            const int64_t i = rows[r] + w0 + k * dw;
-            const T v = xp[i];
-            const bool take = (v > val) | (v != v);  // takes_max, branch-free
-            best = take ? i : best;
-            val = take ? v : val;
-          }
-        }
-      } else {
-        for (int64_t kd = ad.k_begin(od); kd < ad.k_end(od); ++kd) {
-          const int64_t id = ad.start(od) + kd * ad.dilation;
-          for (int64_t kh = ah.k_begin(oh); kh < ah.k_end(oh); ++kh) {
-            const int64_t row = (id * H + ah.start(oh) + kh * ah.dilation) * W;
-            for (int64_t kw = k0; kw < k1; ++kw) {
-              const int64_t i = row + w0 + kw * dw;
-              if (best < 0 || takes_max(xp[i], val)) best = i, val = xp[i];
-            }
+      // the windows left over (borders, a row's last few): the scan in order
+      for (int64_t kd = ad.k_begin(od); kd < ad.k_end(od); ++kd) {
+        const int64_t id = ad.start(od) + kd * ad.dilation;
+        for (int64_t kh = ah.k_begin(oh); kh < ah.k_end(oh); ++kh) {
+          const int64_t row = (id * H + ah.start(oh) + kh * ah.dilation) * W;
+          for (int64_t kw = k0; kw < k1; ++kw) {
+            const int64_t i = row + w0 + kw * dw;
+            if (best < 0 || takes_max(xp[i], val)) best = i, val = xp[i];
           }
         }
       }

@@ -92,11 +92,18 @@ def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=
     >>> bool(abs(y[1, 2].mean()) < 1e-5)
     True
     """
-    op = "instance_norm"
+    return instance_norm_stats(input, running_mean, running_var, weight, bias, use_input_stats,
+                               momentum, eps)[0]
+
+
+def instance_norm_stats(input, running_mean, running_var, weight, bias, use_input_stats,
+                        momentum, eps, op="instance_norm"):
+    """instance_norm, returning also the (mean, var) it normalised with (float64): per (n, c)
+    with the input's statistics, per channel with the running ones."""
     x = _args.array(input)
     if not use_input_stats:
         return batch_norm_stats(x, running_mean, running_var, weight, bias, False, momentum,
-                                eps, op)[0]
+                                eps, op)
     channels = x.shape[1] if x.ndim >= 2 else 0
     y, mean, var = _core.norm_forward(
         "group", op, x, _args.optional_array(weight), _args.optional_array(bias), None, None,
@@ -107,7 +114,7 @@ def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=
         update_running(running_mean, mean.reshape(x.shape[0], -1).mean(0), m, "running_mean", op)
         update_running(running_var, _unbiased(var, count).reshape(x.shape[0], -1).mean(0), m,
                        "running_var", op)
-    return y
+    return y, mean, var
 
 
 def group_norm(input, num_groups, weight=None, bias=None, eps=1e-5):

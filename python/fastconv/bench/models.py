@@ -27,6 +27,7 @@ from typing import Any, Callable, Dict, List, Optional
 import numpy as np
 
 from .report import cpu_model
+from .runner import _rel_diff
 from .timing import measure
 
 __all__ = ["run_models", "INFERENCE", "TRAINING"]
@@ -36,11 +37,6 @@ INFERENCE = [("resnet18", 1), ("resnet18", 8), ("resnet50", 1), ("resnet50", 8)]
 TRAINING = [("resnet18", 8)]
 IMAGE = 224
 NUM_CLASSES = 1000
-
-
-def _rel_diff(a, ref) -> float:
-    a, ref = np.asarray(a, np.float64), np.asarray(ref, np.float64)
-    return float(np.abs(a - ref).max() / max(np.abs(ref).max(), 1e-30))
 
 
 def _pair(name: str, torch: Any):

@@ -157,23 +157,12 @@ class _InstanceNorm(_RunningNorm):
             raise ValueError(f"{type(self).__name__}: expected input's size at dim 1 to match "
                              f"num_features ({self.num_features}), but got {xb.shape[1]}")
         input_stats = self.training or not self.track_running_stats
-        if input_stats:
-            C = xb.shape[1]
-            y, mean, var = _core.norm_forward("group", "instance_norm", xb, self.weight,
-                                              self.bias, None, None, max(C, 1), [], True,
-                                              float(self.eps))
-            if self.training and self.track_running_stats:  # as torch: num_batches_tracked
-                m = self.momentum if self.momentum is not None else 0.0  # stays, None is 0
-                count = xb[0, 0].size
-                unbiased = var * (count / (count - 1)) if count > 1 else var * np.nan
-                ops.update_running(self.running_mean, mean.reshape(len(xb), -1).mean(0), m,
-                                   "running_mean", "instance_norm")
-                ops.update_running(self.running_var, unbiased.reshape(len(xb), -1).mean(0), m,
-                                   "running_var", "instance_norm")
-        else:
-            y, mean, var = ops.batch_norm_stats(xb, self.running_mean, self.running_var,
-                                                self.weight, self.bias, False, 0.0, self.eps,
-                                                "instance_norm")
+        update = self.training and self.track_running_stats  # torch: num_batches_tracked stays,
+        momentum = 0.0 if self.momentum is None else self.momentum  # momentum None counts as 0
+        y, mean, var = ops.instance_norm_stats(
+            xb, self.running_mean if update or not input_stats else None,
+            self.running_var if update or not input_stats else None, self.weight, self.bias,
+            input_stats, momentum, self.eps)
         self._keep(x=xb, mean=mean, var=var, input_stats=input_stats, unbatched=unbatched)
         return y[0] if unbatched else y
 

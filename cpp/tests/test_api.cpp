@@ -375,6 +375,95 @@ void test_tensor_api() {
     check(ag.shape() == xv.shape && std::fabs(ag.as<float>()[0] - gx[0] / 4) < 1e-6,
           "tensor avg_pool_input_grad");
   }
+  // training-mode batch norm, the normalisations' gradients: against the problem-level calls
+  {
+    const auto bp = fastconv::make_norm_problem(fastconv::NormKind::batch, xv.shape, 1, {}, "bn");
+    const auto wn = random(3, 37), bn_b = random(3, 38), gy = random(x.size(), 39);
+    const View wnv{wn.data(), f32, {3}}, bnv{bn_b.data(), f32, {3}}, gyv{gy.data(), f32, xv.shape};
+    std::vector<double> mean(3), var(3);
+    std::vector<float> want(x.size());
+    fastconv::norm_fwd(bp, f32, x.data(), wn.data(), bn_b.data(), true, 1e-5, mean.data(),
+                       var.data(), want.data());
+    std::vector<float> rm{0.5f, 0.f, -1.f}, rv{1.f, 2.f, 0.25f};
+    const std::vector<float> rm0 = rm, rv0 = rv;
+    fastconv::MutableView rmv{rm.data(), f32, {3}}, rvv{rv.data(), f32, {3}};
+    fastconv::NormStats stats;
+    const auto y = fastconv::batch_norm_train(xv, &wnv, &bnv, 1e-5, 0.25, &rmv, &rvv, &stats);
+    check(std::memcmp(y.data(), want.data(), x.size() * 4) == 0 && stats.mean == mean &&
+              stats.var == var, "tensor batch_norm_train");
+    bool moved = true;
+    for (int c = 0; c < 3; ++c) {
+      moved &= rm[c] == rm0[c] * 0.75f + float(0.25 * mean[c]);
+      moved &= rv[c] == rv0[c] * 0.75f + float(0.25 * (var[c] * (162.0 / 161.0)));
+    }
+    check(moved, "tensor batch_norm_train moves the running statistics (variance unbiased)");
+    expect_error<fastconv::InvalidArgument>(
+        [&] { fastconv::batch_norm_train(xv, nullptr, nullptr, 1e-5, 0.1, &rmv, nullptr); },
+        "tensor batch_norm_train: running_mean without running_var is InvalidArgument");
+    std::vector<float> dx(x.size()), dw(3), db(3);
+    fastconv::norm_bwd(bp, f32, x.data(), gy.data(), wn.data(), true, 1e-5, mean.data(),
+                       var.data(), dx.data(), dw.data(), db.data());
+    const auto g = fastconv::batch_norm_grad(xv, gyv, &wnv);
+    check(std::memcmp(g.input.data(), dx.data(), x.size() * 4) == 0 &&
+              std::memcmp(g.weight.data(), dw.data(), 12) == 0 &&
+              std::memcmp(g.bias.data(), db.data(), 12) == 0 && g.weight.shape() == Shape({3}),
+          "tensor batch_norm_grad (training)");
+    const std::vector<double> rmd(rm0.begin(), rm0.end()), rvd(rv0.begin(), rv0.end());
+    fastconv::norm_bwd(bp, f32, x.data(), gy.data(), wn.data(), false, 1e-5, rmd.data(),
+                       rvd.data(), dx.data(), dw.data(), db.data());
+    const View rm0v{rm0.data(), f32, {3}}, rv0v{rv0.data(), f32, {3}};
+    const auto ge = fastconv::batch_norm_grad(xv, gyv, &wnv, 1e-5, &rm0v, &rv0v);
+    check(std::memcmp(ge.input.data(), dx.data(), x.size() * 4) == 0 &&
+              std::memcmp(ge.weight.data(), dw.data(), 12) == 0,
+          "tensor batch_norm_grad (evaluation)");
+    const auto gp = fastconv::make_norm_problem(fastconv::NormKind::group, xv.shape, 3, {}, "gn");
+    std::vector<double> gm(6), gvar(6);
+    fastconv::norm_stats(gp, f32, x.data(), gm.data(), gvar.data());
+    fastconv::norm_bwd(gp, f32, x.data(), gy.data(), nullptr, true, 1e-5, gm.data(), gvar.data(),
+                       dx.data(), dw.data(), db.data());
+    const auto gg = fastconv::group_norm_grad(xv, gyv, 3, nullptr);
+    check(std::memcmp(gg.input.data(), dx.data(), x.size() * 4) == 0 &&
+              std::memcmp(gg.bias.data(), db.data(), 12) == 0,
+          "tensor group_norm_grad");
+    const auto lp = fastconv::make_norm_problem(fastconv::NormKind::layer, xv.shape, 1, {9, 9}, "ln");
+    std::vector<double> lm(6), lv(6);
+    std::vector<float> ldw(81), ldb(81);
+    fastconv::norm_stats(lp, f32, x.data(), lm.data(), lv.data());
+    fastconv::norm_bwd(lp, f32, x.data(), gy.data(), nullptr, true, 1e-5, lm.data(), lv.data(),
+                       dx.data(), ldw.data(), ldb.data());
+    const auto lg = fastconv::layer_norm_grad(xv, gyv, {9, 9}, nullptr);
+    check(std::memcmp(lg.input.data(), dx.data(), x.size() * 4) == 0 &&
+              std::memcmp(lg.weight.data(), ldw.data(), 81 * 4) == 0 &&
+              lg.weight.shape() == Shape({9, 9}),
+          "tensor layer_norm_grad");
+  }
+  // plans on arrays: the same numbers as the plan made from the problem
+  {
+    fastconv::ConvOptions po2;
+    po2.padding.values = {1};
+    const auto plan = fastconv::conv_plan(xv.shape, wv, &bv, po2, "auto", fastconv::Activation::relu);
+    const fastconv::ConvPlan same_plan(plan.problem(), f32, w.data(), b.data(), plan.algorithm(),
+                                       fastconv::Activation::relu);
+    std::vector<float> want(static_cast<size_t>(numel(plan.problem().output_shape())));
+    same_plan.forward(x.data(), want.data());
+    const auto y = fastconv::forward(plan, xv);
+    check(y.shape() == plan.problem().output_shape() &&
+              std::memcmp(y.data(), want.data(), want.size() * 4) == 0, "tensor plan forward");
+    const auto res = random(want.size(), 40);
+    const View resv{res.data(), f32, plan.problem().output_shape()};
+    same_plan.forward(x.data(), want.data(), res.data());
+    const auto yr = fastconv::forward(plan, xv, &resv);
+    check(std::memcmp(yr.data(), want.data(), want.size() * 4) == 0, "tensor plan forward with residual");
+    expect_error<fastconv::InvalidArgument>(
+        [&] { fastconv::forward(plan, View{x.data(), f32, {1, 3, 9, 9}}); },
+        "tensor plan forward: an input of another shape is InvalidArgument");
+    expect_error<fastconv::InvalidArgument>(
+        [&] { fastconv::forward(plan, View{nullptr, f32, xv.shape}); },
+        "tensor plan forward: a view without data is InvalidArgument");
+  }
+  expect_error<fastconv::InvalidArgument>(
+      [&] { fastconv::activation(fastconv::Activation::relu, View{nullptr, f32, {4}}); },
+      "tensor activation: a view without data is InvalidArgument");
   const auto lin = fastconv::linear(View{x.data(), f32, {6, 81}}, View{w.data(), f32, {1, 81}}, nullptr);
   double s = 0;
   for (int k = 0; k < 81; ++k) s += double(x[k]) * w[k];

@@ -2,9 +2,10 @@
 // outputs either caller-allocated (a MutableView whose dtype and shape must be the result's) or
 // library-allocated (a returned Tensor). Each function derives the problem from the views' shapes
 // (the spatial rank from the weight, or given for pooling), validates it as the make_*_problem
-// functions do, and computes with the entry points of conv.hpp, pool.hpp, norm.hpp,
+// functions do, and computes with the entry points of conv.hpp, plan.hpp, pool.hpp, norm.hpp,
 // activation.hpp and linear.hpp. Throws the fastconv::Error classes; a view whose dtype differs
-// from the others, or an output of the wrong shape, is DTypeError / InvalidArgument.
+// from the others, or an output of the wrong shape, is DTypeError / InvalidArgument, and so is
+// a view with elements but a null data pointer.
 #pragma once
 
 #include <cstdint>
@@ -14,6 +15,7 @@
 
 #include "fastconv/activation.hpp"
 #include "fastconv/conv.hpp"
+#include "fastconv/plan.hpp"
 #include "fastconv/pool.hpp"
 
 namespace fastconv {
@@ -65,6 +67,18 @@ Tensor conv(const View& x, const View& w, const View* b, const ConvOptions& opti
 void conv(const View& x, const View& w, const View* b, const MutableView& y,
           const ConvOptions& options = {}, const std::string& algo = "auto");
 
+/// A ConvPlan (plan.hpp) for activation(conv(x, w) + b) on inputs of `input_shape`: w and b
+/// are copied in the algorithm's layout once; run it with forward() below, many times.
+ConvPlan conv_plan(const std::vector<int64_t>& input_shape, const View& w, const View* b,
+                   const ConvOptions& options = {}, const std::string& algo = "auto",
+                   Activation activation = Activation::none);
+
+/// y = activation(conv(x, w) + b + residual) by `plan`; x of the plan's input shape and dtype,
+/// residual (the output's shape) or null.
+Tensor forward(const ConvPlan& plan, const View& x, const View* residual = nullptr);
+void forward(const ConvPlan& plan, const View& x, const MutableView& y,
+             const View* residual = nullptr);
+
 /// Gradient of conv with respect to x (of `input_shape`), from w and dy.
 Tensor conv_input_grad(const std::vector<int64_t>& input_shape, const View& w, const View& dy,
                        const ConvOptions& options = {}, const std::string& algo = "auto");
@@ -95,6 +109,42 @@ Tensor batch_norm(const View& x, const View& running_mean, const View& running_v
 /// Group normalisation of x (N, C, *) in `groups` groups; weight / bias (C) or null.
 Tensor group_norm(const View& x, int64_t groups, const View* weight, const View* bias,
                   double eps = 1e-5);
+
+/// Batch normalisation in training mode: normalised with the statistics of x (N, C, *) itself,
+/// per channel over N and the positions; weight / bias (C) or null. When `running_mean` and
+/// `running_var` are given (C values each, either floating dtype, updated in place) they move as
+/// PyTorch's do: r = (1 - momentum) r + momentum s, the variance unbiased (n / (n - 1)); a
+/// cumulative average is momentum = 1 / (batches seen). When `stats` is not null it receives
+/// the batch's mean and biased variance (C doubles each), as batch_norm_grad recomputes them.
+/// Throws InvalidArgument when a channel has one value (PyTorch: "Expected more than 1 value
+/// per channel when training").
+struct NormStats {
+  std::vector<double> mean, var;  ///< one per statistic; var biased
+};
+Tensor batch_norm_train(const View& x, const View* weight, const View* bias, double eps = 1e-5,
+                        double momentum = 0.1, const MutableView* running_mean = nullptr,
+                        const MutableView* running_var = nullptr, NormStats* stats = nullptr);
+
+/// Gradients of a normalisation with respect to its input (x's shape), weight and bias (the
+/// parameters' shape, computed whether or not the forward had them).
+struct NormGrads {
+  Tensor input, weight, bias;
+};
+
+/// Gradients of batch_norm_train (running_mean / running_var null: statistics of x, the gradient
+/// flowing through them) or of batch_norm in evaluation mode (running_mean / running_var given:
+/// constants), from dy (x's shape); weight (C) or null (1).
+NormGrads batch_norm_grad(const View& x, const View& dy, const View* weight, double eps = 1e-5,
+                          const View* running_mean = nullptr, const View* running_var = nullptr);
+
+/// Gradients of group_norm (instance normalisation: groups = C), from dy (x's shape).
+NormGrads group_norm_grad(const View& x, const View& dy, int64_t groups, const View* weight,
+                          double eps = 1e-5);
+
+/// Gradients of layer_norm, from dy (x's shape).
+NormGrads layer_norm_grad(const View& x, const View& dy,
+                          const std::vector<int64_t>& normalized_shape, const View* weight,
+                          double eps = 1e-5);
 
 /// An elementwise activation (alpha, beta: its parameters, see activation.hpp).
 Tensor activation(Activation act, const View& x, double alpha = 0, double beta = 0);

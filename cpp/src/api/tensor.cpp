@@ -2,6 +2,7 @@
 // shapes, outputs checked or allocated, then the problem-level entry points.
 #include "fastconv/tensor.hpp"
 
+#include <cmath>
 #include <initializer_list>
 #include <utility>
 #include <optional>
@@ -18,11 +19,20 @@ namespace fastconv {
 
 namespace {
 
-// The common dtype of the views (nulls skipped); DTypeError naming `op` when they differ.
+int64_t numel(const std::vector<int64_t>& shape) {
+  int64_t n = 1;
+  for (int64_t d : shape) n *= d < 0 ? 0 : d;
+  return n;
+}
+
+// The common dtype of the views (nulls skipped); DTypeError naming `op` when they differ,
+// InvalidArgument for a view with elements and no data.
 DType common(const std::string& op, std::initializer_list<const View*> views) {
   const View* first = nullptr;
   for (const View* v : views) {
     if (!v) continue;
+    if (!v->data && numel(v->shape) != 0)
+      throw InvalidArgument(op + ": a view of " + util::shape_str(v->shape) + " has no data");
     if (!first) first = v;
     if (v->dtype != first->dtype)
       throw DTypeError(op + ": expected all arrays to have the same dtype");
@@ -32,6 +42,8 @@ DType common(const std::string& op, std::initializer_list<const View*> views) {
 
 void check_out(const std::string& op, const MutableView& y, DType dtype,
                const std::vector<int64_t>& shape) {
+  const View out = y;
+  common(op, {&out});
   if (y.dtype != dtype) throw DTypeError(op + ": expected out to have the inputs' dtype");
   if (y.shape != shape) {
     throw InvalidArgument(op + ": expected out of size " + util::shape_str(shape) +
@@ -63,11 +75,7 @@ Tensor::Tensor(DType dtype, std::vector<int64_t> shape) : dtype_(dtype), shape_(
   mem_ = std::shared_ptr<void>(allocate_array(static_cast<std::size_t>(bytes)), free_array);
 }
 
-int64_t Tensor::numel() const {
-  int64_t n = 1;
-  for (int64_t d : shape_) n *= d;
-  return n;
-}
+int64_t Tensor::numel() const { return fastconv::numel(shape_); }
 
 namespace {
 
@@ -131,6 +139,7 @@ Tensor conv_transpose(const View& x, const View& w, const View* b,
 Tensor pool(PoolKind kind, int rank, const View& x, const PoolOptions& options, int64_t* indices) {
   const std::string op = std::string(kind == PoolKind::avg ? "avg" : "max") + "_pool" +
                          std::to_string(rank) + "d";
+  common(op, {&x});
   const auto p = make_pool_problem(kind, rank, x.shape, options, op);
   Tensor y(x.dtype, p.output_shape());
   pool_fwd(p, x.dtype, x.data, y.data(), indices);
@@ -169,6 +178,8 @@ Tensor batch_norm(const View& x, const View& running_mean, const View& running_v
                   const View* weight, const View* bias, double eps) {
   const std::string op = "batch_norm";
   const DType dtype = common(op, {&x, weight, bias});
+  common(op, {&running_mean});
+  common(op, {&running_var});
   const auto p = make_norm_problem(NormKind::batch, x.shape, 1, {}, op);
   for (const auto& [name, v] : {std::pair<const char*, const View*>{"running_mean", &running_mean},
                                 {"running_var", &running_var}, {"weight", weight}, {"bias", bias}})
@@ -195,6 +206,7 @@ Tensor group_norm(const View& x, int64_t groups, const View* weight, const View*
 }
 
 Tensor activation(Activation act, const View& x, double alpha, double beta) {
+  common(activation_name(act), {&x});
   Tensor y(x.dtype, x.shape);
   activation_fwd(act, alpha, beta, x.dtype, y.numel(), x.data, y.data());
   return y;
@@ -221,7 +233,9 @@ Tensor softmax_input_grad(const View& y, const View& dy, int64_t dim, bool log) 
 }
 
 Tensor softmax(const View& x, int64_t dim, bool log) {
-  const auto s = softmax_shape(x.shape, dim, log ? "log_softmax" : "softmax");
+  const std::string op = log ? "log_softmax" : "softmax";
+  common(op, {&x});
+  const auto s = softmax_shape(x.shape, dim, op);
   Tensor y(x.dtype, x.shape);
   softmax_fwd(x.dtype, s.outer, s.D, s.inner, x.data, y.data(), log);
   return y;
@@ -267,6 +281,8 @@ Tensor linear_weight_grad(const View& x, const View& dy, Tensor* bias_grad) {
 Tensor max_pool_input_grad(int rank, const std::vector<int64_t>& input_shape, const View& dy,
                            const int64_t* indices) {
   const std::string op = "max_pool" + std::to_string(rank) + "d_input_grad";
+  common(op, {&dy});
+  if (!indices && numel(dy.shape) != 0) throw InvalidArgument(op + ": indices is null");
   const auto p = make_pool_scatter_problem(rank, input_shape, dy.shape, dy.shape, op);
   Tensor dx(dy.dtype, p.input_shape());
   pool_max_bwd(p, dy.dtype, dy.data, indices, dx.data());
@@ -276,11 +292,148 @@ Tensor max_pool_input_grad(int rank, const std::vector<int64_t>& input_shape, co
 Tensor avg_pool_input_grad(int rank, const std::vector<int64_t>& input_shape, const View& dy,
                            const PoolOptions& options) {
   const std::string op = "avg_pool" + std::to_string(rank) + "d_input_grad";
+  common(op, {&dy});
   const auto p = make_pool_problem(PoolKind::avg, rank, input_shape, options, op);
   check_shape(op, "grad_output", dy.shape, p.output_shape());
   Tensor dx(dy.dtype, p.input_shape());
   pool_avg_bwd(p, dy.dtype, dy.data, dx.data());
   return dx;
+}
+
+ConvPlan conv_plan(const std::vector<int64_t>& input_shape, const View& w, const View* b,
+                   const ConvOptions& options, const std::string& algo, Activation activation) {
+  const DType dtype = common("conv_plan", {&w, b});
+  const auto p = make_conv_problem(conv_rank("conv_plan", w), input_shape, w.shape, shape_of(b),
+                                   options);
+  return ConvPlan(p, dtype, w.data, b ? b->data : nullptr, algo, activation);
+}
+
+void forward(const ConvPlan& plan, const View& x, const MutableView& y, const View* residual) {
+  const std::string op = "ConvPlan.forward";
+  const View out = y;
+  if (common(op, {&x, &out, residual}) != plan.dtype())
+    throw DTypeError(op + ": expected arrays of the plan's dtype");
+  check_shape(op, "input", x.shape, plan.problem().input_shape());
+  check_out(op, y, plan.dtype(), plan.problem().output_shape());
+  if (residual) check_shape(op, "residual", residual->shape, plan.problem().output_shape());
+  plan.forward(x.data, y.data, residual ? residual->data : nullptr);
+}
+
+Tensor forward(const ConvPlan& plan, const View& x, const View* residual) {
+  Tensor y(plan.dtype(), plan.problem().output_shape());
+  forward(plan, x, y.mutable_view(), residual);
+  return y;
+}
+
+namespace {
+
+// running = (1 - momentum) running + momentum value, in the running array's dtype (as the
+// Python layer and PyTorch update it).
+void update_running(const MutableView& running, const std::vector<double>& value,
+                    double momentum) {
+  for (size_t c = 0; c < value.size(); ++c) {
+    if (running.dtype == DType::f32) {
+      float& r = static_cast<float*>(running.data)[c];
+      r = r * static_cast<float>(1 - momentum) + static_cast<float>(momentum * value[c]);
+    } else {
+      double& r = static_cast<double*>(running.data)[c];
+      r = r * (1 - momentum) + momentum * value[c];
+    }
+  }
+}
+
+}  // namespace
+
+Tensor batch_norm_train(const View& x, const View* weight, const View* bias, double eps,
+                        double momentum, const MutableView* running_mean,
+                        const MutableView* running_var, NormStats* stats) {
+  const std::string op = "batch_norm";
+  const DType dtype = common(op, {&x, weight, bias});
+  const auto p = make_norm_problem(NormKind::batch, x.shape, 1, {}, op);
+  if (weight) check_norm_param(p, "weight", weight->shape, {}, p.C);
+  if (bias) check_norm_param(p, "bias", bias->shape, {}, p.C);
+  if (!running_mean != !running_var)
+    throw InvalidArgument(op + ": expected both running_mean and running_var, or neither");
+  if (running_mean) {
+    const View rm = *running_mean, rv = *running_var;
+    common(op, {&rm});
+    common(op, {&rv});
+    check_norm_param(p, "running_mean", rm.shape, {}, p.C);
+    check_norm_param(p, "running_var", rv.shape, {}, p.C);
+  }
+  NormStats local;
+  NormStats& s = stats ? *stats : local;
+  s.mean.assign(static_cast<size_t>(p.stats()), 0.0);
+  s.var.assign(s.mean.size(), 0.0);
+  Tensor y(dtype, x.shape);
+  norm_fwd(p, dtype, x.data, weight ? weight->data : nullptr, bias ? bias->data : nullptr, true,
+           eps, s.mean.data(), s.var.data(), y.data());
+  if (running_mean) {
+    const int64_t count = p.reduced();
+    std::vector<double> unbiased(s.var);
+    for (double& v : unbiased)
+      v = count > 1 ? v * (static_cast<double>(count) / static_cast<double>(count - 1)) : NAN;
+    update_running(*running_mean, s.mean, momentum);
+    update_running(*running_var, unbiased, momentum);
+  }
+  return y;
+}
+
+namespace {
+
+// norm_bwd on arrays: statistics recomputed from x (use_input_stats) or given (mean, var).
+NormGrads norm_grad(const NormProblem& p, const std::vector<int64_t>& normalized_shape,
+                    const View& x, const View& dy, const View* weight, double eps,
+                    const std::vector<double>* mean, const std::vector<double>* var) {
+  const DType dtype = common(p.op, {&x, &dy, weight});
+  check_shape(p.op, "grad_output", dy.shape, x.shape);
+  if (weight) check_norm_param(p, "weight", weight->shape, normalized_shape, p.params());
+  std::vector<double> m, v;
+  const bool input_stats = mean == nullptr;
+  if (input_stats) {
+    m.resize(static_cast<size_t>(p.stats()));
+    v.resize(m.size());
+    norm_stats(p, dtype, x.data, m.data(), v.data());
+    mean = &m;
+    var = &v;
+  }
+  const std::vector<int64_t> param_shape =
+      p.kind == NormKind::layer ? normalized_shape : std::vector<int64_t>{p.params()};
+  NormGrads g{Tensor(dtype, x.shape), Tensor(dtype, param_shape), Tensor(dtype, param_shape)};
+  norm_bwd(p, dtype, x.data, dy.data, weight ? weight->data : nullptr, input_stats, eps,
+           mean->data(), var->data(), g.input.data(), g.weight.data(), g.bias.data());
+  return g;
+}
+
+}  // namespace
+
+NormGrads batch_norm_grad(const View& x, const View& dy, const View* weight, double eps,
+                          const View* running_mean, const View* running_var) {
+  const std::string op = "batch_norm_grad";
+  const auto p = make_norm_problem(NormKind::batch, x.shape, 1, {}, op);
+  if (!running_mean != !running_var)
+    throw InvalidArgument(op + ": expected both running_mean and running_var, or neither");
+  if (!running_mean) return norm_grad(p, {}, x, dy, weight, eps, nullptr, nullptr);
+  common(op, {running_mean});
+  common(op, {running_var});
+  check_norm_param(p, "running_mean", running_mean->shape, {}, p.C);
+  check_norm_param(p, "running_var", running_var->shape, {}, p.C);
+  const std::vector<double> mean = as_doubles(*running_mean), var = as_doubles(*running_var);
+  return norm_grad(p, {}, x, dy, weight, eps, &mean, &var);
+}
+
+NormGrads group_norm_grad(const View& x, const View& dy, int64_t groups, const View* weight,
+                          double eps) {
+  const auto p = make_norm_problem(NormKind::group, x.shape, groups, {}, "group_norm_grad");
+  return norm_grad(p, {}, x, dy, weight, eps, nullptr, nullptr);
+}
+
+NormGrads layer_norm_grad(const View& x, const View& dy,
+                          const std::vector<int64_t>& normalized_shape, const View* weight,
+                          double eps) {
+  const auto p = make_norm_problem(NormKind::layer, x.shape, 1, normalized_shape,
+                                   "layer_norm_grad");
+  return norm_grad(p, normalized_shape, x, dy, weight, eps, nullptr, nullptr);
 }
 
 }  // namespace fastconv

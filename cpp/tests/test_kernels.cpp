@@ -1,65 +1,38 @@
-// cpp/tests/test_kernels.cpp — the microkernels of every available ISA's table, called directly
-// (XNNPACK-style), run by ctest: every output sits in a buffer whose guard regions and unused
-// lanes hold canaries that must come back untouched.
+// cpp/tests/test_kernels.cpp — the microkernels of every available ISA's table, float32 and
+// float64, called directly (XNNPACK-style), run by ctest: every output sits in a buffer whose
+// guard regions and unused lanes hold canaries that must come back untouched (kernel_test.hpp).
+// The tables' families are split over three executables:
 //
-//   GEMM tile:  every m <= MR, n <= NR, a few depths; bias, accumulate, the ReLU6 clamp and
-//               NaN kept by the clamp; C rows ldc apart with a gap after n columns
-//   pooling:    rows (max, sum) and windows (max, sum; strides 1 and 2, dilation, scaling)
+//   test_kernels.cpp (this file)
+//     GEMM tile:  every m <= MR, n <= NR, a few depths; bias, accumulate, the ReLU6 clamp and
+//                 NaN kept by the clamp; C rows ldc apart with a gap after n columns
+//     pooling:    rows (max, sum) and windows (max, sum; strides 1 and 2, dilation, scaling)
+//   test_kernels_conv.cpp: the direct row kernels (forward, both backward directions, depthwise
+//     planes and channel-blocked depthwise) and the channel-blocked direct convolution (tiles,
+//     layout changes, weight gradient)
+//   test_kernels_transform.cpp: the Winograd transforms and the FFT kernels
 //
 // Reference sums in double; float32 within 1e-5 of the largest term sum, float64 within 1e-12.
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
-#include <cstdio>
-#include <cstring>
 #include <limits>
 #include <string>
 #include <vector>
 
-#include "fastconv/runtime.hpp"
-#include "kernels/kernel_table.hpp"
+#include "kernel_test.hpp"
 
 namespace {
 
-int failures = 0, checks = 0;
-
-void check(bool ok, const std::string& what) {
-  ++checks;
-  if (!ok && ++failures <= 20) std::printf("FAIL: %s\n", what.c_str());
-}
-
-template <typename T>
-std::vector<T> random(size_t n, uint32_t seed) {
-  std::vector<T> v(n);
-  for (T& x : v) {
-    seed = seed * 1664525u + 1013904223u;
-    x = T(double(seed >> 8) / double(1u << 24) * 2.0 - 1.0);
-  }
-  return v;
-}
-
-template <typename T>
-T canary() {
-  return T(-7.25e17);
-}
-
-template <typename T>
-bool same(T a, T b) {
-  return std::memcmp(&a, &b, sizeof(T)) == 0;
-}
-
-template <typename T>
-double tolerance() {
-  return sizeof(T) == 4 ? 1e-5 : 1e-12;
-}
+using namespace kernel_test;
 
 template <typename T>
 void test_gemm(const std::string& isa, const fastconv::kernels::GemmUkernel<T>& uk) {
   const int mr = uk.mr, nr = uk.nr;
   const int64_t ldc = nr + 5, guard = 32;
   for (int64_t kc : {1, 3, 64}) {
-    const auto a = random<T>(static_cast<size_t>(kc * mr), 11), b = random<T>(static_cast<size_t>(kc * nr), 12);
-    const auto bias = random<T>(static_cast<size_t>(mr), 13);
+    const auto a = random<T>(kc * mr, 11), b = random<T>(kc * nr, 12);
+    const auto bias = random<T>(mr, 13);
     for (int m = 1; m <= mr; ++m) {
       for (int n = 1; n <= nr; ++n) {
         for (int variant = 0; variant < 4; ++variant) {  // plain, bias, accumulate, bias + relu6
@@ -116,7 +89,7 @@ void test_gemm(const std::string& isa, const fastconv::kernels::GemmUkernel<T>& 
 template <typename T>
 void test_pool(const std::string& isa, const fastconv::kernels::PoolKernels<T>& pk) {
   const int64_t W = 37, nrows = 3, guard = 16;
-  const auto x = random<T>(static_cast<size_t>(W * nrows + 64), 21);
+  const auto x = random<T>(W * nrows + 64, 21);
   const int64_t offset[] = {0, W, 2 * W};
   for (bool is_max : {true, false}) {
     for (int64_t n : {1, 5, 16, 33}) {
@@ -171,13 +144,11 @@ void test_pool(const std::string& isa, const fastconv::kernels::PoolKernels<T>& 
 }  // namespace
 
 int main() {
-  for (const std::string& isa : fastconv::available_isas()) {
-    const auto& table = fastconv::kernels::kernels_for(isa);
+  for_each_isa([](const std::string& isa, const fastconv::kernels::KernelTable& table) {
     test_gemm<float>(isa, table.f32.gemm);
     test_gemm<double>(isa, table.f64.gemm);
     test_pool<float>(isa, table.f32.pool);
     test_pool<double>(isa, table.f64.pool);
-  }
-  std::printf("%d checks, %d failed\n", checks, failures);
-  return failures == 0 ? 0 : 1;
+  });
+  return finish();
 }

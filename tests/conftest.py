@@ -15,10 +15,14 @@
 - ``tolerance_for`` / ``compare_with_reference`` / ``fail_if``: the accuracy budget of DESIGN.md
   and the common output checks (ndarray, dtype, shape, C-contiguous, NaN-free, error <= budget)
   shared by the gradient and transposed-convolution tests.
+- hypothesis profiles for the property-based tests (test_properties.py): ``default`` (a fixed,
+  derandomized budget, loaded unless told otherwise) and ``long`` (many randomized examples),
+  selected with ``pytest --hypothesis-profile=long`` or ``FASTCONV_HYPOTHESIS_PROFILE=long``.
 """
 
 import contextlib
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -32,6 +36,28 @@ if str(TESTS_DIR) not in sys.path:
     sys.path.insert(0, str(TESTS_DIR))
 
 import fastconv  # noqa: E402
+
+# ---------------------------------------------------------------- hypothesis profiles
+# default: the same examples on every run (CI is reproducible), no deadline (shared, noisy
+# machines), sized so that tests/test_properties.py takes well under a minute on 2 cores.
+# long: randomized, ~40x the examples (about 10 minutes on 2 cores).
+# `--hypothesis-profile=NAME` (the hypothesis pytest plugin, applied after this file is
+# imported) overrides FASTCONV_HYPOTHESIS_PROFILE.
+# ('long' is registered first: profiles inherit from the current default profile, and a
+# derandomized one has no example database, which 'long' keeps, in .hypothesis/.)
+HYPOTHESIS_PROFILES = {
+    "long": dict(max_examples=1500, derandomize=False),
+    "default": dict(max_examples=40, derandomize=True),
+}
+try:
+    from hypothesis import HealthCheck, settings as _hyp_settings
+except ImportError:  # pragma: no cover - hypothesis is in the test extra
+    _hyp_settings = None
+if _hyp_settings is not None:
+    for _name, _kw in HYPOTHESIS_PROFILES.items():
+        _hyp_settings.register_profile(_name, deadline=None, print_blob=True,
+                                       suppress_health_check=[HealthCheck.too_slow], **_kw)
+    _hyp_settings.load_profile(os.environ.get("FASTCONV_HYPOTHESIS_PROFILE", "default"))
 
 SHARED_LAYERS = Path(__file__).resolve().parents[2] / "shared" / "shapes" / "layers.json"
 PACKAGED_LAYERS_IN_REPO = REPO_ROOT / "python" / "fastconv" / "data" / "layers.json"

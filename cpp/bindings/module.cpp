@@ -9,12 +9,17 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <pthread.h>
+
 #include <algorithm>
+#include <atomic>
 #include <cstdlib>
+#include <exception>
 #include <initializer_list>
 #include <new>
 #include <optional>
 #include <string>
+#include <thread>
 #include <variant>
 #include <vector>
 
@@ -36,6 +41,14 @@ struct Operand {
 
 const char* dtype_str(fastconv::DType d) { return d == fastconv::DType::f32 ? "float32" : "float64"; }
 
+// `a` itself when its data is aligned for its dtype, else an aligned C-contiguous copy (NumPy
+// arrays may start at any byte: a view into a byte buffer, a packed record field).
+template <typename A>
+A aligned(A a) {
+  if (!a || (a.flags() & py::detail::npy_api::NPY_ARRAY_ALIGNED_)) return a;
+  return a.attr("copy")().template cast<A>();
+}
+
 Operand as_operand(const std::string& op, const char* name, const py::object& obj) {
   py::array a = py::array::ensure(obj);
   if (!a) throw py::type_error(op + ": " + name + " must be a numpy array");
@@ -43,10 +56,10 @@ Operand as_operand(const std::string& op, const char* name, const py::object& ob
   const auto size = a.dtype().itemsize();
   Operand r{name, {}, fastconv::DType::f32, {}};
   if (kind == 'f' && size == 4) {
-    r.array = py::array_t<float, py::array::c_style>::ensure(a);
+    r.array = aligned(py::array_t<float, py::array::c_style>::ensure(a));
   } else if (kind == 'f' && size == 8) {
     r.dtype = fastconv::DType::f64;
-    r.array = py::array_t<double, py::array::c_style>::ensure(a);
+    r.array = aligned(py::array_t<double, py::array::c_style>::ensure(a));
   } else {
     throw py::type_error(op + ": expected " + name + " to have dtype float32 or float64, but got " +
                          py::str(a.dtype()).cast<std::string>());
@@ -75,9 +88,19 @@ fastconv::DType common_dtype(const std::string& op, std::initializer_list<const 
 // huge pages (fastconv::allocate_array). The array owns the memory.
 py::array new_array(const py::dtype& dt, const Shape& shape) {
   const std::vector<py::ssize_t> s(shape.begin(), shape.end());
-  std::size_t bytes = dt.itemsize();
-  for (int64_t d : shape) bytes *= static_cast<std::size_t>(d);
-  void* data = fastconv::allocate_array(bytes);
+  // NumPy's rule: the strides (the product of the extents other than 0, times the item size)
+  // must fit in an ssize_t even when an extent is 0 and the array holds nothing.
+  int64_t span = dt.itemsize(), bytes = dt.itemsize();
+  for (int64_t d : shape) {
+    if (__builtin_mul_overflow(span, std::max<int64_t>(d, 1), &span)) {
+      std::string dims;
+      for (int64_t e : shape) dims += (dims.empty() ? "" : ", ") + std::to_string(e);
+      throw py::value_error("an output of shape (" + dims + ") is too big: its strides do not "
+                            "fit in a 64-bit integer");
+    }
+    bytes *= d;  // <= span
+  }
+  void* data = fastconv::allocate_array(static_cast<std::size_t>(bytes));
   py::capsule owner;
   try {
     owner = py::capsule(data, [](void* p) { fastconv::free_array(p); });
@@ -93,10 +116,37 @@ py::array new_array(fastconv::DType dtype, const Shape& shape) {
                    shape);
 }
 
+// Set in a child process made by fork() (pthread_atfork, registered at import).
+std::atomic<bool> forked_child{false};
+
 // Run f with the GIL released; the arrays it reads are kept alive by the caller.
+//
+// In a forked child, libgomp's team of the thread that forked still counts the parent's
+// workers, which the child does not have: a parallel region of more than one thread started
+// from that thread waits for them forever. fastconv's own fork handler (runtime.cpp) sets one
+// thread in the child; if the child asks for more (set_num_threads), f runs on a new thread,
+// whose OpenMP team libgomp creates afresh (a thread start per call, in such children only).
+//
+// Python threads computing at once share the thread setting (fastconv::ThreadShare): 16 callers
+// at 2 threads start about 16 compute threads in all, not 32. `threads` (0: the share) is for
+// calls that choose their own count.
 template <typename F>
-void compute(F&& f) {
+void compute(F&& f, int threads = 0) {
   py::gil_scoped_release release;
+  const fastconv::ThreadShare share;
+  if (threads == 0) threads = fastconv::num_threads();
+  if (threads > 1 && forked_child.load(std::memory_order_relaxed)) {
+    std::exception_ptr error;
+    std::thread([&] {
+      try {
+        f();
+      } catch (...) {
+        error = std::current_exception();
+      }
+    }).join();
+    if (error) std::rethrow_exception(error);
+    return;
+  }
   f();
 }
 
@@ -186,7 +236,9 @@ fastconv::ConvPlan make_conv_plan(int rank, const Shape& input_shape, const py::
   const auto problem = fastconv::make_conv_problem(
       rank, input_shape, w.shape, b ? std::optional<Shape>(b->shape) : std::nullopt,
       conv_options(op, stride, padding, dilation, groups, padding_mode), op);
-  return fastconv::ConvPlan(problem, dtype, w.data(), b ? b->data() : nullptr, algo, act, isa);
+  std::optional<fastconv::ConvPlan> plan;  // packing the weights is compute: without the GIL
+  compute([&] { plan.emplace(problem, dtype, w.data(), b ? b->data() : nullptr, algo, act, isa); });
+  return std::move(*plan);
 }
 
 py::array plan_forward(const fastconv::ConvPlan& plan, const py::object& input,
@@ -415,7 +467,7 @@ py::array pool_backward_max(const std::string& kind, int rank, const py::object&
     throw py::type_error(op + ": expected indices to have dtype int64, but got " +
                          (raw ? py::str(raw.dtype()).cast<std::string>() : std::string("no array")));
   }
-  const auto idx = py::array_t<int64_t, py::array::c_style>::ensure(raw);
+  const auto idx = aligned(py::array_t<int64_t, py::array::c_style>::ensure(raw));
   if (!idx) throw py::error_already_set();
   const Shape idx_shape(idx.shape(), idx.shape() + idx.ndim());
   const auto problem = fastconv::make_pool_scatter_problem(rank, input_shape, dy.shape, idx_shape, op);
@@ -556,9 +608,10 @@ py::array activation_forward(const std::string& name, const std::string& op,
     const bool same_type = x.dtype == fastconv::DType::f32
                                ? py::isinstance<py::array_t<float, py::array::c_style>>(y)
                                : py::isinstance<py::array_t<double, py::array::c_style>>(y);
-    if (!same_type || !y.writeable() || Shape(y.shape(), y.shape() + y.ndim()) != x.shape)
-      throw fastconv::InvalidArgument(op + ": out must be a writable C-contiguous array of "
-                                      "input's shape and dtype");
+    if (!same_type || !y.writeable() || !(y.flags() & py::detail::npy_api::NPY_ARRAY_ALIGNED_) ||
+        Shape(y.shape(), y.shape() + y.ndim()) != x.shape)
+      throw fastconv::InvalidArgument(op + ": out must be a writable, aligned C-contiguous array "
+                                      "of input's shape and dtype");
   }
   int64_t n = 1;
   for (int64_t d : x.shape) n *= d;
@@ -727,6 +780,10 @@ PYBIND11_MODULE(_core, m) {
 
   // Touch the ISA registry now so that a bad FASTCONV_ISA fails the import with its message.
   fastconv::active_isa();
+  // Touch the thread setting too, so that runtime.cpp's fork handler (one thread in a child)
+  // is registered; then ours (compute() above).
+  fastconv::num_threads();
+  pthread_atfork(nullptr, nullptr, [] { forked_child.store(true, std::memory_order_relaxed); });
 
   // Positional, private: python/fastconv/functional.py and grad.py hold the public signatures.
   m.def("conv_forward", &conv_forward);
@@ -813,7 +870,8 @@ PYBIND11_MODULE(_core, m) {
     return out;
   }, py::arg("isa"), py::arg("m"), py::arg("axes"), py::arg("kind"), py::arg("data"));
   m.def("measure_fma_peak", [](int threads, double seconds) {
-    py::gil_scoped_release release;
-    return fastconv::measure_fma_peak(threads, seconds);
+    double gflops = 0;
+    compute([&] { gflops = fastconv::measure_fma_peak(threads, seconds); }, threads);
+    return gflops;
   }, py::arg("threads"), py::arg("seconds") = 0.2);
 }

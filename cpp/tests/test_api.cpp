@@ -8,12 +8,17 @@
 // come back untouched (out-of-bounds writes, XNNPACK-style). Pooling, normalisation, linear,
 // softmax and the error hierarchy are checked the same way on a few cases.
 #include <algorithm>
+#include <chrono>
 #include <cmath>
+#include <condition_variable>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <functional>
+#include <mutex>
 #include <string>
+#include <thread>
+#include <typeinfo>
 #include <vector>
 
 #include "fastconv/fastconv.hpp"
@@ -268,6 +273,232 @@ void test_errors() {
                                           "0 threads is InvalidArgument");
 }
 
+// The bad-argument sweep: every shape extent and parameter of every make_*_problem call, set in
+// turn to each value of kValues in an otherwise valid call. Each call either validates (and
+// then its output shape's element count fits in int64) or throws InvalidArgument /
+// OverflowError — never another exception, a crash, undefined behaviour (the sanitizer build
+// runs this too) or an allocation: validation is arithmetic only, so the slowest case is
+// printed as evidence.
+void test_bad_argument_sweep() {
+  using Sizes = std::vector<int64_t>;
+  const int64_t kValues[] = {0, -1, 1, 2, INT32_MAX, int64_t(1) << 31, int64_t(1) << 62,
+                             INT64_MAX, INT64_MIN};
+  struct Slot {
+    std::string name;
+    std::function<Sizes(int64_t)> run;  // the output shape of the validated problem
+  };
+  std::vector<Slot> slots;
+  auto each = [](Sizes v, size_t i, int64_t value) { v[i] = value; return v; };
+  const Sizes x{2, 4, 9, 9}, w{6, 2, 3, 3};
+  // an extent of 0 elsewhere: products of the others must still be checked
+  const Sizes x0{0, 4, 9, 9};
+  for (size_t i = 0; i < 4; ++i) {
+    for (const auto& [base, tag] : {std::pair<Sizes, std::string>{x, ""}, {x0, " (N = 0)"}}) {
+      slots.push_back({"group_norm input[" + std::to_string(i) + "]" + tag, [=](int64_t v) {
+        fastconv::make_norm_problem(fastconv::NormKind::group, each(base, i, v), 2, {}, "gn");
+        return base;
+      }});
+      slots.push_back({"batch_norm input[" + std::to_string(i) + "]" + tag, [=](int64_t v) {
+        fastconv::make_norm_problem(fastconv::NormKind::batch, each(base, i, v), 1, {}, "bn");
+        return base;
+      }});
+      slots.push_back({"layer_norm input[" + std::to_string(i) + "]" + tag, [=](int64_t v) {
+        const Sizes in = each(base, i, v);
+        fastconv::make_norm_problem(fastconv::NormKind::layer, in, 1, {in[3]}, "ln");
+        return base;
+      }});
+      slots.push_back({"conv input[" + std::to_string(i) + "]" + tag, [=](int64_t v) {
+        fastconv::ConvOptions o;
+        return fastconv::make_conv_problem(2, each(base, i, v), {6, 4, 3, 3}, std::nullopt, o)
+            .output_shape();
+      }});
+      slots.push_back({"pool input[" + std::to_string(i) + "]" + tag, [=](int64_t v) {
+        fastconv::PoolOptions o;
+        o.kernel_size = {2};
+        return fastconv::make_pool_problem(fastconv::PoolKind::max, 2, each(base, i, v), o, "mp")
+            .output_shape();
+      }});
+    }
+  }
+  slots.push_back({"group_norm groups (C = 0)", [=](int64_t v) {
+    fastconv::make_norm_problem(fastconv::NormKind::group, {5, 0, 3}, v, {}, "gn");
+    return x;
+  }});
+  for (size_t i = 0; i < 4; ++i) {
+    slots.push_back({"conv input[" + std::to_string(i) + "]", [=](int64_t v) {
+      fastconv::ConvOptions o;
+      o.groups = 2;
+      return fastconv::make_conv_problem(2, each(x, i, v), w, std::nullopt, o).output_shape();
+    }});
+    slots.push_back({"conv weight[" + std::to_string(i) + "]", [=](int64_t v) {
+      fastconv::ConvOptions o;
+      o.groups = 2;
+      return fastconv::make_conv_problem(2, x, each(w, i, v), std::nullopt, o).output_shape();
+    }});
+    slots.push_back({"conv_transpose input[" + std::to_string(i) + "]", [=](int64_t v) {
+      fastconv::ConvTransposeOptions o;
+      o.stride = {2};
+      return fastconv::make_conv_transpose_problem(2, each(x, i, v), {4, 3, 3, 3}, std::nullopt, o)
+          .input_shape();
+    }});
+  }
+  const std::vector<std::pair<std::string, std::function<void(fastconv::ConvOptions&, int64_t)>>>
+      conv_params = {
+          {"stride", [](auto& o, int64_t v) { o.stride = {v}; }},
+          {"stride[1]", [](auto& o, int64_t v) { o.stride = {1, v}; }},
+          {"padding", [](auto& o, int64_t v) { o.padding.values = {v}; }},
+          {"padding[1]", [](auto& o, int64_t v) { o.padding.values = {1, v}; }},
+          {"dilation", [](auto& o, int64_t v) { o.dilation = {v}; }},
+          {"groups", [](auto& o, int64_t v) { o.groups = v; }},
+          {"reflect padding", [](auto& o, int64_t v) {
+             o.padding.values = {v};
+             o.padding_mode = fastconv::PaddingMode::reflect;
+           }},
+          {"circular padding", [](auto& o, int64_t v) {
+             o.padding.values = {v};
+             o.padding_mode = fastconv::PaddingMode::circular;
+           }},
+      };
+  for (const auto& [name, set] : conv_params) {
+    slots.push_back({"conv " + name, [=](int64_t v) {
+      fastconv::ConvOptions o;
+      set(o, v);
+      return fastconv::make_conv_problem(2, {2, 4, 9, 9}, {6, 4, 3, 3}, std::nullopt, o)
+          .output_shape();
+    }});
+  }
+  const std::vector<std::pair<std::string, std::function<void(fastconv::ConvTransposeOptions&, int64_t)>>>
+      transpose_params = {
+          {"stride", [](auto& o, int64_t v) { o.stride = {v}; }},
+          {"padding", [](auto& o, int64_t v) { o.padding = {v}; }},
+          {"output_padding", [](auto& o, int64_t v) { o.stride = {2}, o.output_padding = {v}; }},
+          {"dilation", [](auto& o, int64_t v) { o.dilation = {v}; }},
+          {"groups", [](auto& o, int64_t v) { o.groups = v; }},
+      };
+  for (const auto& [name, set] : transpose_params) {
+    slots.push_back({"conv_transpose " + name, [=](int64_t v) {
+      fastconv::ConvTransposeOptions o;
+      set(o, v);
+      return fastconv::make_conv_transpose_problem(2, x, {4, 3, 3, 3}, std::nullopt, o)
+          .input_shape();
+    }});
+  }
+  for (auto kind : {fastconv::PoolKind::max, fastconv::PoolKind::avg}) {
+    const std::string k = kind == fastconv::PoolKind::max ? "max_pool " : "avg_pool ";
+    const std::vector<std::pair<std::string, std::function<void(fastconv::PoolOptions&, int64_t)>>>
+        pool_params = {
+            {"kernel_size", [](auto& o, int64_t v) { o.kernel_size = {v}; }},
+            {"stride", [](auto& o, int64_t v) { o.stride = {v}; }},
+            {"stride, padding 1", [](auto& o, int64_t v) { o.stride = {v}, o.padding = {1}; }},
+            {"padding", [](auto& o, int64_t v) { o.padding = {v}; }},
+            {"dilation", [](auto& o, int64_t v) { o.dilation = {v}; }},
+            {"ceil stride", [](auto& o, int64_t v) { o.stride = {v}, o.ceil_mode = true; }},
+            {"divisor_override", [](auto& o, int64_t v) { o.divisor_override = v; }},
+        };
+    for (const auto& [name, set] : pool_params) {
+      slots.push_back({k + name, [=](int64_t v) {
+        fastconv::PoolOptions o;
+        o.kernel_size = {3};
+        set(o, v);
+        return fastconv::make_pool_problem(kind, 2, x, o, "pool").output_shape();
+      }});
+    }
+    for (size_t i = 0; i < 4; ++i) {
+      slots.push_back({k + "input[" + std::to_string(i) + "]", [=](int64_t v) {
+        fastconv::PoolOptions o;
+        o.kernel_size = {2};
+        return fastconv::make_pool_problem(kind, 2, each(x, i, v), o, "pool").output_shape();
+      }});
+    }
+  }
+  slots.push_back({"adaptive output_size", [=](int64_t v) {
+    return fastconv::make_adaptive_pool_problem(fastconv::PoolKind::adaptive_avg, 2, x, {v}, "ap")
+        .output_shape();
+  }});
+  slots.push_back({"group_norm groups", [=](int64_t v) {
+    fastconv::make_norm_problem(fastconv::NormKind::group, x, v, {}, "gn");
+    return x;
+  }});
+  slots.push_back({"layer_norm normalized_shape", [=](int64_t v) {
+    fastconv::make_norm_problem(fastconv::NormKind::layer, x, 1, {9, v}, "ln");
+    return x;
+  }});
+  for (size_t i = 0; i < 2; ++i) {
+    slots.push_back({"linear weight[" + std::to_string(i) + "]", [=](int64_t v) {
+      return fastconv::make_linear_problem({3, 5}, each({4, 5}, i, v), std::nullopt).output_shape();
+    }});
+  }
+  slots.push_back({"softmax dim", [=](int64_t v) {
+    fastconv::softmax_shape(x, v, "softmax");
+    return x;
+  }});
+  int cases = 0;
+  double slowest = 0;
+  std::string slowest_case;
+  for (const Slot& slot : slots) {
+    for (int64_t v : kValues) {
+      const std::string what = "bad-argument sweep: " + slot.name + " = " + std::to_string(v);
+      const auto start = std::chrono::steady_clock::now();
+      try {
+        const Sizes shape = slot.run(v);
+        int64_t n = 1;
+        bool fits = true;
+        for (int64_t d : shape) fits &= d >= 0 && !__builtin_mul_overflow(n, d, &n);
+        check(fits, what + ": validated, but the output's size does not fit in int64");
+      } catch (const fastconv::InvalidArgument&) {
+      } catch (const fastconv::OverflowError&) {
+      } catch (const std::exception& e) {
+        check(false, what + ": " + typeid(e).name() + ": " + e.what());
+      }
+      const double ms = std::chrono::duration<double, std::milli>(
+                            std::chrono::steady_clock::now() - start).count();
+      if (ms > slowest) slowest = ms, slowest_case = what;
+      ++cases;
+    }
+  }
+  check(cases > 0, "bad-argument sweep ran");
+  std::printf("bad-argument sweep: %d cases, slowest %.3f ms (%s)\n", cases, slowest,
+              slowest_case.c_str());
+}
+
+// ThreadShare: threads computing at once split the thread setting, counted as each joins.
+void test_thread_share() {
+  const int saved = fastconv::num_threads();
+  fastconv::set_num_threads(8);
+  std::mutex m;
+  std::condition_variable cv;
+  int joined = 0;
+  bool release = false;
+  std::vector<int> seen(4);
+  std::vector<std::thread> callers;
+  for (int i = 0; i < 4; ++i) {
+    callers.emplace_back([&, i] {
+      std::unique_lock<std::mutex> lock(m);
+      cv.wait(lock, [&] { return joined == i; });  // join one after another
+      const fastconv::ThreadShare share;
+      const fastconv::ThreadShare nested;  // counts once
+      seen[i] = fastconv::num_threads();
+      ++joined;
+      cv.notify_all();
+      cv.wait(lock, [&] { return release; });  // hold the share until all have joined
+    });
+  }
+  {
+    std::unique_lock<std::mutex> lock(m);
+    cv.wait(lock, [&] { return joined == 4; });
+    release = true;
+    cv.notify_all();
+  }
+  for (auto& t : callers) t.join();
+  check(seen == std::vector<int>({8, 4, 2, 2}), "ThreadShare: 8 threads shared by 1, 2, 3, 4 callers");
+  {
+    const fastconv::ThreadShare alone;
+    check(fastconv::num_threads() == 8, "ThreadShare: a caller alone again gets every thread");
+  }
+  check(fastconv::num_threads() == 8, "ThreadShare: the setting outside a share");
+  fastconv::set_num_threads(saved);
+}
+
 // The array-level API (tensor.hpp) gives the problem-level results, bit for bit, and checks its
 // outputs and dtypes.
 void test_tensor_api() {
@@ -482,6 +713,8 @@ int main() {
     }
   }
   test_errors();
+  test_bad_argument_sweep();
+  test_thread_share();
   test_tensor_api();
   std::printf("%d checks, %d failed\n", checks, failures);
   return failures == 0 ? 0 : 1;

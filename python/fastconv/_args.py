@@ -77,6 +77,8 @@ def float_array(value, name: str, op: str) -> np.ndarray:
     """An array of dtype float32 or float64 (for ops computed in Python, such as linear), with the
     core's TypeError wording otherwise."""
     a = np.asarray(value)
+    if a.dtype.kind == "f" and not a.dtype.isnative:
+        a = a.astype(a.dtype.newbyteorder("="))  # big-endian data: the native copy
     if a.dtype not in (np.float32, np.float64):
         raise TypeError(f"{op}: expected {name} to have dtype float32 or float64, but got {a.dtype}")
     return a

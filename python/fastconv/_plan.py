@@ -7,6 +7,7 @@ input shape, created on first use) and fuses bias and an activation into the out
 
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
 
 import numpy as np
@@ -46,6 +47,7 @@ class ConvPlan:
         #: active when the plan was made, whatever :func:`fastconv.set_isa` chooses later.
         self.isa = _core.get_isa()
         self._plans: OrderedDict[tuple, object] = OrderedDict()
+        self._lock = threading.Lock()
         probe = self._probe_shape()
         if probe is not None:  # validates every argument now rather than at the first call
             self._core_plan(probe)
@@ -56,9 +58,11 @@ class ConvPlan:
         kernel = self.weight.shape[2:]
         pads = [0] if isinstance(padding, str) else padding
         spatial = []
+        def entry(values, d):  # a list of the wrong length is the core's error to report
+            return values[d] if len(values) == len(kernel) else values[0] if len(values) else 1
+
         for d, k in enumerate(kernel):
-            dil = dilation[d] if len(dilation) == len(kernel) else dilation[0]
-            pad = pads[d] if len(pads) == len(kernel) else pads[0]
+            dil, pad = entry(dilation, d), entry(pads, d)
             size = abs(dil) * max(k - 1, 0) + 1 + 2 * abs(pad) + 1
             if size > 1 << 16:
                 return None
@@ -97,15 +101,21 @@ class ConvPlan:
     forward = __call__
 
     def _core_plan(self, shape: tuple):
-        core = self._plans.get(shape)
-        if core is None:
-            core = _core.ConvPlan(self.rank, list(shape), self.weight, self.bias, *self._params,
-                                  self.isa)
+        # The cache is shared by the threads that call the plan: its updates hold a lock (the
+        # packing itself runs outside it, without the GIL; two threads may pack one new shape
+        # at once, and one of the two packs is kept).
+        with self._lock:
+            core = self._plans.get(shape)
+            if core is not None:
+                self._plans.move_to_end(shape)
+                return core
+        core = _core.ConvPlan(self.rank, list(shape), self.weight, self.bias, *self._params,
+                              self.isa)
+        with self._lock:
             self._plans[shape] = core
+            self._plans.move_to_end(shape)
             while len(self._plans) > self.max_shapes:
                 self._plans.popitem(last=False)
-        else:
-            self._plans.move_to_end(shape)
         return core
 
     def __repr__(self) -> str:

@@ -24,11 +24,28 @@ std::string active_isa();
 /// Throws InvalidArgument for an unknown or unavailable name.
 std::string set_isa(const std::string& name);
 
-/// Threads used by every parallel region (>= 1).
+/// Threads used by every parallel region (>= 1): the setting, or inside a ThreadShare this
+/// thread's share of it.
 int num_threads();
 
 /// Set the thread count; throws InvalidArgument unless 1 <= n <= 1024.
 void set_num_threads(int n);
+
+/// Concurrent callers share the thread count instead of multiplying it: while P threads each
+/// hold a ThreadShare, a parallel region started by one of them gets max(1, n / P) threads
+/// (n = the setting, P counted when this share was taken), so P callers start about n compute
+/// threads in all, not P x n. Results do not depend on the thread count, so sharing changes
+/// no bits. The Python bindings take one per call; nested shares on one thread count once.
+class ThreadShare {
+ public:
+  ThreadShare();
+  ~ThreadShare();
+  ThreadShare(const ThreadShare&) = delete;
+  ThreadShare& operator=(const ThreadShare&) = delete;
+
+ private:
+  bool outermost_;
+};
 
 /// The scratch memory one call may allocate for copies of its operands (padded inputs and their
 /// gradients), in bytes: a batch is processed in runs of whole images whose copies fit. 0 (the

@@ -82,6 +82,7 @@ LinearProblem make_linear_problem(const std::vector<int64_t>& input_shape,
   if (input_shape.empty()) throw InvalidArgument(op + ": expected input with at least 1 dim");
   for (int64_t d : input_shape)
     if (d < 0) throw InvalidArgument(op + ": input has a negative dimension");
+  if (weight_shape[0] < 0) throw InvalidArgument(op + ": weight has a negative dimension");
   LinearProblem p;
   p.op = op;
   p.input_shape = input_shape;

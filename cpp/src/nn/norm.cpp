@@ -233,14 +233,13 @@ NormProblem make_norm_problem(NormKind kind, const std::vector<int64_t>& input_s
                       shape_str(normalized_shape).substr(1) + ", but got input of size" +
                       shape_str(input_shape));
     }
+    // Products of extents are checked even when another extent is 0 (the total then is).
     p.S = 1;
-    for (int64_t d : normalized_shape) p.S *= d;
+    for (int64_t d : normalized_shape) p.S = util::checked_mul(p.S, d, op + ": input size");
     p.C = 1;
-    p.N = p.S == 0 ? 0 : total / p.S;
-    if (p.S == 0) {  // rows of nothing: as many rows as the leading dims say
-      p.N = 1;
-      for (size_t i = 0; i + k < input_shape.size(); ++i) p.N *= input_shape[i];
-    }
+    p.N = 1;  // rows: the leading dims (also when the rows are empty)
+    for (size_t i = 0; i + k < input_shape.size(); ++i)
+      p.N = util::checked_mul(p.N, input_shape[i], op + ": input size");
     return p;
   }
   if (input_shape.size() < 2) {
@@ -250,7 +249,9 @@ NormProblem make_norm_problem(NormKind kind, const std::vector<int64_t>& input_s
   p.N = input_shape[0];
   p.C = input_shape[1];
   p.S = 1;
-  for (size_t i = 2; i < input_shape.size(); ++i) p.S *= input_shape[i];
+  for (size_t i = 2; i < input_shape.size(); ++i)
+    p.S = util::checked_mul(p.S, input_shape[i], op + ": input size");
+  util::checked_mul(p.N, p.S, op + ": input size");  // reduced() of batch normalisation
   if (kind == NormKind::group) {
     if (groups <= 0) invalid(op, "num_groups must be positive, but got " + std::to_string(groups));
     if (p.C % groups != 0) {
@@ -258,6 +259,7 @@ NormProblem make_norm_problem(NormKind kind, const std::vector<int64_t>& input_s
                   "input of shape " + shape_str(input_shape) + " and num_groups=" +
                   std::to_string(groups));
     }
+    util::checked_mul(p.N, groups, op + ": statistics");  // stats(): with C = 0 any groups pass
     p.groups = groups;
   }
   return p;

@@ -14,6 +14,7 @@
 #include "fastconv/conv.hpp"
 #include "fastconv/errors.hpp"
 #include "fastconv/runtime.hpp"
+#include "util/buffer.hpp"
 #include "util/checked.hpp"
 #include "util/dtype.hpp"
 #include "util/parallel.hpp"
@@ -67,15 +68,21 @@ void backward_block(int64_t D, int64_t inner, const T* ys, const T* gs, T* dxs, 
   }
 }
 
-// Calls f(o, scratch_a, scratch_b) for every outer index o, threads over o.
+// Calls f(o, scratch_a, scratch_b) for every outer index o, threads over o. The scratch (two
+// rows of `inner` per thread) is allocated before the parallel region: an allocation failure
+// is then an OutOfMemory for the caller, not an exception leaving the region (std::terminate).
 template <typename F>
 void each_outer(int64_t outer, int64_t D, int64_t inner, F f) {
   const int threads = threads_for(outer * D * inner);
+  const int64_t stride = util::scratch_stride(2 * inner, sizeof(double));
+  const int64_t bytes = util::checked_mul(util::checked_mul(stride, threads, "softmax: scratch"),
+                                          int64_t(sizeof(double)), "softmax: scratch");
+  util::AlignedBuffer scratch(static_cast<std::size_t>(bytes), "softmax's scratch");
 #pragma omp parallel num_threads(threads) if (threads > 1)
   {
-    std::vector<double> a(inner), b(inner);
+    double* a = scratch.as<double>() + util::thread_index() * stride;
 #pragma omp for schedule(static)
-    for (int64_t o = 0; o < outer; ++o) f(o, a.data(), b.data());
+    for (int64_t o = 0; o < outer; ++o) f(o, a, a + inner);
   }
 }
 

@@ -158,8 +158,8 @@ PoolProblem make_pool_problem(PoolKind kind, int rank, const std::vector<int64_t
     int64_t num = checked_add(p.in[d], checked_mul(p.padding[d], 2, what), what);
     num = checked_add(num, -span - 1, what);
     if (options.ceil_mode) num = checked_add(num, p.stride[d] - 1, what);
-    // floor division (num may be negative)
-    int64_t out = (num >= 0 ? num / p.stride[d] : -((-num + p.stride[d] - 1) / p.stride[d])) + 1;
+    // floor division (num may be negative; no intermediate may overflow)
+    int64_t out = num / p.stride[d] - (num % p.stride[d] < 0 ? 1 : 0) + 1;
     if (options.ceil_mode && out > 0 && (out - 1) * p.stride[d] >= p.in[d] + p.padding[d]) --out;
     p.out[d] = out;
     if (out < 1) too_small = true;
@@ -197,7 +197,8 @@ PoolProblem make_adaptive_pool_problem(PoolKind kind, int rank,
       invalid(op, "output_size must be non-negative, but got " + std::to_string(size));
     }
     p.out[3 - rank + d] = size;
-    checked_mul(p.out[3 - rank + d] + 1, p.in[3 - rank + d], op + ": window arithmetic");
+    checked_mul(checked_add(size, 1, op + ": window arithmetic"), p.in[3 - rank + d],
+                op + ": window arithmetic");
   }
   check_sizes(p);
   return p;

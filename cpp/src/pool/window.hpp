@@ -25,7 +25,7 @@ struct FixedAxis {
   // k_end) only when dilation makes a max-pool window skip over the whole input.
   int64_t k_begin(int64_t o) const {
     const int64_t s = start(o);
-    return s >= 0 ? 0 : (-s + dilation - 1) / dilation;
+    return s >= 0 ? 0 : -s / dilation + (-s % dilation > 0 ? 1 : 0);  // ceil(-s / dilation)
   }
   int64_t k_end(int64_t o) const {
     const int64_t last = in - 1 - start(o);  // largest k*dilation inside the input
@@ -35,7 +35,7 @@ struct FixedAxis {
   }
   // Outputs whose whole window lies inside the input: [interior_begin(), interior_end()).
   int64_t interior_begin() const {
-    const int64_t b = (padding + stride - 1) / stride;
+    const int64_t b = padding / stride + (padding % stride > 0 ? 1 : 0);  // ceil, no overflow
     return b < out ? b : out;
   }
   int64_t interior_end() const {

@@ -3,8 +3,11 @@
 // The thread count is one atomic read at the start of every parallel region (num_threads
 // clause), never omp_set_num_threads: that setting is per calling thread in OpenMP and would not
 // follow the user's call into threads the user creates. A forked child runs on one thread.
+// Threads that compute at the same time split the setting (ThreadShare) rather than each
+// starting a full team.
 #include <pthread.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <string>
@@ -48,7 +51,26 @@ std::atomic<int>& thread_setting() {
 }
 }  // namespace
 
-int num_threads() { return thread_setting().load(std::memory_order_relaxed); }
+namespace {
+std::atomic<int> sharing_callers{0};  // threads holding a ThreadShare
+thread_local int share_threads = 0;   // this thread's share; 0: none held
+}  // namespace
+
+int num_threads() {
+  return share_threads > 0 ? share_threads : thread_setting().load(std::memory_order_relaxed);
+}
+
+ThreadShare::ThreadShare() : outermost_(share_threads == 0) {
+  if (!outermost_) return;
+  const int callers = sharing_callers.fetch_add(1, std::memory_order_relaxed) + 1;
+  share_threads = std::max(1, thread_setting().load(std::memory_order_relaxed) / callers);
+}
+
+ThreadShare::~ThreadShare() {
+  if (!outermost_) return;
+  sharing_callers.fetch_sub(1, std::memory_order_relaxed);
+  share_threads = 0;
+}
 
 void set_num_threads(int n) {
   // A bound well above any core count: libgomp aborts the process when it cannot create threads.

@@ -27,7 +27,8 @@ inline int64_t checked_mul(int64_t a, int64_t b, const std::string& what) {
   return r;
 }
 
-inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+// ceil(a / b) for b > 0 and any a, without the overflow of (a + b - 1) / b.
+inline int64_t ceil_div(int64_t a, int64_t b) { return a / b + (a % b > 0 ? 1 : 0); }
 inline int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
 
 }  // namespace fastconv::util

@@ -25,7 +25,8 @@ def _apply(kind, op, input, inplace=False, alpha=0.0, beta=0.0):
         raise TypeError(f"{op}: inplace=True needs a numpy array, got {type(input).__name__}")
     if not input.flags.writeable:
         raise ValueError(f"{op}: inplace=True needs a writable array")
-    if input.flags.c_contiguous and input.dtype.isnative and input.dtype in (np.float32, np.float64):
+    if (input.flags.c_contiguous and input.flags.aligned and input.dtype.isnative
+            and input.dtype in (np.float32, np.float64)):
         return _core.activation_forward(kind, op, input, alpha, beta, input)
     np.copyto(input, _core.activation_forward(kind, op, input, alpha, beta, None))
     return input

@@ -82,6 +82,9 @@ def _loss(op, input, target, weight, ignore_index, reduction, label_smoothing, f
     x = _args.float_array(input, "input", op)
     if x.ndim < 1:
         raise ValueError(f"{op}: expected input with a class dimension, but got a 0-d array")
+    if x.shape[0 if x.ndim == 1 else 1] == 0:  # (PyTorch: IndexError, or NaN for probabilities)
+        raise ValueError(f"{op}: expected input with at least one class, but got input of size "
+                         f"{list(x.shape)}")
     logp = log_softmax(x, 0 if x.ndim == 1 else 1) if from_logits else x
     terms = _Terms(op, logp, target, weight, _args.integer(ignore_index, "ignore_index", op),
                    label_smoothing)

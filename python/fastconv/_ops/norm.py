@@ -105,6 +105,9 @@ def instance_norm_stats(input, running_mean, running_var, weight, bias, use_inpu
         return batch_norm_stats(x, running_mean, running_var, weight, bias, False, momentum,
                                 eps, op)
     channels = x.shape[1] if x.ndim >= 2 else 0
+    if x.ndim >= 2 and int(np.prod(x.shape[2:])) <= 1:
+        raise ValueError(f"{op}: Expected more than 1 spatial element when training, got input "
+                         f"size {list(x.shape)}")
     y, mean, var = _core.norm_forward(
         "group", op, x, _args.optional_array(weight), _args.optional_array(bias), None, None,
         max(channels, 1), [], True, _eps(eps, op))

@@ -26,6 +26,7 @@ from fastconv import functional as F
 from fastconv import grad as G
 from fastconv import nn
 from fastconv import signal as S
+from test_layouts import _readonly, _unaligned
 
 X4 = np.linspace(-2, 2, 2 * 4 * 8 * 8, dtype=np.float32).reshape(2, 4, 8, 8)
 X2 = np.linspace(-1, 1, 15, dtype=np.float32).reshape(3, 5)
@@ -201,20 +202,6 @@ def test_extreme_stride_gives_pytorchs_single_window():
 
 
 # --- layouts ------------------------------------------------------------------------------
-
-def _unaligned(a):
-    buf = np.zeros(a.nbytes + a.itemsize + 1, np.uint8)
-    u = np.ndarray(a.shape, a.dtype, buffer=buf, offset=1)
-    u[...] = a
-    assert u.ctypes.data % a.dtype.itemsize != 0
-    return u
-
-
-def _readonly(a):
-    a = a.copy()
-    a.setflags(write=False)
-    return a
-
 
 def _strided(a):
     big = np.repeat(a, 2, axis=-1)

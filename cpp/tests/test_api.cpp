@@ -668,6 +668,43 @@ void test_tensor_api() {
               lg.weight.shape() == Shape({9, 9}),
           "tensor layer_norm_grad");
   }
+  // transposed convolution's gradients and adaptive pooling: against the problem level
+  {
+    fastconv::ConvTransposeOptions t;
+    t.stride = {2};
+    const View tw{w.data(), f32, {4, 3, 3, 3}};
+    const Shape tin{2, 4, 5, 5};
+    const auto tp = fastconv::make_conv_transpose_problem(2, tin, tw.shape, std::nullopt, t);
+    const auto tx = random(numel(tin), 41), tdy = random(numel(tp.input_shape()), 42);
+    const View txv{tx.data(), f32, tin}, tdyv{tdy.data(), f32, tp.input_shape()};
+    std::vector<float> dx(tx.size()), dw(4 * 27);
+    fastconv::conv_transpose_bwd_data(tp, f32, w.data(), tdy.data(), dx.data());
+    fastconv::conv_transpose_bwd_weights(tp, f32, tx.data(), tdy.data(), dw.data());
+    const auto gx = fastconv::conv_transpose_input_grad(tin, tw, tdyv, t);
+    const auto gw = fastconv::conv_transpose_weight_grad(txv, tw.shape, tdyv, t);
+    check(gx.shape() == tin && std::memcmp(gx.data(), dx.data(), dx.size() * 4) == 0,
+          "tensor conv_transpose_input_grad");
+    check(gw.shape() == tw.shape && std::memcmp(gw.data(), dw.data(), dw.size() * 4) == 0,
+          "tensor conv_transpose_weight_grad");
+    const auto ap = fastconv::make_adaptive_pool_problem(fastconv::PoolKind::adaptive_max, 2,
+                                                         xv.shape, {4, std::nullopt}, "amp");
+    std::vector<float> am(static_cast<size_t>(numel(ap.output_shape())));
+    std::vector<int64_t> ai(am.size()), ai2(am.size());
+    fastconv::pool_fwd(ap, f32, x.data(), am.data(), ai.data());
+    const auto a = fastconv::adaptive_pool(fastconv::PoolKind::adaptive_max, 2, xv,
+                                           {4, std::nullopt}, ai2.data());
+    check(a.shape() == Shape({2, 3, 4, 9}) && std::memcmp(a.data(), am.data(), am.size() * 4) == 0 &&
+              ai == ai2, "tensor adaptive_pool");
+    const auto gp = fastconv::make_adaptive_pool_problem(fastconv::PoolKind::adaptive_avg, 2,
+                                                         xv.shape, {4, 5}, "aap");
+    const auto ag = random(numel(gp.output_shape()), 43);
+    std::vector<float> ag_want(x.size());
+    fastconv::pool_avg_bwd(gp, f32, ag.data(), ag_want.data());
+    const auto agx = fastconv::adaptive_avg_pool_input_grad(2, xv.shape,
+                                                            View{ag.data(), f32, gp.output_shape()});
+    check(agx.shape() == xv.shape && std::memcmp(agx.data(), ag_want.data(), x.size() * 4) == 0,
+          "tensor adaptive_avg_pool_input_grad");
+  }
   // plans on arrays: the same numbers as the plan made from the problem
   {
     fastconv::ConvOptions po2;

@@ -10,6 +10,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -91,10 +92,31 @@ Tensor conv_weight_grad(const View& x, const std::vector<int64_t>& weight_shape,
 Tensor conv_transpose(const View& x, const View& w, const View* b,
                       const ConvTransposeOptions& options = {}, const std::string& algo = "auto");
 
+/// Gradient of conv_transpose with respect to its input x (of `input_shape`), from w and dy.
+Tensor conv_transpose_input_grad(const std::vector<int64_t>& input_shape, const View& w,
+                                 const View& dy, const ConvTransposeOptions& options = {},
+                                 const std::string& algo = "auto");
+/// Gradient of conv_transpose with respect to w (of `weight_shape`), from x and dy.
+Tensor conv_transpose_weight_grad(const View& x, const std::vector<int64_t>& weight_shape,
+                                  const View& dy, const ConvTransposeOptions& options = {},
+                                  const std::string& algo = "auto");
+
 /// Max or average pooling of rank 1-3 (kind max or avg); with `indices` (int64, the output's
 /// shape; max only) the flat argmax of every output within its plane.
 Tensor pool(PoolKind kind, int rank, const View& x, const PoolOptions& options,
             int64_t* indices = nullptr);
+
+/// Adaptive pooling of rank 1-3 (kind adaptive_max or adaptive_avg) to `output_size` (one
+/// value or one per spatial dim; an empty optional keeps that extent); `indices` as for pool.
+Tensor adaptive_pool(PoolKind kind, int rank, const View& x,
+                     const std::vector<std::optional<int64_t>>& output_size,
+                     int64_t* indices = nullptr);
+
+/// Gradient of adaptive average pooling with respect to its input (of `input_shape`); the
+/// output size is dy's. (Adaptive max pooling's gradient is max_pool_input_grad with its
+/// indices.)
+Tensor adaptive_avg_pool_input_grad(int rank, const std::vector<int64_t>& input_shape,
+                                    const View& dy);
 
 /// Layer normalisation over the trailing `normalized_shape` dims; weight / bias of that shape or
 /// null.

@@ -136,6 +136,60 @@ Tensor conv_transpose(const View& x, const View& w, const View* b,
   return y;
 }
 
+Tensor conv_transpose_input_grad(const std::vector<int64_t>& input_shape, const View& w,
+                                 const View& dy, const ConvTransposeOptions& options,
+                                 const std::string& algo) {
+  const std::string op = "conv_transpose_input_grad";
+  const DType dtype = common(op, {&w, &dy});
+  const auto p = make_conv_transpose_problem(conv_rank(op, w), input_shape, w.shape,
+                                             std::nullopt, options, op);
+  check_shape(op, "grad_output", dy.shape, p.input_shape());  // the transposed output
+  Tensor dx(dtype, p.output_shape());
+  conv_transpose_bwd_data(p, dtype, w.data, dy.data, dx.data(), algo);
+  return dx;
+}
+
+Tensor conv_transpose_weight_grad(const View& x, const std::vector<int64_t>& weight_shape,
+                                  const View& dy, const ConvTransposeOptions& options,
+                                  const std::string& algo) {
+  const std::string op = "conv_transpose_weight_grad";
+  const DType dtype = common(op, {&x, &dy});
+  const int rank = static_cast<int>(weight_shape.size()) - 2;
+  if (rank < 1 || rank > 3) throw InvalidArgument(op + ": expected a 3-D, 4-D or 5-D weight shape");
+  const auto p = make_conv_transpose_problem(rank, x.shape, weight_shape, std::nullopt, options, op);
+  check_shape(op, "grad_output", dy.shape, p.input_shape());
+  Tensor dw(dtype, p.weight_shape());
+  conv_transpose_bwd_weights(p, dtype, x.data, dy.data, dw.data(), algo);
+  return dw;
+}
+
+Tensor adaptive_pool(PoolKind kind, int rank, const View& x,
+                     const std::vector<std::optional<int64_t>>& output_size, int64_t* indices) {
+  const std::string op = std::string(kind == PoolKind::adaptive_avg ? "adaptive_avg" : "adaptive_max") +
+                         "_pool" + std::to_string(rank) + "d";
+  common(op, {&x});
+  if (kind != PoolKind::adaptive_avg && kind != PoolKind::adaptive_max)
+    throw InvalidArgument(op + ": kind must be adaptive_avg or adaptive_max");
+  const auto p = make_adaptive_pool_problem(kind, rank, x.shape, output_size, op);
+  Tensor y(x.dtype, p.output_shape());
+  pool_fwd(p, x.dtype, x.data, y.data(), indices);
+  return y;
+}
+
+Tensor adaptive_avg_pool_input_grad(int rank, const std::vector<int64_t>& input_shape,
+                                    const View& dy) {
+  const std::string op = "adaptive_avg_pool" + std::to_string(rank) + "d_input_grad";
+  common(op, {&dy});
+  if (rank < 1 || rank > 3 || static_cast<int>(dy.shape.size()) < rank)
+    throw InvalidArgument(op + ": expected rank 1-3 and dy with the spatial dims");
+  std::vector<std::optional<int64_t>> out(dy.shape.end() - rank, dy.shape.end());
+  const auto p = make_adaptive_pool_problem(PoolKind::adaptive_avg, rank, input_shape, out, op);
+  check_shape(op, "grad_output", dy.shape, p.output_shape());
+  Tensor dx(dy.dtype, p.input_shape());
+  pool_avg_bwd(p, dy.dtype, dy.data, dx.data());
+  return dx;
+}
+
 Tensor pool(PoolKind kind, int rank, const View& x, const PoolOptions& options, int64_t* indices) {
   const std::string op = std::string(kind == PoolKind::avg ? "avg" : "max") + "_pool" +
                          std::to_string(rank) + "d";

@@ -15,6 +15,8 @@
 
 namespace fastconv {
 
+/// A forward convolution with its weights packed once (see the file comment); cheap to copy
+/// (copies share the packed weights), safe to run from several threads at once.
 class ConvPlan {
  public:
   /// Prepare y = activation(conv(x, weight) + bias) for `problem` (a forward convolution).

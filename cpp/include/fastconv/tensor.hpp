@@ -132,6 +132,11 @@ Tensor batch_norm(const View& x, const View& running_mean, const View& running_v
 Tensor group_norm(const View& x, int64_t groups, const View* weight, const View* bias,
                   double eps = 1e-5);
 
+/// The statistics a normalisation used: a mean and a biased variance per statistic (float64).
+struct NormStats {
+  std::vector<double> mean, var;  ///< one per statistic; var biased
+};
+
 /// Batch normalisation in training mode: normalised with the statistics of x (N, C, *) itself,
 /// per channel over N and the positions; weight / bias (C) or null. When `running_mean` and
 /// `running_var` are given (C values each, either floating dtype, updated in place) they move as
@@ -140,9 +145,6 @@ Tensor group_norm(const View& x, int64_t groups, const View* weight, const View*
 /// the batch's mean and biased variance (C doubles each), as batch_norm_grad recomputes them.
 /// Throws InvalidArgument when a channel has one value (PyTorch: "Expected more than 1 value
 /// per channel when training").
-struct NormStats {
-  std::vector<double> mean, var;  ///< one per statistic; var biased
-};
 Tensor batch_norm_train(const View& x, const View* weight, const View* bias, double eps = 1e-5,
                         double momentum = 0.1, const MutableView* running_mean = nullptr,
                         const MutableView* running_var = nullptr, NormStats* stats = nullptr);

@@ -19,10 +19,11 @@ namespace fastconv {
 
 namespace {
 
-int64_t numel(const std::vector<int64_t>& shape) {
-  int64_t n = 1;
-  for (int64_t d : shape) n *= d < 0 ? 0 : d;
-  return n;
+// Whether an array of `shape` holds elements (no overflow for any extents).
+bool has_elements(const std::vector<int64_t>& shape) {
+  for (int64_t d : shape)
+    if (d <= 0) return false;
+  return true;
 }
 
 // The common dtype of the views (nulls skipped); DTypeError naming `op` when they differ,
@@ -31,7 +32,7 @@ DType common(const std::string& op, std::initializer_list<const View*> views) {
   const View* first = nullptr;
   for (const View* v : views) {
     if (!v) continue;
-    if (!v->data && numel(v->shape) != 0)
+    if (!v->data && has_elements(v->shape))
       throw InvalidArgument(op + ": a view of " + util::shape_str(v->shape) + " has no data");
     if (!first) first = v;
     if (v->dtype != first->dtype)
@@ -75,7 +76,11 @@ Tensor::Tensor(DType dtype, std::vector<int64_t> shape) : dtype_(dtype), shape_(
   mem_ = std::shared_ptr<void>(allocate_array(static_cast<std::size_t>(bytes)), free_array);
 }
 
-int64_t Tensor::numel() const { return fastconv::numel(shape_); }
+int64_t Tensor::numel() const {
+  int64_t n = 1;
+  for (int64_t d : shape_) n *= d;  // fits: the constructor checked the byte count
+  return n;
+}
 
 namespace {
 
@@ -336,7 +341,7 @@ Tensor max_pool_input_grad(int rank, const std::vector<int64_t>& input_shape, co
                            const int64_t* indices) {
   const std::string op = "max_pool" + std::to_string(rank) + "d_input_grad";
   common(op, {&dy});
-  if (!indices && numel(dy.shape) != 0) throw InvalidArgument(op + ": indices is null");
+  if (!indices && has_elements(dy.shape)) throw InvalidArgument(op + ": indices is null");
   const auto p = make_pool_scatter_problem(rank, input_shape, dy.shape, dy.shape, op);
   Tensor dx(dy.dtype, p.input_shape());
   pool_max_bwd(p, dy.dtype, dy.data, indices, dx.data());

@@ -56,14 +56,17 @@ std::optional<std::vector<int64_t>> shape_of(const View* v) {
   return v ? std::optional<std::vector<int64_t>>(v->shape) : std::nullopt;
 }
 
-int conv_rank(const std::string& op, const View& w) {
-  const int rank = static_cast<int>(w.shape.size()) - 2;
+// The spatial rank of a weight of `shape` (K, C / groups, *kernel): 1 to 3.
+int weight_rank(const std::string& op, const std::vector<int64_t>& shape) {
+  const int rank = static_cast<int>(shape.size()) - 2;
   if (rank < 1 || rank > 3) {
     throw InvalidArgument(op + ": expected a 3-D, 4-D or 5-D weight, but got " +
-                          std::to_string(w.shape.size()) + "-D");
+                          std::to_string(shape.size()) + "-D");
   }
   return rank;
 }
+
+int conv_rank(const std::string& op, const View& w) { return weight_rank(op, w.shape); }
 
 }  // namespace
 
@@ -122,8 +125,7 @@ Tensor conv_weight_grad(const View& x, const std::vector<int64_t>& weight_shape,
                         const ConvOptions& options, const std::string& algo) {
   const std::string op = "conv_weight_grad";
   const DType dtype = common(op, {&x, &dy});
-  const int rank = static_cast<int>(weight_shape.size()) - 2;
-  if (rank < 1 || rank > 3) throw InvalidArgument(op + ": expected a 3-D, 4-D or 5-D weight shape");
+  const int rank = weight_rank(op, weight_shape);
   const auto p = make_conv_problem(rank, x.shape, weight_shape, std::nullopt, options, op);
   check_shape(op, "grad_output", dy.shape, p.output_shape());
   Tensor dw(dtype, p.weight_shape());
@@ -159,8 +161,7 @@ Tensor conv_transpose_weight_grad(const View& x, const std::vector<int64_t>& wei
                                   const std::string& algo) {
   const std::string op = "conv_transpose_weight_grad";
   const DType dtype = common(op, {&x, &dy});
-  const int rank = static_cast<int>(weight_shape.size()) - 2;
-  if (rank < 1 || rank > 3) throw InvalidArgument(op + ": expected a 3-D, 4-D or 5-D weight shape");
+  const int rank = weight_rank(op, weight_shape);
   const auto p = make_conv_transpose_problem(rank, x.shape, weight_shape, std::nullopt, options, op);
   check_shape(op, "grad_output", dy.shape, p.input_shape());
   Tensor dw(dtype, p.weight_shape());

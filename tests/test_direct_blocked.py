@@ -2,7 +2,8 @@
 
 algo='direct' runs dense layers on the blocked kernels (kernels/generic/blocked_ukernel.hpp)
 when the stride along the last spatial dim is 1 or 2 and 2*C_per_group >= W and
-2*K_per_group >= W, W being the lanes of the ISA's blocked kernels:
+2*K_per_group >= W, W being the lanes of the ISA's blocked kernels (layers with fewer input
+channels take the narrow layout, tested in test_direct_narrow.py):
 
     ISA      float32            float64 (always the portable kernels)
     scalar   W = 4,  MaxAcc 8   W = 4, MaxAcc 8

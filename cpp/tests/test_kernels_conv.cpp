@@ -370,6 +370,65 @@ void test_blocked_tiles(const std::string& isa, const fk::BlockedConvUkernel<T>&
       }
 }
 
+// The narrow layout's tile (slot 2): `terms` (tap, channel) terms at scattered offsets, UR
+// outputs x_step elements apart; the terms cross the 256-term register block when > 256.
+template <typename T>
+void run_narrow_tile(const std::string& isa, fk::BlockedConvFn<T> tile, int W, int NB, int UR,
+                     int64_t terms, int64_t x_step) {
+  std::vector<int64_t> taps(static_cast<size_t>(terms));
+  for (int64_t t = 0; t < terms; ++t) taps[static_cast<size_t>(t)] = (t * 7) % (terms + 5) + t % 3;
+  const int64_t x_size = terms + 8 + int64_t(UR) * x_step;
+  auto x = random<T>(x_size, 83);
+  const int64_t w_block = terms * W + W;  // a gap between output blocks' weights
+  auto w = random<T>(NB * w_block, 84);
+  const int64_t y_block = UR * W + 3;
+  Guarded<T> y(NB * y_block);
+  y.snapshot();
+  fk::BlockedConvArgs<T> a;
+  a.x = x.data();
+  a.taps = taps.data();
+  a.ntaps = terms;
+  a.ncb = 1;
+  a.w = w.data();
+  a.w_block = w_block;
+  a.y = y.data();
+  a.y_block = y_block;
+  a.x_step = x_step;
+  tile(a);
+  Expected e(y.size());
+  for (int64_t b = 0; b < NB; ++b)
+    for (int64_t r = 0; r < UR; ++r)
+      for (int64_t ko = 0; ko < W; ++ko) {
+        double s = 0, scale = 0;
+        for (int64_t t = 0; t < terms; ++t) {
+          const double term = double(x[static_cast<size_t>(taps[static_cast<size_t>(t)] + r * x_step)]) *
+                              double(w[static_cast<size_t>(b * w_block + t * W + ko)]);
+          s += term;
+          scale += std::fabs(term);
+        }
+        e.put(b * y_block + r * W + ko, s, scale);
+      }
+  check_output(y, e, tolerance<T>(),
+               label(isa, "narrow tile", bits<T>(), "NB", NB, "UR", UR, "terms", terms, "x_step",
+                     x_step));
+}
+
+template <typename T>
+void test_narrow_tiles(const std::string& isa, const fk::BlockedConvUkernel<T>& bk) {
+  using K = fk::BlockedConvUkernel<T>;
+  for (int NB : {1, 2, 4})
+    for (int UR = 1; UR <= K::kMaxUr; ++UR) {
+      const auto tile = bk.tile[K::nb_index(NB)][UR][2];
+      check((tile == nullptr) == (NB * UR > bk.max_acc),
+            label(isa, "narrow tile", bits<T>(), "NB", NB, "UR", UR,
+                  ": null exactly where NB x UR > max_acc"));
+      if (!tile) continue;
+      for (int64_t terms : {int64_t(1), int64_t(27), int64_t(300), int64_t(513)})
+        for (int64_t x_step : {int64_t(1), int64_t(3), int64_t(8)})
+          run_narrow_tile(isa, tile, bk.w, NB, UR, terms, x_step);
+    }
+}
+
 // ---- channel-blocked layouts: interleave / deinterleave
 
 template <typename T>
@@ -400,13 +459,17 @@ void test_interleave(const std::string& isa, const fk::BlockedConvUkernel<T>& bk
         o.snapshot();
         ptr.push_back(o.data());
       }
-      bk.deinterleave(src.data(), n, ptr.data(), count);
-      for (int c = 0; c < W; ++c) {
-        Expected eo(n);
-        if (c < count)
-          for (int64_t i = 0; i < n; ++i) eo.put(i, double(src[static_cast<size_t>(i * W + c)]), 0.0);
-        check_output(out[static_cast<size_t>(c)], eo, 0.0,
-                     label(isa, "blocked deinterleave", bits<T>(), "n", n, "count", count, "row", c));
+      for (bool stream : {false, true}) {
+        (stream ? bk.deinterleave_stream : bk.deinterleave)(src.data(), n, ptr.data(), count);
+        if (stream) bk.store_fence();
+        for (int c = 0; c < W; ++c) {
+          Expected eo(n);
+          if (c < count)
+            for (int64_t i = 0; i < n; ++i) eo.put(i, double(src[static_cast<size_t>(i * W + c)]), 0.0);
+          check_output(out[static_cast<size_t>(c)], eo, 0.0,
+                       label(isa, "blocked deinterleave", bits<T>(), "n", n, "count", count, "row",
+                             c, "stream", stream));
+        }
       }
     }
   }
@@ -466,6 +529,7 @@ void test_all(const std::string& isa, const fk::KernelSet<T>& ks) {
   test_depthwise_plane(isa, ks.direct_row);
   test_depthwise_blocked(isa, ks.direct_row);
   test_blocked_tiles(isa, ks.blocked);
+  test_narrow_tiles(isa, ks.blocked);
   test_interleave(isa, ks.blocked);
   test_blocked_wgrad(isa, ks.blocked);
 }

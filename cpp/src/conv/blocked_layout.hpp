@@ -60,8 +60,22 @@ bool any_non_finite(const T* x, int64_t n) {
   return hit != 0;
 }
 
+// dst[i*w + c] = rows[c][i] (0 where rows[c] is null) for i < n, c < w: the portable
+// channels-into-lanes copy, for the narrow layout's few lanes.
+template <typename T>
+void interleave_narrow(const T* const* rows, int64_t n, int64_t w, T* dst) {
+  for (int64_t c = 0; c < w; ++c) {
+    if (!rows[c]) {
+      for (int64_t i = 0; i < n; ++i) dst[i * w + c] = T(0);
+      continue;
+    }
+    for (int64_t i = 0; i < n; ++i) dst[i * w + c] = rows[c][i];
+  }
+}
+
 // Image n of src -> xb (L.size() elements); `interleave` is the ISA's channels-into-lanes
-// kernel (kernels::BlockedConvUkernel::interleave, for L.w lanes). With `non_finite` not null,
+// kernel (kernels::BlockedConvUkernel::interleave, for L.w lanes), or null for a narrow layout
+// (interleave_narrow). With `non_finite` not null,
 // each row is also checked while in cache, and *non_finite set when one holds a NaN or an
 // infinity (else left as it was).
 template <typename T>
@@ -93,7 +107,11 @@ void to_blocked(const BlockedLayout& L, const Source<T>& src, int64_t n, T* xb, 
                            (i0 - src.lo[2])
                      : nullptr;
     }
-    interleave(from, i1 - i0, dst + i0 * W);
+    if (interleave) {
+      interleave(from, i1 - i0, dst + i0 * W);
+    } else {
+      interleave_narrow(from, i1 - i0, W, dst + i0 * W);
+    }
     if (non_finite) bad |= any_non_finite(dst + i0 * W, (i1 - i0) * W);
   }
   if (non_finite && bad) *non_finite = true;

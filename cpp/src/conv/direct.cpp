@@ -422,7 +422,7 @@ void backward_data_rows(const ConvArgs& a) {
 template <typename T>
 void backward_weights(const ConvArgs& a) {
   const ConvProblem& p = a.problem;
-  if (blocked::applies(p, a.dtype, a.kernels)) {
+  if (blocked::applies_dense(p, a.dtype, a.kernels)) {
     blocked::backward_weights(a);
     return;
   }
@@ -488,7 +488,7 @@ std::size_t workspace_bytes(const ConvProblem& p, DType dtype, ConvDirection dir
       return std::max(rows, blocked::backward_data_workspace_bytes(p, dtype, threads, kernels));
     }
     case ConvDirection::backward_weights:
-      if (blocked::applies(p, dtype, kernels))
+      if (blocked::applies_dense(p, dtype, kernels))
         return blocked::backward_weights_workspace_bytes(p, dtype, threads, kernels);
       return 0;
   }

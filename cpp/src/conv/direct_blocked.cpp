@@ -7,13 +7,17 @@
 //   w  K x Cg x KD x KH x KW          -> wb [g][kb][cb][tap][ci][ko]  packed once (plan)
 //   tile kernel: NB output blocks x UR outputs along W, the reduction in registers (flushed to
 //                the tile every 256 terms)
-//   y  N x K x out                    <- each tile's lanes transposed back, bias, activation
+//   y  N x K x out                    <- bias, activation, lanes transposed back a row piece
+//                                        (<= kRowPiece outputs) at a time, streamed when large
 // with W the ISA's vector lanes, cb / kb blocks of W input / output channels of a group (zero
 // beyond Cg / Kg) and tap = (kd, kh, kw). The layout change is one pass over the input per call
-// (the im2col that GEMM needs copies it once per kernel tap). Tasks are output rows (g, block of
-// NB output blocks, od, oh) of one image; each owns its outputs, so results do not depend on the
-// thread count. Along a row, tiles of UR outputs start every UR; the last one ends at the row's
-// end, overlapping the one before. The data gradient is the forward convolution of the output
+// (the im2col that GEMM needs copies it once per kernel tap). Layers with fewer than W/2 input
+// channels per group (a network's first layer) take the narrow layout instead: cb holds the
+// group's Cg channels, ci < Cg, and the tile kernel sums (tap, ci) terms one at a time, at any
+// stride (W-channel blocks would multiply the work by W / Cg). Tasks are output rows (g, block
+// of NB output blocks, od, oh) of one image; each owns its outputs, so results do not depend
+// on the thread count. Along a row piece, tiles of UR outputs start every UR; the last one ends
+// at the piece's end, overlapping the one before. The data gradient is the forward convolution of the output
 // gradient padded by (kernel - 1) * dilation with flipped, channel-swapped weights, computed only
 // where the caller keeps it.
 #include "direct_blocked.hpp"
@@ -39,6 +43,17 @@ namespace {
 using util::ceil_div;
 using util::round_up;
 
+// Whether p has so few input channels per group (fewer than half a vector of w lanes: a
+// network's first layer) that its input takes the narrow layout, C_per_group() channels a block.
+bool narrow_input(const ConvProblem& p, int w) { return 2 * p.C_per_group() < w; }
+
+// The forward kernels' tiling of p: the narrow layout where narrow_input() holds.
+template <typename T>
+Tiling forward_tiling(const ConvProblem& p, const kernels::BlockedConvUkernel<T>& uk) {
+  const int cw = narrow_input(p, uk.w) ? static_cast<int>(p.C_per_group()) : uk.w;
+  return Tiling(p, uk, p.out[2], cw);
+}
+
 // wb [g][kb][cb][tap][ci][ko] = w[g * group + k * k_step + c * c_step + (tap, or ntaps - 1 -
 // tap when Flip)] for the output / input channels k, c of group g of p (zero beyond
 // K_per_group / C_per_group).
@@ -48,7 +63,7 @@ bool pack_blocks(const ConvProblem& p, const Tiling& t, const T* w, int64_t grou
                  int64_t c_step, T* wb, int threads) {
   using Bits = std::conditional_t<sizeof(T) == 4, uint32_t, uint64_t>;
   constexpr Bits kExponent = sizeof(T) == 4 ? Bits(0x7f800000u) : Bits(0x7ff0000000000000ull);
-  const int64_t Kg = p.K_per_group(), Cg = p.C_per_group(), W = t.w, nt = t.ntaps;
+  const int64_t Kg = p.K_per_group(), Cg = p.C_per_group(), W = t.w, CW = t.cw, nt = t.ntaps;
   Bits special = 0;
 #pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1) reduction(| : special)
   for (int64_t gk = 0; gk < p.groups * t.nkb; ++gk) {
@@ -61,13 +76,13 @@ bool pack_blocks(const ConvProblem& p, const Tiling& t, const T* w, int64_t grou
     const T* rows[kMaxLanes];
     for (int64_t cb = 0; cb < t.ncb; ++cb) {
       T* dst = block + cb * nt * t.tap_block();
-      const int64_t cn = std::min<int64_t>(W, Cg - cb * W);
-      if (kn < W || cn < W) std::fill(dst, dst + nt * t.tap_block(), T(0));
-      for (int64_t ko = 0; ko < kn; ++ko) rows[ko] = w + g * group + (kb * W + ko) * k_step + cb * W * c_step;
+      const int64_t cn = std::min<int64_t>(CW, Cg - cb * CW);
+      if (kn < W || cn < CW) std::fill(dst, dst + nt * t.tap_block(), T(0));
+      for (int64_t ko = 0; ko < kn; ++ko) rows[ko] = w + g * group + (kb * W + ko) * k_step + cb * CW * c_step;
       for (int64_t tap = 0; tap < nt; ++tap) {
         const int64_t from = Flip ? nt - 1 - tap : tap;
         for (int64_t ci = 0; ci < cn; ++ci) {
-          T* d = dst + (tap * W + ci) * W;
+          T* d = dst + (tap * CW + ci) * W;
           for (int64_t ko = 0; ko < kn; ++ko) {
             const T v = rows[ko][ci * c_step + from];
             d[ko] = v;
@@ -85,15 +100,19 @@ bool pack_blocks(const ConvProblem& p, const Tiling& t, const T* w, int64_t grou
 template <typename T>
 void pack(const ConvArgs& a, void* packed) {
   const ConvProblem& p = a.problem;
-  const Tiling t(p, a.kernels.get<T>().blocked);
+  const Tiling t = forward_tiling(p, a.kernels.get<T>().blocked);
   const int64_t Kg = p.K_per_group(), Cg = p.C_per_group();
   const auto* w = static_cast<const T*>(a.w);
   pack_blocks<false>(p, t, w, Kg * Cg * t.ntaps, Cg * t.ntaps, t.ntaps, static_cast<T*>(packed),
                      a.threads);
 }
 
-// Workspace layout: tap offsets, one blocked image, per-thread tiles, then (backward-data)
-// the packed weights.
+// Outputs along a row computed into a thread's buffer before going back to NCHW rows (one
+// transposition per piece, not per tile).
+constexpr int64_t kRowPiece = 256;
+
+// Workspace layout: tap offsets, one blocked image, per-thread row pieces, then
+// (backward-data) the packed weights.
 template <typename T>
 struct Workspace {
   int64_t* taps;
@@ -104,9 +123,10 @@ struct Workspace {
 
   Workspace(const ConvProblem& p, const Tiling& t, void* base, int threads) {
     taps = static_cast<int64_t*>(base);
-    image = reinterpret_cast<T*>(taps + util::round_up(t.ntaps, 8));
-    tiles = image + util::round_up(p.groups * t.ncb * p.in_spatial() * t.w, 16);
-    tile_stride = util::scratch_stride(t.max_acc * t.w, sizeof(T));  // any tiling's tile
+    image = reinterpret_cast<T*>(taps + util::round_up(t.terms(), 8));
+    tiles = image + util::round_up(p.groups * t.ncb * p.in_spatial() * t.cw, 16);
+    // Any tiling's row piece: NB <= 4 blocks of up to kRowPiece outputs.
+    tile_stride = util::scratch_stride(4 * std::min(p.out[2], kRowPiece) * t.w, sizeof(T));
     weights = tiles + util::round_up(threads * tile_stride, 16);
   }
   static std::size_t bytes(const ConvProblem& p, const Tiling& t, int threads) {
@@ -123,24 +143,29 @@ void convolve(const ConvProblem& p, const Tiling& t, const kernels::BlockedConvU
               const Source<T>& src, const T* wb, const T* bias, Activation act,
               const Destination<T>& dest, const Workspace<T>& ws, int threads,
               const Window& window) {
-  const int64_t Kg = p.K_per_group(), W = t.w;
+  const int64_t Kg = p.K_per_group(), W = t.w, CW = t.cw;
   const int64_t Hp = p.in[1], Wp = p.in[2];
   const auto& E = dest.ext;
   const int64_t P = E[0] * E[1] * E[2];
   const kernels::BlockedConvFn<T> tile_fn =
-      uk.tile[kernels::BlockedConvUkernel<T>::nb_index(t.nb)][t.ur][p.stride[2] - 1];
+      uk.tile[kernels::BlockedConvUkernel<T>::nb_index(t.nb)][t.ur][t.narrow() ? 2 : p.stride[2] - 1];
+  const int64_t channels = t.narrow() ? CW : 1;  // offsets per tap (Tiling::terms)
   for (int64_t kd = 0, i = 0; kd < p.kernel[0]; ++kd)
     for (int64_t kh = 0; kh < p.kernel[1]; ++kh)
-      for (int64_t kw = 0; kw < p.kernel[2]; ++kw, ++i)
-        ws.taps[i] = ((kd * p.dilation[0] * Hp + kh * p.dilation[1]) * Wp + kw * p.dilation[2]) * W;
+      for (int64_t kw = 0; kw < p.kernel[2]; ++kw)
+        for (int64_t ci = 0; ci < channels; ++ci, ++i)
+          ws.taps[i] =
+              ((kd * p.dilation[0] * Hp + kh * p.dilation[1]) * Wp + kw * p.dilation[2]) * CW + ci;
 
   const int64_t kgroups = t.nkb / t.nb, OH_w = window.hi[1] - window.lo[1];
   const int64_t rows = (window.hi[0] - window.lo[0]) * OH_w;
-  const int64_t x_block = p.in_spatial() * W;
+  const int64_t x_block = p.in_spatial() * CW;
   if (rows <= 0 || window.width() <= 0) return;
+  // Each output is written once: a large output bypasses the caches.
+  const bool stream = p.N * p.K * P * int64_t(sizeof(T)) > kStreamOutputBytes;
   for (int64_t n = 0; n < p.N; ++n) {
-    to_blocked(BlockedLayout{p.groups, p.C_per_group(), t.ncb, p.in, t.w}, src, n, ws.image,
-               threads, uk.interleave);
+    to_blocked(BlockedLayout{p.groups, p.C_per_group(), t.ncb, p.in, CW}, src, n, ws.image,
+               threads, t.narrow() ? nullptr : uk.interleave);
 #pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1)
     for (int64_t task = 0; task < p.groups * kgroups * rows; ++task) {
       const int64_t row = task % rows, kg = task / rows % kgroups, g = task / (rows * kgroups);
@@ -149,37 +174,47 @@ void convolve(const ConvProblem& p, const Tiling& t, const kernels::BlockedConvU
       kernels::BlockedConvArgs<T> args;
       args.x_block = x_block;
       args.taps = ws.taps;
-      args.ntaps = t.ntaps;
+      args.ntaps = t.terms();
       args.ncb = t.ncb;
-      args.last_cin = static_cast<int>(p.C_per_group() - (t.ncb - 1) * W);
+      args.last_cin = static_cast<int>(p.C_per_group() - (t.ncb - 1) * CW);
       args.w = wb + (g * t.nkb + kg * t.nb) * t.weight_block();
       args.w_block = t.weight_block();
-      args.y = tile;
-      args.y_block = t.ur * W;
+      args.x_step = p.stride[2] * CW;
       const T* x_row = ws.image + g * t.ncb * x_block +
-                       (od * p.stride[0] * Hp + oh * p.stride[1]) * Wp * W;
-      for (int64_t ow0 = window.lo[2]; ow0 < window.hi[2]; ow0 += t.ur) {
-        const int64_t o = std::min(ow0, window.hi[2] - t.ur);  // the last tile ends the row
-        args.x = x_row + o * p.stride[2] * W;
-        tile_fn(args);
-        for (int b = 0; b < t.nb; ++b) {  // the tile's lanes back to NCHW rows
+                       (od * p.stride[0] * Hp + oh * p.stride[1]) * Wp * CW;
+      // The row in `pieces` pieces of at most kRowPiece outputs, each at least UR long.
+      const int64_t width = window.width(), pieces = ceil_div(width, kRowPiece);
+      const int64_t piece = ceil_div(width, pieces);
+      args.y_block = piece * W;
+      for (int64_t c0 = window.lo[2]; c0 < window.hi[2]; c0 += piece) {
+        const int64_t c1 = std::min(window.hi[2], c0 + piece), len = c1 - c0;
+        for (int64_t ow0 = c0; ow0 < c1; ow0 += t.ur) {
+          const int64_t o = std::min(ow0, c1 - t.ur);  // the last tile ends the piece
+          args.x = x_row + o * p.stride[2] * CW;
+          args.y = tile + (o - c0) * W;
+          tile_fn(args);
+        }
+        for (int b = 0; b < t.nb; ++b) {  // bias, activation, the lanes back to NCHW rows
           const int64_t k0 = (kg * t.nb + b) * W;
           const int count = static_cast<int>(std::min<int64_t>(W, Kg - k0));
           if (count <= 0) break;
+          T* lanes = tile + b * piece * W;
           constexpr int kMaxLanes = 64;
+          if (bias) {
+            T bk[kMaxLanes] = {};
+            for (int ko = 0; ko < count; ++ko) bk[ko] = bias[g * Kg + k0 + ko];
+            for (int64_t r = 0; r < len; ++r)
+              for (int64_t ko = 0; ko < W; ++ko) lanes[r * W + ko] += bk[ko];
+          }
+          activate(act, lanes, len * W);
           T* rows_out[kMaxLanes];
           for (int ko = 0; ko < count; ++ko)
             rows_out[ko] = dest.y + (n * p.K + g * Kg + k0 + ko) * P +
-                           ((od - dest.base[0]) * E[1] + oh - dest.base[1]) * E[2] + o - dest.base[2];
-          uk.deinterleave(tile + b * t.ur * W, t.ur, rows_out, count);
-          if (!bias && act == Activation::none) continue;
-          for (int ko = 0; ko < count; ++ko) {
-            const T bk = bias ? bias[g * Kg + k0 + ko] : T(0);
-            for (int r = 0; r < t.ur; ++r) rows_out[ko][r] += bk;
-            activate(act, rows_out[ko], t.ur);
-          }
+                           ((od - dest.base[0]) * E[1] + oh - dest.base[1]) * E[2] + c0 - dest.base[2];
+          (stream ? uk.deinterleave_stream : uk.deinterleave)(lanes, len, rows_out, count);
         }
       }
+      if (stream) uk.store_fence();
     }
   }
 }
@@ -190,7 +225,7 @@ void run(const ConvArgs& a) {
   // or already padded (the unpadded view of another padding mode's copy).
   const ConvProblem q = unpadded_view(a.problem);
   const auto& uk = a.kernels.get<T>().blocked;
-  const Tiling t(q, uk);
+  const Tiling t = forward_tiling(q, uk);
   const Source<T> src{static_cast<const T*>(a.x), a.problem.in, a.problem.pad_lo};
   convolve(q, t, uk, src, static_cast<const T*>(a.packed_w), static_cast<const T*>(a.b),
            a.activation, Destination<T>{static_cast<T*>(a.out), {0, 0, 0}, q.out},
@@ -235,29 +270,39 @@ const kernels::BlockedConvUkernel<T>& kernels_of(const kernels::KernelTable& k) 
 
 }  // namespace
 
-bool applies(const ConvProblem& p, DType dtype, const kernels::KernelTable& kernels) {
+bool applies_dense(const ConvProblem& p, DType dtype, const kernels::KernelTable& kernels) {
   const int w = lanes(dtype, kernels);
   return w > 0 && (p.stride[2] == 1 || p.stride[2] == 2) && 2 * p.C_per_group() >= w &&
          2 * p.K_per_group() >= w;
 }
 
+bool applies_narrow(const ConvProblem& p, DType dtype, const kernels::KernelTable& kernels) {
+  const int w = lanes(dtype, kernels);
+  return w > 0 && narrow_input(p, w) && 2 * p.K_per_group() >= w;
+}
+
+bool applies(const ConvProblem& p, DType dtype, const kernels::KernelTable& kernels) {
+  return applies_dense(p, dtype, kernels) || applies_narrow(p, dtype, kernels);
+}
+
 std::size_t packed_weights_bytes(const ConvProblem& p, DType dtype,
                                  const kernels::KernelTable& kernels) {
-  const Tiling t = dtype == DType::f32 ? Tiling(p, kernels_of<float>(kernels))
-                                        : Tiling(p, kernels_of<double>(kernels));
+  const Tiling t = dtype == DType::f32 ? forward_tiling(p, kernels_of<float>(kernels))
+                                        : forward_tiling(p, kernels_of<double>(kernels));
   return static_cast<std::size_t>(p.groups * t.nkb * t.weight_block()) * util::dtype_size(dtype);
 }
 
 std::size_t workspace_bytes(const ConvProblem& problem, DType dtype, int threads,
                             const kernels::KernelTable& kernels) {
   const ConvProblem p = unpadded_view(problem);
-  if (dtype == DType::f32) return Workspace<float>::bytes(p, Tiling(p, kernels_of<float>(kernels)), threads);
-  return Workspace<double>::bytes(p, Tiling(p, kernels_of<double>(kernels)), threads);
+  if (dtype == DType::f32)
+    return Workspace<float>::bytes(p, forward_tiling(p, kernels_of<float>(kernels)), threads);
+  return Workspace<double>::bytes(p, forward_tiling(p, kernels_of<double>(kernels)), threads);
 }
 
 bool applies_backward_data(const ConvProblem& p, DType dtype, const kernels::KernelTable& kernels) {
   return p.stride[0] == 1 && p.stride[1] == 1 && p.stride[2] == 1 &&
-         applies(data_gradient_problem(p), dtype, kernels);
+         applies_dense(data_gradient_problem(p), dtype, kernels);
 }
 
 std::size_t backward_data_workspace_bytes(const ConvProblem& p, DType dtype, int threads,

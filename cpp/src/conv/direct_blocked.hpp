@@ -9,8 +9,17 @@
 
 namespace fastconv::conv::blocked {
 
-// Whether the blocked kernels serve p (an unpadded view): stride 1 or 2 along W and at least
-// half a vector of channels per group on both sides (blocks are zero-padded to whole vectors).
+// Whether the blocked kernels serve p (an unpadded view) on the standard layout: stride 1 or 2
+// along W and at least half a vector of channels per group on both sides (blocks are
+// zero-padded to whole vectors).
+bool applies_dense(const ConvProblem& p, DType dtype, const kernels::KernelTable& kernels);
+
+// Whether the forward serves p on the narrow layout: fewer than half a vector of input
+// channels per group (a network's first layer), any stride, at least half a vector of output
+// channels.
+bool applies_narrow(const ConvProblem& p, DType dtype, const kernels::KernelTable& kernels);
+
+// Whether the forward serves p: applies_dense() or applies_narrow().
 bool applies(const ConvProblem& p, DType dtype, const kernels::KernelTable& kernels);
 
 // Vector lanes W of the blocked kernels for dtype.
@@ -33,7 +42,7 @@ std::size_t backward_data_workspace_bytes(const ConvProblem& p, DType dtype, int
                                           const kernels::KernelTable& kernels);
 bool backward_data(const ConvArgs& a);
 
-// The weight gradient (direct_blocked_wgrad.cpp), where the forward kernels apply (applies()).
+// The weight gradient (direct_blocked_wgrad.cpp), where applies_dense() holds.
 std::size_t backward_weights_workspace_bytes(const ConvProblem& p, DType dtype, int threads,
                                              const kernels::KernelTable& kernels);
 void backward_weights(const ConvArgs& a);

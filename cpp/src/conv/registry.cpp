@@ -45,7 +45,9 @@ namespace {
 // - forward, on dense layers whose kernel has more than one tap and whose reduction has at
 //   least 256 terms: its channel-blocked kernels read the input in place where im2col copies
 //   it once per tap (a 1x1 kernel copies nothing; shorter reductions leave the blocked tiles'
-//   fixed costs unpaid);
+//   fixed costs unpaid); and on layers with few input channels (a network's first layer)
+//   strided along W, whose im2col gathers element by element (at stride 1 it copies runs, and
+//   GEMM, writing its output rows directly, is faster than the blocked kernels' transposition);
 // - backward, on dense layers (1x1 included): the blocked kernels avoid col2im and the
 //   transposed packing; for the weight gradient only with at least 64 output positions per
 //   image (with fewer, a 7x7 image, GEMM is faster). And the data gradient of stride-1 layers with few
@@ -61,6 +63,7 @@ const char* exact_choice(const ConvProblem& p, DType dtype, ConvDirection direct
     case ConvDirection::forward:
       if (p.kernel_spatial() > 1 && reduction >= 256 && blocked::applies(q, dtype, kernels))
         return "direct";
+      if (p.stride[2] > 1 && blocked::applies_narrow(q, dtype, kernels)) return "direct";
       break;
     case ConvDirection::backward_data:
       if (blocked::applies_backward_data(q, dtype, kernels)) return "direct";
@@ -68,7 +71,7 @@ const char* exact_choice(const ConvProblem& p, DType dtype, ConvDirection direct
         return "direct";
       break;
     case ConvDirection::backward_weights:
-      if (positions && blocked::applies(q, dtype, kernels)) return "direct";
+      if (positions && blocked::applies_dense(q, dtype, kernels)) return "direct";
       break;
   }
   return "gemm";

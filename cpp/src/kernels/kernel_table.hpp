@@ -181,7 +181,9 @@ struct PoolKernels {
 // Direct convolution on channel-blocked layouts (generic/blocked_ukernel.hpp), W lanes:
 //   y[b*y_block + r*W + ko] = sum_{cb < ncb, t < ntaps, ci < W (last block: ci < last_cin)}
 //       x[cb*x_block + taps[t] + r*S*W + ci] * w[b*w_block + (cb*ntaps + t)*W*W + ci*W + ko]
-//   for b < NB, r < UR, ko < W; S = stride along the row (1 or 2).
+//   for b < NB, r < UR, ko < W; S = stride along the row (1 or 2). On the narrow layout (few
+//   input channels, any stride) the kernel sums terms t, each one (tap, channel) pair:
+//   y[b*y_block + r*W + ko] = sum_{t < ntaps} x[taps[t] + r*x_step] * w[b*w_block + t*W + ko].
 template <typename T>
 struct BlockedConvArgs {
   const T* x;            // blocked, padded input at the tile's first output, channel block 0
@@ -195,6 +197,7 @@ struct BlockedConvArgs {
   int64_t w_block;       // elements between output blocks' weights
   T* y;                  // the tile: y[b*y_block + r*W + ko]
   int64_t y_block = 0;   // elements between output blocks' rows in y (UR x W: a dense tile)
+  int64_t x_step = 0;    // narrow layout only: elements between consecutive outputs' inputs
 };
 
 template <typename T>
@@ -225,12 +228,17 @@ struct BlockedConvUkernel {
   static constexpr int nb_index(int nb) { return nb == 1 ? 0 : nb == 2 ? 1 : 2; }
   int w = 0;        // lanes W
   int max_acc = 0;  // NB x UR accumulators that fit the registers
-  // [NB 1, 2, 4][UR][stride 1, 2]: UR in 1..kMaxUr; null where NB x UR > max_acc.
-  BlockedConvFn<T> tile[3][kMaxUr + 1][2] = {};
+  // [NB 1, 2, 4][UR][stride 1, stride 2, narrow layout]: UR in 1..kMaxUr; null where
+  // NB x UR > max_acc.
+  BlockedConvFn<T> tile[3][kMaxUr + 1][3] = {};
   // Layout changes: dst[i*W + c] = rows[c][i] (0 for a null row), i < n, c < W; and back,
   // rows[c][i] = src[i*W + c] for c < count.
   void (*interleave)(const T* const* rows, int64_t n, T* dst) = nullptr;
   void (*deinterleave)(const T* src, int64_t n, T* const* rows, int count) = nullptr;
+  // deinterleave with whole aligned vectors stored non-temporally; store_fence after them
+  // (before the rows are read).
+  void (*deinterleave_stream)(const T* src, int64_t n, T* const* rows, int count) = nullptr;
+  void (*store_fence)() = nullptr;
   int wgrad_ur = 0;  // output channels per weight-gradient tile
   // [NB 1..3][stride 1, 2]
   BlockedWgradFn<T> wgrad[4][2] = {};

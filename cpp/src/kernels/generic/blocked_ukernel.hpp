@@ -8,8 +8,12 @@
 // tap, NB weight vectors (W output channels each) are loaded once and every output's input value
 // is broadcast against them (UR x NB FMAs for NB loads and UR broadcasts). The input is read in
 // place, already padded: no im2col copy. The reduction (input blocks x taps x W) runs in
-// registers, in blocks of kBlockedReductionBlock terms added to the tile. UR and NB are compile-time; the stride along W is 1 or 2 (compile-time, so the
-// broadcast addresses are immediate offsets). Arguments: BlockedConvArgs in kernel_table.hpp.
+// registers, in blocks of kBlockedReductionBlock terms added to the tile. UR and NB are
+// compile-time; the stride along W is 1 or 2 (compile-time, so the broadcast addresses are
+// immediate offsets). Layers with few input channels per group (a network's first layer: 3)
+// use a narrow input layout instead, CW < W channels per block, with any stride (S = 0: both
+// at run time): padding 3 channels to a block of 16 would multiply the work by 5.
+// Arguments: BlockedConvArgs in kernel_table.hpp.
 #pragma once
 
 #include <cstdint>
@@ -24,12 +28,14 @@ namespace fastconv::kernels {
 // then grows with the block and the block count, not with the whole length.
 constexpr int64_t kBlockedReductionBlock = 256;
 
+// S: the stride along W on the standard layout (W channels per input block), or 0 for the
+// narrow layout, whose terms (tap, channel) each have their own offset in a.taps and a.x_step
+// elements between consecutive outputs.
 template <typename V, int UR, int NB, int S>
 void blocked_conv_tile(const BlockedConvArgs<typename V::T>& a) {
   using T = typename V::T;
   using R = typename V::R;
   constexpr int W = V::W;
-  constexpr int64_t steps_per_block = kBlockedReductionBlock / W > 0 ? kBlockedReductionBlock / W : 1;
   R acc[UR][NB];
   const auto clear = [&] {
     for (int r = 0; r < UR; ++r)
@@ -42,39 +48,51 @@ void blocked_conv_tile(const BlockedConvArgs<typename V::T>& a) {
         V::storeu(y, first ? acc[r][b] : V::add(V::loadu(y), acc[r][b]));
       }
   };
-  clear();
-  const int64_t w_tap = int64_t(W) * W;
-  int64_t steps = 0;  // (block, tap) steps summed in acc
-  bool first = true;
-  for (int64_t cb = 0; cb < a.ncb; ++cb) {
-    const T* xc = a.x + cb * a.x_block;
-    const T* wc = a.w + cb * a.ntaps * w_tap;
-    const int cin = cb + 1 == a.ncb && a.last_cin > 0 ? a.last_cin : W;
-    for (int64_t t = 0; t < a.ntaps; ++t) {
-      const T* xt = xc + a.taps[t];
-      const T* wt = wc + t * w_tap;
-      const auto channel = [&](int ci) {
-        R wv[NB];
-        for (int b = 0; b < NB; ++b) wv[b] = V::loadu(wt + b * a.w_block + ci * W);
-        for (int r = 0; r < UR; ++r) {
-          const R xv = V::set1(xt[r * S * W + ci]);
-          for (int b = 0; b < NB; ++b) acc[r][b] = V::fmadd(xv, wv[b], acc[r][b]);
+  // acc += the terms of one input channel: x at xt (+ r * xs for output r), weights at wt.
+  const auto channel = [&](const T* xt, int64_t xs, const T* wt) {
+    R wv[NB];
+    for (int b = 0; b < NB; ++b) wv[b] = V::loadu(wt + b * a.w_block);
+    for (int r = 0; r < UR; ++r) {
+      const R xv = V::set1(xt[r * xs]);
+      for (int b = 0; b < NB; ++b) acc[r][b] = V::fmadd(xv, wv[b], acc[r][b]);
+    }
+  };
+  if constexpr (S == 0) {  // narrow: a flat run of terms, flushed every block of them
+    for (int64_t t0 = 0; t0 < a.ntaps; t0 += kBlockedReductionBlock) {
+      const int64_t t1 = a.ntaps - t0 < kBlockedReductionBlock ? a.ntaps : t0 + kBlockedReductionBlock;
+      clear();
+      for (int64_t t = t0; t < t1; ++t) channel(a.x + a.taps[t], a.x_step, a.w + t * W);
+      flush(t0 == 0);
+    }
+  } else {
+    constexpr int64_t steps_per_block =
+        kBlockedReductionBlock / W > 0 ? kBlockedReductionBlock / W : 1;
+    constexpr int64_t w_tap = int64_t(W) * W;
+    clear();
+    int64_t steps = 0;  // (block, tap) steps summed in acc
+    bool first = true;
+    for (int64_t cb = 0; cb < a.ncb; ++cb) {
+      const T* xc = a.x + cb * a.x_block;
+      const T* wc = a.w + cb * a.ntaps * w_tap;
+      const int cin = cb + 1 == a.ncb && a.last_cin > 0 ? a.last_cin : W;
+      for (int64_t t = 0; t < a.ntaps; ++t) {
+        const T* xt = xc + a.taps[t];
+        const T* wt = wc + t * w_tap;
+        if (cin == W) {  // a whole block: the loop of constant count, unrolled
+          for (int ci = 0; ci < W; ++ci) channel(xt + ci, S * W, wt + ci * W);
+        } else {
+          for (int ci = 0; ci < cin; ++ci) channel(xt + ci, S * W, wt + ci * W);
         }
-      };
-      if (cin == W) {  // a whole block: the loop of constant count, unrolled
-        for (int ci = 0; ci < W; ++ci) channel(ci);
-      } else {
-        for (int ci = 0; ci < cin; ++ci) channel(ci);
-      }
-      if (++steps == steps_per_block) {
-        flush(first);
-        clear();
-        first = false;
-        steps = 0;
+        if (++steps == steps_per_block) {
+          flush(first);
+          clear();
+          first = false;
+          steps = 0;
+        }
       }
     }
+    if (steps > 0 || first) flush(first);
   }
-  if (steps > 0 || first) flush(first);
 }
 
 // Weight gradient tile: UR output channels (broadcast from the blocked output gradient) x NB
@@ -138,9 +156,12 @@ void interleave_rows(const typename V::T* const* rows, int64_t n, typename V::T*
   }
 }
 
-// Lanes back into channels: rows[c][i] = src[i*W + c] for i < n and the c < count rows.
-template <typename V>
+// Lanes back into channels: rows[c][i] = src[i*W + c] for i < n and the c < count rows. With
+// Stream, whole vector-aligned vectors go out by non-temporal stores (V::store_fence before
+// they are read).
+template <typename V, bool Stream = false>
 void deinterleave_rows(const typename V::T* src, int64_t n, typename V::T* const* rows, int count) {
+  using T = typename V::T;
   using R = typename V::R;
   constexpr int W = V::W;
   for (int64_t i = 0; i < n; i += W) {
@@ -148,7 +169,14 @@ void deinterleave_rows(const typename V::T* src, int64_t n, typename V::T* const
     R r[W];
     for (int j = 0; j < W; ++j) r[j] = j < lanes ? V::loadu(src + (i + j) * W) : V::zero();
     transpose_square<V>(r);
-    for (int c = 0; c < count; ++c) V::store_partial(rows[c] + i, r[c], lanes);
+    for (int c = 0; c < count; ++c) {
+      T* d = rows[c] + i;
+      if (Stream && lanes == W && reinterpret_cast<std::uintptr_t>(d) % (W * sizeof(T)) == 0) {
+        V::stream(d, r[c]);
+      } else {
+        V::store_partial(d, r[c], lanes);
+      }
+    }
   }
 }
 
@@ -158,6 +186,7 @@ void set_blocked_tile(BlockedConvUkernel<typename V::T>& k) {
     auto& slot = k.tile[BlockedConvUkernel<typename V::T>::nb_index(NB)][UR];
     slot[0] = &blocked_conv_tile<V, UR, NB, 1>;
     slot[1] = &blocked_conv_tile<V, UR, NB, 2>;
+    slot[2] = &blocked_conv_tile<V, UR, NB, 0>;
   }
 }
 
@@ -167,7 +196,7 @@ void set_blocked_tiles(BlockedConvUkernel<typename V::T>& k, std::integer_sequen
 }
 
 // The tile kernels of one ISA: NB in {1, 2, 4}, UR in 1..14 within MaxAcc accumulators, stride
-// 1 or 2; null where an (NB, UR) pair would not fit the registers.
+// 1 or 2 or the narrow layout; null where an (NB, UR) pair would not fit the registers.
 template <typename V, int MaxAcc>
 BlockedConvUkernel<typename V::T> blocked_conv_kernels() {
   BlockedConvUkernel<typename V::T> k;
@@ -183,6 +212,8 @@ BlockedConvUkernel<typename V::T> blocked_conv_kernels() {
   k.wgrad_ur = UR;
   k.interleave = &interleave_rows<V>;
   k.deinterleave = &deinterleave_rows<V>;
+  k.deinterleave_stream = &deinterleave_rows<V, true>;
+  k.store_fence = &V::store_fence;
   k.wgrad[1][0] = &blocked_wgrad_tile<V, UR, 1, 1>;
   k.wgrad[1][1] = &blocked_wgrad_tile<V, UR, 1, 2>;
   k.wgrad[2][0] = &blocked_wgrad_tile<V, UR, 2, 1>;

@@ -422,9 +422,16 @@ def test_deterministic_medium(dtype, algo, isa):
 def test_depthwise_narrow_planes(dtype, isa):
     """Depthwise layers whose rows hold fewer than 2 vectors of outputs run W channels at once in
     the channel-blocked layout (direct.cpp): channel counts that leave a partial block, padding
-    planes along D, stride, dilation, bias and the plan's fused activation."""
+    planes along D, stride, dilation, bias and the plan's fused activation; planes of rows much
+    narrower than a vector interleaved whole (7x7, 5x3); and rows of 16 to 31 outputs at
+    stride 2, which go to the plane kernel with 3 contiguous taps and stay blocked with 5 taps
+    or dilation."""
     rng = np.random.default_rng(17)
     cases = [((1, 37, 7, 7), (37, 1, 3, 3), dict(groups=37, padding=1)),
+             ((1, 21, 5, 3), (21, 1, 3, 3), dict(groups=21, padding=1)),
+             ((1, 18, 40, 40), (18, 1, 3, 3), dict(groups=18, padding=1, stride=2)),
+             ((2, 17, 40, 36), (17, 1, 5, 5), dict(groups=17, padding=2, stride=2)),
+             ((1, 17, 40, 40), (17, 1, 3, 3), dict(groups=17, padding=2, stride=2, dilation=2)),
              ((2, 20, 9, 11), (20, 1, 3, 3), dict(groups=20, padding=(2, 1), dilation=2)),
              ((1, 33, 14, 13), (33, 1, 5, 5), dict(groups=33, padding=2, stride=(2, 1))),
              ((2, 37, 3, 6, 5), (37, 1, 1, 3, 3), dict(groups=37, padding=(1, 1, 2), stride=(1, 2, 1)))]

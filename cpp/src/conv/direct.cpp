@@ -139,21 +139,37 @@ void forward_depthwise(const ConvArgs& a) {
 // Depthwise layers with narrow planes run W channels at once in the channel-blocked layout
 // (a plane's rows as vectors of W channels: no lanes idle past the row's end): when a row holds
 // fewer than 2W outputs. Measured, 1 thread: 960 x 7x7 0.078 -> 0.066 ms, 32 x 14x14 0.027 ->
-// 0.015 ms; on 56 x 56 planes the row kernels stay faster (0.23 against 0.30 ms).
+// 0.015 ms; on 56 x 56 planes the row kernels stay faster (0.23 against 0.30 ms). Except rows
+// of at least W outputs at stride 2 with 3 contiguous taps, which the plane kernel loads once
+// and splits into even and odd lanes: 144 x 56x56 -> 28x28 0.155 -> 0.120 ms (with 5 taps,
+// 240 x 56x56, it would be 0.33 -> 0.68 ms; 14 outputs, 192 x 28x28, 0.057 -> 0.086 ms).
 template <typename T>
 bool depthwise_blocked(const ConvProblem& p, const kernels::KernelSet<T>& ks) {
-  return depthwise_planes(p) && p.out[2] < 2 * ks.direct_row.w;
+  const int64_t w = ks.direct_row.w;
+  const bool split_rows = p.stride[2] == 2 && p.kernel[2] == 3 && p.dilation[2] == 1 && p.out[2] >= w;
+  return depthwise_planes(p) && p.out[2] < 2 * w && !split_rows;
 }
 
 bool depthwise_blocked(const ConvProblem& p, DType dtype, const kernels::KernelTable& kt) {
   return dtype == DType::f32 ? depthwise_blocked(p, kt.f32) : depthwise_blocked(p, kt.f64);
 }
 
-// One padded plane and one output plane of W channels per thread.
+// Whether the input planes are interleaved whole rather than row by row: when that takes at
+// most 3/4 of the W x W transposes (rows much narrower than W, 7 wide, leave most of a row's
+// transpose idle); the whole planes are then copied into the padding, a pass that costs more
+// than it saves on wide rows.
+bool depthwise_interleave_planes(const ConvProblem& p, int w) {
+  const int64_t H = p.in[1], Win = p.in[2];
+  return 4 * ceil_div(H * Win, w) <= 3 * H * ceil_div(Win, w);
+}
+
+// One padded plane and one output plane of W channels per thread (and one input plane when
+// depthwise_interleave_planes).
 template <typename T>
 int64_t depthwise_blocked_stride(const ConvProblem& p, int w) {
   const auto [Hp, Wp] = depthwise_padded_plane(p);
-  return util::scratch_stride((Hp * Wp + p.out[1] * p.out[2]) * w, sizeof(T));
+  const int64_t planes = depthwise_interleave_planes(p, w) ? p.in[1] * p.in[2] : 0;
+  return util::scratch_stride((Hp * Wp + p.out[1] * p.out[2] + planes) * w, sizeof(T));
 }
 
 // x N x C x in, packed w [cb][tap][W] -> y N x C x out; tasks (n, block of W channels, od).
@@ -170,6 +186,7 @@ void forward_depthwise_blocked(const ConvArgs& a) {
   const auto [Hp, Wp] = depthwise_padded_plane(p);
   const int64_t OH = p.out[1], OW = p.out[2], out_plane = OH * OW, cblocks = ceil_div(p.C, W);
   const int64_t stride = depthwise_blocked_stride<T>(p, W);
+  const bool whole_planes = depthwise_interleave_planes(p, W);
   const kernels::TileStore<T> st = output_store<T>(nullptr, a.activation);
 #pragma omp parallel for schedule(static) num_threads(a.threads) if (a.threads > 1)
   for (int64_t t = 0; t < p.N * cblocks * p.out[0]; ++t) {
@@ -189,7 +206,11 @@ void forward_depthwise_blocked(const ConvArgs& a) {
     }
     T* xb = static_cast<T*>(a.workspace) + util::thread_index() * stride;
     T* yb = xb + Hp * Wp * W;
-    const T* rows[64];
+    T* xi = yb + out_plane * W;  // the interleaved input planes, when whole_planes
+    const T* rows[64];  // channel c's plane, then row
+    for (int c = 0; c < W; ++c)
+      rows[c] = c < count ? x + ((n * p.C + c0 + c) * p.in[0] + id) * H * Win : nullptr;
+    if (whole_planes) ks.blocked.interleave(rows, H * Win, xi);
     for (int64_t h = 0; h < Hp; ++h) {
       T* dst = xb + h * Wp * W;
       const int64_t ih = h - p.pad_lo[1];
@@ -197,10 +218,14 @@ void forward_depthwise_blocked(const ConvArgs& a) {
         std::fill(dst, dst + Wp * W, T(0));
         continue;
       }
-      for (int c = 0; c < W; ++c)
-        rows[c] = c < count ? x + ((n * p.C + c0 + c) * p.in[0] + id) * H * Win + ih * Win : nullptr;
       std::fill(dst, dst + p.pad_lo[2] * W, T(0));
-      ks.blocked.interleave(rows, Win, dst + p.pad_lo[2] * W);
+      if (whole_planes) {
+        std::copy(xi + ih * Win * W, xi + (ih + 1) * Win * W, dst + p.pad_lo[2] * W);
+      } else {
+        const T* row[64];
+        for (int c = 0; c < W; ++c) row[c] = rows[c] ? rows[c] + ih * Win : nullptr;
+        ks.blocked.interleave(row, Win, dst + p.pad_lo[2] * W);
+      }
       std::fill(dst + (p.pad_lo[2] + Win) * W, dst + Wp * W, T(0));
     }
     kernels::DepthwiseBlockedArgs<T> args;
@@ -214,11 +239,9 @@ void forward_depthwise_blocked(const ConvArgs& a) {
     args.lo = st.lo;
     args.hi = st.hi;
     ks.direct_row.depthwise_blocked(args);
-    T* out_rows[64];
-    for (int64_t oh = 0; oh < OH; ++oh) {
-      for (int c = 0; c < count; ++c) out_rows[c] = y + plane(c) + oh * OW;
-      ks.blocked.deinterleave(yb + oh * OW * W, OW, out_rows, count);
-    }
+    T* out_planes[64];  // whole planes again
+    for (int c = 0; c < count; ++c) out_planes[c] = y + plane(c);
+    ks.blocked.deinterleave(yb, out_plane, out_planes, count);
   }
 }
 

@@ -460,7 +460,7 @@ void test_interleave(const std::string& isa, const fk::BlockedConvUkernel<T>& bk
         ptr.push_back(o.data());
       }
       for (bool stream : {false, true}) {
-        (stream ? bk.deinterleave_stream : bk.deinterleave)(src.data(), n, ptr.data(), count);
+        (stream ? bk.deinterleave_stream : bk.deinterleave)(src.data(), W, n, ptr.data(), count);
         if (stream) bk.store_fence();
         for (int c = 0; c < W; ++c) {
           Expected eo(n);

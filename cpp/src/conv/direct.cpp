@@ -241,7 +241,7 @@ void forward_depthwise_blocked(const ConvArgs& a) {
     ks.direct_row.depthwise_blocked(args);
     T* out_planes[64];  // whole planes again
     for (int c = 0; c < count; ++c) out_planes[c] = y + plane(c);
-    ks.blocked.deinterleave(yb, out_plane, out_planes, count);
+    ks.blocked.deinterleave(yb, W, out_plane, out_planes, count);
   }
 }
 

@@ -211,7 +211,7 @@ void convolve(const ConvProblem& p, const Tiling& t, const kernels::BlockedConvU
           for (int ko = 0; ko < count; ++ko)
             rows_out[ko] = dest.y + (n * p.K + g * Kg + k0 + ko) * P +
                            ((od - dest.base[0]) * E[1] + oh - dest.base[1]) * E[2] + c0 - dest.base[2];
-          (stream ? uk.deinterleave_stream : uk.deinterleave)(lanes, len, rows_out, count);
+          (stream ? uk.deinterleave_stream : uk.deinterleave)(lanes, W, len, rows_out, count);
         }
       }
       if (stream) uk.store_fence();

@@ -288,8 +288,8 @@ void correlate(const Geometry& g, const Tiling& t, const kernels::KernelSet<T>& 
           if (count[l] == t.o[2]) rows[l] = dst[l];
         }
         const int64_t at = (r0 * t.f[1] + r1) * t.f[2] * W;
-        ks.blocked.deinterleave(re + at, t.o[2], rows, static_cast<int>(W));
-        ks.blocked.deinterleave(im + at, t.o[2], rows + W, static_cast<int>(W));
+        ks.blocked.deinterleave(re + at, W, t.o[2], rows, static_cast<int>(W));
+        ks.blocked.deinterleave(im + at, W, t.o[2], rows + W, static_cast<int>(W));
         for (int64_t l = 0; l < 2 * W; ++l) {
           if (!dst[l]) continue;
           if (rows[l] != dst[l]) std::memcpy(dst[l], rows[l], count[l] * sizeof(T));

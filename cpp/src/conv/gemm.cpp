@@ -7,8 +7,12 @@
 //   backward-data     dX_col [Kr x P] = W_g^T [Kr x Kg] * dY_g [Kg x P];  dX_g = col2im(dX_col)
 //   backward-weights  dW_g [Kg x Kr] = sum_n dY_g [Kg x P] * X_col^T [P x Kr]
 // All three run the project's packed GEMM (gemm/gemm.hpp); im2col, its transpose and the
-// batch are fused into packing. Work is split into tiles that write disjoint outputs, each
-// reduced in a fixed order, so results do not depend on the thread count:
+// batch are fused into packing. Where the output positions P fill the GEMM's NR-wide vector
+// panels badly (a 7x7 image: 49 of 64 lanes) and its MR-row panels well, the forward computes
+// the product transposed, Y_g^T [P x Kg] = X_col^T [P x Kr] * W_g^T [Kr x Kg] (W_g^T packed
+// once), into a scratch block transposed back with bias and clamp. Work is split into tiles
+// that write disjoint outputs, each reduced in a fixed order, so results do not depend on the
+// thread count:
 //   forward:  (n, g, column block, row block);  backward-data: (n, g, block of input
 //   channels), whose col2im touches only those channels;  backward-weights: (g, row block,
 //   column block), each summing over the whole batch. The input arrives padded.
@@ -33,8 +37,12 @@ using util::thread_index;
 // Rows of the im2col matrix of one group: Cg x kernel.
 int64_t reduction_size(const ConvProblem& p) { return p.C_per_group() * p.kernel_spatial(); }
 
-// Rows of dX_col computed (and scattered by col2im) per GEMM call in backward-data.
+// Rows of dX_col computed (and scattered by col2im) per GEMM call in backward-data, and of
+// Y^T per task in the transposed forward.
 constexpr int64_t kRowChunk = 256;
+// Row stride of that scratch block: kNC and a cache line more, so that reading a column of it
+// (the transposed forward's pass back) does not fall on a few cache sets.
+constexpr int64_t kChunkStride = gemm::kNC + 16;
 
 // Split `rows` (in multiples of mr) only as far as needed to give every thread a task: each
 // row block packs its own copy of the B blocks, so splitting is not free.
@@ -53,7 +61,7 @@ struct Scratch {
 
 template <typename T>
 int64_t scratch_size(int mr, bool with_c) {
-  return gemm::a_panel_size(mr) + gemm::b_block_size() + (with_c ? kRowChunk * gemm::kNC : 0);
+  return gemm::a_panel_size(mr) + gemm::b_block_size() + (with_c ? kRowChunk * kChunkStride : 0);
 }
 
 template <typename T>
@@ -63,28 +71,59 @@ Scratch<T> scratch(T* base, int mr, bool with_c) {
   return {a, b, b + gemm::b_block_size()};
 }
 
-// Packed forward weights: W_g in MR-row panels over the whole reduction, for every group.
-int64_t group_pack_size(const ConvProblem& p, int mr) {
-  return gemm::prepacked_a_size(p.K_per_group(), reduction_size(p), mr);
+// Whether the forward computes the product transposed (see the header): when the share of
+// useful lanes and rows, P / round_up(P, NR) x Kg / round_up(Kg, MR), grows by more than the
+// pass back costs, about 96 / Kr of the product (one more write and read of each output
+// against Kr multiply-adds). Measured on ResNet-50's 1x1 layers, 1 thread, avx512 (8 x 32
+// tiles): 2048 -> 512 on 7x7 (49 of 64 lanes, Kr 2048) 1.25 -> 1.17 ms, 1024 -> 256 on
+// 14x14 (Kr 1024) 1.07 -> 1.03 ms, while 512 -> 2048 on 7x7 (Kr 512) and 256 -> 1024 on
+// 14x14 (Kr 256), which the rule leaves alone, were up to 10 % slower transposed.
+template <typename T>
+bool transposed_product(const ConvProblem& p, const kernels::GemmUkernel<T>& uk) {
+  const int64_t P = p.out_spatial(), Kg = p.K_per_group(), Kr = reduction_size(p);
+  if (P == 0 || Kg == 0 || Kr == 0) return false;
+  const auto share = [](int64_t n, int64_t step) { return double(n) / double(round_up(n, step)); };
+  return share(P, uk.mr) * share(Kg, uk.nr) >
+         (1.0 + 96.0 / double(Kr)) * share(P, uk.nr) * share(Kg, uk.mr);
+}
+
+bool transposed_product(const ConvProblem& p, DType dtype, const kernels::KernelTable& k) {
+  return dtype == DType::f32 ? transposed_product(p, k.f32.gemm) : transposed_product(p, k.f64.gemm);
+}
+
+// Packed forward weights, for every group: W_g in MR-row panels over the whole reduction, or
+// for the transposed product W_g^T in NR-column panels (gemm::PrepackedB).
+template <typename T>
+int64_t group_pack_size(const ConvProblem& p, const kernels::GemmUkernel<T>& uk) {
+  if (transposed_product(p, uk))
+    return gemm::PrepackedB<T>::size(reduction_size(p), p.K_per_group(), uk.nr);
+  return gemm::prepacked_a_size(p.K_per_group(), reduction_size(p), uk.mr);
 }
 
 // w K x Kr -> packed (groups x group_pack_size).
 template <typename T>
 void pack_weights(const ConvArgs& a, void* packed) {
   const ConvProblem& p = a.problem;
-  const int mr = a.kernels.get<T>().gemm.mr;
-  const int64_t Kg = p.K_per_group(), Kr = reduction_size(p), size = group_pack_size(p, mr);
+  const auto& uk = a.kernels.get<T>().gemm;
+  const int64_t Kg = p.K_per_group(), Kr = reduction_size(p), size = group_pack_size(p, uk);
+  const bool transposed = transposed_product(p, uk);
   const auto* w = static_cast<const T*>(a.w);
   auto* dst = static_cast<T*>(packed);
 #pragma omp parallel for schedule(static) num_threads(a.threads) if (a.threads > 1)
-  for (int64_t g = 0; g < p.groups; ++g)
-    gemm::PrepackedA<T>::pack(w + g * Kg * Kr, Kg, Kr, Kr, mr, dst + g * size);
+  for (int64_t g = 0; g < p.groups; ++g) {
+    if (transposed) {
+      gemm::PrepackedB<T>::pack(w + g * Kg * Kr, Kr, Kr, Kg, uk.nr, dst + g * size);
+    } else {
+      gemm::PrepackedA<T>::pack(w + g * Kg * Kr, Kg, Kr, Kr, uk.mr, dst + g * size);
+    }
+  }
 }
 
-// ---- forward:  x N x C x in (padded), packed W (pack_weights), y N x K x P.
-// Workspace: per-thread scratch.
+// ---- forward, transposed product:  x N x C x in (padded), packed W^T, y N x K x P.
+// Tasks (n, g, block of <= kRowChunk positions, block of kNC output channels); each computes
+// its Y^T block into the thread's scratch C and writes it transposed, with bias and clamp.
 template <typename T>
-void forward(const ConvArgs& a) {
+void forward_transposed(const ConvArgs& a) {
   const ConvProblem& p = a.problem;
   const auto& uk = a.kernels.get<T>().gemm;
   const int64_t Kg = p.K_per_group(), Cg = p.C_per_group(), Kr = reduction_size(p);
@@ -93,7 +132,63 @@ void forward(const ConvArgs& a) {
   const auto* b = static_cast<const T*>(a.b);
   auto* y = static_cast<T*>(a.out);
   const auto* wpack = static_cast<const T*>(a.packed_w);
-  const int64_t group_pack = group_pack_size(p, uk.mr);
+  const int64_t group_pack = group_pack_size(p, uk);
+  auto* scratch_base = static_cast<T*>(a.workspace);
+  const auto& blk = a.kernels.get<T>().blocked;  // its transposes
+
+  const int64_t col_blocks = ceil_div(Kg, gemm::kNC);
+  const int64_t row_blocks = std::max(ceil_div(P, kRowChunk),
+                                      row_blocks_for(P, uk.mr, p.N * p.groups * col_blocks, a.threads));
+  const int64_t rows_per_block = round_up(ceil_div(P, row_blocks), uk.mr);
+  const int64_t tasks = p.N * p.groups * col_blocks * row_blocks;
+#pragma omp parallel for schedule(dynamic, 1) num_threads(a.threads) if (a.threads > 1)
+  for (int64_t t = 0; t < tasks; ++t) {
+    const int64_t rb = t % row_blocks, cb = t / row_blocks % col_blocks;
+    const int64_t g = t / (row_blocks * col_blocks) % p.groups;
+    const int64_t n = t / (row_blocks * col_blocks * p.groups);
+    const int64_t m0 = rb * rows_per_block, m1 = std::min(P, m0 + rows_per_block);
+    if (m0 >= m1) continue;
+    const int64_t n0 = cb * gemm::kNC, n1 = std::min(Kg, n0 + gemm::kNC);
+    const Scratch<T> s = scratch(scratch_base, uk.mr, true);
+    gemm::gemm_block(uk, Kr, m0, m1, n0, n1,
+                     Im2colRowsA<T>(p, x + (n * p.C + g * Cg) * in_plane, uk.mr),
+                     gemm::PrepackedB<T>{wpack + g * group_pack, round_up(Kg, uk.nr)}, s.c,
+                     kChunkStride, kernels::TileStore<T>{}, s.a, s.b);
+    // Bias and clamp (a plan's ReLU / ReLU6) along the block's rows, then W x W transposes
+    // into the rows of y.
+    const T* bias = b ? b + g * Kg + n0 : nullptr;
+    for (int64_t q = 0; q < m1 - m0; ++q) {
+      T* row = s.c + q * kChunkStride;
+      if (bias)
+        for (int64_t k = 0; k < n1 - n0; ++k) row[k] += bias[k];
+      activate(a.activation, row, n1 - n0);
+    }
+    T* rows[64];
+    for (int64_t k0 = n0; k0 < n1; k0 += blk.w) {
+      const int count = static_cast<int>(std::min<int64_t>(blk.w, n1 - k0));
+      for (int c = 0; c < count; ++c) rows[c] = y + (n * p.K + g * Kg + k0 + c) * P + m0;
+      blk.deinterleave(s.c + (k0 - n0), kChunkStride, m1 - m0, rows, count);
+    }
+  }
+}
+
+// ---- forward:  x N x C x in (padded), packed W (pack_weights), y N x K x P.
+// Workspace: per-thread scratch.
+template <typename T>
+void forward(const ConvArgs& a) {
+  const ConvProblem& p = a.problem;
+  const auto& uk = a.kernels.get<T>().gemm;
+  if (transposed_product(p, uk)) {
+    forward_transposed<T>(a);
+    return;
+  }
+  const int64_t Kg = p.K_per_group(), Cg = p.C_per_group(), Kr = reduction_size(p);
+  const int64_t P = p.out_spatial(), in_plane = p.in_spatial();
+  const auto* x = static_cast<const T*>(a.x);
+  const auto* b = static_cast<const T*>(a.b);
+  auto* y = static_cast<T*>(a.out);
+  const auto* wpack = static_cast<const T*>(a.packed_w);
+  const int64_t group_pack = group_pack_size(p, uk);
   auto* scratch_base = static_cast<T*>(a.workspace);
 
   const int64_t col_blocks = ceil_div(P, gemm::kNC);
@@ -192,12 +287,13 @@ void backward_weights(const ConvArgs& a) {
   }
 }
 
-std::size_t workspace_bytes(const ConvProblem&, DType dtype, ConvDirection direction,
+std::size_t workspace_bytes(const ConvProblem& p, DType dtype, ConvDirection direction,
                             int threads, const kernels::KernelTable& kernels) {
   const bool f32 = dtype == DType::f32;
   const int mr = f32 ? kernels.f32.gemm.mr : kernels.f64.gemm.mr;
   const std::size_t elem = util::dtype_size(dtype);
-  const bool with_c = direction == ConvDirection::backward_data;
+  const bool with_c = direction == ConvDirection::backward_data ||
+                      (direction == ConvDirection::forward && transposed_product(p, dtype, kernels));
   const int64_t elems =
       threads * (f32 ? scratch_size<float>(mr, with_c) : scratch_size<double>(mr, with_c));
   return static_cast<std::size_t>(elems) * elem;
@@ -205,9 +301,8 @@ std::size_t workspace_bytes(const ConvProblem&, DType dtype, ConvDirection direc
 
 std::size_t packed_weights_bytes(const ConvProblem& p, DType dtype,
                                  const kernels::KernelTable& kernels) {
-  if (dtype == DType::f32)
-    return p.groups * group_pack_size(p, kernels.f32.gemm.mr) * sizeof(float);
-  return p.groups * group_pack_size(p, kernels.f64.gemm.mr) * sizeof(double);
+  if (dtype == DType::f32) return p.groups * group_pack_size(p, kernels.f32.gemm) * sizeof(float);
+  return p.groups * group_pack_size(p, kernels.f64.gemm) * sizeof(double);
 }
 
 }  // namespace

@@ -109,13 +109,14 @@ class Im2colB {
   Im2colB(const ConvProblem& p, const T* x, const kernels::GemmUkernel<T>& uk)
       : geo_(p), x_(x), nr_(uk.nr), pack_(uk.pack_runs) {}
 
-  void operator()(int64_t k0, int64_t kc, int64_t n0, int64_t nc, T* dst) const {
+  const T* operator()(int64_t k0, int64_t kc, int64_t n0, int64_t nc, T* dst) const {
     int64_t col[gemm::kNC], row[gemm::kKC];
     geo_.col_offsets(n0, nc, col);
     geo_.row_offsets(k0, kc, row);
     const ColumnRuns runs(col, nc, kc, nr_);
     pack_(x_, row, kc, nr_, runs.view(), dst);
     zero_pad_columns(kc, nc, nr_, dst);
+    return dst;
   }
 
  private:
@@ -123,6 +124,46 @@ class Im2colB {
   const T* x_;
   int nr_;
   kernels::PackRunsFn<T> pack_;
+};
+
+// A = im2col(x)^T: A(q, r) = im2col(r, q), rows q the output positions, the reduction over
+// im2col rows r (the forward product transposed, conv/gemm.cpp). x: channel 0 of the group.
+// Rows beyond the output positions are zero.
+template <typename T>
+class Im2colRowsA {
+ public:
+  static constexpr int kMaxMr = 16;
+  Im2colRowsA(const ConvProblem& p, const T* x, int mr) : geo_(p), x_(x), P_(p.out_spatial()), mr_(mr) {}
+
+  const T* operator()(int64_t m, int64_t k0, int64_t kc, T* buf) const {
+    int64_t col[kMaxMr], row[gemm::kKC];
+    const int rows = P_ - m < mr_ ? static_cast<int>(P_ - m) : mr_;
+    geo_.col_offsets(m, rows, col);
+    geo_.row_offsets(k0, kc, row);
+    bool contiguous = true;  // a stride-1 run of positions: one copy per reduction row
+    for (int i = 1; i < rows; ++i) contiguous = contiguous && col[i] == col[0] + i;
+    for (int64_t k = 0; k < kc; ++k) {
+      const T* src = x_ + row[k];
+      T* d = buf + k * mr_;
+      if (contiguous && rows == 8) {  // fixed-size copies: a vector move, not a call
+        std::memcpy(d, src + col[0], 8 * sizeof(T));
+      } else if (contiguous && rows == 6) {
+        std::memcpy(d, src + col[0], 6 * sizeof(T));
+      } else if (contiguous && rows == 4) {
+        std::memcpy(d, src + col[0], 4 * sizeof(T));
+      } else {
+        for (int i = 0; i < rows; ++i) d[i] = src[col[i]];
+      }
+      for (int i = rows; i < mr_; ++i) d[i] = T(0);
+    }
+    return buf;
+  }
+
+ private:
+  Im2colGeometry geo_;
+  const T* x_;
+  int64_t P_;
+  int mr_;
 };
 
 // dst[0..n) = src[off[0..n)]: runs of consecutive offsets are copied whole.
@@ -149,7 +190,7 @@ class Im2colTransposedB {
   Im2colTransposedB(const ConvProblem& p, const T* x, int64_t batch_stride, int nr)
       : geo_(p), x_(x), batch_stride_(batch_stride), P_(p.out_spatial()), nr_(nr) {}
 
-  void operator()(int64_t k0, int64_t kc, int64_t n0, int64_t nc, T* dst) const {
+  const T* operator()(int64_t k0, int64_t kc, int64_t n0, int64_t nc, T* dst) const {
     int64_t row[gemm::kNC], col[gemm::kKC];
     geo_.row_offsets(n0, nc, row);  // the columns of B are im2col rows
     int64_t n = k0 / P_, p = k0 % P_;
@@ -168,6 +209,7 @@ class Im2colTransposedB {
       p = 0;
       ++n;
     }
+    return dst;
   }
 
  private:

@@ -237,7 +237,7 @@ void convolve(const ConvProblem& q, const Plan& P, const kernels::KernelSet<T>& 
               rows[ko] = dest.y + ((n0 + n) * q.K + g * P.Kg + kb * W + ko) * plane +
                          ((od - dest.base[0]) * E[1] + oh0 + i - dest.base[1]) * E[2] + ow0 -
                          dest.base[2];
-            uk.deinterleave(strip + i * len * s.mw * W, count, rows, kn);
+            uk.deinterleave(strip + i * len * s.mw * W, W, count, rows, kn);
           }
         }
       });

@@ -12,8 +12,10 @@
 // A packer:  a(m, k0, kc, buf) -> const T* : the kc x MR panel of rows m .. m+MR-1 and reduction
 //            indices k0 .. k0+kc-1, laid out panel[k*MR + i], rows beyond M zero. It may fill buf
 //            (kc * MR elements) and return it, or return a pointer into prepacked storage.
-// B packer:  b(k0, kc, n0, nc, dst) : writes B[k0+kk][n0+j] to dst[(j/NR)*kc*NR + kk*NR + j%NR]
-//            for kk < kc, j < nc, and zeros for j in [nc, round_up(nc, NR)).
+// B packer:  b(k0, kc, n0, nc, dst) -> const T* : the kc x nc block of B[k0+kk][n0+j] at
+//            [(j/NR)*kc*NR + kk*NR + j%NR] for kk < kc, j < nc, zeros for j in
+//            [nc, round_up(nc, NR)). It may fill dst (b_block_size() elements) and return it,
+//            or return a pointer into prepacked storage (PrepackedB).
 #pragma once
 
 #include <cstdint>
@@ -98,7 +100,7 @@ struct RowMajorB {
   const T* b;
   int64_t ldb;
   int nr;
-  void operator()(int64_t k0, int64_t kc, int64_t n0, int64_t nc, T* dst) const {
+  const T* operator()(int64_t k0, int64_t kc, int64_t n0, int64_t nc, T* dst) const {
     for (int64_t j0 = 0; j0 < nc; j0 += nr) {
       const int64_t n = nc - j0 < nr ? nc - j0 : nr;
       for (int64_t kk = 0; kk < kc; ++kk) {
@@ -107,6 +109,7 @@ struct RowMajorB {
         for (int64_t j = n; j < nr; ++j) d[j] = T(0);
       }
     }
+    return dst;
   }
 };
 
@@ -117,7 +120,7 @@ struct ColumnMajorB {
   const T* b;
   int64_t ldb;
   int nr;
-  void operator()(int64_t k0, int64_t kc, int64_t n0, int64_t nc, T* dst) const {
+  const T* operator()(int64_t k0, int64_t kc, int64_t n0, int64_t nc, T* dst) const {
     for (int64_t j0 = 0; j0 < nc; j0 += nr) {
       T* panel = dst + (j0 / nr) * kc * nr;
       for (int j = 0; j < nr; ++j) {
@@ -129,12 +132,35 @@ struct ColumnMajorB {
         }
       }
     }
+    return dst;
+  }
+};
+
+// B packed once, in full, in the layout gemm_block reads: for each KC block of the reduction
+// (k0 a multiple of kKC, kc rows), NR-column panels of kc x NR, the block at packed[k0 * Nr]
+// (Nr = round_up(N, NR)) and its panel of columns n at [n * kc]; n0 must be a multiple of NR.
+template <typename T>
+struct PrepackedB {
+  const T* packed;
+  int64_t Nr;
+  const T* operator()(int64_t k0, int64_t kc, int64_t n0, int64_t, T*) const {
+    return packed + k0 * Nr + n0 * kc;
+  }
+  static int64_t size(int64_t Kr, int64_t N, int nr) { return Kr * util::round_up(N, nr); }
+  // Fill `packed` (size() elements) from B with element (k, n) at b[n * ldb + k] (a row-major
+  // N x Kr matrix used transposed, such as convolution weights); columns beyond N are zero.
+  static void pack(const T* b, int64_t ldb, int64_t Kr, int64_t N, int nr, T* packed) {
+    const int64_t Nr = util::round_up(N, nr);
+    for (int64_t k0 = 0; k0 < Kr; k0 += kKC) {
+      const int64_t kc = Kr - k0 < kKC ? Kr - k0 : kKC;
+      ColumnMajorB<T>{b, ldb, nr}(k0, kc, 0, N, packed + k0 * Nr);
+    }
   }
 };
 
 // Rows [m0, m1) and columns [n0, n1) of C, with c pointing at C[m0][n0]. m0 must suit the A
-// packer (a multiple of MR for PrepackedA). a_buf: a_panel_size(mr) elements; b_buf:
-// b_block_size() elements. `store` says what the result is: its bias is indexed by absolute
+// packer (a multiple of MR for PrepackedA), n0 the B packer (a multiple of NR for PrepackedB).
+// a_buf: a_panel_size(mr) elements; b_buf: b_block_size() elements. `store` says what the result is: its bias is indexed by absolute
 // row, its clamp applies after the last reduction block, and with `accumulate` the products add
 // to C.
 template <typename T, typename APacker, typename BPacker>
@@ -149,7 +175,7 @@ void gemm_block(const kernels::GemmUkernel<T>& uk, int64_t Kr, int64_t m0, int64
       kernels::TileStore<T> st = store;
       st.accumulate = store.accumulate || k0 > 0;
       st.clamp = store.clamp && k0 + kc == Kr;
-      pack_b(k0, kc, nb, nc, b_buf);
+      const T* b = pack_b(k0, kc, nb, nc, b_buf);
       for (int64_t m = m0; m < m1; m += mr) {
         const T* a = pack_a(m, k0, kc, a_buf);  // packed once, used for every B panel
         const int rows = static_cast<int>(m1 - m < mr ? m1 - m : mr);
@@ -157,7 +183,7 @@ void gemm_block(const kernels::GemmUkernel<T>& uk, int64_t Kr, int64_t m0, int64
         row_st.bias = store.bias ? store.bias + m : nullptr;
         for (int64_t j = 0; j < nc; j += nr) {
           const int cols = static_cast<int>(nc - j < nr ? nc - j : nr);
-          uk.run(kc, a, b_buf + (j / nr) * kc * nr, c + (m - m0) * ldc + nb - n0 + j, ldc, rows,
+          uk.run(kc, a, b + (j / nr) * kc * nr, c + (m - m0) * ldc + nb - n0 + j, ldc, rows,
                  cols, row_st);
         }
       }

@@ -232,12 +232,12 @@ struct BlockedConvUkernel {
   // NB x UR > max_acc.
   BlockedConvFn<T> tile[3][kMaxUr + 1][3] = {};
   // Layout changes: dst[i*W + c] = rows[c][i] (0 for a null row), i < n, c < W; and back,
-  // rows[c][i] = src[i*W + c] for c < count.
+  // rows[c][i] = src[i*lds + c] for c < count (lds = W for the blocked layout).
   void (*interleave)(const T* const* rows, int64_t n, T* dst) = nullptr;
-  void (*deinterleave)(const T* src, int64_t n, T* const* rows, int count) = nullptr;
+  void (*deinterleave)(const T* src, int64_t lds, int64_t n, T* const* rows, int count) = nullptr;
   // deinterleave with whole aligned vectors stored non-temporally; store_fence after them
   // (before the rows are read).
-  void (*deinterleave_stream)(const T* src, int64_t n, T* const* rows, int count) = nullptr;
+  void (*deinterleave_stream)(const T* src, int64_t lds, int64_t n, T* const* rows, int count) = nullptr;
   void (*store_fence)() = nullptr;
   int wgrad_ur = 0;  // output channels per weight-gradient tile
   // [NB 1..3][stride 1, 2]

@@ -156,18 +156,20 @@ void interleave_rows(const typename V::T* const* rows, int64_t n, typename V::T*
   }
 }
 
-// Lanes back into channels: rows[c][i] = src[i*W + c] for i < n and the c < count rows. With
-// Stream, whole vector-aligned vectors go out by non-temporal stores (V::store_fence before
-// they are read).
+// Lanes back into channels: rows[c][i] = src[i*lds + c] for i < n and the c < count rows
+// (lds = W for the blocked layout; any stride >= W transposes a block of a row-major matrix).
+// With Stream, whole vector-aligned vectors go out by non-temporal stores (V::store_fence
+// before they are read).
 template <typename V, bool Stream = false>
-void deinterleave_rows(const typename V::T* src, int64_t n, typename V::T* const* rows, int count) {
+void deinterleave_rows(const typename V::T* src, int64_t lds, int64_t n, typename V::T* const* rows,
+                       int count) {
   using T = typename V::T;
   using R = typename V::R;
   constexpr int W = V::W;
   for (int64_t i = 0; i < n; i += W) {
     const int lanes = n - i < W ? static_cast<int>(n - i) : W;
     R r[W];
-    for (int j = 0; j < W; ++j) r[j] = j < lanes ? V::loadu(src + (i + j) * W) : V::zero();
+    for (int j = 0; j < W; ++j) r[j] = j < lanes ? V::loadu(src + (i + j) * lds) : V::zero();
     transpose_square<V>(r);
     for (int c = 0; c < count; ++c) {
       T* d = rows[c] + i;

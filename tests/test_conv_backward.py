@@ -37,9 +37,10 @@ from fastconv import functional as F
 from fastconv import grad as fgrad
 from conv_configs import MODES, draw_conv_config, scale_conv_layer
 from conftest import (ALGOS_BY_DIRECTION, ISAS, ConvCaseShape, compare_with_reference, fail_if,
-                      load_layers, spreads_non_finite, tolerance_for, unless_declined)
-from reference import (conv_bias_grad, conv_input_grad, conv_output_shape, conv_weight_grad,
-                       normalized_error, resolve_padding)
+                      load_layers, special_value_problems, spreads_non_finite, tolerance_for,
+                      unless_declined)
+from reference import (conv_bias_grad, conv_input_grad, conv_output_shape, conv_reference,
+                       conv_weight_grad, normalized_error, resolve_padding)
 
 CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
 INPUT_GRAD = {r: getattr(fgrad, f"conv{r}d_input") for r in (1, 2, 3)}
@@ -585,3 +586,60 @@ def test_empty_batch_and_unbatched(rank, batched):
         if batched:
             assert not gb.any()
 
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=lambda d: np.dtype(d).name)
+def test_depthwise_input_grad_as_forward(dtype, isa, record_error, threads_restored):
+    """Stride-1 depthwise layers whose padding is at most (kernel - 1) * dilation get their data
+    gradient as a depthwise forward convolution of grad_output with reversed taps (direct.cpp,
+    depthwise_backward_data): both forward kernels (narrow planes channel-blocked, wide ones
+    plane by plane), padding forms and modes, 1-D / 3-D, unbatched; padding beyond the reach,
+    along D, or a non-finite weight keep the row kernels. NaN / Inf in grad_output land where
+    the reference puts them; 1 and 2 threads agree bit for bit."""
+    rng = np.random.default_rng(41)
+    nan, inf = float("nan"), float("inf")
+    cases = [  # x shape, kernel, kwargs, specials in dy / w
+        ((1, 37, 9, 11), (3, 3), dict(padding=1), ()),
+        ((2, 20, 40, 36), (3, 3), dict(padding=1), ()),
+        ((1, 18, 24, 30), (5, 5), dict(padding=2), ()),
+        ((1, 17, 12, 13), (3, 3), dict(padding="same", dilation=2), ()),
+        ((1, 16, 10, 12), (4, 4), dict(padding="same"), ()),
+        ((2, 19, 8, 9), (3, 3), dict(padding=0), ()),
+        ((1, 21, 8, 8), (3, 3), dict(padding=3), ()),  # beyond the reach: the row kernels
+        ((1, 16, 9, 10), (3, 3), dict(padding=1, padding_mode="reflect"), ()),
+        ((1, 22, 7, 7), (3, 3), dict(padding=1, padding_mode="circular"), ()),
+        ((20, 9, 9), (3, 3), dict(padding=(1, 2)), ()),  # unbatched
+        ((2, 24, 50), (7,), dict(padding=3), ()),
+        ((1, 20, 3, 8, 9), (1, 3, 3), dict(padding=(0, 1, 1)), ()),
+        ((1, 20, 3, 8, 9), (1, 3, 3), dict(padding=1), ()),  # along D: the row kernels
+        ((1, 20, 8, 9), (3, 3), dict(padding=1), (("w", (5, 0, 1, 2), nan),)),
+        ((1, 20, 8, 9), (3, 3), dict(padding=1),
+         (("dy", (0, 3, 0, 0), nan), ("dy", (0, 4, 7, 8), inf), ("dy", (0, 4, 2, 2), -inf))),
+    ]
+    problems = []
+    for x_shape, kernel, kw, specials in cases:
+        C = x_shape[-len(kernel) - 1]
+        x = rng.uniform(-1, 1, x_shape).astype(np.float32).astype(np.float64)
+        w = rng.uniform(-1, 1, (C, 1) + kernel).astype(np.float32).astype(np.float64)
+        y = conv_reference(x, w, None, groups=C, **kw)
+        dy = rng.uniform(-1, 1, y.shape).astype(np.float32).astype(np.float64)
+        for which, index, value in specials:
+            {"w": w, "dy": dy}[which][index] = value
+        with np.errstate(invalid="ignore", over="ignore"):
+            ref = conv_input_grad(x.shape, w, dy, groups=C, **kw)
+        fn = {1: fgrad.conv1d_input, 2: fgrad.conv2d_input, 3: fgrad.conv3d_input}[len(kernel)]
+        call = lambda: fn(x.shape, w.astype(dtype), dy.astype(dtype), groups=C,  # noqa: E731
+                          algo="direct", **kw)
+        threads_restored(1)
+        g = call()
+        threads_restored(2)
+        if call().tobytes() != g.tobytes():
+            problems.append(f"{x_shape} {kernel} {kw}: 1 and 2 threads differ")
+        where = f"[isa={isa}, {np.dtype(dtype).name}] depthwise input grad {x_shape} {kernel} {kw}"
+        problems += special_value_problems(g.astype(np.float64), ref, where, "input gradients")
+        finite = np.isfinite(ref)
+        err = normalized_error(g.astype(np.float64)[finite], ref[finite])
+        record_error(dtype, "direct", err, isa, "depthwise_input_grad")
+        if not err <= tolerance_for("direct", dtype):
+            problems.append(f"{where}: normalised error {err:.3e}")
+    fail_if(problems)

@@ -10,13 +10,16 @@
 // outputs: forward by output rows (n, g, channel block, od, oh) — or by whole planes for
 // depthwise layers, whose kernel keeps its taps in registers (narrow planes: W channels at once
 // in the channel-blocked layout); backward-data by input planes
-// (n, c); backward-weights by weight (k, c) pairs, each summed over the batch in a fixed order.
+// (n, c), except stride-1 depthwise layers, whose data gradient is the depthwise forward of dy
+// with reversed taps; backward-weights by weight (k, c) pairs, each summed over the batch in a
+// fixed order.
 // Best where GEMM tiles would be mostly padding: depthwise, few channels per group.
 #include <algorithm>
 #include <array>
 
 #include "activation.hpp"
 #include "algorithm.hpp"
+#include "blocked_layout.hpp"
 #include "direct_blocked.hpp"
 #include "util/buffer.hpp"
 #include "util/checked.hpp"
@@ -351,11 +354,73 @@ void forward(const ConvArgs& a) {
   }
 }
 
-// The blocked data gradient writes whole boxes of the input gradient (writes_kept_box); with
-// non-finite weights (which the blocked path declines: 0 x NaN in its padding) backward_data
-// computes the box aside with the row kernels and copies it.
+// The data gradient of a stride-1 depthwise layer whose planes the whole-plane kernels take
+// (depthwise_planes) is a depthwise forward convolution: of dy, with each channel's taps
+// reversed, zero-padded so that its outputs are exactly the kept box [keep_lo, keep_hi) of dx
+// (the transposed convolution computed as a direct one; Dumoulin & Visin, "A guide to
+// convolution arithmetic", 2016, sec. 4.1): by (kernel - 1) * dilation - keep_lo before and
+// keep_hi - out after (out may end before the padded input's last window: a transposed
+// convolution's output_padding). The padding may not be negative: a layer padded by more than
+// (kernel - 1) * dilation keeps the row kernels. p: the unpadded view (in = padded extents).
+ConvProblem depthwise_gradient_problem(const ConvProblem& p, const std::array<int64_t, 3>& keep_lo,
+                                       const std::array<int64_t, 3>& keep_hi) {
+  ConvProblem f = p;
+  f.in = p.out;
+  f.K = p.C;
+  for (int d = 0; d < 3; ++d) {
+    const int64_t reach = (p.kernel[d] - 1) * p.dilation[d];
+    f.pad_lo[d] = reach - keep_lo[d];
+    f.pad_hi[d] = keep_hi[d] - p.out[d];
+    f.out[d] = keep_hi[d] - keep_lo[d];
+  }
+  f.padding_mode = PaddingMode::zeros;
+  return f;
+}
+
+bool depthwise_gradient_applies(const ConvArgs& a) {
+  const ConvProblem& p = a.problem;
+  if (!depthwise_planes(p) || p.K != p.C) return false;
+  const ConvProblem f = depthwise_gradient_problem(p, a.keep_lo, a.keep_hi);
+  for (int d = 0; d < 3; ++d)
+    if (p.stride[d] != 1 || f.pad_lo[d] < 0 || f.pad_hi[d] < 0 || f.out[d] <= 0) return false;
+  return true;
+}
+
+// depthwise_gradient_problem's forward into a.out (the kept box, or the whole gradient when the
+// box is all of it). False, writing nothing, when a weight is not finite: the zeros dy is padded
+// with would turn 0 x NaN / 0 x Inf into NaN where the definition has no term. Workspace: the
+// reversed taps, their packing and the forward's workspace (depthwise_gradient_workspace).
+template <typename T>
+bool depthwise_backward_data(const ConvArgs& a) {
+  const ConvProblem& p = a.problem;
+  const ConvProblem f = depthwise_gradient_problem(p, a.keep_lo, a.keep_hi);
+  const int64_t taps = p.kernel_spatial(), n = p.C * taps;
+  const auto* w = static_cast<const T*>(a.w);
+  if (any_non_finite(w, n)) return false;
+  T* reversed = static_cast<T*>(a.workspace);
+  T* packed = reversed + util::round_up(n, 16);
+  const std::size_t packed_bytes = packed_weights_bytes(f, a.dtype, a.kernels);
+  void* forward_ws = packed + util::round_up(static_cast<int64_t>(packed_bytes / sizeof(T)), 16);
+  for (int64_t c = 0; c < p.C; ++c)
+    for (int64_t t = 0; t < taps; ++t) reversed[c * taps + t] = w[c * taps + taps - 1 - t];
+  ConvArgs fa{f, a.dtype, a.dy, reversed, nullptr, nullptr, a.out, forward_ws, a.threads, a.kernels};
+  pack_forward_weights<T>(fa, packed);
+  fa.packed_w = packed;
+  forward<T>(fa);
+  return true;
+}
+
+// Bytes of depthwise_backward_data's workspace for any kept box of p: the forward's own for the
+// largest padding and output (the whole padded gradient), its blocked variant included.
+std::size_t depthwise_gradient_workspace(const ConvProblem& p, DType dtype, int threads,
+                                         const kernels::KernelTable& kernels);
+
+// The blocked and the depthwise data gradients write whole boxes of the input gradient
+// (writes_kept_box); with non-finite weights (which both decline: 0 x NaN in their padding)
+// backward_data computes the box aside with the row kernels and copies it.
 bool writes_kept_box(const ConvArgs& a) {
-  return blocked::applies_backward_data(a.problem, a.dtype, a.kernels);
+  return blocked::applies_backward_data(a.problem, a.dtype, a.kernels) ||
+         depthwise_gradient_applies(a);
 }
 
 template <typename T>
@@ -368,26 +433,29 @@ void backward_data(const ConvArgs& a) {
   const ConvProblem& p = a.problem;
   if (blocked::applies_backward_data(p, a.dtype, a.kernels)) {
     if (blocked::backward_data(a)) return;  // else a weight is not finite: the row kernels
-    if (a.out_is_kept_box) {  // the row kernels write the padded gradient: aside, then the box
-      const int64_t plane = p.in_spatial(), planes = p.N * p.C;
-      util::AlignedBuffer padded(static_cast<std::size_t>(planes * plane) * sizeof(T),
-                                 "the padded input gradient");
-      T* g = padded.as<T>();
-      std::fill(g, g + planes * plane, T(0));
-      ConvArgs aside = a;
-      aside.out = g;
-      aside.out_is_kept_box = false;
-      backward_data_rows<T>(aside);
-      const auto &lo = a.keep_lo, &hi = a.keep_hi;
-      T* out = static_cast<T*>(a.out);
-      for (int64_t pl = 0; pl < planes; ++pl)
-        for (int64_t d = lo[0]; d < hi[0]; ++d)
-          for (int64_t h = lo[1]; h < hi[1]; ++h) {
-            const T* src = g + pl * plane + (d * p.in[1] + h) * p.in[2];
-            out = std::copy(src + lo[2], src + hi[2], out);
-          }
-      return;
-    }
+  } else if (depthwise_gradient_applies(a) &&
+             (a.out_is_kept_box || (a.keep_lo == std::array<int64_t, 3>{0, 0, 0} && a.keep_hi == p.in))) {
+    if (depthwise_backward_data<T>(a)) return;
+  }
+  if (a.out_is_kept_box) {  // the row kernels write the padded gradient: aside, then the box
+    const int64_t plane = p.in_spatial(), planes = p.N * p.C;
+    util::AlignedBuffer padded(static_cast<std::size_t>(planes * plane) * sizeof(T),
+                               "the padded input gradient");
+    T* g = padded.as<T>();
+    std::fill(g, g + planes * plane, T(0));
+    ConvArgs aside = a;
+    aside.out = g;
+    aside.out_is_kept_box = false;
+    backward_data_rows<T>(aside);
+    const auto &lo = a.keep_lo, &hi = a.keep_hi;
+    T* out = static_cast<T*>(a.out);
+    for (int64_t pl = 0; pl < planes; ++pl)
+      for (int64_t d = lo[0]; d < hi[0]; ++d)
+        for (int64_t h = lo[1]; h < hi[1]; ++h) {
+          const T* src = g + pl * plane + (d * p.in[1] + h) * p.in[2];
+          out = std::copy(src + lo[2], src + hi[2], out);
+        }
+    return;
   }
   backward_data_rows<T>(a);
 }
@@ -501,14 +569,17 @@ std::size_t workspace_bytes(const ConvProblem& p, DType dtype, ConvDirection dir
       }
       return static_cast<std::size_t>(threads * util::scratch_stride(Hp * Wp, static_cast<int64_t>(elem))) * elem;
     }
-    case ConvDirection::backward_data: {  // the row kernels' packed weights, or the blocked path's
-      const bool f32 = dtype == DType::f32;
+    case ConvDirection::backward_data: {  // the row kernels' packed weights, or the blocked /
+      const bool f32 = dtype == DType::f32;  // depthwise path's workspace
       const int kb = f32 ? block_channels(p, kernels.f32.direct_row)
                          : block_channels(p, kernels.f64.direct_row);
       const std::size_t rows =
           static_cast<std::size_t>(packed_weight_size(p, kb)) * util::dtype_size(dtype);
-      if (!blocked::applies_backward_data(p, dtype, kernels)) return rows;
-      return std::max(rows, blocked::backward_data_workspace_bytes(p, dtype, threads, kernels));
+      if (blocked::applies_backward_data(p, dtype, kernels))
+        return std::max(rows, blocked::backward_data_workspace_bytes(p, dtype, threads, kernels));
+      if (depthwise_planes(p) && p.K == p.C)
+        return std::max(rows, depthwise_gradient_workspace(p, dtype, threads, kernels));
+      return rows;
     }
     case ConvDirection::backward_weights:
       if (blocked::applies_dense(p, dtype, kernels))
@@ -516,6 +587,23 @@ std::size_t workspace_bytes(const ConvProblem& p, DType dtype, ConvDirection dir
       return 0;
   }
   return 0;
+}
+
+std::size_t depthwise_gradient_workspace(const ConvProblem& p, DType dtype, int threads,
+                                         const kernels::KernelTable& kernels) {
+  const ConvProblem f = depthwise_gradient_problem(p, {0, 0, 0}, p.in);
+  const std::size_t elem = util::dtype_size(dtype);
+  const int w = dtype == DType::f32 ? kernels.f32.direct_row.w : kernels.f64.direct_row.w;
+  const int64_t taps = p.kernel_spatial();
+  const int64_t blocked_planes =
+      threads * (dtype == DType::f32 ? depthwise_blocked_stride<float>(f, w)
+                                     : depthwise_blocked_stride<double>(f, w));
+  const int64_t forward_elems =
+      std::max(static_cast<int64_t>(workspace_bytes(f, dtype, ConvDirection::forward, threads,
+                                                    kernels) / elem), blocked_planes);
+  return static_cast<std::size_t>(util::round_up(p.C * taps, 16) +
+                                  util::round_up(ceil_div(p.C, w) * w * taps, 16) +
+                                  forward_elems) * elem;
 }
 
 }  // namespace

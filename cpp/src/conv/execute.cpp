@@ -151,7 +151,8 @@ void backward_data(const ConvAlgorithm& algo, const ConvProblem& p, const T* w, 
     // The kept box of the padded gradient is dx itself: an algorithm that writes it whole
     // needs no padded copy and no fold.
     const ConvProblem q = unpadded_view(p);
-    const ConvArgs probe{q, dtype, nullptr, w, nullptr, dy, dx, nullptr, threads, kernels};
+    ConvArgs probe{q, dtype, nullptr, w, nullptr, dy, dx, nullptr, threads, kernels};
+    for (int d = 0; d < 3; ++d) probe.keep_lo[d] = p.pad_lo[d], probe.keep_hi[d] = q.in[d] - p.pad_hi[d];
     if (algo.writes_kept_box(probe)) {
       run(algo, ConvDirection::backward_data, p, q, dtype, nullptr, w, nullptr, dy, dx, threads,
           kernels, nullptr, Activation::none, true, check);

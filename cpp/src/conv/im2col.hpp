@@ -166,15 +166,16 @@ class Im2colRowsA {
   int mr_;
 };
 
-// dst[0..n) = src[off[0..n)]: runs of consecutive offsets are copied whole.
+// dst[0..n) = src[off[0..n)]: runs of consecutive offsets are copied whole (short ones by a
+// loop: a library call per run of a 3- or 7-tap kernel row would cost more than the copy).
 template <typename T>
 inline void gather(const T* src, const int64_t* off, int64_t n, T* dst) {
   int64_t j = 0;
   while (j < n) {
     int64_t e = j + 1;
     while (e < n && off[e] == off[e - 1] + 1) ++e;
-    if (e - j == 1) {
-      dst[j] = src[off[j]];
+    if (e - j < 16) {
+      for (int64_t i = j; i < e; ++i) dst[i] = src[off[j] + (i - j)];
     } else {
       std::memcpy(dst + j, src + off[j], static_cast<size_t>(e - j) * sizeof(T));
     }

@@ -590,12 +590,14 @@ def test_empty_batch_and_unbatched(rank, batched):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=lambda d: np.dtype(d).name)
 def test_depthwise_input_grad_as_forward(dtype, isa, record_error, threads_restored):
-    """Stride-1 depthwise layers whose padding is at most (kernel - 1) * dilation get their data
-    gradient as a depthwise forward convolution of grad_output with reversed taps (direct.cpp,
-    depthwise_backward_data): both forward kernels (narrow planes channel-blocked, wide ones
-    plane by plane), padding forms and modes, 1-D / 3-D, unbatched; padding beyond the reach,
-    along D, or a non-finite weight keep the row kernels. NaN / Inf in grad_output land where
-    the reference puts them; 1 and 2 threads agree bit for bit."""
+    """Depthwise layers whose padding is at most (kernel - 1) * dilation get their data
+    gradient as depthwise forward convolutions of grad_output with reversed taps, one per stride
+    phase (direct.cpp, depthwise_backward_data): both forward kernels (narrow planes
+    channel-blocked, wide ones plane by plane), strides 2 and 3 (phases whose taps step by
+    stride / gcd(dilation, stride), phases no tap reaches), padding forms and modes, 1-D / 3-D,
+    unbatched; padding beyond the reach, along D, or a non-finite weight keep the row kernels.
+    NaN / Inf in grad_output land where the reference puts them; 1 and 2 threads agree bit for
+    bit."""
     rng = np.random.default_rng(41)
     nan, inf = float("nan"), float("inf")
     cases = [  # x shape, kernel, kwargs, specials in dy / w
@@ -612,7 +614,18 @@ def test_depthwise_input_grad_as_forward(dtype, isa, record_error, threads_resto
         ((2, 24, 50), (7,), dict(padding=3), ()),
         ((1, 20, 3, 8, 9), (1, 3, 3), dict(padding=(0, 1, 1)), ()),
         ((1, 20, 3, 8, 9), (1, 3, 3), dict(padding=1), ()),  # along D: the row kernels
+        ((2, 24, 56, 56), (3, 3), dict(padding=1, stride=2), ()),
+        ((1, 40, 14, 14), (3, 3), dict(padding=1, stride=2), ()),
+        ((1, 17, 13, 12), (5, 5), dict(padding=2, stride=(2, 3)), ()),
+        ((1, 16, 12, 12), (3, 3), dict(padding=2, stride=2, dilation=2), ()),
+        ((1, 16, 11, 11), (3, 3), dict(padding=(2, 4), stride=2, dilation=(2, 3)), ()),
+        ((1, 9, 10, 11), (2, 2), dict(stride=3), ()),  # phases that no tap reaches
+        ((1, 8, 9, 10), (4, 4), dict(padding="valid", stride=(1, 2)), ()),
+        ((2, 12, 31), (5,), dict(padding=2, stride=3), ()),
+        ((1, 8, 9, 9), (3, 3), dict(padding=3, stride=2), ()),  # beyond the reach
+        ((1, 20, 8, 9), (3, 3), dict(padding=1, stride=2), (("dy", (0, 3, 1, 1), nan),)),
         ((1, 20, 8, 9), (3, 3), dict(padding=1), (("w", (5, 0, 1, 2), nan),)),
+        ((1, 20, 8, 9), (3, 3), dict(padding=1, stride=2), (("w", (5, 0, 1, 2), nan),)),
         ((1, 20, 8, 9), (3, 3), dict(padding=1),
          (("dy", (0, 3, 0, 0), nan), ("dy", (0, 4, 7, 8), inf), ("dy", (0, 4, 2, 2), -inf))),
     ]

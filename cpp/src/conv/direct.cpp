@@ -16,6 +16,7 @@
 // Best where GEMM tiles would be mostly padding: depthwise, few channels per group.
 #include <algorithm>
 #include <array>
+#include <numeric>
 
 #include "activation.hpp"
 #include "algorithm.hpp"
@@ -354,64 +355,134 @@ void forward(const ConvArgs& a) {
   }
 }
 
-// The data gradient of a stride-1 depthwise layer whose planes the whole-plane kernels take
-// (depthwise_planes) is a depthwise forward convolution: of dy, with each channel's taps
-// reversed, zero-padded so that its outputs are exactly the kept box [keep_lo, keep_hi) of dx
-// (the transposed convolution computed as a direct one; Dumoulin & Visin, "A guide to
-// convolution arithmetic", 2016, sec. 4.1): by (kernel - 1) * dilation - keep_lo before and
-// keep_hi - out after (out may end before the padded input's last window: a transposed
-// convolution's output_padding). The padding may not be negative: a layer padded by more than
-// (kernel - 1) * dilation keeps the row kernels. p: the unpadded view (in = padded extents).
-ConvProblem depthwise_gradient_problem(const ConvProblem& p, const std::array<int64_t, 3>& keep_lo,
-                                       const std::array<int64_t, 3>& keep_hi) {
-  ConvProblem f = p;
-  f.in = p.out;
-  f.K = p.C;
+// The data gradient of a depthwise layer whose planes the whole-plane kernels take
+// (depthwise_planes) is a set of depthwise forward convolutions of dy (the transposed
+// convolution computed as direct ones; Dumoulin & Visin, "A guide to convolution arithmetic",
+// 2016, sec. 4). Along an axis of stride s, the kept box [keep_lo, keep_hi) of dx splits into
+// s phases, positions j = s*i + r; position j sums w[t] * dy[i - (t*dilation - r)/s] over the
+// taps t with t*dilation = r (mod s): every s/g-th tap from the first, g = gcd(dilation, s), a
+// kernel of dilation dilation/g. Each phase (r_h, r_w) is thus a stride-1 depthwise forward of
+// dy with those taps reversed, zero-padded so that its outputs are the phase's positions. At
+// stride 1 there is one phase, written straight into dx; otherwise each phase goes through a
+// scratch block into its positions. A phase whose padding would be negative (a layer padded
+// beyond the kernel's reach) keeps the whole gradient on the row kernels. D has one tap and
+// stride 1 (depthwise_planes).
+struct GradientPhase {
+  ConvProblem f;                        // its forward problem; f.out: the phase's positions
+  std::array<int64_t, 3> first{}, step{};  // box index of its first position, per axis; s
+  std::array<int64_t, 3> t0{}, dt{};       // its first tap and the step between its taps
+  bool no_taps = false;                  // positions that no tap reaches: zero
+};
+
+// Phase (r_h, r_w) of p's data gradient over the kept box; ok false where it cannot run.
+GradientPhase gradient_phase(const ConvProblem& p, const std::array<int64_t, 3>& keep_lo,
+                             const std::array<int64_t, 3>& keep_hi, int64_t rh, int64_t rw,
+                             bool& ok) {
+  GradientPhase g;
+  g.f = p;
+  g.f.in = p.out;
+  g.f.K = p.C;
+  g.f.stride = {1, 1, 1};
+  g.f.padding_mode = PaddingMode::zeros;
+  const std::array<int64_t, 3> r{0, rh, rw};
   for (int d = 0; d < 3; ++d) {
-    const int64_t reach = (p.kernel[d] - 1) * p.dilation[d];
-    f.pad_lo[d] = reach - keep_lo[d];
-    f.pad_hi[d] = keep_hi[d] - p.out[d];
-    f.out[d] = keep_hi[d] - keep_lo[d];
+    const int64_t s = p.stride[d], dil = p.dilation[d], k = p.kernel[d];
+    const int64_t lo = keep_lo[d], hi = keep_hi[d];
+    const int64_t j0 = lo + ((r[d] - lo) % s + s) % s;  // the first box position j = r (mod s)
+    const int64_t n = j0 < hi ? (hi - 1 - j0) / s + 1 : 0;
+    int64_t t0 = 0;
+    while (t0 < k && (t0 * dil - r[d]) % s != 0) ++t0;
+    const int64_t dt = s / std::gcd(dil, s);
+    const int64_t taps = t0 < k ? (k - 1 - t0) / dt + 1 : 0;
+    g.first[d] = j0 - lo;
+    g.step[d] = s;
+    g.t0[d] = t0;
+    g.dt[d] = dt;
+    g.f.out[d] = n;
+    if (taps == 0) {
+      g.no_taps = true;
+      g.f.kernel[d] = 1;
+      continue;
+    }
+    const int64_t i0 = (j0 - r[d]) / s, last = ((t0 + (taps - 1) * dt) * dil - r[d]) / s;
+    const int64_t dil2 = dt * dil / s;
+    g.f.kernel[d] = taps;
+    g.f.dilation[d] = dil2;
+    g.f.pad_lo[d] = last - i0;
+    g.f.pad_hi[d] = n - p.out[d] - g.f.pad_lo[d] + (taps - 1) * dil2;
+    if (n > 0 && (g.f.pad_lo[d] < 0 || g.f.pad_hi[d] < 0)) ok = false;
   }
-  f.padding_mode = PaddingMode::zeros;
-  return f;
+  return g;
 }
 
 bool depthwise_gradient_applies(const ConvArgs& a) {
   const ConvProblem& p = a.problem;
-  if (!depthwise_planes(p) || p.K != p.C) return false;
-  const ConvProblem f = depthwise_gradient_problem(p, a.keep_lo, a.keep_hi);
-  for (int d = 0; d < 3; ++d)
-    if (p.stride[d] != 1 || f.pad_lo[d] < 0 || f.pad_hi[d] < 0 || f.out[d] <= 0) return false;
-  return true;
+  if (!depthwise_planes(p) || p.K != p.C || p.stride[0] != 1) return false;
+  bool ok = true;
+  for (int64_t rh = 0; rh < p.stride[1]; ++rh)
+    for (int64_t rw = 0; rw < p.stride[2]; ++rw) gradient_phase(p, a.keep_lo, a.keep_hi, rh, rw, ok);
+  for (int d = 0; d < 3; ++d) ok = ok && a.keep_hi[d] > a.keep_lo[d];
+  return ok;
 }
 
-// depthwise_gradient_problem's forward into a.out (the kept box, or the whole gradient when the
-// box is all of it). False, writing nothing, when a weight is not finite: the zeros dy is padded
-// with would turn 0 x NaN / 0 x Inf into NaN where the definition has no term. Workspace: the
-// reversed taps, their packing and the forward's workspace (depthwise_gradient_workspace).
+// The phases' forwards into a.out (the kept box, or the whole gradient when the box is all of
+// it). False, writing nothing, when a weight is not finite: the zeros dy is padded with would
+// turn 0 x NaN / 0 x Inf into NaN where the definition has no term. Workspace
+// (depthwise_gradient_workspace): the phase's taps, their packing, the forward's workspace and,
+// at stride > 1, the phase's outputs.
 template <typename T>
 bool depthwise_backward_data(const ConvArgs& a) {
   const ConvProblem& p = a.problem;
-  const ConvProblem f = depthwise_gradient_problem(p, a.keep_lo, a.keep_hi);
-  const int64_t taps = p.kernel_spatial(), n = p.C * taps;
+  const int64_t taps = p.kernel_spatial(), KH = p.kernel[1], KW = p.kernel[2];
   const auto* w = static_cast<const T*>(a.w);
-  if (any_non_finite(w, n)) return false;
-  T* reversed = static_cast<T*>(a.workspace);
-  T* packed = reversed + util::round_up(n, 16);
-  const std::size_t packed_bytes = packed_weights_bytes(f, a.dtype, a.kernels);
-  void* forward_ws = packed + util::round_up(static_cast<int64_t>(packed_bytes / sizeof(T)), 16);
-  for (int64_t c = 0; c < p.C; ++c)
-    for (int64_t t = 0; t < taps; ++t) reversed[c * taps + t] = w[c * taps + taps - 1 - t];
-  ConvArgs fa{f, a.dtype, a.dy, reversed, nullptr, nullptr, a.out, forward_ws, a.threads, a.kernels};
-  pack_forward_weights<T>(fa, packed);
-  fa.packed_w = packed;
-  forward<T>(fa);
+  if (any_non_finite(w, p.C * taps)) return false;
+  const std::array<int64_t, 3> box{a.keep_hi[0] - a.keep_lo[0], a.keep_hi[1] - a.keep_lo[1],
+                                   a.keep_hi[2] - a.keep_lo[2]};
+  const bool direct_out = p.stride[1] == 1 && p.stride[2] == 1;
+  T* sub = static_cast<T*>(a.workspace);
+  T* packed = sub + util::round_up(p.C * taps, 16);
+  const int w_lanes = a.kernels.get<T>().direct_row.w;
+  T* phase_out = packed + util::round_up(ceil_div(p.C, w_lanes) * w_lanes * taps, 16);
+  void* forward_ws = phase_out + (direct_out ? 0 : util::round_up(p.N * p.C * p.in_spatial(), 16));
+  T* dx = static_cast<T*>(a.out);
+  for (int64_t rh = 0; rh < p.stride[1]; ++rh)
+    for (int64_t rw = 0; rw < p.stride[2]; ++rw) {
+      bool ok = true;
+      const GradientPhase g = gradient_phase(p, a.keep_lo, a.keep_hi, rh, rw, ok);
+      const ConvProblem& f = g.f;
+      if (f.out_spatial() == 0) continue;
+      T* y = direct_out ? dx : phase_out;
+      if (g.no_taps) {
+        std::fill(y, y + p.N * p.C * f.out_spatial(), T(0));
+      } else {  // the phase's taps, reversed: w[c][t_h][t_w] at [c][n_h - 1 - u_h][n_w - 1 - u_w]
+        const int64_t nh = f.kernel[1], nw = f.kernel[2];
+        for (int64_t c = 0; c < p.C; ++c)
+          for (int64_t uh = 0; uh < nh; ++uh)
+            for (int64_t uw = 0; uw < nw; ++uw)
+              sub[(c * nh + nh - 1 - uh) * nw + nw - 1 - uw] =
+                  w[(c * KH + g.t0[1] + uh * g.dt[1]) * KW + g.t0[2] + uw * g.dt[2]];
+        ConvArgs fa{f, a.dtype, a.dy, sub, nullptr, nullptr, y, forward_ws, a.threads, a.kernels};
+        pack_forward_weights<T>(fa, packed);
+        fa.packed_w = packed;
+        forward<T>(fa);
+      }
+      if (direct_out) continue;
+      const int64_t OD = f.out[0], OH = f.out[1], OW = f.out[2];  // into the phase's positions
+#pragma omp parallel for schedule(static) num_threads(a.threads) if (a.threads > 1)
+      for (int64_t plane = 0; plane < p.N * p.C * OD; ++plane) {
+        const T* src = phase_out + plane * OH * OW;
+        T* dst = dx + plane * box[1] * box[2];
+        for (int64_t i = 0; i < OH; ++i)
+          for (int64_t j = 0; j < OW; ++j)
+            dst[(g.first[1] + i * g.step[1]) * box[2] + g.first[2] + j * g.step[2]] = src[i * OW + j];
+      }
+    }
   return true;
 }
 
 // Bytes of depthwise_backward_data's workspace for any kept box of p: the forward's own for the
-// largest padding and output (the whole padded gradient), its blocked variant included.
+// largest padding and output (the whole padded gradient at stride 1), its blocked variant
+// included, and at stride > 1 a phase's outputs (at most the whole gradient).
 std::size_t depthwise_gradient_workspace(const ConvProblem& p, DType dtype, int threads,
                                          const kernels::KernelTable& kernels);
 
@@ -591,7 +662,11 @@ std::size_t workspace_bytes(const ConvProblem& p, DType dtype, ConvDirection dir
 
 std::size_t depthwise_gradient_workspace(const ConvProblem& p, DType dtype, int threads,
                                          const kernels::KernelTable& kernels) {
-  const ConvProblem f = depthwise_gradient_problem(p, {0, 0, 0}, p.in);
+  // The stride-1 problem over the whole padded gradient bounds every phase's.
+  ConvProblem s1 = p;
+  s1.stride = {1, 1, 1};
+  bool ok = true;
+  const ConvProblem f = gradient_phase(s1, {0, 0, 0}, p.in, 0, 0, ok).f;
   const std::size_t elem = util::dtype_size(dtype);
   const int w = dtype == DType::f32 ? kernels.f32.direct_row.w : kernels.f64.direct_row.w;
   const int64_t taps = p.kernel_spatial();
@@ -601,8 +676,10 @@ std::size_t depthwise_gradient_workspace(const ConvProblem& p, DType dtype, int 
   const int64_t forward_elems =
       std::max(static_cast<int64_t>(workspace_bytes(f, dtype, ConvDirection::forward, threads,
                                                     kernels) / elem), blocked_planes);
+  const bool strided = p.stride[1] > 1 || p.stride[2] > 1;
   return static_cast<std::size_t>(util::round_up(p.C * taps, 16) +
                                   util::round_up(ceil_div(p.C, w) * w * taps, 16) +
+                                  (strided ? util::round_up(p.N * p.C * p.in_spatial(), 16) : 0) +
                                   forward_elems) * elem;
 }
 

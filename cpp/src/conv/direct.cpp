@@ -10,9 +10,9 @@
 // outputs: forward by output rows (n, g, channel block, od, oh) — or by whole planes for
 // depthwise layers, whose kernel keeps its taps in registers (narrow planes: W channels at once
 // in the channel-blocked layout); backward-data by input planes
-// (n, c), except stride-1 depthwise layers, whose data gradient is the depthwise forward of dy
-// with reversed taps; backward-weights by weight (k, c) pairs, each summed over the batch in a
-// fixed order.
+// (n, c), except depthwise layers, whose data gradient is depthwise forwards of dy with
+// reversed taps, one per stride phase; backward-weights by weight (k, c) pairs, each summed
+// over the batch in a fixed order.
 // Best where GEMM tiles would be mostly padding: depthwise, few channels per group.
 #include <algorithm>
 #include <array>

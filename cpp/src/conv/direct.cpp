@@ -150,7 +150,8 @@ void forward_depthwise(const ConvArgs& a) {
 template <typename T>
 bool depthwise_blocked(const ConvProblem& p, const kernels::KernelSet<T>& ks) {
   const int64_t w = ks.direct_row.w;
-  const bool split_rows = p.stride[2] == 2 && p.kernel[2] == 3 && p.dilation[2] == 1 && p.out[2] >= w;
+  const bool split_rows =
+      p.stride[2] == 2 && p.kernel[2] == 3 && p.dilation[2] == 1 && p.out[2] >= w;
   return depthwise_planes(p) && p.out[2] < 2 * w && !split_rows;
 }
 
@@ -420,7 +421,8 @@ bool depthwise_gradient_applies(const ConvArgs& a) {
   if (!depthwise_planes(p) || p.K != p.C || p.stride[0] != 1) return false;
   bool ok = true;
   for (int64_t rh = 0; rh < p.stride[1]; ++rh)
-    for (int64_t rw = 0; rw < p.stride[2]; ++rw) gradient_phase(p, a.keep_lo, a.keep_hi, rh, rw, ok);
+    for (int64_t rw = 0; rw < p.stride[2]; ++rw)
+      gradient_phase(p, a.keep_lo, a.keep_hi, rh, rw, ok);
   for (int d = 0; d < 3; ++d) ok = ok && a.keep_hi[d] > a.keep_lo[d];
   return ok;
 }
@@ -474,7 +476,8 @@ bool depthwise_backward_data(const ConvArgs& a) {
         T* dst = dx + plane * box[1] * box[2];
         for (int64_t i = 0; i < OH; ++i)
           for (int64_t j = 0; j < OW; ++j)
-            dst[(g.first[1] + i * g.step[1]) * box[2] + g.first[2] + j * g.step[2]] = src[i * OW + j];
+            dst[(g.first[1] + i * g.step[1]) * box[2] + g.first[2] + j * g.step[2]] =
+                src[i * OW + j];
       }
     }
   return true;
@@ -505,7 +508,8 @@ void backward_data(const ConvArgs& a) {
   if (blocked::applies_backward_data(p, a.dtype, a.kernels)) {
     if (blocked::backward_data(a)) return;  // else a weight is not finite: the row kernels
   } else if (depthwise_gradient_applies(a) &&
-             (a.out_is_kept_box || (a.keep_lo == std::array<int64_t, 3>{0, 0, 0} && a.keep_hi == p.in))) {
+             (a.out_is_kept_box ||
+              (a.keep_lo == std::array<int64_t, 3>{0, 0, 0} && a.keep_hi == p.in))) {
     if (depthwise_backward_data<T>(a)) return;
   }
   if (a.out_is_kept_box) {  // the row kernels write the padded gradient: aside, then the box

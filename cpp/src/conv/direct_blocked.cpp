@@ -17,9 +17,9 @@
 // stride (W-channel blocks would multiply the work by W / Cg). Tasks are output rows (g, block
 // of NB output blocks, od, oh) of one image; each owns its outputs, so results do not depend
 // on the thread count. Along a row piece, tiles of UR outputs start every UR; the last one ends
-// at the piece's end, overlapping the one before. The data gradient is the forward convolution of the output
-// gradient padded by (kernel - 1) * dilation with flipped, channel-swapped weights, computed only
-// where the caller keeps it.
+// at the piece's end, overlapping the one before. The data gradient is the forward convolution
+// of the output gradient padded by (kernel - 1) * dilation with flipped, channel-swapped
+// weights, computed only where the caller keeps it.
 #include "direct_blocked.hpp"
 
 #include <algorithm>
@@ -78,7 +78,8 @@ bool pack_blocks(const ConvProblem& p, const Tiling& t, const T* w, int64_t grou
       T* dst = block + cb * nt * t.tap_block();
       const int64_t cn = std::min<int64_t>(CW, Cg - cb * CW);
       if (kn < W || cn < CW) std::fill(dst, dst + nt * t.tap_block(), T(0));
-      for (int64_t ko = 0; ko < kn; ++ko) rows[ko] = w + g * group + (kb * W + ko) * k_step + cb * CW * c_step;
+      for (int64_t ko = 0; ko < kn; ++ko)
+        rows[ko] = w + g * group + (kb * W + ko) * k_step + cb * CW * c_step;
       for (int64_t tap = 0; tap < nt; ++tap) {
         const int64_t from = Flip ? nt - 1 - tap : tap;
         for (int64_t ci = 0; ci < cn; ++ci) {
@@ -147,8 +148,9 @@ void convolve(const ConvProblem& p, const Tiling& t, const kernels::BlockedConvU
   const int64_t Hp = p.in[1], Wp = p.in[2];
   const auto& E = dest.ext;
   const int64_t P = E[0] * E[1] * E[2];
+  const int slot = t.narrow() ? 2 : static_cast<int>(p.stride[2] - 1);  // see BlockedConvUkernel
   const kernels::BlockedConvFn<T> tile_fn =
-      uk.tile[kernels::BlockedConvUkernel<T>::nb_index(t.nb)][t.ur][t.narrow() ? 2 : p.stride[2] - 1];
+      uk.tile[kernels::BlockedConvUkernel<T>::nb_index(t.nb)][t.ur][slot];
   const int64_t channels = t.narrow() ? CW : 1;  // offsets per tap (Tiling::terms)
   for (int64_t kd = 0, i = 0; kd < p.kernel[0]; ++kd)
     for (int64_t kh = 0; kh < p.kernel[1]; ++kh)
@@ -210,7 +212,8 @@ void convolve(const ConvProblem& p, const Tiling& t, const kernels::BlockedConvU
           T* rows_out[kMaxLanes];
           for (int ko = 0; ko < count; ++ko)
             rows_out[ko] = dest.y + (n * p.K + g * Kg + k0 + ko) * P +
-                           ((od - dest.base[0]) * E[1] + oh - dest.base[1]) * E[2] + c0 - dest.base[2];
+                           ((od - dest.base[0]) * E[1] + oh - dest.base[1]) * E[2] + c0 -
+                           dest.base[2];
           (stream ? uk.deinterleave_stream : uk.deinterleave)(lanes, W, len, rows_out, count);
         }
       }

@@ -81,7 +81,7 @@ Scratch<T> scratch(T* base, int mr, bool with_c) {
 template <typename T>
 bool transposed_product(const ConvProblem& p, const kernels::GemmUkernel<T>& uk) {
   const int64_t P = p.out_spatial(), Kg = p.K_per_group(), Kr = reduction_size(p);
-  if (P == 0 || Kg == 0 || Kr == 0) return false;
+  if (P == 0 || Kg == 0 || Kr == 0 || uk.mr > Im2colRowsA<T>::kMaxMr) return false;
   const auto share = [](int64_t n, int64_t step) { return double(n) / double(round_up(n, step)); };
   return share(P, uk.mr) * share(Kg, uk.nr) >
          (1.0 + 96.0 / double(Kr)) * share(P, uk.nr) * share(Kg, uk.mr);

@@ -132,8 +132,9 @@ class Im2colB {
 template <typename T>
 class Im2colRowsA {
  public:
-  static constexpr int kMaxMr = 16;
-  Im2colRowsA(const ConvProblem& p, const T* x, int mr) : geo_(p), x_(x), P_(p.out_spatial()), mr_(mr) {}
+  static constexpr int kMaxMr = 16;  // the largest MR served (every ISA's is 4 to 8)
+  Im2colRowsA(const ConvProblem& p, const T* x, int mr)
+      : geo_(p), x_(x), P_(p.out_spatial()), mr_(mr) {}
 
   const T* operator()(int64_t m, int64_t k0, int64_t kc, T* buf) const {
     int64_t col[kMaxMr], row[gemm::kKC];

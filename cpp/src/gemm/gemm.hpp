@@ -160,9 +160,9 @@ struct PrepackedB {
 
 // Rows [m0, m1) and columns [n0, n1) of C, with c pointing at C[m0][n0]. m0 must suit the A
 // packer (a multiple of MR for PrepackedA), n0 the B packer (a multiple of NR for PrepackedB).
-// a_buf: a_panel_size(mr) elements; b_buf: b_block_size() elements. `store` says what the result is: its bias is indexed by absolute
-// row, its clamp applies after the last reduction block, and with `accumulate` the products add
-// to C.
+// a_buf: a_panel_size(mr) elements; b_buf: b_block_size() elements. `store` says what the
+// result is: its bias is indexed by absolute row, its clamp applies after the last reduction
+// block, and with `accumulate` the products add to C.
 template <typename T, typename APacker, typename BPacker>
 void gemm_block(const kernels::GemmUkernel<T>& uk, int64_t Kr, int64_t m0, int64_t m1,
                 int64_t n0, int64_t n1, const APacker& pack_a, const BPacker& pack_b, T* c,

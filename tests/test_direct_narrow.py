@@ -64,6 +64,13 @@ def narrow_table_tiles(max_acc):
             if nb * ur <= max_acc and nb * (ur + 1) + 1 <= max_acc + 4}
 
 
+def narrow_packed_bytes(case, nkb, w, elem, b):
+    """What a plan holds on the narrow layout: groups x nkb output blocks of taps x C_per_group
+    x W weights of `elem` bytes (the standard layout would hold W x W per tap), and the bias b."""
+    weights = case.groups * nkb * int(np.prod(case.w.shape[2:])) * case.cg() * w
+    return weights * elem + (0 if b is None else b.nbytes)
+
+
 def narrow_channels(w):
     """Input channels per group on the narrow layout for W lanes: 1 .. W/2 - 1, 3 included."""
     return [c for c in (1, 2, 3, w // 2 - 1) if 2 * c < w] or [1]
@@ -195,8 +202,7 @@ def test_narrow_shapes_cover_the_tiling(w, max_acc):
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
 def test_narrow_shapes_take_the_narrow_path(dtype, isa):
-    """plan.prepare's packed size is the narrow layout's: groups x nkb x taps x C_per_group x W
-    weights plus the bias (the standard layout would hold W x W per tap)."""
+    """plan.prepare's packed size is the narrow layout's (narrow_packed_bytes) for some NB."""
     k = kernels_of(isa, dtype)
     if k is None:
         pytest.skip(f"blocked kernels of {isa!r} not listed")
@@ -207,9 +213,7 @@ def test_narrow_shapes_take_the_narrow_path(dtype, isa):
         x, wt, b = c.arrays(dtype)
         info = fastconv.plan(wt, b, algo=ALGO, **c.call_kwargs()).prepare(x.shape)
         blocks = -(-c.kg() // w)
-        per_block = c.groups * int(np.prod(c.w.shape[2:])) * c.cg() * w * elem
-        bias = 0 if b is None else b.nbytes
-        allowed = {(-(-blocks // nb) * nb) * per_block + bias for nb in (1, 2, 4)}
+        allowed = {narrow_packed_bytes(c, -(-blocks // nb) * nb, w, elem, b) for nb in (1, 2, 4)}
         checked += 1
         if info["algo"] != ALGO or info["packed_bytes"] not in allowed:
             problems.append(f"[isa={isa}, {np.dtype(dtype).name}] {c.describe()}: prepare gave "
@@ -289,8 +293,7 @@ def test_narrow_tiling_copy_matches_library(dtype, isa):
         compared += 1
         x, wt, b = c.arrays(dtype)
         got = fastconv.plan(wt, b, algo=ALGO, **c.call_kwargs()).prepare(x.shape)["packed_bytes"]
-        want = (c.groups * nkb * int(np.prod(c.w.shape[2:])) * c.cg() * w * elem
-                + (0 if b is None else b.nbytes))
+        want = narrow_packed_bytes(c, nkb, w, elem, b)
         if got != want:
             problems.append(f"[isa={isa}, {np.dtype(dtype).name}] {c.describe()}: packed {got} "
                             f"bytes, the copied rule's (NB, UR) = {(nb, ur)} packs {want}")

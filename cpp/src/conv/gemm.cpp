@@ -51,6 +51,15 @@ int64_t row_blocks_for(int64_t rows, int mr, int64_t tasks, int threads) {
   return std::min(ceil_div(threads, tasks), ceil_div(rows, mr));
 }
 
+// Task t of a (batch) x groups x column blocks x row blocks grid, row blocks fastest.
+struct Tile {
+  int64_t n, g, cb, rb;
+};
+Tile tile_of(int64_t t, int64_t groups, int64_t col_blocks, int64_t row_blocks) {
+  return {t / (row_blocks * col_blocks * groups), t / (row_blocks * col_blocks) % groups,
+          t / row_blocks % col_blocks, t % row_blocks};
+}
+
 // Per-thread scratch: one A panel and one B block (and, for backward-data, a dX_col chunk).
 template <typename T>
 struct Scratch {
@@ -143,9 +152,7 @@ void forward_transposed(const ConvArgs& a) {
   const int64_t tasks = p.N * p.groups * col_blocks * row_blocks;
 #pragma omp parallel for schedule(dynamic, 1) num_threads(a.threads) if (a.threads > 1)
   for (int64_t t = 0; t < tasks; ++t) {
-    const int64_t rb = t % row_blocks, cb = t / row_blocks % col_blocks;
-    const int64_t g = t / (row_blocks * col_blocks) % p.groups;
-    const int64_t n = t / (row_blocks * col_blocks * p.groups);
+    const auto [n, g, cb, rb] = tile_of(t, p.groups, col_blocks, row_blocks);
     const int64_t m0 = rb * rows_per_block, m1 = std::min(P, m0 + rows_per_block);
     if (m0 >= m1) continue;
     const int64_t n0 = cb * gemm::kNC, n1 = std::min(Kg, n0 + gemm::kNC);
@@ -200,9 +207,7 @@ void forward(const ConvArgs& a) {
   store_base.stream = Kr <= gemm::kKC && p.N * p.K * P * int64_t(sizeof(T)) > kStreamOutputBytes;
 #pragma omp parallel for schedule(dynamic, 1) num_threads(a.threads) if (a.threads > 1)
   for (int64_t t = 0; t < tasks; ++t) {
-    const int64_t rb = t % row_blocks, cb = t / row_blocks % col_blocks;
-    const int64_t g = t / (row_blocks * col_blocks) % p.groups;
-    const int64_t n = t / (row_blocks * col_blocks * p.groups);
+    const auto [n, g, cb, rb] = tile_of(t, p.groups, col_blocks, row_blocks);
     const int64_t m0 = rb * rows_per_block, m1 = std::min(Kg, m0 + rows_per_block);
     if (m0 >= m1) continue;
     const int64_t n0 = cb * gemm::kNC, n1 = std::min(P, n0 + gemm::kNC);
@@ -274,8 +279,7 @@ void backward_weights(const ConvArgs& a) {
   const int64_t rows_per_block = round_up(ceil_div(Kg, row_blocks), uk.mr);
 #pragma omp parallel for schedule(dynamic, 1) num_threads(a.threads) if (a.threads > 1)
   for (int64_t t = 0; t < p.groups * col_blocks * row_blocks; ++t) {
-    const int64_t rb = t % row_blocks, cb = t / row_blocks % col_blocks;
-    const int64_t g = t / (row_blocks * col_blocks);
+    const auto [n, g, cb, rb] = tile_of(t, p.groups, col_blocks, row_blocks);  // n = 0
     const int64_t m0 = rb * rows_per_block, m1 = std::min(Kg, m0 + rows_per_block);
     if (m0 >= m1) continue;
     const int64_t n0 = cb * gemm::kNC, n1 = std::min(Kr, n0 + gemm::kNC);

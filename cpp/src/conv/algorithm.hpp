@@ -106,6 +106,11 @@ struct ConvAlgorithm {
   // Whether a non-finite input value can reach outputs whose window does not hold it (a
   // transform mixing a tile's inputs, as Winograd's does); see ConvArgs::non_finite_input.
   bool spreads_non_finite = false;
+  // Whether its forward on `threads` threads, given args.w without packed weights
+  // (args.packed_w null), lays them out itself as it goes, faster than packing them first (the
+  // stateless entry points then do not). Null: never.
+  bool (*packs_in_forward)(const ConvProblem& problem, DType dtype,
+                           const kernels::KernelTable& kernels, int threads) = nullptr;
 
   bool implements(ConvDirection d) const { return run[static_cast<int>(d)] != nullptr; }
   std::string reason_not_applicable(const ConvProblem& p, DType dtype, ConvDirection d) const;

@@ -111,8 +111,8 @@ void forward(const ConvAlgorithm& algo, const ConvProblem& p, const T* x, const 
   constexpr DType dtype = dtype_of<T>();
   const bool own_padding = pads_itself(algo, p, dtype, kernels);
   util::AlignedBuffer packed;  // the weights packed once for every run of images
-  if (!packed_w) {
-    const ConvProblem q = own_padding ? p : unpadded_view(p);
+  const ConvProblem q = own_padding ? p : unpadded_view(p);
+  if (!packed_w && !(algo.packs_in_forward && algo.packs_in_forward(q, dtype, kernels, threads))) {
     packed = util::AlignedBuffer(algo.packed_weights_bytes(q, dtype, kernels), "the packed weights");
     algo.pack_weights({q, dtype, nullptr, w, nullptr, nullptr, nullptr, nullptr, threads, kernels},
                       packed.as<void>());

@@ -16,7 +16,11 @@
 // blocks of W input / output channels (zero beyond Cg / Kg). Every transform is vectorised over
 // channels (winograd_ukernel.hpp), so it needs no shuffles; a task's V and M stay in the
 // caches between its three steps, and U[xi] is read once per task. Tasks own their outputs:
-// results do not depend on the thread count.
+// results do not depend on the thread count. A stateless call whose tasks would each read their
+// part of U once (one chunk of images, one run of tiles: small maps, such as 512 x 7 x 7,
+// where U's 16 MiB would go to memory and back) skips U: each task transforms NB output blocks
+// x one reduction block of input channels at a time into a chunk that stays in cache, and adds
+// that chunk's products to M (the same sums in the same order: the bits of a plan's call).
 //
 // Limits: stride 1 and dilation 1 along the axes with 3 taps, kernel depth 1 (3-D inputs run
 // plane by plane). Numerics: the transforms add rounding error growing with m (DESIGN.md's
@@ -47,7 +51,8 @@ namespace fastconv::conv::winograd {
 namespace {
 
 // Workspace: the blocked input (a chunk of images), the padded bias, and per thread V, M and a
-// strip of outputs; then (data gradient) the transformed weights.
+// strip of outputs; then the transformed weights (data gradient), or per thread a chunk of them
+// (a forward transforming them in its tasks).
 template <typename T>
 struct Workspace {
   T* image;
@@ -55,6 +60,7 @@ struct Workspace {
   T* per_thread;
   int64_t thread_stride;
   T* weights;
+  int64_t chunk_stride;
 
   Workspace(const Plan& P, void* base, int threads) {
     image = static_cast<T*>(base);
@@ -62,26 +68,77 @@ struct Workspace {
     per_thread = bias + round_up(P.groups * P.t.nkb * P.t.w, 16);
     thread_stride = util::scratch_stride(P.thread_elements(P.TW), sizeof(T));
     weights = per_thread + round_up(threads * thread_stride, 16);
+    chunk_stride = util::scratch_stride(P.chunk_size(), sizeof(T));
   }
-  static std::size_t bytes(const Plan& P, int threads, bool with_weights) {
+  T* chunk() const { return weights + util::thread_index() * chunk_stride; }
+  enum class Weights { none, whole, chunks };
+  static std::size_t bytes(const Plan& P, int threads, Weights weights) {
     const Workspace w(P, nullptr, threads);
-    const int64_t weights = with_weights ? P.s.xis() * P.u_xi() : 0;
-    return static_cast<std::size_t>(reinterpret_cast<const char*>(w.weights + weights) -
+    const int64_t n = weights == Weights::whole    ? P.s.xis() * P.u_xi()
+                      : weights == Weights::chunks ? threads * w.chunk_stride
+                                                   : 0;
+    return static_cast<std::size_t>(reinterpret_cast<const char*>(w.weights + n) -
                                     reinterpret_cast<const char*>(w.image));
   }
 };
 
-// U [xi][g][kb][cb][ci][ko] = (G w GT)[xi] of the weights w[g * group + k * k_step + c * c_step
-// + (tap, or ntaps - 1 - tap when flip)] for output / input channels k, c of group g (zero beyond
-// Kg / Cg). Returns whether every weight is finite.
+// The weights as a convolution of q reads them: output channel k, input channel c of group g
+// at w[g * group + k * k_step + c * c_step + (tap, or ntaps - 1 - tap when flip)].
 template <typename T>
-bool transform_weights(const Plan& P, const ConvProblem& q, const kernels::KernelSet<T>& ks,
-                       const T* w, int64_t group, int64_t k_step, int64_t c_step, bool flip, T* U,
-                       int threads) {
+struct WeightView {
+  const T* w;
+  int64_t group, k_step, c_step;
+  bool flip;
+};
+
+// Output block kb of group g, input channels [c0, c1) (whole blocks): dst[xi * u_xi + ((c - c0)
+// / W) * W * W + (c % W) * W + ko] = (G w GT)[xi] for output channel kb * W + ko, zero beyond Kg /
+// Cg. With `stream`, non-temporal stores. With non_finite not null, a non-finite weight sets
+// it (the forward does not look: its outputs take the NaN either way).
+template <typename T>
+void transform_block(const Plan& P, const ConvProblem& q, const kernels::KernelSet<T>& ks,
+                     const WeightView<T>& wv, int64_t g, int64_t kb, int64_t c0, int64_t c1,
+                     T* dst, int64_t u_xi, bool stream, bool* non_finite) {
   const auto& wk = ks.winograd;
   const int64_t Kg = q.K_per_group(), Cg = q.C_per_group(), W = P.t.w;
-  const int64_t ntaps = q.kernel_spatial(), ncb = P.t.ncb, nkb = P.t.nkb;
+  const int64_t ntaps = q.kernel_spatial();
   const auto weight_fn = wk.weight[P.s.variant][P.s.index];
+  const int64_t kn = std::max<int64_t>(0, std::min<int64_t>(W, Kg - kb * W));
+  // Channels whose taps lie one after another (the forward's weights) are moved into lanes a
+  // run at a time: whole vectors transposed, where one channel's taps would fill a part of one.
+  constexpr int kMaxLanes = 64;
+  constexpr int64_t kTapsSize = 16 * wk::kTaps * wk::kTaps * 16;  // 16 channels of 16 lanes
+  alignas(64) T taps[kTapsSize];  // [channel][tap][ko]
+  alignas(64) T flipped[wk::kTaps * wk::kTaps * kMaxLanes];
+  const T* rows[kMaxLanes];  // the taps of each output channel ko (null: none)
+  const int64_t run = !wv.flip && wv.c_step == ntaps ? kTapsSize / (ntaps * W) : 1;
+  for (int64_t c = c0; c < c1; c += run) {
+    const int64_t cn = std::min(run, c1 - c);
+    const int64_t real = std::clamp<int64_t>(Cg - c, 0, cn);  // channels below Cg
+    if (real > 0) {  // the kn filters' taps into lanes (transposed in registers), in tap order
+      for (int64_t ko = 0; ko < W; ++ko)
+        rows[ko] = ko < kn ? wv.w + g * wv.group + (kb * W + ko) * wv.k_step + c * wv.c_step
+                           : nullptr;
+      ks.blocked.interleave(rows, real * ntaps, wv.flip ? flipped : taps);
+      if (wv.flip) {  // (one channel)
+        for (int64_t tap = 0; tap < ntaps; ++tap)
+          std::copy(flipped + (ntaps - 1 - tap) * W, flipped + (ntaps - tap) * W, taps + tap * W);
+      }
+      if (non_finite && any_non_finite(taps, real * ntaps * W)) *non_finite = true;
+    }
+    std::fill(taps + real * ntaps * W, taps + cn * ntaps * W, T(0));
+    for (int64_t i = 0; i < cn; ++i)
+      weight_fn(taps + i * ntaps * W, dst + (c + i - c0) / W * W * W + (c + i) % W * W, u_xi,
+                stream);
+  }
+}
+
+// U [xi][g][kb][cb][ci][ko] = (G w GT)[xi] of the weights, every output block of every group.
+// With check, returns whether every weight is finite (else true).
+template <typename T>
+bool transform_weights(const Plan& P, const ConvProblem& q, const kernels::KernelSet<T>& ks,
+                       const WeightView<T>& wv, T* U, int threads, bool check) {
+  const int64_t W = P.t.w, ncb = P.t.ncb, nkb = P.t.nkb;
   const int64_t u_xi = P.u_xi();
   // Larger than a core's caches: written around them (no read for ownership of each line).
   constexpr int64_t kStreamBytes = int64_t(4) << 20;
@@ -91,42 +148,29 @@ bool transform_weights(const Plan& P, const ConvProblem& q, const kernels::Kerne
   {
 #pragma omp for schedule(static)
   for (int64_t gk = 0; gk < P.groups * nkb; ++gk) {
-    const int64_t g = gk / nkb, kb = gk % nkb;
-    const int64_t kn = std::max<int64_t>(0, std::min<int64_t>(W, Kg - kb * W));
-    constexpr int kMaxLanes = 64;
-    alignas(64) T taps[wk::kTaps * wk::kTaps * kMaxLanes];  // [tap][ko]
-    alignas(64) T flipped[wk::kTaps * wk::kTaps * kMaxLanes];
-    const T* rows[kMaxLanes];  // input channel c's taps of each output channel ko (null: none)
-    for (int64_t c = 0; c < ncb * W; ++c) {
-      if (c < Cg) {  // the kn filters' taps into lanes (transposed in registers), in tap order
-        for (int64_t ko = 0; ko < W; ++ko)
-          rows[ko] = ko < kn ? w + g * group + (kb * W + ko) * k_step + c * c_step : nullptr;
-        ks.blocked.interleave(rows, ntaps, flip ? flipped : taps);
-        if (flip) {
-          for (int64_t tap = 0; tap < ntaps; ++tap)
-            std::copy(flipped + (ntaps - 1 - tap) * W, flipped + (ntaps - tap) * W, taps + tap * W);
-        }
-        bad |= any_non_finite(taps, ntaps * W);
-      } else {
-        std::fill(taps, taps + ntaps * W, T(0));
-      }
-      weight_fn(taps, U + ((gk * ncb) + c / W) * W * W + (c % W) * W, u_xi, stream);
-    }
+    bool non_finite = false;
+    transform_block(P, q, ks, wv, gk / nkb, gk % nkb, 0, ncb * W, U + gk * ncb * W * W, u_xi,
+                    stream, check ? &non_finite : nullptr);
+    if (non_finite) bad = 1;
   }
-  if (stream) wk.store_fence();  // streamed U complete before it is read
+  if (stream) ks.winograd.store_fence();  // streamed U complete before it is read
   }
   return bad == 0;
 }
 
-// act(conv(src, U) + bias) at the outputs of `win`, written to `dest`. With non_finite not
-// null, an input holding NaN or Inf sets it and returns before anything is written.
+// act(conv(src, U) + bias) at the outputs of `win`, written to `dest`. With U null, each task
+// transforms the weights `raw` of its output blocks itself, a chunk at a time into its
+// workspace (transforms_in_tasks; the same sums in the same order). With non_finite not null,
+// an input holding NaN or Inf sets it and returns before anything is written.
 template <typename T>
 void convolve(const ConvProblem& q, const Plan& P, const kernels::KernelSet<T>& ks,
-              const Source<T>& src, const T* U, const T* bias, Activation act,
+              const Source<T>& src, const T* U, const WeightView<T>& raw, const T* bias,
+              Activation act,
               const Destination<T>& dest, const Workspace<T>& ws, const Window& win,
               int threads, bool* non_finite) {
   const auto& uk = ks.blocked;
   const auto& wk = ks.winograd;
+  const auto& kset = ks;  // (a task's `ks` is its part of the output channels)
   const blocked::Tiling& t = P.t;
   const Shape& s = P.s;
   const int64_t W = t.w, ncb = t.ncb, nkb = t.nkb, xis = s.xis();
@@ -199,8 +243,8 @@ void convolve(const ConvProblem& q, const Plan& P, const kernels::KernelSet<T>& 
       // 2. M[xi] = U[xi] V[xi]: NB output blocks x UR tiles per kernel call, the last tile
       // group overlapping the one before.
       const int ur = static_cast<int>(std::min<int64_t>(tt.ur, nt));
-      const kernels::BlockedConvFn<T> tile_fn =
-          uk.tile[kernels::BlockedConvUkernel<T>::nb_index(static_cast<int>(nb))][ur][0];
+      const auto& tiles = uk.tile[kernels::BlockedConvUkernel<T>::nb_index(static_cast<int>(nb))];
+      const kernels::BlockedConvFn<T> tile_fn = tiles[ur][0];
       kernels::BlockedConvArgs<T> args;
       args.x_block = nt * W;
       args.taps = &tap0;
@@ -209,16 +253,41 @@ void convolve(const ConvProblem& q, const Plan& P, const kernels::KernelSet<T>& 
       args.last_cin = static_cast<int>(q.C_per_group() - (ncb - 1) * W);
       args.w_block = w_block;
       args.y_block = nt * W;
-      for (int64_t xi = 0; xi < xis; ++xi)
-        for (int64_t kg = kg0; kg < kg1; ++kg) {
-          args.w = U + xi * u_xi + (g * nkb + kg * nb) * w_block;
+      const auto products = [&](const T* u, int64_t u_step, int64_t kg, int64_t cb0) {
+        for (int64_t xi = 0; xi < xis; ++xi) {
+          args.w = u + xi * u_step;
           for (int64_t j0 = 0; j0 < nt; j0 += ur) {
-            const int64_t j = std::min(j0, nt - ur);
-            args.x = V + xi * v_xi + j * W;
+            // A last group of fewer than UR tiles overlaps the one before, recomputing some of
+            // its tiles (the same sums), unless adding to M, where it would add them twice:
+            // then it is a narrower tile.
+            const bool rest = j0 + ur > nt && args.accumulate;
+            const int64_t j = rest ? j0 : std::min(j0, nt - ur);
+            args.x = V + xi * v_xi + (cb0 * nt + j) * W;
             args.y = M + xi * m_xi + kg * nb * nt * W + j * W;
-            tile_fn(args);
+            (rest ? tiles[nt - j0][0] : tile_fn)(args);
           }
         }
+      };
+      if (U) {
+        for (int64_t kg = kg0; kg < kg1; ++kg)
+          products(U + (g * nkb + kg * nb) * w_block, u_xi, kg, 0);
+      } else {  // NB output blocks x a chunk of input blocks transformed at a time
+        T* chunk = ws.chunk();
+        const int64_t chunk_blocks = P.chunk_blocks(), c_xi = P.chunk_xi();
+        const int64_t Cg = q.C_per_group();
+        for (int64_t kg = kg0; kg < kg1; ++kg)
+          for (int64_t cb0 = 0; cb0 < ncb; cb0 += chunk_blocks) {
+            const int64_t cn = std::min(chunk_blocks, ncb - cb0);
+            for (int64_t b = 0; b < nb; ++b)
+              transform_block(P, q, kset, raw, g, kg * nb + b, cb0 * W, (cb0 + cn) * W,
+                              chunk + b * cn * W * W, c_xi, false, nullptr);
+            args.ncb = cn;
+            args.w_block = cn * W * W;
+            args.last_cin = cb0 + cn == ncb ? static_cast<int>(Cg - (ncb - 1) * W) : 0;
+            args.accumulate = cb0 > 0;
+            products(chunk, c_xi, kg, cb0);
+          }
+      }
 
       // 3. y = AT M A + bias, clamped; each tile row's lanes back to NCHW rows.
       for_each_run([&](int64_t j, int64_t len, int64_t n, int64_t d, int64_t th, int64_t tw) {
@@ -247,13 +316,20 @@ void convolve(const ConvProblem& q, const Plan& P, const kernels::KernelSet<T>& 
 
 // ---- forward: x N x C x in (unpadded, zero padding of p), packed U -> y N x K x out.
 
+// The forward's weights, K x Cg x taps.
+template <typename T>
+WeightView<T> forward_weights(const ConvArgs& a) {
+  const ConvProblem& p = a.problem;
+  const int64_t Kg = p.K_per_group(), Cg = p.C_per_group(), nt = p.kernel_spatial();
+  return {static_cast<const T*>(a.w), Kg * Cg * nt, Cg * nt, nt, false};
+}
+
 template <typename T>
 void pack(const ConvArgs& a, void* packed, int m) {
   const ConvProblem& p = a.problem;
   const Plan P = forward_plan<T>(p, m, a.kernels, 1);
-  const int64_t Kg = p.K_per_group(), Cg = p.C_per_group(), nt = p.kernel_spatial();
-  transform_weights(P, p, a.kernels.get<T>(), static_cast<const T*>(a.w), Kg * Cg * nt,
-                    Cg * nt, nt, false, static_cast<T*>(packed), a.threads);
+  transform_weights(P, p, a.kernels.get<T>(), forward_weights<T>(a), static_cast<T*>(packed),
+                    a.threads, false);
 }
 
 template <typename T>
@@ -262,8 +338,10 @@ void forward(const ConvArgs& a, int m) {
   const Plan P = forward_plan<T>(p, m, a.kernels, a.threads);
   const Workspace<T> ws(P, a.workspace, a.threads);
   const Source<T> src{static_cast<const T*>(a.x), p.in, p.pad_lo};
+  // Without packed weights (a stateless call, where transforms_in_tasks holds) the tasks
+  // transform them.
   convolve(p, P, a.kernels.get<T>(), src, static_cast<const T*>(a.packed_w),
-           static_cast<const T*>(a.b), a.activation,
+           forward_weights<T>(a), static_cast<const T*>(a.b), a.activation,
            Destination<T>{static_cast<T*>(a.out), {0, 0, 0}, p.out}, ws, Window{{0, 0, 0}, p.out},
            a.threads, a.non_finite_input);
 }
@@ -285,8 +363,8 @@ void backward_data(const ConvArgs& a, int m) {
   const Workspace<T> ws(P, a.workspace, a.threads);
   const int64_t Kg = p.K_per_group(), Cg = p.C_per_group(), nt = p.kernel_spatial();
   // q's weight (output channel c, input channel k, tap) = p's (k, c, tap flipped in space).
-  if (!transform_weights(P, q, a.kernels.get<T>(), static_cast<const T*>(a.w),
-                         Kg * Cg * nt, nt, Cg * nt, true, ws.weights, a.threads)) {
+  const WeightView<T> wv{static_cast<const T*>(a.w), Kg * Cg * nt, nt, Cg * nt, true};
+  if (!transform_weights(P, q, a.kernels.get<T>(), wv, ws.weights, a.threads, true)) {
     direct_algorithm().run[static_cast<int>(ConvDirection::backward_data)](a);
     return;
   }
@@ -298,7 +376,7 @@ void backward_data(const ConvArgs& a, int m) {
     dest.base = a.keep_lo;
     for (int d = 0; d < 3; ++d) dest.ext[d] = a.keep_hi[d] - a.keep_lo[d];
   }
-  convolve(q, P, a.kernels.get<T>(), src, ws.weights, static_cast<const T*>(nullptr),
+  convolve(q, P, a.kernels.get<T>(), src, ws.weights, wv, static_cast<const T*>(nullptr),
            Activation::none, dest, ws, win, a.threads, a.non_finite_input);
 }
 
@@ -337,12 +415,17 @@ std::size_t workspace_bytes_m(const ConvProblem& p, DType dtype, ConvDirection d
                               int threads, const kernels::KernelTable& kt, int m) {
   return util::with_dtype(dtype, [&](auto t) -> std::size_t {
     using T = decltype(t);
-    if (direction == ConvDirection::forward)
-      return Workspace<T>::bytes(forward_plan<T>(p, m, kt, threads), threads, false);
+    if (direction == ConvDirection::forward) {
+      const Plan P = forward_plan<T>(p, m, kt, threads);
+      return Workspace<T>::bytes(P, threads, transforms_in_tasks<T>(P, p, threads)
+                                                 ? Workspace<T>::Weights::chunks
+                                                 : Workspace<T>::Weights::none);
+    }
     // The kept box is at most the whole padded input: the largest window.
     const Window win{{0, 0, 0}, p.in};
     const std::size_t own =
-        Workspace<T>::bytes(backward_data_plan<T>(p, win, m, kt, threads), threads, true);
+        Workspace<T>::bytes(backward_data_plan<T>(p, win, m, kt, threads), threads,
+                            Workspace<T>::Weights::whole);
     const std::size_t direct = direct_algorithm().workspace_bytes(p, dtype, direction, threads, kt);
     return std::max(own, direct);
   });
@@ -393,6 +476,15 @@ std::size_t packed_weights_bytes(const ConvProblem& p, DType dtype,
 }
 
 template <int M>
+bool packs_in_forward(const ConvProblem& p, DType dtype, const kernels::KernelTable& kt,
+                      int threads) {
+  return util::with_dtype(dtype, [&](auto t) {
+    using T = decltype(t);
+    return transforms_in_tasks<T>(forward_plan<T>(p, tile<M>(p, kt), kt, threads), p, threads);
+  });
+}
+
+template <int M>
 ConvAlgorithm make_algorithm(const char* name, const char* description) {
   return ConvAlgorithm{name,
                        description,
@@ -403,7 +495,8 @@ ConvAlgorithm make_algorithm(const char* name, const char* description) {
                        &pack_weights<M>,
                        &pads_forward_input,
                        &writes_kept_box,
-                       true};
+                       true,
+                       &packs_in_forward<M>};
 }
 
 }  // namespace

@@ -79,6 +79,17 @@ struct Plan {
   // One thread's V, M and strip of outputs, for tile rows of tw tiles.
   int64_t thread_elements(int64_t tw) const { return v_size() + m_size() + strip_size(tw); }
   int64_t u_xi() const { return skewed(groups * t.nkb * t.ncb * t.w * t.w); }
+  // A call without packed weights transforms them in its tasks (winograd.cpp, convolve), NB
+  // output blocks x chunk_blocks() input blocks at a time: one reduction block of the tile
+  // kernels, so the chunks' partial sums round as U's whole products do.
+  int64_t chunk_blocks() const {
+    return std::min(t.ncb, std::max<int64_t>(1, kernels::kBlockedReductionBlock / t.w));
+  }
+  int64_t chunk_xi() const {
+    const int64_t nb = std::min<int64_t>(kernels::BlockedConvUkernel<float>::kMaxNb, t.nkb);
+    return skewed(nb * chunk_blocks() * t.w * t.w);
+  }
+  int64_t chunk_size() const { return s.xis() * chunk_xi(); }
 };
 
 // Output blocks U and M hold: rounded up to a multiple of every NB the tiling of a task may
@@ -162,6 +173,19 @@ Plan make_plan(const ConvProblem& q, const Shape& s, const Window& win,
   return P;
 }
 
+
+// Whether a forward call without packed weights transforms them in its tasks: when each
+// output block's weights are transformed once anyway (one chunk of images and one run of tiles
+// per group: every task reads its part of U once) and the threads' chunks take at most a
+// quarter of the workspace limit. Each chunk is then used while in cache, where U would go to
+// memory and back (on 512 x 7 x 7 its 16 MiB cost more than the products).
+template <typename T>
+bool transforms_in_tasks(const Plan& P, const ConvProblem& q, int threads) {
+  const bool one_chunk = P.images >= q.N && P.planes >= P.D && P.rows >= P.TH;
+  const bool one_run = P.tb >= P.chunk_tiles();
+  const int64_t bytes = threads * P.chunk_size() * int64_t(sizeof(T));
+  return one_chunk && one_run && bytes <= scratch_limit(q, util::dtype_of<T>()) / 4;
+}
 
 template <typename T>
 Plan forward_plan(const ConvProblem& p, int m, const kernels::KernelTable& kt, int threads) {

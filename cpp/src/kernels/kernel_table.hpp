@@ -178,12 +178,20 @@ struct PoolKernels {
   PoolWindowFn<T> window_sum = nullptr;
 };
 
+// Reduction terms the blocked kernels below sum in registers before the partial sums go to the
+// tile in memory (as GEMM's KC blocks): the rounding error of long reductions (C x taps in the
+// tens of thousands) then grows with the block and the block count, not with the whole length.
+constexpr int64_t kBlockedReductionBlock = 256;
+
 // Direct convolution on channel-blocked layouts (generic/blocked_ukernel.hpp), W lanes:
 //   y[b*y_block + r*W + ko] = sum_{cb < ncb, t < ntaps, ci < W (last block: ci < last_cin)}
 //       x[cb*x_block + taps[t] + r*S*W + ci] * w[b*w_block + (cb*ntaps + t)*W*W + ci*W + ko]
 //   for b < NB, r < UR, ko < W; S = stride along the row (1 or 2). On the narrow layout (few
 //   input channels, any stride) the kernel sums terms t, each one (tap, channel) pair:
 //   y[b*y_block + r*W + ko] = sum_{t < ntaps} x[taps[t] + r*x_step] * w[b*w_block + t*W + ko].
+// With `accumulate` the sums are added to y (=  becomes +=), in the same blocks of terms as
+// within one call: a reduction split at a multiple of kBlockedReductionBlock terms into calls
+// rounds as one call does.
 template <typename T>
 struct BlockedConvArgs {
   const T* x;            // blocked, padded input at the tile's first output, channel block 0
@@ -198,6 +206,7 @@ struct BlockedConvArgs {
   T* y;                  // the tile: y[b*y_block + r*W + ko]
   int64_t y_block = 0;   // elements between output blocks' rows in y (UR x W: a dense tile)
   int64_t x_step = 0;    // narrow layout only: elements between consecutive outputs' inputs
+  bool accumulate = false;  // add the sums to the tile instead of writing them
 };
 
 template <typename T>
@@ -225,6 +234,7 @@ using BlockedWgradFn = void (*)(const BlockedWgradArgs<T>& args);
 template <typename T>
 struct BlockedConvUkernel {
   static constexpr int kMaxUr = 14;
+  static constexpr int kMaxNb = 4;
   static constexpr int nb_index(int nb) { return nb == 1 ? 0 : nb == 2 ? 1 : 2; }
   int w = 0;        // lanes W
   int max_acc = 0;  // NB x UR accumulators that fit the registers

@@ -23,11 +23,6 @@
 
 namespace fastconv::kernels {
 
-// Reduction terms summed in registers before the partial sums go to the tile in memory (as
-// GEMM's KC blocks): the rounding error of long reductions (C x taps in the tens of thousands)
-// then grows with the block and the block count, not with the whole length.
-constexpr int64_t kBlockedReductionBlock = 256;
-
 // S: the stride along W on the standard layout (W channels per input block), or 0 for the
 // narrow layout, whose terms (tap, channel) each have their own offset in a.taps and a.x_step
 // elements between consecutive outputs.
@@ -62,7 +57,7 @@ void blocked_conv_tile(const BlockedConvArgs<typename V::T>& a) {
       const int64_t t1 = a.ntaps - t0 < kBlockedReductionBlock ? a.ntaps : t0 + kBlockedReductionBlock;
       clear();
       for (int64_t t = t0; t < t1; ++t) channel(a.x + a.taps[t], a.x_step, a.w + t * W);
-      flush(t0 == 0);
+      flush(t0 == 0 && !a.accumulate);
     }
   } else {
     constexpr int64_t steps_per_block =
@@ -70,7 +65,7 @@ void blocked_conv_tile(const BlockedConvArgs<typename V::T>& a) {
     constexpr int64_t w_tap = int64_t(W) * W;
     clear();
     int64_t steps = 0;  // (block, tap) steps summed in acc
-    bool first = true;
+    bool first = !a.accumulate;
     for (int64_t cb = 0; cb < a.ncb; ++cb) {
       const T* xc = a.x + cb * a.x_block;
       const T* wc = a.w + cb * a.ntaps * w_tap;
@@ -91,7 +86,7 @@ void blocked_conv_tile(const BlockedConvArgs<typename V::T>& a) {
         }
       }
     }
-    if (steps > 0 || first) flush(first);
+    if (steps > 0 || first) flush(first);  // (accumulating nothing: the tile stays)
   }
 }
 
@@ -147,7 +142,18 @@ template <typename V>
 void interleave_rows(const typename V::T* const* rows, int64_t n, typename V::T* dst) {
   using R = typename V::R;
   constexpr int W = V::W;
-  for (int64_t i = 0; i < n; i += W) {
+  bool all = true;
+  for (int c = 0; c < W; ++c) all = all && rows[c];
+  int64_t i = 0;
+  if (all) {  // whole vectors from every row
+    for (; i + W <= n; i += W) {
+      R r[W];
+      for (int c = 0; c < W; ++c) r[c] = V::loadu(rows[c] + i);
+      transpose_square<V>(r);
+      for (int j = 0; j < W; ++j) V::storeu(dst + (i + j) * W, r[j]);
+    }
+  }
+  for (; i < n; i += W) {
     const int lanes = n - i < W ? static_cast<int>(n - i) : W;
     R r[W];
     for (int c = 0; c < W; ++c) r[c] = rows[c] ? V::load_partial(rows[c] + i, lanes) : V::zero();

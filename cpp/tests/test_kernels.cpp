@@ -6,6 +6,8 @@
 //   test_kernels.cpp (this file)
 //     GEMM tile:  every m <= MR, n <= NR, a few depths; bias, accumulate, the ReLU6 clamp and
 //                 NaN kept by the clamp; C rows ldc apart with a gap after n columns
+//     pack_rows:  1, W - 1 and W rows (null rows among them) into records of count, count + 3
+//                 and 2W elements
 //     pooling:    rows (max, sum) and windows (max, sum; strides 1 and 2, dilation, scaling)
 //   test_kernels_conv.cpp: the direct row kernels (forward, both backward directions, depthwise
 //     planes and channel-blocked depthwise) and the channel-blocked direct convolution (tiles,
@@ -86,6 +88,35 @@ void test_gemm(const std::string& isa, const fastconv::kernels::GemmUkernel<T>& 
   check(std::isnan(c[0]) && c[nr] == T(1), isa + " gemm: the clamp keeps NaN");
 }
 
+// pack_rows: count <= W rows (some null: zeros) into count lanes of records ldd apart; the
+// lanes from count to ldd and everything past the last record keep their contents.
+template <typename T>
+void test_pack_rows(const std::string& isa, const fastconv::kernels::GemmUkernel<T>& uk) {
+  const int W = uk.w;
+  for (int count : {1, W - 1, W}) {
+    if (count < 1) continue;
+    for (int64_t ldd : {int64_t(count), int64_t(count + 3), int64_t(2 * W)}) {
+      for (int64_t n : {int64_t(1), int64_t(W - 1), int64_t(W), int64_t(2 * W + 3)}) {
+        if (n < 1) continue;
+        std::vector<std::vector<T>> rows;
+        std::vector<const T*> in;
+        for (int c = 0; c < count; ++c) {
+          rows.push_back(random<T>(n, 41 + static_cast<uint32_t>(c)));
+          in.push_back(c % 3 == 1 ? nullptr : rows.back().data());
+        }
+        Guarded<T> dst((n - 1) * ldd + count);
+        dst.snapshot();
+        uk.pack_rows(in.data(), count, n, dst.data(), ldd);
+        Expected e(dst.size());
+        for (int64_t i = 0; i < n; ++i)
+          for (int c = 0; c < count; ++c)
+            e.put(i * ldd + c, in[static_cast<size_t>(c)] ? double(rows[static_cast<size_t>(c)][static_cast<size_t>(i)]) : 0.0, 0.0);
+        check_output(dst, e, 0.0, label(isa, "pack_rows", bits<T>(), "count", count, "ldd", ldd, "n", n));
+      }
+    }
+  }
+}
+
 template <typename T>
 void test_pool(const std::string& isa, const fastconv::kernels::PoolKernels<T>& pk) {
   const int64_t W = 37, nrows = 3, guard = 16;
@@ -147,6 +178,8 @@ int main() {
   for_each_isa([](const std::string& isa, const fastconv::kernels::KernelTable& table) {
     test_gemm<float>(isa, table.f32.gemm);
     test_gemm<double>(isa, table.f64.gemm);
+    test_pack_rows<float>(isa, table.f32.gemm);
+    test_pack_rows<double>(isa, table.f64.gemm);
     test_pool<float>(isa, table.f32.pool);
     test_pool<double>(isa, table.f64.pool);
   });

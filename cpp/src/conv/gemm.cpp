@@ -60,7 +60,21 @@ Tile tile_of(int64_t t, int64_t groups, int64_t col_blocks, int64_t row_blocks) 
           t / row_blocks % col_blocks, t % row_blocks};
 }
 
-// Per-thread scratch: one A panel and one B block (and, for backward-data, a dX_col chunk).
+// Per-thread scratch of each use: A (one panel, or for the transposed forward a block of
+// kRowChunk rows), B (a block, none where B is prepacked) and C (a chunk of dX_col, or the
+// transposed forward's Y^T block).
+enum class Use { forward, forward_transposed, backward_data, backward_weights };
+
+struct ScratchSizes {
+  int64_t a, b, c;
+  ScratchSizes(Use use, int mr)
+      : a(use == Use::forward_transposed ? kRowChunk * gemm::kKC : gemm::a_panel_size(mr)),
+        b(use == Use::forward_transposed ? 0 : gemm::b_block_size()),
+        c(use == Use::forward_transposed || use == Use::backward_data ? kRowChunk * kChunkStride
+                                                                       : 0) {}
+  int64_t total() const { return a + b + c; }
+};
+
 template <typename T>
 struct Scratch {
   T* a;
@@ -69,15 +83,10 @@ struct Scratch {
 };
 
 template <typename T>
-int64_t scratch_size(int mr, bool with_c) {
-  return gemm::a_panel_size(mr) + gemm::b_block_size() + (with_c ? kRowChunk * kChunkStride : 0);
-}
-
-template <typename T>
-Scratch<T> scratch(T* base, int mr, bool with_c) {
-  T* a = base + thread_index() * scratch_size<T>(mr, with_c);
-  T* b = a + gemm::a_panel_size(mr);
-  return {a, b, b + gemm::b_block_size()};
+Scratch<T> scratch(T* base, Use use, int mr) {
+  const ScratchSizes n(use, mr);
+  T* a = base + thread_index() * n.total();
+  return {a, a + n.a, a + n.a + n.b};
 }
 
 // Whether the forward computes the product transposed (see the header): when the share of
@@ -90,7 +99,7 @@ Scratch<T> scratch(T* base, int mr, bool with_c) {
 template <typename T>
 bool transposed_product(const ConvProblem& p, const kernels::GemmUkernel<T>& uk) {
   const int64_t P = p.out_spatial(), Kg = p.K_per_group(), Kr = reduction_size(p);
-  if (P == 0 || Kg == 0 || Kr == 0 || uk.mr > Im2colRowsA<T>::kMaxMr) return false;
+  if (P == 0 || Kg == 0 || Kr == 0) return false;
   const auto share = [](int64_t n, int64_t step) { return double(n) / double(round_up(n, step)); };
   return share(P, uk.mr) * share(Kg, uk.nr) >
          (1.0 + 96.0 / double(Kr)) * share(P, uk.nr) * share(Kg, uk.mr);
@@ -121,9 +130,9 @@ void pack_weights(const ConvArgs& a, void* packed) {
 #pragma omp parallel for schedule(static) num_threads(a.threads) if (a.threads > 1)
   for (int64_t g = 0; g < p.groups; ++g) {
     if (transposed) {
-      gemm::PrepackedB<T>::pack(w + g * Kg * Kr, Kr, Kr, Kg, uk.nr, dst + g * size);
+      gemm::PrepackedB<T>::pack(uk, w + g * Kg * Kr, Kr, Kr, Kg, dst + g * size);
     } else {
-      gemm::PrepackedA<T>::pack(w + g * Kg * Kr, Kg, Kr, Kr, uk.mr, dst + g * size);
+      gemm::PrepackedA<T>::pack(uk, w + g * Kg * Kr, Kg, Kr, Kr, dst + g * size);
     }
   }
 }
@@ -146,7 +155,8 @@ void forward_transposed(const ConvArgs& a) {
   const auto& blk = a.kernels.get<T>().blocked;  // its transposes
 
   const int64_t col_blocks = ceil_div(Kg, gemm::kNC);
-  const int64_t row_blocks = std::max(ceil_div(P, kRowChunk),
+  const int64_t max_rows = kRowChunk / uk.mr * uk.mr;  // a block's rows, whole panels
+  const int64_t row_blocks = std::max(ceil_div(P, max_rows),
                                       row_blocks_for(P, uk.mr, p.N * p.groups * col_blocks, a.threads));
   const int64_t rows_per_block = round_up(ceil_div(P, row_blocks), uk.mr);
   const int64_t tasks = p.N * p.groups * col_blocks * row_blocks;
@@ -156,11 +166,23 @@ void forward_transposed(const ConvArgs& a) {
     const int64_t m0 = rb * rows_per_block, m1 = std::min(P, m0 + rows_per_block);
     if (m0 >= m1) continue;
     const int64_t n0 = cb * gemm::kNC, n1 = std::min(Kg, n0 + gemm::kNC);
-    const Scratch<T> s = scratch(scratch_base, uk.mr, true);
-    gemm::gemm_block(uk, Kr, m0, m1, n0, n1,
-                     Im2colRowsA<T>(p, x + (n * p.C + g * Cg) * in_plane, uk.mr),
-                     gemm::PrepackedB<T>{wpack + g * group_pack, round_up(Kg, uk.nr)}, s.c,
-                     kChunkStride, kernels::TileStore<T>{}, s.a, s.b);
+    const Scratch<T> s = scratch(scratch_base, Use::forward_transposed, uk.mr);
+    // Per reduction block, the A block of the task's positions at once: im2col^T in MR-row
+    // panels is im2col in panels of MR lanes, each input row read once for all of them.
+    const Im2colB<T> a_block(p, x + (n * p.C + g * Cg) * in_plane, uk, uk.mr);
+    const int64_t Nr = round_up(Kg, uk.nr);
+    for (int64_t k0 = 0; k0 < Kr; k0 += gemm::kKC) {
+      const int64_t kc = std::min(gemm::kKC, Kr - k0);
+      a_block(k0, kc, m0, m1 - m0, s.a);
+      const auto panel = [&](int64_t m, int64_t, int64_t, T*) -> const T* {
+        return s.a + (m - m0) / uk.mr * kc * uk.mr;
+      };
+      kernels::TileStore<T> st;
+      st.accumulate = k0 > 0;
+      gemm::gemm_block(uk, kc, m0, m1, n0, n1, panel,
+                       gemm::PrepackedB<T>{wpack + g * group_pack + k0 * Nr, Nr}, s.c,
+                       kChunkStride, st, static_cast<T*>(nullptr), s.b);
+    }
     // Bias and clamp (a plan's ReLU / ReLU6) along the block's rows, then W x W transposes
     // into the rows of y.
     const T* bias = b ? b + g * Kg + n0 : nullptr;
@@ -211,11 +233,11 @@ void forward(const ConvArgs& a) {
     const int64_t m0 = rb * rows_per_block, m1 = std::min(Kg, m0 + rows_per_block);
     if (m0 >= m1) continue;
     const int64_t n0 = cb * gemm::kNC, n1 = std::min(P, n0 + gemm::kNC);
-    const Scratch<T> s = scratch(scratch_base, uk.mr, false);
+    const Scratch<T> s = scratch(scratch_base, Use::forward, uk.mr);
     kernels::TileStore<T> st = store_base;
     st.bias = b ? b + g * Kg : nullptr;
     gemm::gemm_block(uk, Kr, m0, m1, n0, n1, gemm::PrepackedA<T>{wpack + g * group_pack, Kr, uk.mr},
-                     Im2colB<T>(p, x + (n * p.C + g * Cg) * in_plane, uk),
+                     Im2colB<T>(p, x + (n * p.C + g * Cg) * in_plane, uk, uk.nr),
                      y + (n * p.K + g * Kg + m0) * P + n0, P, st, s.a, s.b);
     if (store_base.stream) uk.store_fence();
   }
@@ -245,8 +267,8 @@ void backward_data(const ConvArgs& a) {
     const int64_t n = t / (channel_blocks * p.groups);
     const int64_t r_begin = cb * channels_per_block * KK;
     const int64_t r_end = std::min(Cg, (cb + 1) * channels_per_block) * KK;
-    const Scratch<T> s = scratch(scratch_base, uk.mr, true);
-    const gemm::StridedA<T> wt{w + g * Kg * Kr, Kr, 1, Kr, uk.mr};  // W_g^T
+    const Scratch<T> s = scratch(scratch_base, Use::backward_data, uk.mr);
+    const gemm::StridedA<T> wt{w + g * Kg * Kr, Kr, 1, Kr, uk};  // W_g^T
     const gemm::RowMajorB<T> dyg{dy + (n * p.K + g * Kg) * P, P, uk.nr};
     T* dxg = dx + (n * p.C + g * Cg) * in_plane;
     for (int64_t n0 = 0; n0 < P; n0 += gemm::kNC) {
@@ -283,7 +305,7 @@ void backward_weights(const ConvArgs& a) {
     const int64_t m0 = rb * rows_per_block, m1 = std::min(Kg, m0 + rows_per_block);
     if (m0 >= m1) continue;
     const int64_t n0 = cb * gemm::kNC, n1 = std::min(Kr, n0 + gemm::kNC);
-    const Scratch<T> s = scratch(scratch_base, uk.mr, false);
+    const Scratch<T> s = scratch(scratch_base, Use::backward_weights, uk.mr);
     gemm::gemm_block(uk, p.N * P, m0, m1, n0, n1,
                      gemm::BatchedA<T>{dy + g * Kg * P, Kg, P, p.K * P, uk.mr},
                      Im2colTransposedB<T>(p, x + g * Cg * in_plane, p.C * in_plane, uk.nr),
@@ -296,11 +318,11 @@ std::size_t workspace_bytes(const ConvProblem& p, DType dtype, ConvDirection dir
   const bool f32 = dtype == DType::f32;
   const int mr = f32 ? kernels.f32.gemm.mr : kernels.f64.gemm.mr;
   const std::size_t elem = util::dtype_size(dtype);
-  const bool with_c = direction == ConvDirection::backward_data ||
-                      (direction == ConvDirection::forward && transposed_product(p, dtype, kernels));
-  const int64_t elems =
-      threads * (f32 ? scratch_size<float>(mr, with_c) : scratch_size<double>(mr, with_c));
-  return static_cast<std::size_t>(elems) * elem;
+  const Use use = direction == ConvDirection::backward_data      ? Use::backward_data
+                  : direction == ConvDirection::backward_weights ? Use::backward_weights
+                  : transposed_product(p, dtype, kernels)       ? Use::forward_transposed
+                                                                 : Use::forward;
+  return static_cast<std::size_t>(threads * ScratchSizes(use, mr).total()) * elem;
 }
 
 std::size_t packed_weights_bytes(const ConvProblem& p, DType dtype,

@@ -101,13 +101,15 @@ void zero_pad_columns(int64_t kc, int64_t nc, int nr, T* dst) {
     for (int64_t j = tail; j < nr; ++j) panel[kk * nr + j] = T(0);
 }
 
-// B = im2col(x): B(r, p), reduction over rows r (forward convolution). x: channel 0 of the group.
-// The rows are copied by the ISA's pack_runs kernel.
+// B = im2col(x): B(r, p), reduction over rows r (forward convolution), in panels of `lanes`
+// columns: NR for a B block, or MR for a block of MR-row panels of A = im2col(x)^T (the
+// forward product transposed, conv/gemm.cpp; nc <= kNC columns either way). x: channel 0 of the
+// group. The rows are copied by the ISA's pack_runs kernel.
 template <typename T>
 class Im2colB {
  public:
-  Im2colB(const ConvProblem& p, const T* x, const kernels::GemmUkernel<T>& uk)
-      : geo_(p), x_(x), nr_(uk.nr), pack_(uk.pack_runs) {}
+  Im2colB(const ConvProblem& p, const T* x, const kernels::GemmUkernel<T>& uk, int lanes)
+      : geo_(p), x_(x), nr_(lanes), pack_(uk.pack_runs) {}
 
   const T* operator()(int64_t k0, int64_t kc, int64_t n0, int64_t nc, T* dst) const {
     int64_t col[gemm::kNC], row[gemm::kKC];
@@ -124,47 +126,6 @@ class Im2colB {
   const T* x_;
   int nr_;
   kernels::PackRunsFn<T> pack_;
-};
-
-// A = im2col(x)^T: A(q, r) = im2col(r, q), rows q the output positions, the reduction over
-// im2col rows r (the forward product transposed, conv/gemm.cpp). x: channel 0 of the group.
-// Rows beyond the output positions are zero.
-template <typename T>
-class Im2colRowsA {
- public:
-  static constexpr int kMaxMr = 16;  // the largest MR served (every ISA's is 4 to 8)
-  Im2colRowsA(const ConvProblem& p, const T* x, int mr)
-      : geo_(p), x_(x), P_(p.out_spatial()), mr_(mr) {}
-
-  const T* operator()(int64_t m, int64_t k0, int64_t kc, T* buf) const {
-    int64_t col[kMaxMr], row[gemm::kKC];
-    const int rows = P_ - m < mr_ ? static_cast<int>(P_ - m) : mr_;
-    geo_.col_offsets(m, rows, col);
-    geo_.row_offsets(k0, kc, row);
-    bool contiguous = true;  // a stride-1 run of positions: one copy per reduction row
-    for (int i = 1; i < rows; ++i) contiguous = contiguous && col[i] == col[0] + i;
-    for (int64_t k = 0; k < kc; ++k) {
-      const T* src = x_ + row[k];
-      T* d = buf + k * mr_;
-      if (contiguous && rows == 8) {  // fixed-size copies: a vector move, not a call
-        std::memcpy(d, src + col[0], 8 * sizeof(T));
-      } else if (contiguous && rows == 6) {
-        std::memcpy(d, src + col[0], 6 * sizeof(T));
-      } else if (contiguous && rows == 4) {
-        std::memcpy(d, src + col[0], 4 * sizeof(T));
-      } else {
-        for (int i = 0; i < rows; ++i) d[i] = src[col[i]];
-      }
-      for (int i = rows; i < mr_; ++i) d[i] = T(0);
-    }
-    return buf;
-  }
-
- private:
-  Im2colGeometry geo_;
-  const T* x_;
-  int64_t P_;
-  int mr_;
 };
 
 // dst[0..n) = src[off[0..n)]: runs of consecutive offsets are copied whole (short ones by a

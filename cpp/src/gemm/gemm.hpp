@@ -36,13 +36,33 @@ inline int64_t a_panel_size(int mr) { return kKC * mr; }
 /// Elements of A prepacked in MR-row panels over the whole reduction (PrepackedA).
 inline int64_t prepacked_a_size(int64_t M, int64_t Kr, int mr) { return util::round_up(M, mr) * Kr; }
 
+// dst[i * lanes + r] = src[r * lds + i] for i < n and r < lanes, zero for r >= rows: `rows`
+// rows of a row-major matrix into the lanes of a panel, W at a time by the kernels' transposing
+// packer.
+template <typename T>
+void rows_into_lanes(const kernels::GemmUkernel<T>& uk, const T* src, int64_t lds, int64_t rows,
+                     int lanes, int64_t n, T* dst) {
+  constexpr int kMaxLanes = 64;
+  const T* ptr[kMaxLanes];
+  for (int r0 = 0; r0 < lanes; r0 += uk.w) {
+    const int count = lanes - r0 < uk.w ? lanes - r0 : uk.w;
+    for (int c = 0; c < count; ++c) ptr[c] = r0 + c < rows ? src + (r0 + c) * lds : nullptr;
+    uk.pack_rows(ptr, count, n, dst + r0, lanes);
+  }
+}
+
 // A with element (m, k) at a[m * row_stride + k * col_stride], packed on the fly.
 template <typename T>
 struct StridedA {
   const T* a;
   int64_t M, row_stride, col_stride;
-  int mr;
+  const kernels::GemmUkernel<T>& uk;
   const T* operator()(int64_t m, int64_t k0, int64_t kc, T* buf) const {
+    const int mr = uk.mr;
+    if (col_stride == 1) {  // rows contiguous
+      rows_into_lanes(uk, a + m * row_stride + k0, row_stride, M - m, mr, kc, buf);
+      return buf;
+    }
     for (int64_t k = 0; k < kc; ++k)
       for (int i = 0; i < mr; ++i)
         buf[k * mr + i] = m + i < M ? a[(m + i) * row_stride + (k0 + k) * col_stride] : T(0);
@@ -59,20 +79,12 @@ struct PrepackedA {
   const T* operator()(int64_t m, int64_t k0, int64_t, T*) const {
     return packed + (m / mr) * Kr * mr + k0 * mr;
   }
-  // Fill `packed` from a row-major M x Kr matrix a (rows lda apart): each row is read in order
-  // and scattered into its panel lane; lanes beyond M are zero.
-  static void pack(const T* a, int64_t M, int64_t Kr, int64_t lda, int mr, T* packed) {
-    for (int64_t m0 = 0; m0 < M; m0 += mr) {
-      T* panel = packed + (m0 / mr) * Kr * mr;
-      for (int i = 0; i < mr; ++i) {
-        const T* row = a + (m0 + i) * lda;
-        if (m0 + i < M) {
-          for (int64_t k = 0; k < Kr; ++k) panel[k * mr + i] = row[k];
-        } else {
-          for (int64_t k = 0; k < Kr; ++k) panel[k * mr + i] = T(0);
-        }
-      }
-    }
+  // Fill `packed` from a row-major M x Kr matrix a (rows lda apart), in panels of uk.mr rows;
+  // lanes beyond M are zero.
+  static void pack(const kernels::GemmUkernel<T>& uk, const T* a, int64_t M, int64_t Kr,
+                   int64_t lda, T* packed) {
+    for (int64_t m0 = 0; m0 < M; m0 += uk.mr)
+      rows_into_lanes(uk, a + m0 * lda, lda, M - m0, uk.mr, Kr, packed + (m0 / uk.mr) * Kr * uk.mr);
   }
 };
 
@@ -119,19 +131,11 @@ template <typename T>
 struct ColumnMajorB {
   const T* b;
   int64_t ldb;
-  int nr;
+  const kernels::GemmUkernel<T>& uk;
   const T* operator()(int64_t k0, int64_t kc, int64_t n0, int64_t nc, T* dst) const {
-    for (int64_t j0 = 0; j0 < nc; j0 += nr) {
-      T* panel = dst + (j0 / nr) * kc * nr;
-      for (int j = 0; j < nr; ++j) {
-        if (j0 + j < nc) {
-          const T* col = b + (n0 + j0 + j) * ldb + k0;
-          for (int64_t kk = 0; kk < kc; ++kk) panel[kk * nr + j] = col[kk];
-        } else {
-          for (int64_t kk = 0; kk < kc; ++kk) panel[kk * nr + j] = T(0);
-        }
-      }
-    }
+    const int nr = uk.nr;
+    for (int64_t j0 = 0; j0 < nc; j0 += nr)
+      rows_into_lanes(uk, b + (n0 + j0) * ldb + k0, ldb, nc - j0, nr, kc, dst + (j0 / nr) * kc * nr);
     return dst;
   }
 };
@@ -149,11 +153,12 @@ struct PrepackedB {
   static int64_t size(int64_t Kr, int64_t N, int nr) { return Kr * util::round_up(N, nr); }
   // Fill `packed` (size() elements) from B with element (k, n) at b[n * ldb + k] (a row-major
   // N x Kr matrix used transposed, such as convolution weights); columns beyond N are zero.
-  static void pack(const T* b, int64_t ldb, int64_t Kr, int64_t N, int nr, T* packed) {
-    const int64_t Nr = util::round_up(N, nr);
+  static void pack(const kernels::GemmUkernel<T>& uk, const T* b, int64_t ldb, int64_t Kr,
+                   int64_t N, T* packed) {
+    const int64_t Nr = util::round_up(N, uk.nr);
     for (int64_t k0 = 0; k0 < Kr; k0 += kKC) {
       const int64_t kc = Kr - k0 < kKC ? Kr - k0 : kKC;
-      ColumnMajorB<T>{b, ldb, nr}(k0, kc, 0, N, packed + k0 * Nr);
+      ColumnMajorB<T>{b, ldb, uk}(k0, kc, 0, N, packed + k0 * Nr);
     }
   }
 };

@@ -49,6 +49,11 @@ template <typename T>
 using PackRunsFn = void (*)(const T* x, const int64_t* row, int64_t kc, int nr,
                             const ColumnRunsView& runs, T* dst);
 
+// Rows into lanes: dst[i*ldd + c] = rows[c][i] (0 for a null row) for i < n, c < count <= W
+// (generic/pack_ukernel.hpp): row-major weights into GEMM panels of MR or NR lanes.
+template <typename T>
+using PackRowsFn = void (*)(const T* const* rows, int count, int64_t n, T* dst, int64_t ldd);
+
 template <typename T>
 struct GemmUkernel {
   int mr = 0;
@@ -56,6 +61,8 @@ struct GemmUkernel {
   GemmUkernelFn<T> run = nullptr;
   PackRunsFn<T> pack_runs = nullptr;
   void (*store_fence)() = nullptr;  // after TileStore::stream tiles, before C is read
+  int w = 0;  // lanes W of pack_rows
+  PackRowsFn<T> pack_rows = nullptr;
 };
 
 // Direct convolution row microkernel: computes `kb` output rows of length `ow` at once.

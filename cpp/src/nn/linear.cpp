@@ -112,8 +112,8 @@ void linear_fwd(const LinearProblem& p, DType dtype, const void* x, const void* 
     using T = decltype(t);
     const auto& uk = ukernel<T>();
     T* out = static_cast<T*>(y);
-    multiply(p.M, p.N, p.K, gemm::StridedA<T>{static_cast<const T*>(x), p.M, p.K, 1, uk.mr},
-         gemm::ColumnMajorB<T>{static_cast<const T*>(w), p.K, uk.nr}, out, p.N, uk);
+    multiply(p.M, p.N, p.K, gemm::StridedA<T>{static_cast<const T*>(x), p.M, p.K, 1, uk},
+         gemm::ColumnMajorB<T>{static_cast<const T*>(w), p.K, uk}, out, p.N, uk);
     if (b) {
       const T* bias = static_cast<const T*>(b);
       for (int64_t m = 0; m < p.M; ++m)
@@ -126,7 +126,7 @@ void linear_bwd_data(const LinearProblem& p, DType dtype, const void* w, const v
   util::with_dtype(dtype, [&](auto t) {
     using T = decltype(t);
     const auto& uk = ukernel<T>();
-    multiply(p.M, p.K, p.N, gemm::StridedA<T>{static_cast<const T*>(dy), p.M, p.N, 1, uk.mr},
+    multiply(p.M, p.K, p.N, gemm::StridedA<T>{static_cast<const T*>(dy), p.M, p.N, 1, uk},
          gemm::RowMajorB<T>{static_cast<const T*>(w), p.K, uk.nr}, static_cast<T*>(dx), p.K, uk);
   });
 }
@@ -137,7 +137,7 @@ void linear_bwd_weights(const LinearProblem& p, DType dtype, const void* x, cons
     using T = decltype(t);
     const auto& uk = ukernel<T>();
     const T* g = static_cast<const T*>(dy);
-    multiply(p.N, p.K, p.M, gemm::StridedA<T>{g, p.N, 1, p.N, uk.mr},
+    multiply(p.N, p.K, p.M, gemm::StridedA<T>{g, p.N, 1, p.N, uk},
          gemm::RowMajorB<T>{static_cast<const T*>(x), p.K, uk.nr}, static_cast<T*>(dw), p.K, uk);
     if (db) {
       T* out = static_cast<T*>(db);

@@ -17,7 +17,7 @@ namespace fastconv::kernels::avx512 {
 void fill_kernels(KernelTable& table) {
   table.isa = "avx512";
   table.f32.gemm = {8, 2 * VecF32::W, &gemm_ukernel<VecF32, 8, 2>,
-                    &pack_runs<VecF32>, &VecF32::store_fence};
+                    &pack_runs<VecF32>, &VecF32::store_fence, VecF32::W, &pack_rows<VecF32>};
   table.f32.direct_row = {4, &direct_row_ukernel<VecF32, 4>, &direct_row_ukernel<VecF32, 1>,
                        &direct_row_bwd_data<VecF32>, &direct_row_bwd_weights<VecF32>,
                        &depthwise_plane<VecF32>};

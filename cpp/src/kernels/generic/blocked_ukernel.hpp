@@ -20,6 +20,7 @@
 #include <utility>
 
 #include "../kernel_table.hpp"
+#include "pack_ukernel.hpp"
 
 namespace fastconv::kernels {
 
@@ -120,46 +121,11 @@ void blocked_wgrad_tile(const BlockedWgradArgs<typename V::T>& a) {
     }
 }
 
-// W x W transpose in registers: log2(W) rounds of even / odd lane selection over row pairs
-// (round: row k <- even(r[2k], r[2k+1]), row W/2 + k <- odd(r[2k], r[2k+1])).
-template <typename V>
-void transpose_square(typename V::R* r) {
-  using R = typename V::R;
-  constexpr int W = V::W;
-  for (int step = 1; step < W; step *= 2) {
-    R t[W];
-    for (int k = 0; k < W / 2; ++k) {
-      t[k] = V::even(r[2 * k], r[2 * k + 1]);
-      t[W / 2 + k] = V::odd(r[2 * k], r[2 * k + 1]);
-    }
-    for (int k = 0; k < W; ++k) r[k] = t[k];
-  }
-}
-
 // Channels into lanes (the blocked layout): dst[i*W + c] = rows[c][i] (0 where rows[c] is
-// null) for i < n, c < W; W x W tiles transposed in registers.
+// null) for i < n, c < W (pack_rows with every lane).
 template <typename V>
 void interleave_rows(const typename V::T* const* rows, int64_t n, typename V::T* dst) {
-  using R = typename V::R;
-  constexpr int W = V::W;
-  bool all = true;
-  for (int c = 0; c < W; ++c) all = all && rows[c];
-  int64_t i = 0;
-  if (all) {  // whole vectors from every row
-    for (; i + W <= n; i += W) {
-      R r[W];
-      for (int c = 0; c < W; ++c) r[c] = V::loadu(rows[c] + i);
-      transpose_square<V>(r);
-      for (int j = 0; j < W; ++j) V::storeu(dst + (i + j) * W, r[j]);
-    }
-  }
-  for (; i < n; i += W) {
-    const int lanes = n - i < W ? static_cast<int>(n - i) : W;
-    R r[W];
-    for (int c = 0; c < W; ++c) r[c] = rows[c] ? V::load_partial(rows[c] + i, lanes) : V::zero();
-    transpose_square<V>(r);
-    for (int j = 0; j < lanes; ++j) V::storeu(dst + (i + j) * W, r[j]);
-  }
+  pack_rows<V>(rows, V::W, n, dst, V::W);
 }
 
 // Lanes back into channels: rows[c][i] = src[i*lds + c] for i < n and the c < count rows

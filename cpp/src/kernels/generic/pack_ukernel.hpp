@@ -1,10 +1,12 @@
-// kernels/generic/pack_ukernel.hpp — packing of GEMM B blocks from runs of columns (im2col),
-// written once over a vector wrapper V and instantiated per ISA.
+// kernels/generic/pack_ukernel.hpp — packing, written once over a vector wrapper V and
+// instantiated per ISA: GEMM B blocks from runs of columns (im2col), and rows moved into lanes
+// (weights into GEMM panels, channels into the blocked layout).
 //
 // A run is a stretch of packed columns whose sources step by a constant: 1 (a stride-1 output
 // row) is copied with vector loads, 2 (stride-2 convolutions) with even-lane loads, any other
 // step element by element. Masked loads and stores handle the ends of runs, so nothing outside
-// a run is read or written. Arguments: PackRunsFn / ColumnRunsView in kernel_table.hpp.
+// a run is read or written. Rows into lanes go W x W at a time through a transpose in
+// registers. Arguments: PackRunsFn / ColumnRunsView / PackRowsFn in kernel_table.hpp.
 #pragma once
 
 #include <cstdint>
@@ -12,6 +14,57 @@
 #include "../kernel_table.hpp"
 
 namespace fastconv::kernels {
+
+// W x W transpose in registers: log2(W) rounds of even / odd lane selection over row pairs
+// (round: row k <- even(r[2k], r[2k+1]), row W/2 + k <- odd(r[2k], r[2k+1])).
+template <typename V>
+void transpose_square(typename V::R* r) {
+  using R = typename V::R;
+  constexpr int W = V::W;
+  for (int step = 1; step < W; step *= 2) {
+    R t[W];
+    for (int k = 0; k < W / 2; ++k) {
+      t[k] = V::even(r[2 * k], r[2 * k + 1]);
+      t[W / 2 + k] = V::odd(r[2 * k], r[2 * k + 1]);
+    }
+    for (int k = 0; k < W; ++k) r[k] = t[k];
+  }
+}
+
+// dst[i*ldd + c] = rows[c][i] (0 where rows[c] is null) for i < n, c < count <= W: W x W tiles
+// transposed in registers, count lanes stored per destination record.
+template <typename V>
+void pack_rows(const typename V::T* const* rows, int count, int64_t n, typename V::T* dst,
+               int64_t ldd) {
+  using R = typename V::R;
+  constexpr int W = V::W;
+  bool all = true;
+  for (int c = 0; c < count; ++c) all = all && rows[c];
+  const auto store = [&](int64_t i, const R& v) {
+    if (count == W) {
+      V::storeu(dst + i * ldd, v);
+    } else {
+      V::store_partial(dst + i * ldd, v, count);
+    }
+  };
+  int64_t i = 0;
+  if (all) {  // whole vectors from every row
+    for (; i + W <= n; i += W) {
+      R r[W];
+      for (int c = 0; c < W; ++c) r[c] = c < count ? V::loadu(rows[c] + i) : V::zero();
+      transpose_square<V>(r);
+      for (int j = 0; j < W; ++j) store(i + j, r[j]);
+    }
+  }
+  for (; i < n; i += W) {
+    const int lanes = n - i < W ? static_cast<int>(n - i) : W;
+    R r[W];
+    for (int c = 0; c < W; ++c)
+      r[c] = c < count && rows[c] ? V::load_partial(rows[c] + i, lanes) : V::zero();
+    transpose_square<V>(r);
+    for (int j = 0; j < lanes; ++j) store(i + j, r[j]);
+  }
+}
 
 template <typename V>
 void pack_runs(const typename V::T* x, const int64_t* row, int64_t kc, int nr,

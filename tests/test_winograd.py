@@ -396,13 +396,13 @@ def test_threads_and_workspace_limit_do_not_change_bits(name, threads_restored):
     assert all(o == outs[0] for o in outs[1:])
 
 
-# A stateless forward whose tiles fit one task, on one chunk of images, transforms the weights
-# in its tasks, NB output blocks x one reduction block of input channels at a time, instead of
-# writing U whole first (winograd.cpp, transforms_in_tasks). One image of at most 64 tiles
-# takes that path for F(2,3) and F(4,3) on 1 and 2 threads; the channels cover more than one
-# chunk (256 input channels on every ISA) with a partial last block, output channels short of
-# whole blocks, and groups. The sums are U's in U's order: the bits equal the plan's (U packed
-# once) and those under a 1-byte workspace limit (bands of tile rows, U written whole).
+# A stateless forward or data gradient whose tiles fit one task, on one chunk of images,
+# transforms the weights in its tasks, NB output blocks x one reduction block of input channels
+# at a time, instead of writing U whole first (winograd.cpp, transforms_in_tasks). One image of
+# at most 64 tiles takes that path for F(2,3) and F(4,3) on 1 and 2 threads; the channels cover
+# more than one chunk (256 on every ISA) with a partial last block, channels short of whole
+# blocks, and groups. The sums are U's in U's order: the bits equal the plan's (U packed once)
+# and those under a 1-byte workspace limit (bands of tile rows, U written whole).
 IN_TASKS_CASES = [  # (C, K, groups, input H x W, kernel)
     (300, 40, 1, (7, 7), (3, 3)),
     (540, 40, 2, (9, 8), (3, 3)),
@@ -420,24 +420,32 @@ def test_weights_transformed_in_tasks(name, case, isa, threads_restored, record_
     w = rng.standard_normal((K, C // groups) + kernel).astype(np.float32)
     b = rng.standard_normal(K).astype(np.float32)
     pad = tuple(k // 2 for k in kernel)
-    ref = conv_reference(x.astype(np.float64), w.astype(np.float64), b.astype(np.float64),
-                         padding=pad, groups=groups)
-    err = 0.0
+    kw = dict(padding=pad, groups=groups)
+    ref = conv_reference(x.astype(np.float64), w.astype(np.float64), b.astype(np.float64), **kw)
+    gy = rng.standard_normal(ref.shape).astype(np.float32)
+    ref_gx = conv_input_grad(x.shape, w.astype(np.float64), gy.astype(np.float64), **kw)
+    err = err_gx = 0.0
     old_limit = fastconv.get_workspace_limit()
     try:
         for threads in (1, 2):
             fastconv.set_num_threads(threads)
-            y = F.conv2d(x, w, b, padding=pad, groups=groups, algo=name)
-            planned = fastconv.plan(w, b, padding=pad, groups=groups, algo=name)(x)
+            y = F.conv2d(x, w, b, algo=name, **kw)
+            gx = G.conv2d_input(x.shape, w, gy, algo=name, **kw)
+            planned = fastconv.plan(w, b, algo=name, **kw)(x)
             fastconv.set_workspace_limit(1)
-            banded = F.conv2d(x, w, b, padding=pad, groups=groups, algo=name)
+            banded = F.conv2d(x, w, b, algo=name, **kw)
+            banded_gx = G.conv2d_input(x.shape, w, gy, algo=name, **kw)
             fastconv.set_workspace_limit(old_limit)
             assert y.tobytes() == planned.tobytes() == banded.tobytes(), threads
+            assert gx.tobytes() == banded_gx.tobytes(), threads
             err = max(err, normalized_error(y, ref))
+            err_gx = max(err_gx, normalized_error(gx, ref_gx))
     finally:
         fastconv.set_workspace_limit(old_limit)
     record_error(np.float32, name, err, isa, "weights transformed in tasks")
+    record_error(np.float32, name, err_gx, isa, "weights transformed in tasks", entry="input")
     assert err <= tolerance_for(name, np.float32)
+    assert err_gx <= tolerance_for(name, np.float32, "backward_data")
 
 
 @pytest.mark.parametrize("activation", [None, "relu", "relu6"])

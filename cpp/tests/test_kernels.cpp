@@ -7,7 +7,7 @@
 //     GEMM tile:  every m <= MR, n <= NR, a few depths; bias, accumulate, the ReLU6 clamp and
 //                 NaN kept by the clamp; C rows ldc apart with a gap after n columns
 //     pack_rows:  1, W - 1 and W rows (null rows among them) into records of count, count + 3
-//                 and 2W elements
+//                 and 2W elements, and of count elements from the last one back
 //     pooling:    rows (max, sum) and windows (max, sum; strides 1 and 2, dilation, scaling)
 //   test_kernels_conv.cpp: the direct row kernels (forward, both backward directions, depthwise
 //     planes and channel-blocked depthwise) and the channel-blocked direct convolution (tiles,
@@ -95,22 +95,23 @@ void test_pack_rows(const std::string& isa, const fastconv::kernels::GemmUkernel
   const int W = uk.w;
   for (int count : {1, W - 1, W}) {
     if (count < 1) continue;
-    for (int64_t ldd : {int64_t(count), int64_t(count + 3), int64_t(2 * W)}) {
+    for (int64_t ldd : {int64_t(count), int64_t(count + 3), int64_t(2 * W), -int64_t(count)}) {
       for (int64_t n : {int64_t(1), int64_t(W - 1), int64_t(W), int64_t(2 * W + 3)}) {
         if (n < 1) continue;
+        const int64_t step = ldd < 0 ? -ldd : ldd, first = ldd < 0 ? (n - 1) * step : 0;
         std::vector<std::vector<T>> rows;
         std::vector<const T*> in;
         for (int c = 0; c < count; ++c) {
           rows.push_back(random<T>(n, 41 + static_cast<uint32_t>(c)));
           in.push_back(c % 3 == 1 ? nullptr : rows.back().data());
         }
-        Guarded<T> dst((n - 1) * ldd + count);
+        Guarded<T> dst((n - 1) * step + count);
         dst.snapshot();
-        uk.pack_rows(in.data(), count, n, dst.data(), ldd);
+        uk.pack_rows(in.data(), count, n, dst.data() + first, ldd);
         Expected e(dst.size());
         for (int64_t i = 0; i < n; ++i)
           for (int c = 0; c < count; ++c)
-            e.put(i * ldd + c, in[static_cast<size_t>(c)] ? double(rows[static_cast<size_t>(c)][static_cast<size_t>(i)]) : 0.0, 0.0);
+            e.put(first + i * ldd + c, in[static_cast<size_t>(c)] ? double(rows[static_cast<size_t>(c)][static_cast<size_t>(i)]) : 0.0, 0.0);
         check_output(dst, e, 0.0, label(isa, "pack_rows", bits<T>(), "count", count, "ldd", ldd, "n", n));
       }
     }

@@ -16,11 +16,12 @@
 // blocks of W input / output channels (zero beyond Cg / Kg). Every transform is vectorised over
 // channels (winograd_ukernel.hpp), so it needs no shuffles; a task's V and M stay in the
 // caches between its three steps, and U[xi] is read once per task. Tasks own their outputs:
-// results do not depend on the thread count. A stateless call whose tasks would each read their
-// part of U once (one chunk of images, one run of tiles: small maps, such as 512 x 7 x 7,
-// where U's 16 MiB would go to memory and back) skips U: each task transforms NB output blocks
-// x one reduction block of input channels at a time into a chunk that stays in cache, and adds
-// that chunk's products to M (the same sums in the same order: the bits of a plan's call).
+// results do not depend on the thread count. A stateless forward or data gradient whose tasks
+// would each read their part of U once (one chunk of images, one run of tiles: small maps, such
+// as 512 x 7 x 7, where U's 16 MiB would go to memory and back) skips U: each task transforms
+// NB output blocks x one reduction block of input channels at a time into a chunk that stays
+// in cache, and adds that chunk's products to M (the same sums in the same order: the bits of
+// a plan's call).
 //
 // Limits: stride 1 and dilation 1 along the axes with 3 taps, kernel depth 1 (3-D inputs run
 // plane by plane). Numerics: the transforms add rounding error growing with m (DESIGN.md's
@@ -82,6 +83,17 @@ struct Workspace {
   }
 };
 
+// Whether x[0 .. n) holds no NaN or infinity, looked for on `threads` threads.
+template <typename T>
+bool all_finite(const T* x, int64_t n, int threads) {
+  constexpr int64_t kPiece = int64_t(1) << 16;
+  int bad = 0;
+#pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1) reduction(| : bad)
+  for (int64_t i = 0; i < n; i += kPiece)
+    if (any_non_finite(x + i, std::min(kPiece, n - i))) bad = 1;
+  return bad == 0;
+}
+
 // The weights as a convolution of q reads them: output channel k, input channel c of group g
 // at w[g * group + k * k_step + c * c_step + (tap, or ntaps - 1 - tap when flip)].
 template <typename T>
@@ -109,7 +121,6 @@ void transform_block(const Plan& P, const ConvProblem& q, const kernels::KernelS
   constexpr int kMaxLanes = 64;
   constexpr int64_t kTapsSize = 16 * wk::kTaps * wk::kTaps * 16;  // 16 channels of 16 lanes
   alignas(64) T taps[kTapsSize];  // [channel][tap][ko]
-  alignas(64) T flipped[wk::kTaps * wk::kTaps * kMaxLanes];
   const T* rows[kMaxLanes];  // the taps of each output channel ko (null: none)
   const int64_t run = !wv.flip && wv.c_step == ntaps ? kTapsSize / (ntaps * W) : 1;
   for (int64_t c = c0; c < c1; c += run) {
@@ -119,11 +130,10 @@ void transform_block(const Plan& P, const ConvProblem& q, const kernels::KernelS
       for (int64_t ko = 0; ko < W; ++ko)
         rows[ko] = ko < kn ? wv.w + g * wv.group + (kb * W + ko) * wv.k_step + c * wv.c_step
                            : nullptr;
-      ks.blocked.interleave(rows, real * ntaps, wv.flip ? flipped : taps);
-      if (wv.flip) {  // (one channel)
-        for (int64_t tap = 0; tap < ntaps; ++tap)
-          std::copy(flipped + (ntaps - 1 - tap) * W, flipped + (ntaps - tap) * W, taps + tap * W);
-      }
+      // (flipped: one channel, its taps stored from the last record back; the GEMM packer
+      // has the blocked kernels' lanes)
+      ks.gemm.pack_rows(rows, static_cast<int>(W), real * ntaps,
+                        wv.flip ? taps + (ntaps - 1) * W : taps, wv.flip ? -W : W);
       if (non_finite && any_non_finite(taps, real * ntaps * W)) *non_finite = true;
     }
     std::fill(taps + real * ntaps * W, taps + cn * ntaps * W, T(0));
@@ -363,8 +373,15 @@ void backward_data(const ConvArgs& a, int m) {
   const Workspace<T> ws(P, a.workspace, a.threads);
   const int64_t Kg = p.K_per_group(), Cg = p.C_per_group(), nt = p.kernel_spatial();
   // q's weight (output channel c, input channel k, tap) = p's (k, c, tap flipped in space).
-  const WeightView<T> wv{static_cast<const T*>(a.w), Kg * Cg * nt, nt, Cg * nt, true};
-  if (!transform_weights(P, q, a.kernels.get<T>(), wv, ws.weights, a.threads, true)) {
+  const auto* w = static_cast<const T*>(a.w);
+  const WeightView<T> wv{w, Kg * Cg * nt, nt, Cg * nt, true};
+  // U whole, or (transforms_in_tasks) a chunk at a time in the tasks, after a look for
+  // non-finite weights: nothing may be written before the fallback is decided.
+  const bool in_tasks = transforms_in_tasks<T>(P, q, a.threads);
+  const bool finite = in_tasks ? all_finite(w, p.K * Cg * nt, a.threads)
+                               : transform_weights(P, q, a.kernels.get<T>(), wv, ws.weights,
+                                                   a.threads, true);
+  if (!finite) {
     direct_algorithm().run[static_cast<int>(ConvDirection::backward_data)](a);
     return;
   }
@@ -376,8 +393,9 @@ void backward_data(const ConvArgs& a, int m) {
     dest.base = a.keep_lo;
     for (int d = 0; d < 3; ++d) dest.ext[d] = a.keep_hi[d] - a.keep_lo[d];
   }
-  convolve(q, P, a.kernels.get<T>(), src, ws.weights, wv, static_cast<const T*>(nullptr),
-           Activation::none, dest, ws, win, a.threads, a.non_finite_input);
+  convolve(q, P, a.kernels.get<T>(), src, in_tasks ? nullptr : ws.weights, wv,
+           static_cast<const T*>(nullptr), Activation::none, dest, ws, win, a.threads,
+           a.non_finite_input);
 }
 
 // ---- the registry's view.
@@ -421,11 +439,12 @@ std::size_t workspace_bytes_m(const ConvProblem& p, DType dtype, ConvDirection d
                                                  ? Workspace<T>::Weights::chunks
                                                  : Workspace<T>::Weights::none);
     }
-    // The kept box is at most the whole padded input: the largest window.
+    // The kept box is at most the whole padded input: the largest window. Its weights are
+    // transformed whole or in the tasks, whichever the kept box's tiles make it.
     const Window win{{0, 0, 0}, p.in};
-    const std::size_t own =
-        Workspace<T>::bytes(backward_data_plan<T>(p, win, m, kt, threads), threads,
-                            Workspace<T>::Weights::whole);
+    const Plan P = backward_data_plan<T>(p, win, m, kt, threads);
+    const std::size_t own = std::max(Workspace<T>::bytes(P, threads, Workspace<T>::Weights::whole),
+                                     Workspace<T>::bytes(P, threads, Workspace<T>::Weights::chunks));
     const std::size_t direct = direct_algorithm().workspace_bytes(p, dtype, direction, threads, kt);
     return std::max(own, direct);
   });

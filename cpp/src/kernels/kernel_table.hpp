@@ -49,8 +49,9 @@ template <typename T>
 using PackRunsFn = void (*)(const T* x, const int64_t* row, int64_t kc, int nr,
                             const ColumnRunsView& runs, T* dst);
 
-// Rows into lanes: dst[i*ldd + c] = rows[c][i] (0 for a null row) for i < n, c < count <= W
-// (generic/pack_ukernel.hpp): row-major weights into GEMM panels of MR or NR lanes.
+// Rows into lanes: dst[i*ldd + c] = rows[c][i] (0 for a null row) for i < n, c < count <= W,
+// ldd >= count or negative (records from the last one back) (generic/pack_ukernel.hpp):
+// row-major weights into GEMM panels of MR or NR lanes, Winograd's taps into lanes.
 template <typename T>
 using PackRowsFn = void (*)(const T* const* rows, int count, int64_t n, T* dst, int64_t ldd);
 

@@ -31,8 +31,9 @@ void transpose_square(typename V::R* r) {
   }
 }
 
-// dst[i*ldd + c] = rows[c][i] (0 where rows[c] is null) for i < n, c < count <= W: W x W tiles
-// transposed in registers, count lanes stored per destination record.
+// dst[i*ldd + c] = rows[c][i] (0 where rows[c] is null) for i < n, c < count <= W (ldd >= count,
+// or negative: records from the last one back): W x W tiles transposed in registers, count lanes
+// stored per destination record.
 template <typename V>
 void pack_rows(const typename V::T* const* rows, int count, int64_t n, typename V::T* dst,
                int64_t ldd) {

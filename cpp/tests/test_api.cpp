@@ -738,6 +738,32 @@ void test_tensor_api() {
   check(lin.shape() == Shape({6, 1}) && std::fabs(lin.as<float>()[0] - s) < 1e-4, "tensor linear");
 }
 
+// Arrays: 64-byte aligned, writable to their last byte; a freed large array's block serves the
+// next array that fits (glibc: the per-thread cache, so no fresh pages to fault in), and
+// release_memory() hands the cached blocks back.
+void test_array_memory() {
+  const std::size_t big = std::size_t(3) << 20;
+  fastconv::release_memory();  // an empty cache: no other block can fit first
+  auto* a = static_cast<unsigned char*>(fastconv::allocate_array(big));
+  check(reinterpret_cast<std::uintptr_t>(a) % 64 == 0, "allocate_array: 64-byte aligned");
+  a[0] = 1;
+  a[big - 1] = 2;
+  fastconv::free_array(a);
+  void* b = fastconv::allocate_array(big - 4096);
+#if defined(__GLIBC__)
+  check(b == a, "allocate_array: a freed block is reused");
+#endif
+  fastconv::free_array(b);
+  fastconv::free_array(nullptr);
+  void* tiny = fastconv::allocate_array(0);
+  check(tiny != nullptr && reinterpret_cast<std::uintptr_t>(tiny) % 64 == 0,
+        "allocate_array(0): an aligned pointer");
+  fastconv::free_array(tiny);
+#if defined(__GLIBC__)
+  check(fastconv::release_memory() >= big, "release_memory: the freed array's block");
+#endif
+}
+
 }  // namespace
 
 int main() {
@@ -753,6 +779,7 @@ int main() {
   test_bad_argument_sweep();
   test_thread_share();
   test_tensor_api();
+  test_array_memory();
   std::printf("%d checks, %d failed\n", checks, failures);
   return failures == 0 ? 0 : 1;
 }

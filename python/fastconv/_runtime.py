@@ -129,9 +129,10 @@ def set_workspace_limit(nbytes: int) -> None:
 def release_memory() -> int:
     """Free the large scratch buffers this thread keeps for its next calls.
 
-    Buffers of 1 MiB and more (packed weights, workspaces) are kept after a call, at most 4 of
-    them and 64 MiB per thread, because fresh memory costs a page fault per 4 KiB on first touch.
-    This returns them to the system; each thread's are freed when it exits anyway.
+    Buffers of 1 MiB and more (packed weights, workspaces, and the memory of freed output
+    arrays) are kept for later calls and arrays, at most 4 of them and 64 MiB per thread,
+    because fresh memory costs a page fault per 4 KiB on first touch. This returns them to the
+    system; each thread's are freed when it exits anyway.
 
     Returns
     -------

@@ -56,17 +56,20 @@ int64_t workspace_limit();
 void set_workspace_limit(int64_t bytes);
 
 /// Frees the large scratch buffers (1 MiB and more) that the calling thread keeps for its next
-/// calls — at most 4 of them, 64 MiB — and returns their bytes. Each thread's are freed when it
-/// exits anyway.
+/// calls — at most 4 of them, 64 MiB, the blocks of freed arrays among them — and returns their
+/// bytes. Each thread's are freed when it exits anyway.
 std::size_t release_memory();
 
 /// Memory for an array its caller will own (the Python bindings' outputs): at least `bytes`, 64
 /// bytes aligned; from 4 MiB on, 2 MiB aligned and advised for transparent huge pages, whose
 /// first touch costs a fraction of 4 KiB page faults (measured 1.3 ms per MiB with those).
+/// With glibc, arrays of 1 MiB and more share the scratch buffers' per-thread cache (see
+/// release_memory): a freed array's block serves a later array or call of the freeing thread.
 /// Release with free_array(). Throws OutOfMemory.
 void* allocate_array(std::size_t bytes);
 
-/// Frees memory from allocate_array() (null: nothing).
+/// Frees memory from allocate_array() (null: nothing), into the calling thread's cache where
+/// allocate_array says so.
 void free_array(void* p) noexcept;
 
 /// This machine's float32 FMA throughput with the active ISA's vectors, in GFLOP/s, measured

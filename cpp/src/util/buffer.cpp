@@ -16,6 +16,9 @@
 #if defined(__linux__)
 #include <sys/mman.h>
 #endif
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 
 namespace fastconv::util {
 
@@ -139,14 +142,30 @@ std::size_t release_cached_buffers() noexcept {
 
 namespace fastconv {
 
+// Arrays of 1 MiB and more come from, and return to, the calling thread's cache like the
+// scratch buffers: a fresh block's pages are faulted in and zeroed by the OS on first touch
+// (measured: a 25 MiB output cost 2.3 ms that way, a fifth of its 1x1 convolution). free_array
+// learns a block's size from the C library, where it can (glibc); elsewhere arrays bypass the
+// cache.
 void* allocate_array(std::size_t bytes) {
+#if defined(__GLIBC__)
+  std::size_t capacity = 0;
+  return util::acquire_buffer(bytes, &capacity, "an array");
+#else
   std::size_t rounded = 0;
   void* p = util::fresh_block(bytes, &rounded);
   if (!p && util::release_cached_buffers() > 0) p = util::fresh_block(bytes, &rounded);
   if (!p) throw OutOfMemory("cannot allocate " + std::to_string(bytes) + " bytes for an array");
   return p;
+#endif
 }
 
-void free_array(void* p) noexcept { std::free(p); }
+void free_array(void* p) noexcept {
+#if defined(__GLIBC__)
+  if (p) util::release_buffer(p, malloc_usable_size(p));
+#else
+  std::free(p);
+#endif
+}
 
 }  // namespace fastconv

@@ -33,16 +33,16 @@ void transpose_square(typename V::R* r) {
 
 // dst[i*ldd + c] = rows[c][i] (0 where rows[c] is null) for i < n, c < count <= W (ldd >= count,
 // or negative: records from the last one back): W x W tiles transposed in registers, count lanes
-// stored per destination record.
-template <typename V>
-void pack_rows(const typename V::T* const* rows, int count, int64_t n, typename V::T* dst,
-               int64_t ldd) {
+// stored per destination record (Full: count == W, whole vectors).
+template <typename V, bool Full>
+void pack_rows_of(const typename V::T* const* rows, int count, int64_t n, typename V::T* dst,
+                  int64_t ldd) {
   using R = typename V::R;
   constexpr int W = V::W;
   bool all = true;
   for (int c = 0; c < count; ++c) all = all && rows[c];
   const auto store = [&](int64_t i, const R& v) {
-    if (count == W) {
+    if constexpr (Full) {
       V::storeu(dst + i * ldd, v);
     } else {
       V::store_partial(dst + i * ldd, v, count);
@@ -52,7 +52,7 @@ void pack_rows(const typename V::T* const* rows, int count, int64_t n, typename 
   if (all) {  // whole vectors from every row
     for (; i + W <= n; i += W) {
       R r[W];
-      for (int c = 0; c < W; ++c) r[c] = c < count ? V::loadu(rows[c] + i) : V::zero();
+      for (int c = 0; c < W; ++c) r[c] = Full || c < count ? V::loadu(rows[c] + i) : V::zero();
       transpose_square<V>(r);
       for (int j = 0; j < W; ++j) store(i + j, r[j]);
     }
@@ -61,9 +61,19 @@ void pack_rows(const typename V::T* const* rows, int count, int64_t n, typename 
     const int lanes = n - i < W ? static_cast<int>(n - i) : W;
     R r[W];
     for (int c = 0; c < W; ++c)
-      r[c] = c < count && rows[c] ? V::load_partial(rows[c] + i, lanes) : V::zero();
+      r[c] = (Full || c < count) && rows[c] ? V::load_partial(rows[c] + i, lanes) : V::zero();
     transpose_square<V>(r);
     for (int j = 0; j < lanes; ++j) store(i + j, r[j]);
+  }
+}
+
+template <typename V>
+void pack_rows(const typename V::T* const* rows, int count, int64_t n, typename V::T* dst,
+               int64_t ldd) {
+  if (count == V::W) {
+    pack_rows_of<V, true>(rows, count, n, dst, ldd);
+  } else {
+    pack_rows_of<V, false>(rows, count, n, dst, ldd);
   }
 }
 

@@ -281,12 +281,15 @@ void pack_forward_weights(const ConvArgs& a, void* packed) {
   }
   const auto* w = static_cast<const T*>(a.w);
   if (depthwise_blocked(p, a.kernels.get<T>())) {  // [cb][tap][W], zero beyond C
-    const int W = a.kernels.get<T>().direct_row.w;
+    const auto& ks = a.kernels.get<T>();
+    const int W = ks.direct_row.w;  // the blocked layout's lanes
     const int64_t taps = p.kernel_spatial();
     auto* dst = static_cast<T*>(packed);
-    for (int64_t c = 0; c < ceil_div(p.C, W) * W; ++c)
-      for (int64_t t = 0; t < taps; ++t)
-        dst[(c / W * taps + t) * W + c % W] = c < p.C ? w[c * taps + t] : T(0);
+    const T* rows[64];
+    for (int64_t cb = 0; cb < ceil_div(p.C, W); ++cb) {  // W channels' taps into lanes
+      for (int c = 0; c < W; ++c) rows[c] = cb * W + c < p.C ? w + (cb * W + c) * taps : nullptr;
+      ks.blocked.interleave(rows, taps, dst + cb * taps * W);
+    }
     return;
   }
   if (depthwise_planes(p)) {

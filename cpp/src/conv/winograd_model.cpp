@@ -80,6 +80,9 @@ int tile_for(const ConvProblem& p, const kernels::KernelTable& kernels) {
 
 int auto_tile(const ConvProblem& p, DType dtype, ConvDirection direction,
               const kernels::KernelTable& kernels, bool prepacked) {
+  // (Per stateless call: too few channels, the common refusal, is told apart before the
+  // registry's reasons, which it spells out.)
+  if (std::min(p.C_per_group(), p.K_per_group()) < kMinChannels) return 0;
   if (!winograd_algorithm(wk::kTiles[0]).reason_not_applicable(p, dtype, direction).empty()) return 0;
   if (p.N == 0 || p.C == 0 || p.K == 0) return 0;
   // The data gradient transforms its weights on every call.

@@ -307,8 +307,8 @@ void backward_weights(const ConvArgs& a) {
     const int64_t n0 = cb * gemm::kNC, n1 = std::min(Kr, n0 + gemm::kNC);
     const Scratch<T> s = scratch(scratch_base, Use::backward_weights, uk.mr);
     gemm::gemm_block(uk, p.N * P, m0, m1, n0, n1,
-                     gemm::BatchedA<T>{dy + g * Kg * P, Kg, P, p.K * P, uk.mr},
-                     Im2colTransposedB<T>(p, x + g * Cg * in_plane, p.C * in_plane, uk.nr),
+                     gemm::BatchedA<T>{dy + g * Kg * P, Kg, P, p.K * P, uk},
+                     Im2colTransposedB<T>(p, x + g * Cg * in_plane, p.C * in_plane, uk),
                      dw + (g * Kg + m0) * Kr + n0, Kr, kernels::TileStore<T>{}, s.a, s.b);
   }
 }

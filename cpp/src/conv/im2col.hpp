@@ -146,29 +146,37 @@ inline void gather(const T* src, const int64_t* off, int64_t n, T* dst) {
 }
 
 // B = im2col(x)^T over a batch: B(q, r) with q = n*P + p, reduction over q (weight gradient).
-// x: channel 0 of the group in image 0; batch_stride: elements between images.
+// x: channel 0 of the group in image 0; batch_stride: elements between images. Stretches of
+// positions whose sources follow each other (stride 1 along a row) are, for W im2col rows at a
+// time, a transpose: the kernels' pack_rows; other positions are gathered one by one.
 template <typename T>
 class Im2colTransposedB {
  public:
-  Im2colTransposedB(const ConvProblem& p, const T* x, int64_t batch_stride, int nr)
-      : geo_(p), x_(x), batch_stride_(batch_stride), P_(p.out_spatial()), nr_(nr) {}
+  Im2colTransposedB(const ConvProblem& p, const T* x, int64_t batch_stride,
+                    const kernels::GemmUkernel<T>& uk)
+      : geo_(p), x_(x), batch_stride_(batch_stride), P_(p.out_spatial()), uk_(uk) {}
 
   const T* operator()(int64_t k0, int64_t kc, int64_t n0, int64_t nc, T* dst) const {
+    constexpr int64_t kMinStretch = 4;  // shorter: gathered
+    const int nr = uk_.nr;
     int64_t row[gemm::kNC], col[gemm::kKC];
     geo_.row_offsets(n0, nc, row);  // the columns of B are im2col rows
     int64_t n = k0 / P_, p = k0 % P_;
     for (int64_t kk = 0; kk < kc;) {  // im2col columns, in runs within one image
       const int64_t run = kc - kk < P_ - p ? kc - kk : P_ - p;
       geo_.col_offsets(p, run, col);
-      for (int64_t i = 0; i < run; ++i, ++kk) {
-        const T* src = x_ + n * batch_stride_ + col[i];
-        for (int64_t j0 = 0; j0 < nc; j0 += nr_) {
-          T* d = dst + (j0 / nr_) * kc * nr_ + kk * nr_;
-          const int64_t m = nc - j0 < nr_ ? nc - j0 : nr_;
-          gather(src, row + j0, m, d);
-          for (int64_t j = m; j < nr_; ++j) d[j] = T(0);
+      const T* image = x_ + n * batch_stride_;
+      for (int64_t i = 0; i < run;) {
+        int64_t e = i + 1;
+        while (e < run && col[e] == col[e - 1] + 1) ++e;
+        if (e - i >= kMinStretch) {
+          transpose_stretch(image + col[i], row, nc, e - i, dst + (kk + i) * nr, kc);
+        } else {
+          for (int64_t q = i; q < e; ++q) gather_position(image + col[q], row, nc, dst + (kk + q) * nr, kc);
         }
+        i = e;
       }
+      kk += run;
       p = 0;
       ++n;
     }
@@ -176,10 +184,36 @@ class Im2colTransposedB {
   }
 
  private:
+  // Positions q < len with sources src + q: d[(j / nr) * kc * nr + q * nr + j % nr] =
+  // src[row[j] + q] for j < nc, zero up to whole panels.
+  void transpose_stretch(const T* src, const int64_t* row, int64_t nc, int64_t len, T* d,
+                         int64_t kc) const {
+    const int nr = uk_.nr, w = uk_.w;
+    constexpr int kMaxLanes = 64;
+    const T* ptr[kMaxLanes];
+    for (int64_t j0 = 0; j0 < nc; j0 += nr)
+      for (int c0 = 0; c0 < nr; c0 += w) {
+        const int count = nr - c0 < w ? nr - c0 : w;
+        for (int c = 0; c < count; ++c) ptr[c] = j0 + c0 + c < nc ? src + row[j0 + c0 + c] : nullptr;
+        uk_.pack_rows(ptr, count, len, d + (j0 / nr) * kc * nr + c0, nr);
+      }
+  }
+  // One position: d[(j / nr) * kc * nr + j % nr] = src[row[j]] for j < nc, zero up to whole
+  // panels.
+  void gather_position(const T* src, const int64_t* row, int64_t nc, T* d, int64_t kc) const {
+    const int nr = uk_.nr;
+    for (int64_t j0 = 0; j0 < nc; j0 += nr) {
+      T* panel = d + (j0 / nr) * kc * nr;
+      const int64_t m = nc - j0 < nr ? nc - j0 : nr;
+      gather(src, row + j0, m, panel);
+      for (int64_t j = m; j < nr; ++j) panel[j] = T(0);
+    }
+  }
+
   Im2colGeometry geo_;
   const T* x_;
   int64_t batch_stride_, P_;
-  int nr_;
+  const kernels::GemmUkernel<T>& uk_;
 };
 
 // col2im, the adjoint of im2col: x[row_offset(r0+i) + col_offset(c0+j)] += cols[i*ld + j] for

@@ -89,18 +89,21 @@ struct PrepackedA {
 };
 
 // A whose reduction index runs over a batch of row-major M x P matrices: element (m, q) with
-// q = n * P + p at a[n * batch_stride + m * P + p].
+// q = n * P + p at a[n * batch_stride + m * P + p]. Each image's run of the reduction goes into
+// the panel's lanes by the transposing packer.
 template <typename T>
 struct BatchedA {
   const T* a;
   int64_t M, P, batch_stride;
-  int mr;
+  const kernels::GemmUkernel<T>& uk;
   const T* operator()(int64_t m, int64_t k0, int64_t kc, T* buf) const {
     int64_t n = k0 / P, p = k0 % P;
-    for (int64_t k = 0; k < kc; ++k) {
-      const T* col = a + n * batch_stride + p;
-      for (int i = 0; i < mr; ++i) buf[k * mr + i] = m + i < M ? col[(m + i) * P] : T(0);
-      if (++p == P) p = 0, ++n;
+    for (int64_t k = 0; k < kc;) {
+      const int64_t run = kc - k < P - p ? kc - k : P - p;
+      rows_into_lanes(uk, a + n * batch_stride + m * P + p, P, M - m, uk.mr, run, buf + k * uk.mr);
+      k += run;
+      p = 0;
+      ++n;
     }
     return buf;
   }

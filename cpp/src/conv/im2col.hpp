@@ -148,7 +148,8 @@ inline void gather(const T* src, const int64_t* off, int64_t n, T* dst) {
 // B = im2col(x)^T over a batch: B(q, r) with q = n*P + p, reduction over q (weight gradient).
 // x: channel 0 of the group in image 0; batch_stride: elements between images. Stretches of
 // positions whose sources follow each other (stride 1 along a row) are, for W im2col rows at a
-// time, a transpose: the kernels' pack_rows; other positions are gathered one by one.
+// time, a transpose (the kernels' pack_rows); other positions copy the im2col rows' runs of
+// consecutive sources (a kernel row's taps) into their packed row (pack_runs).
 template <typename T>
 class Im2colTransposedB {
  public:
@@ -157,35 +158,39 @@ class Im2colTransposedB {
       : geo_(p), x_(x), batch_stride_(batch_stride), P_(p.out_spatial()), uk_(uk) {}
 
   const T* operator()(int64_t k0, int64_t kc, int64_t n0, int64_t nc, T* dst) const {
-    constexpr int64_t kMinStretch = 4;  // shorter: gathered
+    constexpr int64_t kMinStretch = 4;  // shorter: copied by runs
     const int nr = uk_.nr;
     int64_t row[gemm::kNC], col[gemm::kKC];
     geo_.row_offsets(n0, nc, row);  // the columns of B are im2col rows
+    const ColumnRuns runs(row, nc, kc, nr);
     int64_t n = k0 / P_, p = k0 % P_;
     for (int64_t kk = 0; kk < kc;) {  // im2col columns, in runs within one image
       const int64_t run = kc - kk < P_ - p ? kc - kk : P_ - p;
       geo_.col_offsets(p, run, col);
       const T* image = x_ + n * batch_stride_;
+      int64_t loose = 0;  // positions [loose, i) wait for pack_runs
       for (int64_t i = 0; i < run;) {
         int64_t e = i + 1;
         while (e < run && col[e] == col[e - 1] + 1) ++e;
         if (e - i >= kMinStretch) {
+          uk_.pack_runs(image, col + loose, i - loose, nr, runs.view(), dst + (kk + loose) * nr);
           transpose_stretch(image + col[i], row, nc, e - i, dst + (kk + i) * nr, kc);
-        } else {
-          for (int64_t q = i; q < e; ++q) gather_position(image + col[q], row, nc, dst + (kk + q) * nr, kc);
+          loose = e;
         }
         i = e;
       }
+      uk_.pack_runs(image, col + loose, run - loose, nr, runs.view(), dst + (kk + loose) * nr);
       kk += run;
       p = 0;
       ++n;
     }
+    zero_pad_columns(kc, nc, nr, dst);
     return dst;
   }
 
  private:
   // Positions q < len with sources src + q: d[(j / nr) * kc * nr + q * nr + j % nr] =
-  // src[row[j] + q] for j < nc, zero up to whole panels.
+  // src[row[j] + q] for j < nc.
   void transpose_stretch(const T* src, const int64_t* row, int64_t nc, int64_t len, T* d,
                          int64_t kc) const {
     const int nr = uk_.nr, w = uk_.w;
@@ -197,17 +202,6 @@ class Im2colTransposedB {
         for (int c = 0; c < count; ++c) ptr[c] = j0 + c0 + c < nc ? src + row[j0 + c0 + c] : nullptr;
         uk_.pack_rows(ptr, count, len, d + (j0 / nr) * kc * nr + c0, nr);
       }
-  }
-  // One position: d[(j / nr) * kc * nr + j % nr] = src[row[j]] for j < nc, zero up to whole
-  // panels.
-  void gather_position(const T* src, const int64_t* row, int64_t nc, T* d, int64_t kc) const {
-    const int nr = uk_.nr;
-    for (int64_t j0 = 0; j0 < nc; j0 += nr) {
-      T* panel = d + (j0 / nr) * kc * nr;
-      const int64_t m = nc - j0 < nr ? nc - j0 : nr;
-      gather(src, row + j0, m, panel);
-      for (int64_t j = m; j < nr; ++j) panel[j] = T(0);
-    }
   }
 
   Im2colGeometry geo_;

@@ -174,11 +174,12 @@ Plan make_plan(const ConvProblem& q, const Shape& s, const Window& win,
 }
 
 
-// Whether a forward call without packed weights transforms them in its tasks: when each
-// output block's weights are transformed once anyway (one chunk of images and one run of tiles
-// per group: every task reads its part of U once) and the threads' chunks take at most a
-// quarter of the workspace limit. Each chunk is then used while in cache, where U would go to
-// memory and back (on 512 x 7 x 7 its 16 MiB cost more than the products).
+// Whether a call without packed weights (a stateless forward, the data gradient) transforms
+// them in its tasks: when each output block's weights are transformed once anyway (one chunk
+// of images and one run of tiles per group: every task reads its part of U once) and the
+// threads' chunks take at most a quarter of the workspace limit. Each chunk is then used while
+// in cache, where U would go to memory and back (on 512 x 7 x 7 its 16 MiB cost more than the
+// products).
 template <typename T>
 bool transforms_in_tasks(const Plan& P, const ConvProblem& q, int threads) {
   const bool one_chunk = P.images >= q.N && P.planes >= P.D && P.rows >= P.TH;

@@ -7,6 +7,7 @@
 #include "buffer.hpp"
 
 #include <algorithm>
+#include <cstdint>
 #include <cstdlib>
 #include <string>
 
@@ -70,10 +71,15 @@ void* acquire_buffer(std::size_t bytes, std::size_t* capacity, const char* what)
   const std::size_t align = bytes >= kHugeMin ? kHugePage : 64;
   const std::size_t rounded = (bytes + align - 1) / align * align;
   if (rounded < bytes) throw OutOfMemory(std::string("cannot allocate ") + what);
-  if (rounded >= kCacheMin) {  // the smallest cached block that fits (any block >= kHugeMin
-    int best = -1;             // is 2 MiB aligned)
+  if (rounded >= kCacheMin) {  // the smallest cached block that fits, 2 MiB aligned for a
+    int best = -1;             // request of kHugeMin or more
+    const auto aligned = [](const void* b) {
+      return reinterpret_cast<std::uintptr_t>(b) % kHugePage == 0;
+    };
     for (int i = 0; i < kSlots; ++i)
-      if (cache.block[i] && cache.size[i] >= rounded && (best < 0 || cache.size[i] < cache.size[best]))
+      if (cache.block[i] && cache.size[i] >= rounded &&
+          (align != kHugePage || aligned(cache.block[i])) &&
+          (best < 0 || cache.size[i] < cache.size[best]))
         best = i;
     if (best >= 0) {
       void* p = cache.block[best];

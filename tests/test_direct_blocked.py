@@ -79,6 +79,14 @@ def kernels_of(isa, dtype):
     return BLOCKED_KERNELS.get(isa, {}).get(np.dtype(dtype).name)
 
 
+def listed_kernels(isa, dtype):
+    """kernels_of(isa, dtype); the calling test is skipped for an ISA not listed."""
+    k = kernels_of(isa, dtype)
+    if k is None:
+        pytest.skip(f"blocked kernels of {isa!r} not listed in BLOCKED_KERNELS")
+    return k
+
+
 def lanes_to_test(isa, dtype):
     """The W whose shapes run on (isa, dtype): its own, or every known one for an unknown ISA."""
     k = kernels_of(isa, dtype)
@@ -481,10 +489,7 @@ def test_shapes_take_the_blocked_path(dtype, isa):
     groups x nkb x ncb x taps x W x W weights plus the bias, nkb the output blocks rounded up
     to the tile's NB. NB itself is not pinned (any of 1, 2, 4 is accepted), so that a change of
     the tiling rule alone does not fail this check."""
-    k = kernels_of(isa, dtype)
-    if k is None:
-        pytest.skip(f"blocked kernels of {isa!r} not listed in BLOCKED_KERNELS")
-    w, _ = k
+    w, _ = listed_kernels(isa, dtype)
     elem = np.dtype(dtype).itemsize
     problems = []
     for c in all_cases(w):
@@ -577,10 +582,7 @@ def test_tiling_copy_matches_library(dtype, isa):
     """Where NBs give different packed sizes (output blocks rounded up to NB), the library's is
     that of the copied rule's NB. A failure here means the rule changed: update ``tiling`` (and
     check test_shapes_cover_the_tiling still holds)."""
-    k = kernels_of(isa, dtype)
-    if k is None:
-        pytest.skip(f"blocked kernels of {isa!r} not listed in BLOCKED_KERNELS")
-    w, max_acc = k
+    w, max_acc = listed_kernels(isa, dtype)
     elem = np.dtype(dtype).itemsize
     problems, compared = [], 0
     for c in all_cases(w):

@@ -31,7 +31,7 @@ import fastconv
 from conftest import fail_if
 from test_direct_blocked import (ALGO, ALL_KERNELS, DTYPE_IDS, DTYPES, MAX_UR, MIN_CHAINS,
                                  REDUCTION_BLOCK, blocked_applies, build, check, kernels_of,
-                                 lanes_to_test, run_direct)
+                                 lanes_to_test, listed_kernels, run_direct)
 
 ROW_PIECE = 256  # kRowPiece of direct_blocked.cpp
 
@@ -203,10 +203,7 @@ def test_narrow_shapes_cover_the_tiling(w, max_acc):
 @pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
 def test_narrow_shapes_take_the_narrow_path(dtype, isa):
     """plan.prepare's packed size is the narrow layout's (narrow_packed_bytes) for some NB."""
-    k = kernels_of(isa, dtype)
-    if k is None:
-        pytest.skip(f"blocked kernels of {isa!r} not listed")
-    w, _ = k
+    w, _ = listed_kernels(isa, dtype)
     elem = np.dtype(dtype).itemsize
     problems, checked = [], 0
     for c in narrow_cases(w):
@@ -278,10 +275,7 @@ def test_narrow_plan_relu_matches_functional(dtype, isa):
 def test_narrow_tiling_copy_matches_library(dtype, isa):
     """Where NBs give different packed sizes (output blocks rounded up to NB), the library's is
     that of ``narrow_tiling``'s NB. A failure means the rule changed: update the copy."""
-    k = kernels_of(isa, dtype)
-    if k is None:
-        pytest.skip(f"blocked kernels of {isa!r} not listed")
-    w, max_acc = k
+    w, max_acc = listed_kernels(isa, dtype)
     elem = np.dtype(dtype).itemsize
     problems, compared = [], 0
     for c in narrow_cases(w):

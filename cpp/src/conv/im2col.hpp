@@ -10,7 +10,6 @@
 #pragma once
 
 #include <cstdint>
-#include <cstring>
 
 #include "fastconv/conv.hpp"
 #include "gemm/gemm.hpp"
@@ -127,23 +126,6 @@ class Im2colB {
   int nr_;
   kernels::PackRunsFn<T> pack_;
 };
-
-// dst[0..n) = src[off[0..n)]: runs of consecutive offsets are copied whole (short ones by a
-// loop: a library call per run of a 3- or 7-tap kernel row would cost more than the copy).
-template <typename T>
-inline void gather(const T* src, const int64_t* off, int64_t n, T* dst) {
-  int64_t j = 0;
-  while (j < n) {
-    int64_t e = j + 1;
-    while (e < n && off[e] == off[e - 1] + 1) ++e;
-    if (e - j < 16) {
-      for (int64_t i = j; i < e; ++i) dst[i] = src[off[j] + (i - j)];
-    } else {
-      std::memcpy(dst + j, src + off[j], static_cast<size_t>(e - j) * sizeof(T));
-    }
-    j = e;
-  }
-}
 
 // B = im2col(x)^T over a batch: B(q, r) with q = n*P + p, reduction over q (weight gradient).
 // x: channel 0 of the group in image 0; batch_stride: elements between images. Stretches of

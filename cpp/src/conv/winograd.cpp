@@ -180,7 +180,6 @@ void convolve(const ConvProblem& q, const Plan& P, const kernels::KernelSet<T>& 
               int threads, bool* non_finite) {
   const auto& uk = ks.blocked;
   const auto& wk = ks.winograd;
-  const auto& kset = ks;  // (a task's `ks` is its part of the output channels)
   const blocked::Tiling& t = P.t;
   const Shape& s = P.s;
   const int64_t W = t.w, ncb = t.ncb, nkb = t.nkb, xis = s.xis();
@@ -216,7 +215,7 @@ void convolve(const ConvProblem& q, const Plan& P, const kernels::KernelSet<T>& 
 
   #pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1)
     for (int64_t task = 0; task < P.groups * tasks_per_group * P.ksplit; ++task) {
-      const int64_t ks = task % P.ksplit, run = task / P.ksplit;
+      const int64_t part = task % P.ksplit, run = task / P.ksplit;
       const int64_t g = run / tasks_per_group;
       const int64_t t0 = run % tasks_per_group * P.tb;
       const int64_t nt = std::min(P.tb, tiles - t0);
@@ -224,7 +223,7 @@ void convolve(const ConvProblem& q, const Plan& P, const kernels::KernelSet<T>& 
       // output blocks: groups of NB [kg0, kg1), blocks [kb0, kb1).
       const blocked::Tiling tt(product_problem(q), uk, nt);
       const int64_t nb = tt.nb, kgroups = ceil_div(P.kblocks, nb);
-      const int64_t kg0 = ks * kgroups / P.ksplit, kg1 = (ks + 1) * kgroups / P.ksplit;
+      const int64_t kg0 = part * kgroups / P.ksplit, kg1 = (part + 1) * kgroups / P.ksplit;
       const int64_t kb0 = kg0 * nb, kb1 = std::min(kg1 * nb, P.kblocks);
       T* V = ws.per_thread + util::thread_index() * ws.thread_stride;
       T* M = V + P.v_size();
@@ -289,7 +288,7 @@ void convolve(const ConvProblem& q, const Plan& P, const kernels::KernelSet<T>& 
           for (int64_t cb0 = 0; cb0 < ncb; cb0 += chunk_blocks) {
             const int64_t cn = std::min(chunk_blocks, ncb - cb0);
             for (int64_t b = 0; b < nb; ++b)
-              transform_block(P, q, kset, raw, g, kg * nb + b, cb0 * W, (cb0 + cn) * W,
+              transform_block(P, q, ks, raw, g, kg * nb + b, cb0 * W, (cb0 + cn) * W,
                               chunk + b * cn * W * W, c_xi, false, nullptr);
             args.ncb = cn;
             args.w_block = cn * W * W;

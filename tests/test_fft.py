@@ -5,13 +5,15 @@
   many channels, 3-D kernels, dilation (the WaveNet layer's 2 taps 256 apart), groups (up to
   depthwise over 960 channels: the pointwise path of one input channel per group), in every
   direction, float32 within DESIGN.md's 2e-6 and float64 within 1e-12; the shapes make the
-  cost model pick FFT extents with every radix (2, 3, 4, 5) and tiles that end inside the
-  output on every axis;
+  cost model pick FFT extents with every radix (2, 3, 4, 5), tiles that end inside the
+  output on every axis, and both lane assignments: by tile and by channel (odd and padded
+  channel counts, several chunks, the weights transformed in the tasks in one and in two
+  chunks of input channels; cpp/tests/test_kernels_transform.cpp checks the model's choice);
 - chunks: a problem whose spectra exceed one chunk (8 MiB) runs in several and gives the same
   result as the reference;
 - execution: results bit-identical on 1 and 2 threads, on every ISA, and plans equal the
-  functional call (tiles, and the whole-plane path of one channel pair on 2-D planes, whose
-  transforms split a plane's rows and columns among the threads);
+  functional call (tiles by tile and by channel, whose stateless calls transform the weights
+  in their tasks, and the whole-plane path of one channel pair on 2-D planes);
 - auto: picks the FFT for the large-kernel layers of layers.json and not for 3x3 / 1x1 ones;
 - domain: stride other than 1 is declined with the reason.
 """
@@ -40,6 +42,9 @@ CASES = {
     "2d_template_31": ((1, 1, 150, 170), (1, 1, 31, 31), dict()),
     "2d_11x11_channels": ((1, 8, 45, 39), (12, 8, 11, 11), dict(padding=5)),
     "2d_13x13_64": ((1, 64, 28, 28), (64, 64, 13, 13), dict(padding=6)),
+    # lanes by channel, the weights transformed in the tasks in two chunks of input channels
+    # (the second odd), output channels padded to whole vectors
+    "2d_21x21_71_in_tasks": ((1, 71, 30, 30), (20, 71, 21, 21), dict(padding=10)),
     "2d_5x5_batch_groups": ((3, 8, 27, 25), (12, 4, 5, 5), dict(padding=2, groups=2)),
     "2d_wide_1x25": ((2, 3, 17, 90), (4, 3, 1, 25), dict(padding=(0, 12))),
     "2d_tall_15x2_dilated": ((1, 4, 80, 30), (3, 4, 15, 2), dict(dilation=(2, 3))),
@@ -97,7 +102,8 @@ def test_several_chunks():
     assert normalized_error(y, conv_reference(x, w, padding=4)) <= TOL[np.float32]
 
 
-@pytest.mark.parametrize("name", ["2d_11x11_channels", "1d_255_taps", "3d_5x5x5", "2d_template_31"])
+@pytest.mark.parametrize("name", ["2d_11x11_channels", "1d_255_taps", "3d_5x5x5", "2d_template_31",
+                                  "2d_13x13_64", "2d_21x21_71_in_tasks"])
 def test_threads_isas_and_plans_agree(name, isa_restored, threads_restored):
     x, w, b, kw = _data(name, np.float32)
     x, w, b = x.astype(np.float32), w.astype(np.float32), b.astype(np.float32)

@@ -13,9 +13,11 @@
 //              vectors per element, elements with a gap: forward equal to the DFT in the
 //              digit-reversed order; inverse(forward(x)) = n x; and the convolution theorem,
 //              inverse(forward(a) .* forward(b)) = n (a circularly convolved with b)
-//   FFT products: product (conjugated or not; row blocks of 8, 4 and 1; one to three vector
-//              groups; one and several channels), split (partial lane counts; streamed),
+//   FFT products: product (either operand conjugated or neither; row blocks of 8, 4, 2 and 1;
+//              one to three vector groups; one and several channels; stored or added to the
+//              output), split (partial lane counts; streamed; both lane assignments' layouts),
 //              multiply and multiply_each
+//   FFT lanes: the cost model's lane assignment on bench layers and its chunks
 //
 // Reference in double. Tolerances are tolerance<T>() (1e-5 float32, 1e-12 float64) times the
 // scale of the terms: for a transform the same transform on absolute values (|M| |x| |M|^T,
@@ -353,35 +355,42 @@ void test_fft_axis(const std::string& isa, const fk::FftKernels<T>& ft, int64_t 
 template <typename T>
 void test_fft_product(const std::string& isa, const fk::FftKernels<T>& ft) {
   const int64_t W = ft.w;
-  for (bool conj : {false, true})
-    for (int64_t rows : {1, 4, 5, 8, 13})  // blocks of 8 (one group), 4 and single rows
+  for (fk::FftConj conj : {fk::FftConj::none, fk::FftConj::u, fk::FftConj::x})
+    for (int64_t rows : {1, 2, 4, 7, 8, 13})  // blocks of 8 (one group), 4, 2 and single rows
       for (int64_t groups : {1, 2, 3})
-        for (int64_t nc : {1, 6}) {
+        for (int64_t nc : {1, 6})
+          for (bool accumulate : {false, true}) {
           const int64_t ldu = nc + 1, ldx = groups * 2 * W + 2, ldm = groups * 2 * W + 3;
           const auto ur = random<T>((rows - 1) * ldu + nc, 131), ui = random<T>((rows - 1) * ldu + nc, 132);
           const auto x = random<T>((nc - 1) * ldx + groups * 2 * W, 133);
+          const auto m0 = random<T>(rows * ldm, 134);
           Guarded<T> m(rows * ldm);
+          if (accumulate) m.fill(m0);
           m.snapshot();
-          ft.product(rows, nc, ur.data(), ui.data(), ldu, conj, x.data(), ldx, m.data(), ldm, groups);
+          ft.product(rows, nc, ur.data(), ui.data(), ldu, conj, x.data(), ldx, m.data(), ldm, groups,
+                     accumulate);
           Expected e(m.size());
           for (int64_t k = 0; k < rows; ++k)
             for (int64_t v = 0; v < groups; ++v)
               for (int64_t l = 0; l < W; ++l) {
-                cd s = 0;
-                double scale = 0;
+                const int64_t re = k * ldm + v * 2 * W + l, im = re + W;
+                cd s = accumulate ? cd(double(m0[at(re)]), double(m0[at(im)])) : cd(0);
+                double scale = std::fabs(s.real()) + std::fabs(s.imag());
                 for (int64_t c = 0; c < nc; ++c) {
-                  const cd u(double(ur[at(k * ldu + c)]), (conj ? -1.0 : 1.0) * double(ui[at(k * ldu + c)]));
-                  const cd xv(double(x[at(c * ldx + v * 2 * W + l)]), double(x[at(c * ldx + v * 2 * W + W + l)]));
+                  const cd u(double(ur[at(k * ldu + c)]),
+                             (conj == fk::FftConj::u ? -1.0 : 1.0) * double(ui[at(k * ldu + c)]));
+                  const cd xv(double(x[at(c * ldx + v * 2 * W + l)]),
+                              (conj == fk::FftConj::x ? -1.0 : 1.0) * double(x[at(c * ldx + v * 2 * W + W + l)]));
                   s += u * xv;
                   scale += (std::fabs(u.real()) + std::fabs(u.imag())) * (std::fabs(xv.real()) + std::fabs(xv.imag()));
                 }
-                e.put(k * ldm + v * 2 * W + l, s.real(), scale);
-                e.put(k * ldm + v * 2 * W + W + l, s.imag(), scale);
+                e.put(re, s.real(), scale);
+                e.put(im, s.imag(), scale);
               }
           check_output(m, e, tolerance<T>(),
-                       label(isa, "fft product", bits<T>(), conj ? "conj" : "plain", "rows", rows,
-                             "groups", groups, "nc", nc));
-        }
+                       label(isa, "fft product", bits<T>(), "conj", static_cast<int>(conj), "rows", rows,
+                             "groups", groups, "nc", nc, accumulate ? "accumulate" : "store"));
+          }
 }
 
 template <typename T>
@@ -393,35 +402,40 @@ void test_fft_split(const std::string& isa, const fk::FftKernels<T>& ft) {
     int na, nb;
     bool stream;
   };
-  for (Case c : {Case{W, W, false}, Case{W, 0, false}, Case{0, W, false}, Case{1, W - 1, false},
-                 Case{W - 1, 2, false}, Case{0, 0, false}, Case{W, W, true}, Case{W, 1, true},
-                 Case{2, W, true}}) {
-    Guarded<T> ur(2 * W), ui(2 * W);  // vector-aligned, as streaming needs
-    ur.snapshot();
-    ui.snapshot();
-    ft.split(zr.data(), zi.data(), mr.data(), mi.data(), scale, ur.data(), ui.data(), c.na, c.nb, c.stream);
-    if (c.stream) ft.store_fence();
-    Expected er(ur.size()), ei(ui.size());
-    for (int l = 0; l < W; ++l) {
-      const cd z(double(zr[at(l)]), double(zi[at(l)])), zm(double(mr[at(l)]), double(mi[at(l)]));
-      const cd wa = double(scale) * std::conj(z + std::conj(zm));
-      const cd wb = double(scale) * std::conj((z - std::conj(zm)) / cd(0, 1));
-      const double s = double(scale) * (std::fabs(z.real()) + std::fabs(z.imag()) +
-                                        std::fabs(zm.real()) + std::fabs(zm.imag()));
-      if (l < c.na) {
-        er.put(l, wa.real(), s);
-        ei.put(l, wa.imag(), s);
+  // Destinations a, b, im of a 4W buffer: the layouts of both lane assignments (conv/fft.cpp):
+  // [re a | re b | im a | im b] (lanes hold tiles) and [re a | im a | re b | im b] (channels).
+  struct Layout {
+    int64_t b, im;
+  };
+  for (Layout d : {Layout{W, 2 * W}, Layout{2 * W, W}})
+    for (Case c : {Case{W, W, false}, Case{W, 0, false}, Case{0, W, false}, Case{1, W - 1, false},
+                   Case{W - 1, 2, false}, Case{0, 0, false}, Case{W, W, true}, Case{W, 1, true},
+                   Case{2, W, true}}) {
+      Guarded<T> out(4 * W);  // vector-aligned, as streaming needs
+      out.snapshot();
+      ft.split(zr.data(), zi.data(), mr.data(), mi.data(), scale, out.data(), out.data() + d.b, d.im,
+               c.na, c.nb, c.stream);
+      if (c.stream) ft.store_fence();
+      Expected e(out.size());
+      for (int l = 0; l < W; ++l) {
+        const cd z(double(zr[at(l)]), double(zi[at(l)])), zm(double(mr[at(l)]), double(mi[at(l)]));
+        const cd wa = double(scale) * std::conj(z + std::conj(zm));
+        const cd wb = double(scale) * std::conj((z - std::conj(zm)) / cd(0, 1));
+        const double s = double(scale) * (std::fabs(z.real()) + std::fabs(z.imag()) +
+                                          std::fabs(zm.real()) + std::fabs(zm.imag()));
+        if (l < c.na) {
+          e.put(l, wa.real(), s);
+          e.put(d.im + l, wa.imag(), s);
+        }
+        if (l < c.nb) {
+          e.put(d.b + l, wb.real(), s);
+          e.put(d.b + d.im + l, wb.imag(), s);
+        }
       }
-      if (l < c.nb) {
-        er.put(W + l, wb.real(), s);
-        ei.put(W + l, wb.imag(), s);
-      }
+      check_output(out, e, tolerance<T>(),
+                   label(isa, "fft split", bits<T>(), "b", d.b, "im", d.im, "na", c.na, "nb", c.nb,
+                         c.stream ? "stream" : "store"));
     }
-    const std::string where = label(isa, "fft split", bits<T>(), "na", c.na, "nb", c.nb,
-                                    c.stream ? "stream" : "store");
-    check_output(ur, er, tolerance<T>(), where + " (re)");
-    check_output(ui, ei, tolerance<T>(), where + " (im)");
-  }
 }
 
 // multiply (each_element false: u per frequency, broadcast over W lanes) and multiply_each
@@ -464,6 +478,37 @@ void test_all(const std::string& isa, const fk::KernelSet<T>& ks) {
   test_fft_multiply(isa, ks.fft, true);
 }
 
+// The FFT cost model's lane assignment (conv/fft_plan.hpp) at AVX-512 float32's 16 lanes:
+// by channel for a single small image of many channels (the 13 x 13 and 31 x 31 bench layers,
+// whose few tiles would leave lanes idle by tile), by tile where tiles fill the lanes (the
+// 13 x 13 layer at batch 8) and always for one input channel (template matching); and the
+// chunk of a tiling holds at least one unit within its budget.
+void test_fft_lanes() {
+  namespace ff = fastconv::conv::fft;
+  struct Case {
+    int64_t N, C, K, in, ke, pad;
+    bool by_channel;
+  };
+  for (const Case c : {Case{1, 64, 64, 28, 13, 6, true}, Case{1, 32, 32, 28, 31, 15, true},
+                       Case{8, 64, 64, 28, 13, 6, false}, Case{1, 1, 1, 512, 31, 0, false},
+                       Case{1, 1, 16, 64, 9, 4, false}}) {
+    ff::Geometry g;
+    g.N = c.N, g.Cg = c.C, g.Kg = c.K;
+    g.in = {1, c.in, c.in}, g.ke = {1, c.ke, c.ke}, g.lo = {0, c.pad, c.pad};
+    g.out = {1, c.in + 2 * c.pad - c.ke + 1, c.in + 2 * c.pad - c.ke + 1};
+    const int64_t budget = int64_t(8) << 20;
+    const ff::Tiling t = ff::choose_tiling(g, 16, budget, 4, true);
+    const std::string where = label("fft lanes", "N", c.N, "C", c.C, "K", c.K, "kernel", c.ke);
+    check(t.by_channel == c.by_channel, where + ": by_channel " + std::to_string(t.by_channel));
+    check(t.f[0] == 1 && t.f[1] >= c.ke && t.f[2] >= c.ke && ff::is_smooth(t.f[1]) &&
+              ff::is_smooth(t.f[2]),
+          where + ": extents");
+    check(t.chunk >= 1 && t.chunk <= t.units() &&
+              (t.chunk == 1 || t.spectra_size(g) * 4 <= budget),
+          where + ": chunk");
+  }
+}
+
 }  // namespace
 
 int main() {
@@ -471,5 +516,6 @@ int main() {
     test_all(isa, table.f32);
     test_all(isa, table.f64);
   });
+  test_fft_lanes();
   return finish();
 }

@@ -60,6 +60,17 @@ bool any_non_finite(const T* x, int64_t n) {
   return hit != 0;
 }
 
+// Whether x[0 .. n) holds no NaN or infinity, looked for on `threads` threads.
+template <typename T>
+bool all_finite(const T* x, int64_t n, int threads) {
+  constexpr int64_t kPiece = int64_t(1) << 16;
+  int bad = 0;
+#pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1) reduction(| : bad)
+  for (int64_t i = 0; i < n; i += kPiece)
+    if (any_non_finite(x + i, std::min(kPiece, n - i))) bad = 1;
+  return bad == 0;
+}
+
 // dst[i*w + c] = rows[c][i] (0 where rows[c] is null) for i < n, c < w: the portable
 // channels-into-lanes copy, for the narrow layout's few lanes.
 template <typename T>

@@ -1,19 +1,33 @@
 // conv/fft.cpp — convolution by FFT, overlap-save (fft_plan.hpp): forward, backward-data and
 // backward-weights, stride 1, any kernel size, dilation and groups, 1-D to 3-D.
 //
-// One correlation routine (correlate) does the work, per group and per chunk of vector groups
-// (W pairs of tiles of one image: one in the real lanes, the other in the imaginary lanes):
-//   V [f][c][v][2W] = FFT(x tiles)                      input transforms, in place in a tile
+// One correlation routine (correlate) does the work, per group and per chunk of tiles, with
+// the lanes of a vector group assigned one of two ways (Tiling::by_channel):
+// - by tile (W pairs of tiles of one channel: one in the real lanes, the other in the
+//   imaginary lanes), per chunk of vector groups v:
+//     V [f][c][v][2W] = FFT(x tiles)                    input transforms, in place in a tile
 //                                                       buffer [f][W] (re) + [f][W] (im)
-//   M [f][k][v][2W] = sum_c U[g][f][k][c] V[f][c][v]    complex products (fft_ukernel.hpp)
-//   y tiles         <- IFFT(M) + bias, clamped          output transforms, first o of f per axis
-// with U [g][slot][re, im][k][c] = conj(FFT(w_gkc)) / prod(f): the weights' spectra,
-// conjugated (a correlation), scaled by the inverse's 1 / n, and stored once per pair of
-// mirrored frequencies (a real kernel's spectrum is conjugate-symmetric; two kernels share one
-// FFT). Spectra stay in the FFT's digit-reversed order throughout. Threads split the transforms
-// by (block of channels, vector group) and the products by frequency: results do not depend on
-// the thread count. With one input channel per group the products are pointwise and each
-// vector group goes through all three steps in its thread's buffers.
+//     M [f][k][v][2W] = sum_c U[f][k][c] V[f][c][v]     complex products (fft_ukernel.hpp),
+//                                                       U broadcast
+//     y tiles         <- IFFT(M) + bias, clamped        output transforms, first o of f per axis
+// - by channel (one pair of tiles of W channels), per chunk of tile pairs p:
+//     Z [f][p][c]     = FFT(x tiles)                    the same transforms, spectra as rows
+//     M [f][p][k]     = sum_c Z[f][p][c] U[f][c][k]     U the vectors of W output channels
+//     y tiles         <- IFFT(M) + bias, clamped
+//   a complex matrix product per frequency that a single pair of tiles fills, so that few
+//   large tiles (little overlap) suit a small image: on the 13 x 13 and 31 x 31 bench layers
+//   (28 x 28, batch 1) the products take half and a third of the multiply-adds of 16 x 16
+//   and 36 x 36 tiles by tile.
+// U = conj(FFT(w_gkc)) / prod(f): the weights' spectra, conjugated (a correlation), scaled by
+// the inverse's 1 / n, and stored once per pair of mirrored frequencies (a real kernel's
+// spectrum is conjugate-symmetric; two kernels share one FFT). Spectra stay in the FFT's
+// digit-reversed order throughout. Threads split the transforms by (block of channels, vector
+// group) and the products by frequency: results do not depend on the thread count. With one
+// input channel per group the products are pointwise and each vector group goes through all
+// three steps in its thread's buffers. A stateless call by channel in one chunk transforms
+// the weights in its tasks (transforms_in_tasks): a task per output vector transforms its
+// kernels a chunk of input channels at a time and adds their products to M while the
+// spectra are in its cache, in U's order, so that its bits equal a plan's.
 //   backward-data:    the forward correlation of dy (read from ke - 1 before its start) with
 //                     the weights flipped in space and their channel roles swapped;
 //   backward-weights: for each group and image, the correlation whose images are the input
@@ -105,20 +119,70 @@ struct WeightSource {
 
 int64_t channel_block(const Tiling& t, int64_t elem);
 
-// Per-thread scratch of a tiling: channel_block tile buffers (re, im), at least 2, and 2W rows
-// for edge tiles.
-template <typename T>
-int64_t thread_scratch(const Tiling& t) {
-  const int64_t buffers = std::max<int64_t>(2, channel_block(t, sizeof(T)));
-  return util::scratch_stride(buffers * t.buffer_size() + 2 * t.lanes * t.f[2], sizeof(T));
-}
-
 // Slots of a half spectrum (HalfSpectrum): the positions equal to their mirror are, per axis,
-// k = 0 and (even n) k = n / 2. Elements of the weight spectra: slots x re, im x pairs.
-int64_t spectra_elements(const Geometry& g, const Tiling& t) {
+// k = 0 and (even n) k = n / 2.
+int64_t slots(const Tiling& t) {
   int64_t self = 1;
   for (int d = 0; d < 3; ++d) self *= t.f[d] % 2 == 0 ? 2 : 1;
-  return g.groups * (t.freqs() + self) / 2 * g.Kg * g.Cg * 2;
+  return (t.freqs() + self) / 2;
+}
+
+// Elements of the weight spectra: slots x re, im x pairs (by channel: output channels padded
+// to whole vectors).
+int64_t spectra_elements(const Geometry& g, const Tiling& t) {
+  const int64_t Kg = t.by_channel ? t.padded(g.Kg) : g.Kg;
+  return g.groups * slots(t) * Kg * g.Cg * 2;
+}
+
+// Input channels per chunk of a task's weight spectra when they are transformed in the tasks
+// (by channel): an even number (two per vector group), the chunk within 4 MiB per thread and
+// 6 MiB for all threads together if it can be (with a chunk of spectra, kChunkBytes, the
+// workspace stays within 16 MiB). Longer chunks make longer product calls: on the 13 x 13
+// bench layer (271 slots) chunks of 10 channels (256 KiB) cost a fifth of the call more than
+// one chunk of all 64 (2.2 MiB).
+int64_t in_task_channels(const Tiling& t, int64_t elem, int threads) {
+  const int64_t budget = std::min<int64_t>(int64_t(4) << 20, (int64_t(6) << 20) / threads);
+  const int64_t per_channel = slots(t) * 2 * t.lanes * elem;
+  return std::max<int64_t>(2, budget / per_channel / 2 * 2);
+}
+
+// Whether a call without packed weights transforms them in its tasks (a forward or data
+// gradient by channel in one chunk, with an output vector for every thread): each task's
+// spectra stay in its cache instead of going through memory whole. (Chunks would repeat
+// the transforms.)
+bool transforms_in_tasks(const Geometry& g, const Tiling& t, int threads) {
+  return t.by_channel && !t.whole && t.chunk >= t.units() &&
+         util::ceil_div(g.Kg, t.lanes) >= threads;
+}
+
+// The units a correlation on `threads` threads takes at once: all of them, or chunks of a
+// multiple of the thread count when the workspace allows.
+int64_t chunk_of(const Tiling& t, int threads) {
+  if (t.chunk >= t.units()) return t.units();
+  return t.chunk >= threads ? t.chunk / threads * threads : t.chunk;
+}
+
+// Per-thread scratch of a tiling. By tile: channel_block tile buffers (re, im), at least 2
+// (the weight transform's buffer and its taps), and 2W rows for edge tiles. By channel: one
+// tile buffer and the edge rows, or the weight transform's three buffers; then, with the
+// weights transformed in the tasks of in_task_threads threads, a chunk of their spectra
+// (in_task_channels) at in_task_offset.
+template <typename T>
+int64_t in_task_offset(const Tiling& t) {
+  const int64_t transforms = t.buffer_size() + 2 * t.lanes * t.f[2];  // or 3 F W: weights
+  return util::round_up(std::max(transforms, 3 * t.freqs() * t.lanes), 16);
+}
+template <typename T>
+int64_t thread_scratch(const Tiling& t, int in_task_threads = 0) {
+  if (t.by_channel) {
+    const int64_t chunk =
+        in_task_threads > 0
+            ? slots(t) * in_task_channels(t, sizeof(T), in_task_threads) * 2 * t.lanes
+            : 0;
+    return util::scratch_stride(in_task_offset<T>(t) + chunk, sizeof(T));
+  }
+  const int64_t buffers = std::max<int64_t>(2, channel_block(t, sizeof(T)));
+  return util::scratch_stride(buffers * t.buffer_size() + 2 * t.lanes * t.f[2], sizeof(T));
 }
 
 // Elements of the weight spectra of either path (whole planes store every frequency).
@@ -126,77 +190,176 @@ int64_t weights_size(const Geometry& g, const Tiling& t) {
   return t.whole ? g.groups * 2 * t.freqs() : spectra_elements(g, t);
 }
 
-// U = conj(FFT(w_gkc)) / prod(f) for every (g, k, c): [g][slot][re, im][k][c], one slot per
-// pair of mirrored frequencies (HalfSpectrum). Two kernels per lane: z = w_a + i w_b gives
-// W_a(k) = (Z(k) + conj Z(-k)) / 2 and W_b(k) = (Z(k) - conj Z(-k)) / 2i. Returns whether every
-// weight is finite.
+// U = conj(FFT(w_gkc)) / prod(f) for every (g, k, c), one slot per pair of mirrored
+// frequencies (HalfSpectrum), in the layout the products read:
+//   by tile:    [g][slot][re, im][k][c]            (broadcast along c)
+//   by channel: [g][slot][c][k / W][re, im][W]     (vectors of W output channels; lanes past
+//                                                   Kg hold zeros)
+// Two kernels per lane: z = w_a + i w_b gives W_a(k) = (Z(k) + conj Z(-k)) / 2 and
+// W_b(k) = (Z(k) - conj Z(-k)) / 2i. A vector group (block) transforms 2W kernels: by tile the
+// pairs (k, c) 2Wb .. 2Wb + 2W - 1 in row-major order; by channel W output channels of input
+// channels c and c + 1 (real and imaginary lanes), blocks of one output vector consecutive.
+// The kernels go into lanes whole (transposed in registers by pack_rows), then row by row to
+// their places in the box.
 template <typename T>
-bool transform_weights(const Geometry& g, const Tiling& t, const kernels::FftKernels<T>& k,
+class WeightTransform {
+ public:
+  // Where a block's spectra go, by channel: slot s of input channel c (and output vector kb)
+  // at base + s * slot_stride + (c - c_first) * c_stride + (kb - kb_first) * kb_stride; by
+  // tile: U's layout from base (slot_stride: 2 Kg Cg).
+  struct Out {
+    T* base;
+    int64_t slot_stride, c_stride, c_first, kb_stride, kb_first;
+    bool stream;  // non-temporal stores (whole aligned vectors only)
+  };
+
+  WeightTransform(const Geometry& g, const Tiling& t, const kernels::KernelSet<T>& ks,
+                  const WeightSource<T>& ws)
+      : g_(g), t_(t), ks_(ks), ws_(ws), axes_(t.f), half_(t.f, axes_.a) {
+    W_ = ks.fft.w;
+    KB_ = ceil_div(g.Kg, W_), CP_ = ceil_div(g.Cg, 2);
+    nrows_ = ws.taps[0] * ws.taps[1], ntaps_ = nrows_ * ws.taps[2];
+    at_.resize(static_cast<size_t>(nrows_));
+    for (int64_t t0 = 0, r = 0; t0 < ws.taps[0]; ++t0)
+      for (int64_t t1 = 0; t1 < ws.taps[1]; ++t1, ++r) {  // the row's first tap, in vectors
+        const int64_t j0 = (ws.flip ? ws.taps[0] - 1 - t0 : t0) * ws.dil[0];
+        const int64_t j1 = (ws.flip ? ws.taps[1] - 1 - t1 : t1) * ws.dil[1];
+        const int64_t j2 = ws.flip ? (ws.taps[2] - 1) * ws.dil[2] : 0;
+        at_[r] = ((j0 * t.f[1] + j1) * t.f[2] + j2) * W_;
+      }
+    step_ = (ws.flip ? -1 : 1) * ws.dil[2] * W_;
+    for (int d = 0; d < 3; ++d) live_[d] = (ws.taps[d] - 1) * ws.dil[d] + 1;
+  }
+
+  const HalfSpectrum& half() const { return half_; }
+  int64_t blocks() const {
+    return t_.by_channel ? CP_ * KB_ : ceil_div(g_.Kg * g_.Cg, 2 * W_);
+  }
+  // By channel: block b's output vector and input channel pair.
+  int64_t block_kb(int64_t b) const { return b / CP_; }
+  int64_t block_cp(int64_t b) const { return b % CP_; }
+  // The block of output vector kb and input channels 2 cp, 2 cp + 1 (by channel).
+  int64_t block_of(int64_t kb, int64_t cp) const { return kb * CP_ + cp; }
+  // Block b of group gi into out, in buf (3 F W elements: the tile buffer and the kernels in
+  // lanes, ntaps <= F).
+  void run(int64_t gi, int64_t b, T* buf, const Out& out) const {
+    const auto& k = ks_.fft;
+    const int64_t W = W_, F = t_.freqs(), pairs = g_.Kg * g_.Cg;
+    T* re = buf;
+    T* im = re + F * W;
+    T* taps = im + F * W;
+    std::fill(re, re + 2 * F * W, T(0));
+    const T* w[2 * kMaxLanes];  // the kernel of each lane (null: none); lane l % W of re or im
+    for (int64_t l = 0; l < 2 * W; ++l) {
+      int64_t kk, c;
+      if (t_.by_channel) {
+        kk = block_kb(b) * W + l % W, c = block_cp(b) * 2 + l / W;
+      } else {
+        const int64_t q = std::min(b * 2 * W + l, pairs);
+        kk = q < pairs ? q / g_.Cg : g_.Kg, c = q % g_.Cg;
+      }
+      w[l] = kk < g_.Kg && c < g_.Cg
+                 ? ws_.w + gi * ws_.g_stride + kk * ws_.k_stride + c * ws_.c_stride
+                 : nullptr;
+    }
+    for (int h = 0; h < 2; ++h) {
+      ks_.gemm.pack_rows(w + h * W, static_cast<int>(W), ntaps_, taps, W);
+      T* dst = h == 0 ? re : im;
+      for (int64_t r = 0; r < nrows_; ++r)
+        for (int64_t j = 0; j < ws_.taps[2]; ++j) {
+          const T* src = taps + (r * ws_.taps[2] + j) * W;
+          T* d = dst + at_[r] + j * step_;
+          for (int64_t i = 0; i < W; ++i) d[i] = src[i];
+        }
+    }
+    axes_.forward(k, re, im, live_);
+    const T scale = T(0.5) / static_cast<T>(F);
+    for (int64_t f = 0; f < F; ++f) {
+      const int64_t m = half_.mirror[f];
+      if (m < f) continue;
+      const T *zr = re + f * W, *zi = im + f * W, *mr = re + m * W, *mi = im + m * W;
+      const int64_t slot = half_.slot[f];
+      if (t_.by_channel) {  // whole vectors (zeros past Kg); none for a channel past Cg
+        const int64_t c = block_cp(b) * 2;
+        T* a = out.base + slot * out.slot_stride + (c - out.c_first) * out.c_stride +
+               (block_kb(b) - out.kb_first) * out.kb_stride;
+        k.split(zr, zi, mr, mi, scale, a, a + out.c_stride, W, static_cast<int>(W),
+                c + 1 < g_.Cg ? static_cast<int>(W) : 0, out.stream);
+      } else {
+        const int64_t q0 = b * 2 * W, lanes = std::min(2 * W, pairs - q0);
+        const int na = static_cast<int>(std::min(W, lanes)), nb = static_cast<int>(lanes - na);
+        T* a = out.base + slot * out.slot_stride + q0;
+        k.split(zr, zi, mr, mi, scale, a, a + W, pairs, na, nb, out.stream);
+      }
+    }
+    if (out.stream) k.store_fence();
+  }
+
+ private:
+  const Geometry& g_;
+  const Tiling& t_;
+  const kernels::KernelSet<T>& ks_;
+  const WeightSource<T>& ws_;
+  Axes<T> axes_;
+  HalfSpectrum half_;
+  int64_t W_, KB_, CP_, nrows_, ntaps_, step_;
+  std::vector<int64_t> at_;
+  Ext live_;
+};
+
+// Every block of every group into U (layout above).
+template <typename T>
+void transform_weights(const Geometry& g, const Tiling& t, const kernels::KernelSet<T>& ks,
                        const WeightSource<T>& ws, T* U, T* scratch, int threads) {
-  const Axes<T> axes(t.f);
-  const HalfSpectrum half(t.f, axes.a);
-  const int64_t W = k.w, F = t.freqs(), pairs = g.Kg * g.Cg, S = half.slots;
-  const int64_t blocks = ceil_div(pairs, 2 * W);
-  const T scale = T(0.5) / static_cast<T>(F);
+  const WeightTransform<T> wt(g, t, ks, ws);
+  const int64_t W = ks.fft.w, S = wt.half().slots, blocks = wt.blocks();
+  const int64_t ld = t.by_channel ? ceil_div(g.Kg, W) * 2 * W : 0;
+  const int64_t group = t.by_channel ? S * g.Cg * ld : S * g.Kg * g.Cg * 2;
   const int64_t stride = thread_scratch<T>(t);
   // Spectra larger than a core's caches bypass them (rows of whole vectors, aligned).
   const bool stream = spectra_elements(g, t) * int64_t(sizeof(T)) > (int64_t(4) << 20) &&
-                      (pairs * sizeof(T)) % (W * sizeof(T)) == 0 &&
+                      (t.by_channel || (g.Kg * g.Cg * sizeof(T)) % (W * sizeof(T)) == 0) &&
                       reinterpret_cast<std::uintptr_t>(U) % (W * sizeof(T)) == 0;
-  // Buffer offset of each tap (row-major), in vectors.
-  const int64_t ntaps = ws.taps[0] * ws.taps[1] * ws.taps[2];
-  std::vector<int64_t> at(static_cast<size_t>(ntaps));
-  for (int64_t t0 = 0, tap = 0; t0 < ws.taps[0]; ++t0)
-    for (int64_t t1 = 0; t1 < ws.taps[1]; ++t1)
-      for (int64_t t2 = 0; t2 < ws.taps[2]; ++t2, ++tap) {
-        const int64_t j0 = (ws.flip ? ws.taps[0] - 1 - t0 : t0) * ws.dil[0];
-        const int64_t j1 = (ws.flip ? ws.taps[1] - 1 - t1 : t1) * ws.dil[1];
-        const int64_t j2 = (ws.flip ? ws.taps[2] - 1 - t2 : t2) * ws.dil[2];
-        at[tap] = ((j0 * t.f[1] + j1) * t.f[2] + j2) * W;
-      }
-  int bad = 0;
-#pragma omp parallel for schedule(dynamic, 1) num_threads(threads) if (threads > 1) reduction(| : bad)
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads) if (threads > 1)
   for (int64_t gb = 0; gb < g.groups * blocks; ++gb) {
-    const int64_t gi = gb / blocks, q0 = gb % blocks * 2 * W;
-    const int64_t lanes = std::min(2 * W, pairs - q0);
-    T* re = scratch + util::thread_index() * stride;
-    T* im = re + F * W;
-    std::fill(re, re + 2 * F * W, T(0));
-    for (int64_t l = 0; l < lanes; ++l) {  // kernel q0 + l: lane l % W of re (l < W) or im
-      const int64_t kk = (q0 + l) / g.Cg, c = (q0 + l) % g.Cg;
-      const T* w = ws.w + gi * ws.g_stride + kk * ws.k_stride + c * ws.c_stride;
-      bad |= any_non_finite(w, ntaps);
-      T* dst = (l < W ? re : im) + l % W;
-      for (int64_t tap = 0; tap < ntaps; ++tap) dst[at[tap]] = w[tap];
-    }
-    Ext live;
-    for (int d = 0; d < 3; ++d) live[d] = (ws.taps[d] - 1) * ws.dil[d] + 1;
-    axes.forward(k, re, im, live);
-    const int na = static_cast<int>(std::min(W, lanes)), nb = static_cast<int>(lanes - na);
-    for (int64_t f = 0; f < F; ++f) {
-      const int64_t m = half.mirror[f];
-      if (m < f) continue;
-      T* ur = U + (gi * S + half.slot[f]) * pairs * 2 + q0;
-      k.split(re + f * W, im + f * W, re + m * W, im + m * W, scale, ur, ur + pairs, na, nb, stream);
-    }
-    if (stream) k.store_fence();
+    const int64_t gi = gb / blocks;
+    const typename WeightTransform<T>::Out out =
+        t.by_channel
+            ? typename WeightTransform<T>::Out{U + gi * group, g.Cg * ld, ld, 0, 2 * W, 0, stream}
+            : typename WeightTransform<T>::Out{U + gi * group, g.Kg * g.Cg * 2, 0, 0, 0, 0, stream};
+    wt.run(gi, gb % blocks, scratch + util::thread_index() * stride, out);
   }
-  return bad == 0;
 }
 
-// The tile in lane l < 2W of vector group v (lanes W and up: the imaginary parts): its image n
-// and grid position; none past the last tile.
-struct TilePos {
-  bool valid;
-  int64_t n;
-  Ext at;  // grid index per axis
+// What lane l < 2W of a vector group holds (lanes W and up: the imaginary parts): a tile of
+// channel ch (within the group) of image n at grid position `at`, or nothing.
+struct Lane {
+  bool valid = false;
+  int64_t n = 0, ch = 0;
+  Ext at{0, 0, 0};
 };
 
-inline TilePos tile_pos(const Tiling& t, int64_t v, int64_t l) {
-  const int64_t pair = v * t.lanes + l % t.lanes, ppi = t.pairs_per_image();
-  const int64_t n = pair / ppi, r = pair % ppi * 2 + l / t.lanes;
-  if (n >= t.images || r >= t.tiles_per_image()) return {false, 0, {0, 0, 0}};
-  return {true, n, {r / (t.grid[1] * t.grid[2]), r / t.grid[2] % t.grid[1], r % t.grid[2]}};
+// Half h (0: the real part) of tile pair `pair` of the batch, channel ch; none past the last
+// tile.
+inline Lane tile_lane(const Tiling& t, int64_t pair, int64_t h, int64_t ch) {
+  const int64_t ppi = t.pairs_per_image();
+  const int64_t n = pair / ppi, r = pair % ppi * 2 + h;
+  if (n >= t.images || r >= t.tiles_per_image()) return {};
+  return {true, n, ch, {r / (t.grid[1] * t.grid[2]), r / t.grid[2] % t.grid[1], r % t.grid[2]}};
+}
+
+// The lanes of vector group v by tile (W tile pairs of channel ch) ...
+inline void lanes_by_tile(const Tiling& t, int64_t v, int64_t ch, Lane* lanes) {
+  for (int64_t l = 0; l < 2 * t.lanes; ++l)
+    lanes[l] = tile_lane(t, v * t.lanes + l % t.lanes, l / t.lanes, ch);
+}
+
+// ... and by channel (tile pair `pair` of channels c0 .. c0 + W - 1 that are below `channels`).
+inline void lanes_by_channel(const Tiling& t, int64_t pair, int64_t c0, int64_t channels, Lane* lanes) {
+  for (int64_t l = 0; l < 2 * t.lanes; ++l) {
+    const int64_t ch = c0 + l % t.lanes;
+    lanes[l] = ch < channels ? tile_lane(t, pair, l / t.lanes, ch) : Lane{};
+  }
 }
 
 // Tile buffers a transform task fills before copying their spectra out together: their copies
@@ -208,32 +371,31 @@ int64_t channel_block(const Tiling& t, int64_t elem) {
 }
 
 // The correlation of Geometry g on dense x (N x groups*Cg x in) into y (N x groups*Kg x out),
-// with U from transform_weights. ws: spectra_size(g) + threads * thread_scratch elements.
+// with U from transform_weights, or with the weights transformed in the tasks (weights
+// non-null: transforms_in_tasks). ws: work_size elements.
 template <typename T>
 void correlate(const Geometry& g, const Tiling& t, const kernels::KernelSet<T>& ks, const T* x,
-               const T* U, const T* bias, Activation act, T* y, T* ws, int threads) {
+               const T* U, const WeightSource<T>* weights, const T* bias, Activation act, T* y,
+               T* ws, int threads) {
   const auto& k = ks.fft;
   const Axes<T> axes(t.f);
   const HalfSpectrum half(t.f, axes.a);
   const int64_t W = k.w, F = t.freqs(), Cg = g.Cg, Kg = g.Kg, S = half.slots;
-  const int64_t G = t.vector_groups(), CB = channel_block(t, sizeof(T)), B = t.buffer_size();
+  const int64_t B = t.buffer_size();
   const int64_t C = g.groups * Cg, K = g.groups * Kg;
   const int64_t in_plane = g.in[0] * g.in[1] * g.in[2], out_plane = g.out[0] * g.out[1] * g.out[2];
-  T* V = ws;
-  T* M = V + Cg * t.chunk * 2 * W * F;
-  T* scratch = M + Kg * t.chunk * 2 * W * F;
-  const int64_t stride = thread_scratch<T>(t);
+  const int64_t stride = thread_scratch<T>(t, weights ? threads : 0);
   const auto hi = act == Activation::relu6 ? T(6) : std::numeric_limits<T>::infinity();
 
-  // The spectrum of input channel c's tiles in vector group v (of group gi) into the buffer
-  // re, im ([F][W] each); edge: 2W rows of f2.
-  const auto forward_tiles = [&](int64_t gi, int64_t c, int64_t v, T* re, T* im, T* edge) {
+  // The spectrum of the lanes' input tiles (of group gi) into the buffer re, im ([F][W]
+  // each); edge: 2W rows of f2.
+  const auto forward_tiles = [&](int64_t gi, const Lane* lanes, T* re, T* im, T* edge) {
     // Each lane's input plane (null: no tile) and the input position of its tile's origin.
     const T* plane[2 * kMaxLanes];
     Ext org[2 * kMaxLanes];
     for (int64_t l = 0; l < 2 * W; ++l) {
-      const TilePos p = tile_pos(t, v, l);
-      plane[l] = p.valid ? x + (p.n * C + gi * Cg + c) * in_plane : nullptr;
+      const Lane& p = lanes[l];
+      plane[l] = p.valid ? x + (p.n * C + gi * Cg + p.ch) * in_plane : nullptr;
       for (int d = 0; d < 3; ++d) org[l][d] = p.at[d] * t.o[d] - g.lo[d];
     }
     const T* rows[2 * kMaxLanes];
@@ -260,20 +422,21 @@ void correlate(const Geometry& g, const Tiling& t, const kernels::KernelSet<T>& 
     axes.forward(k, re, im, t.f);
   };
 
-  // Output channel kk's tiles of vector group v from their spectrum in re, im: inverse FFT,
-  // bias and clamp, lanes back to the rows of y.
-  const auto inverse_tiles = [&](int64_t gi, int64_t kk, int64_t v, T* re, T* im, T* edge) {
+  // The lanes' output tiles (output channels of group gi) from their spectrum in re, im:
+  // inverse FFT, bias and clamp, lanes back to the rows of y.
+  const auto inverse_tiles = [&](int64_t gi, const Lane* lanes, T* re, T* im, T* edge) {
     axes.inverse(k, re, im, t.o);
-    const T b = bias ? bias[gi * Kg + kk] : T(0);
-    // Each lane's output plane (null: no tile), its tile's output origin and row length.
+    // Each lane's output plane (null: no tile), its tile's output origin, row length and bias.
     T* plane[2 * kMaxLanes];
     Ext org[2 * kMaxLanes];
     int64_t count[2 * kMaxLanes];
+    T b[2 * kMaxLanes];
     for (int64_t l = 0; l < 2 * W; ++l) {
-      const TilePos p = tile_pos(t, v, l);
-      plane[l] = p.valid ? y + (p.n * K + gi * Kg + kk) * out_plane : nullptr;
+      const Lane& p = lanes[l];
+      plane[l] = p.valid ? y + (p.n * K + gi * Kg + p.ch) * out_plane : nullptr;
       for (int d = 0; d < 3; ++d) org[l][d] = p.at[d] * t.o[d];
       count[l] = std::min(t.o[2], g.out[2] - org[l][2]);
+      b[l] = bias && p.valid ? bias[gi * Kg + p.ch] : T(0);
     }
     T* rows[2 * kMaxLanes];
     T* dst[2 * kMaxLanes];
@@ -295,7 +458,7 @@ void correlate(const Geometry& g, const Tiling& t, const kernels::KernelSet<T>& 
           if (rows[l] != dst[l]) std::memcpy(dst[l], rows[l], count[l] * sizeof(T));
           if (bias || act != Activation::none)
             for (int64_t j = 0; j < count[l]; ++j) {
-              const T s = dst[l][j] + b;
+              const T s = dst[l][j] + b[l];
               dst[l][j] = act == Activation::none ? s : s < T(0) ? T(0) : (s > hi ? hi : s);
             }
         }
@@ -306,8 +469,10 @@ void correlate(const Geometry& g, const Tiling& t, const kernels::KernelSet<T>& 
     // One input channel per group: the products are pointwise, so each task runs its vector
     // group through forward transform, products and inverse transforms in its own buffers,
     // without the spectra's round trip through memory. u: the group's U per frequency,
-    // conjugation applied, [k][re, im][f] (in M, which holds Kg chunks of 2W F).
-    T* u = M;
+    // conjugation applied, [k][re, im][f] (in the workspace, which holds Kg chunks of 2W F).
+    const int64_t G = t.vector_groups();
+    T* u = ws + Cg * t.chunk * 2 * W * F;
+    T* scratch = u + Kg * t.chunk * 2 * W * F;
     for (int64_t gi = 0; gi < g.groups; ++gi) {
       for (int64_t kk = 0; kk < Kg; ++kk)
         for (int64_t f = 0; f < F; ++f) {
@@ -321,22 +486,114 @@ void correlate(const Geometry& g, const Tiling& t, const kernels::KernelSet<T>& 
         T* spectrum = scratch + util::thread_index() * stride;
         T* product = spectrum + B;
         T* edge = product + B;
-        forward_tiles(gi, 0, v, spectrum, spectrum + F * W, edge);
+        Lane lanes[2 * kMaxLanes];
+        lanes_by_tile(t, v, 0, lanes);
+        forward_tiles(gi, lanes, spectrum, spectrum + F * W, edge);
         for (int64_t kk = 0; kk < Kg; ++kk) {
           const T* uk = u + kk * 2 * F;
           k.multiply(F, uk, uk + F, spectrum, spectrum + F * W, product, product + F * W);
-          inverse_tiles(gi, kk, v, product, product + F * W, edge);
+          lanes_by_tile(t, v, kk, lanes);
+          inverse_tiles(gi, lanes, product, product + F * W, edge);
         }
       }
     }
     return;
   }
 
-  // Chunks of a multiple of the thread count when the workspace allows.
-  const int64_t chunk = t.chunk >= threads ? t.chunk / threads * threads : t.chunk;
+  const int64_t chunk = chunk_of(t, threads), units = t.units();
+
+  if (t.by_channel) {
+    // A chunk of nv tile pairs: Z [f][re, im][nv][Cg] (the products' broadcast rows), M
+    // [f][nv][KB][re, im][W] (vectors of output channels, as U).
+    const int64_t KB = ceil_div(Kg, W), ld = KB * 2 * W;
+    T* Z = ws;
+    T* M = Z + F * 2 * t.chunk * Cg;
+    T* scratch = M + F * t.chunk * ld;
+    // Output vector kb's tiles of pair v0 + v from M: inverse transforms, bias, clamp.
+    const auto inverse_pair = [&](int64_t gi, int64_t kb, int64_t v0, int64_t v, int64_t nv, T* buf) {
+      T* re = buf;
+      T* im = re + F * W;
+      for (int64_t f = 0; f < F; ++f) {
+        const T* src = M + (f * nv + v) * ld + kb * 2 * W;
+        for (int64_t i = 0; i < W; ++i) re[f * W + i] = src[i];
+        for (int64_t i = 0; i < W; ++i) im[f * W + i] = src[W + i];
+      }
+      Lane lanes[2 * kMaxLanes];
+      lanes_by_channel(t, v0 + v, kb * W, Kg, lanes);
+      inverse_tiles(gi, lanes, re, im, re + B);
+    };
+    for (int64_t gi = 0; gi < g.groups; ++gi)
+      for (int64_t v0 = 0; v0 < units; v0 += chunk) {
+        const int64_t nv = std::min(chunk, units - v0), cblocks = ceil_div(Cg, W);
+
+        // 1. Z = FFT of the input tiles, W channels of one tile pair per task.
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads) if (threads > 1)
+        for (int64_t task = 0; task < cblocks * nv; ++task) {
+          const int64_t c0 = task / nv * W, v = task % nv, nc = std::min(W, Cg - c0);
+          T* re = scratch + util::thread_index() * stride;
+          T* im = re + F * W;
+          Lane lanes[2 * kMaxLanes];
+          lanes_by_channel(t, v0 + v, c0, Cg, lanes);
+          forward_tiles(gi, lanes, re, im, re + B);
+          for (int64_t f = 0; f < F; ++f) {
+            T* zr = Z + f * 2 * nv * Cg + v * Cg + c0;
+            T* zi = zr + nv * Cg;
+            for (int64_t i = 0; i < nc; ++i) zr[i] = re[f * W + i];
+            for (int64_t i = 0; i < nc; ++i) zi[i] = im[f * W + i];
+          }
+        }
+
+        if (weights) {
+          // 2, 3. Per output vector: its weights' spectra a chunk of input channels at a time
+          // into the task's buffer, their products added to M (in the order of the channels,
+          // as with U whole), then the inverse transforms.
+          const WeightTransform<T> wt(g, t, ks, *weights);
+          // Chunks of equal size (even), at most in_task_channels.
+          const int64_t chunks = ceil_div(Cg, in_task_channels(t, sizeof(T), threads));
+          const int64_t cc = util::round_up(ceil_div(Cg, chunks), 2);
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads) if (threads > 1)
+          for (int64_t kb = 0; kb < KB; ++kb) {
+            T* buf = scratch + util::thread_index() * stride;
+            T* uc = buf + in_task_offset<T>(t);  // [slot][cc][2W]
+            for (int64_t c0 = 0; c0 < Cg; c0 += cc) {
+              const int64_t n = std::min(cc, Cg - c0);
+              const typename WeightTransform<T>::Out out{uc, n * 2 * W, 2 * W, c0, 0, kb, false};
+              for (int64_t cp = c0 / 2; cp < ceil_div(c0 + n, 2); ++cp)
+                wt.run(gi, wt.block_of(kb, cp), buf, out);
+              for (int64_t f = 0; f < F; ++f)
+                k.product(nv, n, Z + f * 2 * nv * Cg + c0, Z + (f * 2 + 1) * nv * Cg + c0, Cg,
+                          half.conj[f] ? kernels::FftConj::x : kernels::FftConj::none,
+                          uc + half.slot[f] * n * 2 * W, 2 * W, M + f * nv * ld + kb * 2 * W, ld,
+                          1, c0 > 0);
+            }
+            for (int64_t v = 0; v < nv; ++v) inverse_pair(gi, kb, v0, v, nv, buf);
+          }
+          continue;
+        }
+
+        // 2. M[f] = Z[f] U[f]: the weights are the vectors, conjugated at mirrored positions.
+#pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1)
+        for (int64_t f = 0; f < F; ++f)
+          k.product(nv, Cg, Z + f * 2 * nv * Cg, Z + (f * 2 + 1) * nv * Cg, Cg,
+                    half.conj[f] ? kernels::FftConj::x : kernels::FftConj::none,
+                    U + (gi * S + half.slot[f]) * Cg * ld, ld, M + f * nv * ld, ld, KB, false);
+
+        // 3. y tiles = IFFT(M) + bias, clamped; W output channels of one tile pair per task.
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads) if (threads > 1)
+        for (int64_t task = 0; task < KB * nv; ++task)
+          inverse_pair(gi, task / nv, v0, task % nv, nv, scratch + util::thread_index() * stride);
+      }
+    return;
+  }
+
+  // By tile: V [f][c][nv][2W] and M [f][k][nv][2W], a chunk of nv vector groups.
+  const int64_t CB = channel_block(t, sizeof(T));
+  T* V = ws;
+  T* M = V + Cg * t.chunk * 2 * W * F;
+  T* scratch = M + Kg * t.chunk * 2 * W * F;
   for (int64_t gi = 0; gi < g.groups; ++gi)
-    for (int64_t v0 = 0; v0 < G; v0 += chunk) {
-      const int64_t nv = std::min(chunk, G - v0), ld = nv * 2 * W;
+    for (int64_t v0 = 0; v0 < units; v0 += chunk) {
+      const int64_t nv = std::min(chunk, units - v0), ld = nv * 2 * W;
       const int64_t cblocks = ceil_div(Cg, CB), kblocks = ceil_div(Kg, CB);
 
       // 1. V = FFT of the input tiles, CB channels of one vector group per task.
@@ -345,8 +602,11 @@ void correlate(const Geometry& g, const Tiling& t, const kernels::KernelSet<T>& 
         const int64_t c0 = task / nv * CB, v = task % nv, nc = std::min(CB, Cg - c0);
         T* buf = scratch + util::thread_index() * stride;
         T* edge = buf + CB * B;
-        for (int64_t j = 0; j < nc; ++j)
-          forward_tiles(gi, c0 + j, v0 + v, buf + j * B, buf + j * B + F * W, edge);
+        Lane lanes[2 * kMaxLanes];
+        for (int64_t j = 0; j < nc; ++j) {
+          lanes_by_tile(t, v0 + v, c0 + j, lanes);
+          forward_tiles(gi, lanes, buf + j * B, buf + j * B + F * W, edge);
+        }
         for (int64_t f = 0; f < F; ++f) {
           T* dst = V + (f * Cg + c0) * ld + v * 2 * W;
           for (int64_t j = 0; j < nc; ++j, dst += ld) {
@@ -362,8 +622,9 @@ void correlate(const Geometry& g, const Tiling& t, const kernels::KernelSet<T>& 
 #pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1)
       for (int64_t f = 0; f < F; ++f)
         k.product(Kg, Cg, U + (gi * S + half.slot[f]) * Kg * Cg * 2,
-                  U + ((gi * S + half.slot[f]) * 2 + 1) * Kg * Cg, Cg, half.conj[f] != 0,
-                  V + f * Cg * ld, ld, M + f * Kg * ld, ld, nv);
+                  U + ((gi * S + half.slot[f]) * 2 + 1) * Kg * Cg, Cg,
+                  half.conj[f] ? kernels::FftConj::u : kernels::FftConj::none, V + f * Cg * ld, ld,
+                  M + f * Kg * ld, ld, nv, false);
 
       // 3. y tiles = IFFT(M) + bias, clamped; CB output channels of one vector group per task.
 #pragma omp parallel for schedule(dynamic, 1) num_threads(threads) if (threads > 1)
@@ -380,8 +641,11 @@ void correlate(const Geometry& g, const Tiling& t, const kernels::KernelSet<T>& 
             for (int64_t i = 0; i < W; ++i) im[i] = src[W + i];
           }
         }
-        for (int64_t j = 0; j < nk; ++j)
-          inverse_tiles(gi, k0 + j, v0 + v, buf + j * B, buf + j * B + F * W, edge);
+        Lane lanes[2 * kMaxLanes];
+        for (int64_t j = 0; j < nk; ++j) {
+          lanes_by_tile(t, v0 + v, k0 + j, lanes);
+          inverse_tiles(gi, lanes, buf + j * B, buf + j * B + F * W, edge);
+        }
       }
     }
 }
@@ -428,23 +692,20 @@ struct PlaneFft {
   }
 };
 
-// U [g][re, im][F] = conj(FFT2(w_g)) / F in the transposed order of PlaneFft. Returns whether
-// every weight is finite.
+// U [g][re, im][F] = conj(FFT2(w_g)) / F in the transposed order of PlaneFft.
 template <typename T>
-bool transform_weights_whole(const Geometry& g, const Tiling& t, const kernels::KernelSet<T>& ks,
+void transform_weights_whole(const Geometry& g, const Tiling& t, const kernels::KernelSet<T>& ks,
                              const WeightSource<T>& ws, T* U, T* scratch, int threads) {
   const PlaneFft<T> fft(t.f[1], t.f[2]);
-  const int64_t F = t.freqs(), f1 = t.f[2], stride = util::scratch_stride(PlaneFft<T>::scratch(t), sizeof(T));
+  const int64_t F = t.freqs(), f1 = t.f[2];
+  const int64_t stride = util::scratch_stride(PlaneFft<T>::scratch(t), sizeof(T));
   const T scale = T(1) / static_cast<T>(F);
-  const int64_t ntaps = ws.taps[1] * ws.taps[2];
-  int bad = 0;
-#pragma omp parallel for schedule(dynamic, 1) num_threads(threads) if (threads > 1) reduction(| : bad)
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads) if (threads > 1)
   for (int64_t gi = 0; gi < g.groups; ++gi) {
     T* re = scratch + util::thread_index() * stride;
     T *im = re + F, *tre = im + F, *tim = tre + F, *tmp = tim + F;
     std::fill(re, re + 2 * F, T(0));
     const T* w = ws.w + gi * ws.g_stride;
-    bad |= any_non_finite(w, ntaps);
     for (int64_t t1 = 0, tap = 0; t1 < ws.taps[1]; ++t1)
       for (int64_t t2 = 0; t2 < ws.taps[2]; ++t2, ++tap) {
         const int64_t j1 = (ws.flip ? ws.taps[1] - 1 - t1 : t1) * ws.dil[1];
@@ -456,7 +717,6 @@ bool transform_weights_whole(const Geometry& g, const Tiling& t, const kernels::
     for (int64_t i = 0; i < F; ++i) u[i] = tre[i] * scale;
     for (int64_t i = 0; i < F; ++i) u[F + i] = -tim[i] * scale;
   }
-  return bad == 0;
 }
 
 // The correlation of g (whole_plane_applies) plane by plane: forward transform, elementwise
@@ -558,7 +818,7 @@ WeightGradPlan weight_grad_plan(const ConvProblem& p, int64_t lanes, int64_t ele
   }
   Ext f;
   for (int d = 0; d < 3; ++d) f[d] = g.in[d] == 1 ? 1 : next_smooth(g.in[d]);
-  P.t = tiling_for(g, f, lanes, kChunkBytes, elem);
+  P.t = cheaper_lanes(g, f, lanes, kChunkBytes, elem, true);
   return P;
 }
 
@@ -575,38 +835,51 @@ Tiling tiling_of(const Geometry& g, int64_t lanes, int64_t elem) {
       return whole;
     }
   }
-  return tiling_for(g, t.f, lanes, kChunkBytes, elem);
+  return tiling_for(g, t.f, t.by_channel, lanes, kChunkBytes, elem);
 }
 
 double modelled(const Geometry& g, const Tiling& t, bool weights_counted) {
   return t.whole ? modelled_whole_ns(g, t, weights_counted) : modelled_ns(g, t, weights_counted);
 }
 
+// The workspace of a correlation on `threads` threads (transforming the weights in its tasks
+// where transforms_in_tasks says so).
 template <typename T>
 int64_t work_size(const Geometry& g, const Tiling& t, int threads) {
   if (t.whole) return threads * util::scratch_stride(PlaneFft<T>::scratch(t), sizeof(T));
-  return t.spectra_size(g) + threads * thread_scratch<T>(t);
+  return t.spectra_size(g) +
+         threads * thread_scratch<T>(t, transforms_in_tasks(g, t, threads) ? threads : 0);
 }
 
 // The weights' transform and the correlation of either path.
 template <typename T>
-bool transform(const Geometry& g, const Tiling& t, const kernels::KernelSet<T>& ks,
+void transform(const Geometry& g, const Tiling& t, const kernels::KernelSet<T>& ks,
                const WeightSource<T>& ws, T* U, T* scratch, int threads) {
-  return t.whole ? transform_weights_whole(g, t, ks, ws, U, scratch, threads)
-                 : transform_weights(g, t, ks.fft, ws, U, scratch, threads);
+  if (t.whole)
+    transform_weights_whole(g, t, ks, ws, U, scratch, threads);
+  else
+    transform_weights(g, t, ks, ws, U, scratch, threads);
 }
 
 template <typename T>
 void run_correlation(const Geometry& g, const Tiling& t, const kernels::KernelSet<T>& ks,
-                     const T* x, const T* U, const T* bias, Activation act, T* y, T* ws,
-                     int threads) {
+                     const T* x, const T* U, const WeightSource<T>* weights, const T* bias,
+                     Activation act, T* y, T* ws, int threads) {
   if (t.whole)
     correlate_whole(g, t, ks, x, U, bias, act, y, ws, threads);
   else
-    correlate(g, t, ks, x, U, bias, act, y, ws, threads);
+    correlate(g, t, ks, x, U, weights, bias, act, y, ws, threads);
 }
 
-// ---- forward: x N x C x in (zero padding pad_lo/pad_hi applied here), packed U -> y.
+// ---- forward: x N x C x in (zero padding pad_lo/pad_hi applied here), packed U (or the
+// weights, transformed in the tasks: transforms_in_tasks) -> y.
+template <typename T>
+WeightSource<T> forward_weights(const ConvProblem& p, const void* w) {
+  const int64_t taps = p.kernel_spatial();
+  return {static_cast<const T*>(w), p.K_per_group() * p.C_per_group() * taps,
+          p.C_per_group() * taps, taps, p.kernel, p.dilation, false};
+}
+
 template <typename T>
 void pack(const ConvArgs& a, void* packed) {
   const ConvProblem& p = a.problem;
@@ -618,10 +891,8 @@ void pack(const ConvArgs& a, void* packed) {
                                      : thread_scratch<T>(t);
   util::AlignedBuffer scratch(static_cast<std::size_t>(a.threads * per_thread) * sizeof(T),
                               "the FFT weight transform's scratch");
-  const int64_t taps = p.kernel_spatial();
-  const WeightSource<T> w{static_cast<const T*>(a.w), g.Kg * g.Cg * taps, g.Cg * taps, taps,
-                          p.kernel, p.dilation, false};
-  transform(g, t, ks, w, static_cast<T*>(packed), scratch.as<T>(), a.threads);
+  transform(g, t, ks, forward_weights<T>(p, a.w), static_cast<T*>(packed), scratch.as<T>(),
+            a.threads);
 }
 
 // Whether the caller asked for the definition's NaN / Inf pattern (ConvArgs::non_finite_input)
@@ -641,8 +912,10 @@ void forward(const ConvArgs& a) {
   const Geometry g = forward_geometry(p);
   const auto& ks = a.kernels.get<T>();
   const Tiling t = tiling_of(g, ks.fft.w, sizeof(T));
-  run_correlation(g, t, ks, x, static_cast<const T*>(a.packed_w), static_cast<const T*>(a.b),
-                  a.activation, static_cast<T*>(a.out), static_cast<T*>(a.workspace), a.threads);
+  const WeightSource<T> w = forward_weights<T>(p, a.w);
+  run_correlation(g, t, ks, x, static_cast<const T*>(a.packed_w), a.packed_w ? nullptr : &w,
+                  static_cast<const T*>(a.b), a.activation, static_cast<T*>(a.out),
+                  static_cast<T*>(a.workspace), a.threads);
 }
 
 // ---- backward-data: w, dy -> dx (the padded input's gradient, written whole).
@@ -660,14 +933,16 @@ void backward_data(const ConvArgs& a) {
   // g's kernel (k' = c, c' = k) of group gi is p's (gi Kg + k, c), flipped in space.
   const WeightSource<T> w{static_cast<const T*>(a.w), Kg * Cg * taps, taps, Cg * taps,
                           p.kernel, p.dilation, true};
-  if (!transform(g, t, ks, w, U, work, a.threads)) {
+  if (!all_finite(w.w, p.K * Cg * taps, a.threads)) {
     // A non-finite weight times the padding around dy would be NaN where the definition has
     // no term: the direct algorithm keeps the definition's pattern.
     direct_algorithm().run[static_cast<int>(ConvDirection::backward_data)](a);
     return;
   }
-  run_correlation(g, t, ks, dy, U, static_cast<const T*>(nullptr), Activation::none,
-                  static_cast<T*>(a.out), work, a.threads);
+  const bool in_tasks = transforms_in_tasks(g, t, a.threads);
+  if (!in_tasks) transform(g, t, ks, w, U, work, a.threads);
+  run_correlation(g, t, ks, dy, U, in_tasks ? &w : nullptr, static_cast<const T*>(nullptr),
+                  Activation::none, static_cast<T*>(a.out), work, a.threads);
 }
 
 // dst (dense, extent box) = src (extent `ext`) from `origin`, zero beyond ext.
@@ -721,9 +996,9 @@ void backward_weights(const ConvArgs& a) {
                    dys + (k * pieces + r) * piece_size);
       }
       const WeightSource<T> w{dys, 0, pieces * piece_size, piece_size, P.piece, {1, 1, 1}, false};
-      transform_weights(g, P.t, ks.fft, w, U, work, a.threads);
-      correlate(g, P.t, ks, xs, U, static_cast<const T*>(nullptr), Activation::none, ys, work,
-                a.threads);
+      transform_weights(g, P.t, ks, w, U, work, a.threads);
+      correlate(g, P.t, ks, xs, U, static_cast<const WeightSource<T>*>(nullptr),
+                static_cast<const T*>(nullptr), Activation::none, ys, work, a.threads);
       // dw[gi Kg + k][c][tap] (+)= y'[c][k][tap * dilation]
       for (int64_t k = 0; k < Kg; ++k)
         for (int64_t c = 0; c < Cg; ++c) {
@@ -751,6 +1026,14 @@ std::string why_not(const ConvProblem& p, DType, ConvDirection) {
 }
 
 bool pads_forward_input(const ConvProblem&, DType, const kernels::KernelTable&) { return true; }
+
+bool packs_in_forward(const ConvProblem& p, DType dtype, const kernels::KernelTable& kt,
+                      int threads) {
+  const int64_t lanes = dtype == DType::f32 ? kt.f32.fft.w : kt.f64.fft.w;
+  const Geometry g = forward_geometry(p);
+  return transforms_in_tasks(g, tiling_of(g, lanes, static_cast<int64_t>(util::dtype_size(dtype))),
+                             threads);
+}
 
 std::size_t workspace_bytes(const ConvProblem& p, DType dtype, ConvDirection direction,
                             int threads, const kernels::KernelTable& kt) {
@@ -836,7 +1119,8 @@ const ConvAlgorithm& fft_algorithm() {
       &by_dtype_pack<fft::pack<float>, fft::pack<double>>,
       &fft::pads_forward_input,
       nullptr,
-      true};
+      true,
+      &fft::packs_in_forward};
   return algo;
 }
 

@@ -116,26 +116,43 @@ struct Geometry {
 };
 
 // The FFT extents f and what they give: o outputs per tile and axis, the tile grid of one
-// image, and the chunk: vector groups (W pairs of tiles each) transformed together.
+// image, the assignment of lanes, and the chunk transformed at once.
+//
+// Tiles go in pairs of one image (tiles 2i and 2i + 1: real and imaginary part of a lane), so
+// a tile's rounding never depends on the batch a call is cut into. A vector group (W lanes,
+// one transform per lane) holds either
+// - by tile: W pairs of tiles of one channel; the products multiply a broadcast weight by the
+//   tiles in the lanes, so they need many tiles (a large image or batch) to fill the lanes;
+// - by channel: one pair of tiles of W channels; the products are, per frequency, a complex
+//   matrix product vectorised over output channels (pairs x Cg times Cg x Kg), so a single
+//   tile pair fills the lanes and large tiles (few of them, little overlap) pay off.
 struct Tiling {
   Ext f{1, 1, 1}, o{1, 1, 1}, grid{1, 1, 1};
   int64_t lanes = 1;   // W
   int64_t images = 0;  // N
-  int64_t chunk = 1;   // vector groups per chunk
+  bool by_channel = false;
+  int64_t chunk = 1;  // units (below) per chunk
+  int64_t elem = 4;   // bytes per real element
   // Whole planes instead of tiles in the lanes (whole_plane_tiling): one 2-D transform of
   // f[1] x f[2] per plane, its rows' elements in the lanes.
   bool whole = false;
 
   int64_t freqs() const { return f[0] * f[1] * f[2]; }
   int64_t tiles_per_image() const { return grid[0] * grid[1] * grid[2]; }
-  // Tiles go in pairs of one image (tiles 2i and 2i + 1: real and imaginary part of a lane),
-  // so a tile's rounding never depends on the batch a call is cut into.
   int64_t pairs_per_image() const { return util::ceil_div(tiles_per_image(), 2); }
-  int64_t vector_groups() const { return util::ceil_div(images * pairs_per_image(), lanes); }
+  int64_t pairs() const { return images * pairs_per_image(); }
+  int64_t vector_groups() const { return util::ceil_div(pairs(), lanes); }
+  // What a chunk counts: vector groups of tile pairs (by tile) or tile pairs (by channel).
+  int64_t units() const { return by_channel ? pairs() : vector_groups(); }
+  // Channels rounded up to whole vectors (by channel).
+  int64_t padded(int64_t channels) const { return util::round_up(channels, lanes); }
   // Elements: one tile buffer (a vector group in the frequency domain), a chunk's input and
   // output spectra.
   int64_t buffer_size() const { return freqs() * 2 * lanes; }
-  int64_t spectra_size(const Geometry& g) const { return (g.Cg + g.Kg) * chunk * buffer_size(); }
+  int64_t spectra_size(const Geometry& g) const {
+    return by_channel ? (g.Cg + padded(g.Kg)) * chunk * 2 * freqs()
+                      : (g.Cg + g.Kg) * chunk * buffer_size();
+  }
 };
 
 // The spectrum of a real kernel is conjugate-symmetric, W(-k) = conj(W(k)): only one of each
@@ -169,37 +186,66 @@ struct HalfSpectrum {
   }
 };
 
-inline Tiling tiling_for(const Geometry& g, const Ext& f, int64_t lanes, int64_t chunk_bytes,
-                         int64_t elem) {
+// By channel needs two input channels at least (one per group is the pointwise path).
+inline bool by_channel_applies(const Geometry& g) { return g.Cg > 1; }
+
+inline Tiling tiling_for(const Geometry& g, const Ext& f, bool by_channel, int64_t lanes,
+                         int64_t chunk_bytes, int64_t elem) {
   Tiling t;
   t.f = f;
   t.lanes = lanes;
   t.images = g.N;
+  t.by_channel = by_channel;
+  t.elem = elem;
   for (int d = 0; d < 3; ++d) {
     t.o[d] = f[d] - g.ke[d] + 1;
     t.grid[d] = util::ceil_div(g.out[d], t.o[d]);
   }
-  const int64_t per_group = (g.Cg + g.Kg) * t.buffer_size() * elem;
-  t.chunk = std::max<int64_t>(1, std::min(t.vector_groups(), chunk_bytes / std::max<int64_t>(1, per_group)));
+  t.chunk = 1;
+  const int64_t per_unit = t.spectra_size(g) * elem;
+  t.chunk = std::max<int64_t>(1, std::min(t.units(), chunk_bytes / std::max<int64_t>(1, per_unit)));
   return t;
 }
 
-// Modelled time (ns) of a call with extents f, from the operation counts: FFT stages, the
-// gathers and scatters of tiles (transposes into lanes and copies of spectra), the complex
-// products and, unless a plan holds them, the weight transforms. Per vector group (W pairs of
-// tiles) and complex element, fitted to single-thread runs of the bench layers and template
-// matching on the AVX-512 bench machine: a butterfly stage 2 ns, the gathers and scatters 20,
-// a complex multiply-add 1.8; per weight spectrum element 0.7 to write.
+// Modelled time (ns) of a call with tiling t on one thread, from the operation counts: per
+// transform of W lanes and complex element, the gathers and scatters of tiles (transposes
+// into lanes, copies of spectra) and the butterfly stages; per complex multiply-add of
+// vectors in the products; and, unless a plan holds them, the weight transforms' stages.
+// Coefficients fitted (non-negative least squares on the relative error) to 130 stateless
+// calls on the AVX-512 bench machine: both lane assignments at 6 to 11 extents each on the
+// large-kernel bench layers (13 x 13, 31 x 31, AlexNet's and GoogLeNet's 5 x 5, at batch 1
+// and 8), template matching on 512 x 512 and 256 x 256 (kernels 3 to 127) and the 255-tap
+// 1-D filter; the median of modelled / measured is 0.97 and the extents it picks run within
+// 10 % of the fastest measured on all of them but GoogLeNet's 5 x 5 (1.06 at the pick... 
 inline double modelled_ns(const Geometry& g, const Tiling& t, bool weights_counted) {
   double stages = 0;
   for (int d = 0; d < 3; ++d)
     if (t.f[d] > 1) stages += std::log2(static_cast<double>(t.f[d]));
   const double F = static_cast<double>(t.freqs());
-  const double G = static_cast<double>(t.vector_groups());
-  const double CK = static_cast<double>(g.Cg) * static_cast<double>(g.Kg);
-  double ns = G * (g.Cg + g.Kg) * F * (2.0 * stages + 20.0) + G * F * CK * 1.8;
-  if (weights_counted)
-    ns += static_cast<double>(util::ceil_div(g.Cg * g.Kg, t.lanes)) * F * 2.0 * stages + 0.7 * F * CK;
+  // Per group: transforms of W lanes, complex vector multiply-adds of the products and the
+  // weight transforms' vectors (two kernels per lane).
+  double transforms, products, weight_vectors;
+  if (t.by_channel) {
+    const double P = static_cast<double>(t.pairs());
+    const double CB = static_cast<double>(util::ceil_div(g.Cg, t.lanes));
+    const double KB = static_cast<double>(util::ceil_div(g.Kg, t.lanes));
+    transforms = P * (CB + KB);
+    products = P * static_cast<double>(g.Cg) * KB;
+    weight_vectors = 2.0 * static_cast<double>(util::ceil_div(g.Cg, 2)) * KB;
+  } else {
+    const double G = static_cast<double>(t.vector_groups());
+    transforms = G * static_cast<double>(g.Cg + g.Kg);
+    products = G * static_cast<double>(g.Cg) * static_cast<double>(g.Kg);
+    weight_vectors = static_cast<double>(util::ceil_div(g.Cg * g.Kg, t.lanes));
+  }
+  double ns = transforms * F * (0.15 * stages + 18.0) + products * F * 1.9;
+  if (weights_counted) ns += weight_vectors * F * 0.9 * stages;
+  // Each chunk after the first reads the weight spectra (F / 2 complex elements per pair of
+  // channels) again from memory: 0.1 ns per byte (fitted to the 3 x 3 x 3 C3D layer, whose
+  // 25 MB of spectra are read 2 to 7 times).
+  const double chunks = static_cast<double>(util::ceil_div(t.units(), t.chunk));
+  const double kg = static_cast<double>(t.by_channel ? t.padded(g.Kg) : g.Kg);
+  ns += (chunks - 1.0) * F * static_cast<double>(g.Cg) * kg * static_cast<double>(t.elem) * 0.1;
   return ns * static_cast<double>(g.groups);
 }
 
@@ -224,22 +270,28 @@ inline Tiling whole_plane_tiling(const Geometry& g, int64_t lanes) {
   return t;
 }
 
-// Modelled time (ns) of the whole-plane path, in the units of modelled_ns: per plane, a forward
-// and an inverse 2-D transform (two axis passes and two transposes each) and the elementwise
-// product over F / W vectors; the weights' transform once per group.
+// Modelled time (ns) of the whole-plane path: per 2-D transform of a plane (a forward and an
+// inverse per image, the weights' once per group unless a plan holds them), 2.1 ns per vector
+// of W elements and stage (log2 F), fitted with modelled_ns to template matching on 512 x 512
+// (kernels 3 to 127: 1.96 to 2.16 ms measured, 1.89 modelled), 256 x 256 (61 x 61) and two
+// 150 x 170 images (31 x 31).
 inline double modelled_whole_ns(const Geometry& g, const Tiling& t, bool weights_counted) {
   const double F = static_cast<double>(t.freqs()), V = F / static_cast<double>(t.lanes);
-  const double transform = V * (2.0 * std::log2(F) + 8.0);
-  double ns = static_cast<double>(g.N) * (2.0 * transform + V);
-  if (weights_counted) ns += transform;
-  return ns * static_cast<double>(g.groups);
+  const double transforms = 2.0 * static_cast<double>(g.N) + (weights_counted ? 1.0 : 0.0);
+  return 2.1 * V * std::log2(F) * transforms * static_cast<double>(g.groups);
 }
 
-// Extents minimising modelled_ns: per axis with more than one tap, 5-smooth sizes from ke up to
-// the one covering the whole output (at most 48 candidates per axis, spread geometrically).
+// Extents and lanes minimising modelled_ns: per axis with more than one tap, 5-smooth sizes
+// from ke up to the one covering the whole output, spread geometrically (at least 1/16 apart,
+// 1/8 with three transformed axes, so that a call evaluates some thousands of tilings at
+// most), lanes by tile or, where it applies, by channel; where some tiling's unit (a vector
+// group by tile, a pair of tiles by channel) has spectra within 1.5 times the chunk's budget,
+// one of those (so that the workspace stays within 16 MiB).
 inline Tiling choose_tiling(const Geometry& g, int64_t lanes, int64_t chunk_bytes, int64_t elem,
                             bool weights_counted) {
   std::array<std::vector<int64_t>, 3> cand;
+  const int axes = (g.ke[0] > 1) + (g.ke[1] > 1) + (g.ke[2] > 1);
+  const int64_t spread = axes == 3 ? 8 : 16;  // candidates at least 1 / spread apart
   for (int d = 0; d < 3; ++d) {
     if (g.ke[d] == 1) {
       cand[d] = {1};
@@ -247,21 +299,35 @@ inline Tiling choose_tiling(const Geometry& g, int64_t lanes, int64_t chunk_byte
     }
     const int64_t hi = std::min(kMaxExtent, next_smooth(g.out[d] + g.ke[d] - 1));
     for (int64_t n = next_smooth(g.ke[d]); n <= hi; n = next_smooth(n + 1)) {
-      if (!cand[d].empty() && n < cand[d].back() * 9 / 8 && n != hi) continue;
+      if (!cand[d].empty() && n < cand[d].back() * (spread + 1) / spread && n != hi) continue;
       cand[d].push_back(n);
     }
     if (cand[d].empty()) cand[d].push_back(next_smooth(g.ke[d]));
   }
   Tiling best;
   double best_ns = -1;
-  for (int64_t f0 : cand[0])
-    for (int64_t f1 : cand[1])
-      for (int64_t f2 : cand[2]) {
-        const Tiling t = tiling_for(g, {f0, f1, f2}, lanes, chunk_bytes, elem);
-        const double ns = modelled_ns(g, t, weights_counted);
-        if (best_ns < 0 || ns < best_ns) best = t, best_ns = ns;
-      }
+  for (bool by_channel : {false, true}) {
+    if (by_channel && !by_channel_applies(g)) continue;
+    for (int64_t f0 : cand[0])
+      for (int64_t f1 : cand[1])
+        for (int64_t f2 : cand[2]) {
+          const Tiling t = tiling_for(g, {f0, f1, f2}, by_channel, lanes, chunk_bytes, elem);
+          // A unit whose spectra exceed 1.5 chunk budgets counts as slower than any within.
+          const bool over = t.chunk == 1 && 2 * t.spectra_size(g) * elem > 3 * chunk_bytes;
+          const double ns = modelled_ns(g, t, weights_counted) + (over ? 1e30 : 0.0);
+          if (best_ns < 0 || ns < best_ns) best = t, best_ns = ns;
+        }
+  }
   return best;
+}
+
+// The cheaper lane assignment for extents f.
+inline Tiling cheaper_lanes(const Geometry& g, const Ext& f, int64_t lanes, int64_t chunk_bytes,
+                            int64_t elem, bool weights_counted) {
+  const Tiling t = tiling_for(g, f, false, lanes, chunk_bytes, elem);
+  if (!by_channel_applies(g)) return t;
+  const Tiling c = tiling_for(g, f, true, lanes, chunk_bytes, elem);
+  return modelled_ns(g, c, weights_counted) < modelled_ns(g, t, weights_counted) ? c : t;
 }
 
 }  // namespace fastconv::conv::fft

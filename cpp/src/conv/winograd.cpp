@@ -83,17 +83,6 @@ struct Workspace {
   }
 };
 
-// Whether x[0 .. n) holds no NaN or infinity, looked for on `threads` threads.
-template <typename T>
-bool all_finite(const T* x, int64_t n, int threads) {
-  constexpr int64_t kPiece = int64_t(1) << 16;
-  int bad = 0;
-#pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1) reduction(| : bad)
-  for (int64_t i = 0; i < n; i += kPiece)
-    if (any_non_finite(x + i, std::min(kPiece, n - i))) bad = 1;
-  return bad == 0;
-}
-
 // The weights as a convolution of q reads them: output channel k, input channel c of group g
 // at w[g * group + k * k_step + c * c_step + (tap, or ntaps - 1 - tap when flip)].
 template <typename T>

@@ -312,23 +312,27 @@ struct FftAxisView {
 template <typename T>
 using FftAxisFn = void (*)(T* re, T* im, int64_t stride, int64_t nvec, const FftAxisView<T>& ax,
                            bool inverse);
+// Which operand of the FFT products is conjugated.
+enum class FftConj { none, u, x };
+
 // Frequency-domain products of FFT convolution, for k < rows and vector groups v < groups:
-//   m[k*ldm + v*2W + (0: re, W: im) + lane] = sum_{c < nc} u_kc x_cv,
-//   u_kc = ur[k*ldu + c] + i ui[k*ldu + c] (broadcast; conjugated with conj),
-//   x_cv = x[c*ldx + v*2W + ...].
+//   m[k*ldm + v*2W + (0: re, W: im) + lane] (+)= sum_{c < nc} u_kc x_cv   (+= with accumulate),
+//   u_kc = ur[k*ldu + c] + i ui[k*ldu + c] (broadcast),
+//   x_cv = x[c*ldx + v*2W + lane] + i x[c*ldx + v*2W + W + lane],
+// with u_kc (FftConj::u) or x_cv (FftConj::x) conjugated.
 template <typename T>
 using FftProductFn = void (*)(int64_t rows, int64_t nc, const T* ur, const T* ui, int64_t ldu,
-                              bool conj, const T* x, int64_t ldx, T* m, int64_t ldm,
-                              int64_t groups);
+                              FftConj conj, const T* x, int64_t ldx, T* m, int64_t ldm,
+                              int64_t groups, bool accumulate);
 
 // The spectra of two real kernels a, b transformed together as z = a + i b, from Z at the
 // positions of k (zr, zi) and of -k (mr, mi), W lanes each: for lanes l < na,
-//   ur[l] + i ui[l] = scale conj(Z(k) + conj Z(-k))        (= 2 scale conj A(k)),
-// and for l < nb, ur[W + l] + i ui[W + l] = 2 scale conj B(k) = scale conj((Z(k) - conj Z(-k)) / i).
+//   a[l] + i a[im + l] = scale conj(Z(k) + conj Z(-k))        (= 2 scale conj A(k)),
+// and for l < nb, b[l] + i b[im + l] = 2 scale conj B(k) = scale conj((Z(k) - conj Z(-k)) / i).
 // stream: full vectors written with non-temporal stores (destinations vector-aligned).
 template <typename T>
-using FftSplitFn = void (*)(const T* zr, const T* zi, const T* mr, const T* mi, T scale, T* ur,
-                            T* ui, int na, int nb, bool stream);
+using FftSplitFn = void (*)(const T* zr, const T* zi, const T* mr, const T* mi, T scale, T* a,
+                            T* b, int64_t im, int na, int nb, bool stream);
 
 // The product of a single channel pair: y[f*W + l] = (ur[f] + i ui[f]) x[f*W + l] for f < n,
 // l < W, real and imaginary parts apart (xr, xi -> yr, yi).

@@ -17,6 +17,7 @@
 #pragma once
 
 #include <cstdint>
+#include <type_traits>
 
 namespace fastconv::kernels {
 
@@ -167,15 +168,21 @@ void fft_axis(typename V::T* re, typename V::T* im, int64_t stride, int64_t nvec
 
 namespace fft {
 
-// MR rows of FftProductFn over NG vector groups at x + g*2W; Conj: u conjugated.
-template <typename V, int MR, int NG, bool Conj>
+// MR rows of FftProductFn over NG vector groups at x + g*2W, with the conjugation Cj:
+//   (ur + i su ui)(xr + i sx xi) = ur xr - su sx ui xi + i (su ui xr + sx ur xi),
+// su = -1 when u is conjugated, sx = -1 when x is (the signs go into the FMAs, not the data).
+template <typename V, int MR, int NG, FftConj Cj>
 inline void product_tile(int64_t nc, const typename V::T* ur, const typename V::T* ui, int64_t ldu,
-                         const typename V::T* x, int64_t ldx, typename V::T* m, int64_t ldm) {
+                         const typename V::T* x, int64_t ldx, typename V::T* m, int64_t ldm,
+                         bool accumulate) {
   using R = typename V::R;
   constexpr int W = V::W;
   R ar[MR][NG], ai[MR][NG];
   for (int i = 0; i < MR; ++i)
-    for (int g = 0; g < NG; ++g) ar[i][g] = ai[i][g] = V::zero();
+    for (int g = 0; g < NG; ++g) {
+      ar[i][g] = accumulate ? V::loadu(m + i * ldm + g * 2 * W) : V::zero();
+      ai[i][g] = accumulate ? V::loadu(m + i * ldm + g * 2 * W + W) : V::zero();
+    }
   for (int64_t c = 0; c < nc; ++c, x += ldx) {
     R xr[NG], xi[NG];
     for (int g = 0; g < NG; ++g) {
@@ -184,10 +191,12 @@ inline void product_tile(int64_t nc, const typename V::T* ur, const typename V::
     }
     for (int i = 0; i < MR; ++i) {
       const R br = V::set1(ur[i * ldu + c]);
-      const R bi = Conj ? V::sub(V::zero(), V::set1(ui[i * ldu + c])) : V::set1(ui[i * ldu + c]);
+      const R bi = V::set1(ui[i * ldu + c]);
       for (int g = 0; g < NG; ++g) {
-        ar[i][g] = V::fnmadd(bi, xi[g], V::fmadd(br, xr[g], ar[i][g]));
-        ai[i][g] = V::fmadd(bi, xr[g], V::fmadd(br, xi[g], ai[i][g]));
+        const R sr = V::fmadd(br, xr[g], ar[i][g]);
+        ar[i][g] = Cj == FftConj::none ? V::fnmadd(bi, xi[g], sr) : V::fmadd(bi, xi[g], sr);
+        const R si = Cj == FftConj::x ? V::fnmadd(br, xi[g], ai[i][g]) : V::fmadd(br, xi[g], ai[i][g]);
+        ai[i][g] = Cj == FftConj::u ? V::fnmadd(bi, xr[g], si) : V::fmadd(bi, xr[g], si);
       }
     }
   }
@@ -198,62 +207,67 @@ inline void product_tile(int64_t nc, const typename V::T* ur, const typename V::
     }
 }
 
-template <typename V, int MR, bool Conj>
+template <typename V, int MR, FftConj Cj>
 inline void product_rows(int64_t nc, const typename V::T* ur, const typename V::T* ui, int64_t ldu,
                          const typename V::T* x, int64_t ldx, typename V::T* m, int64_t ldm,
-                         int64_t groups) {
+                         int64_t groups, bool accumulate) {
   constexpr int W = V::W;
   int64_t g = 0;
   for (; g + 2 <= groups; g += 2)
-    product_tile<V, MR, 2, Conj>(nc, ur, ui, ldu, x + g * 2 * W, ldx, m + g * 2 * W, ldm);
+    product_tile<V, MR, 2, Cj>(nc, ur, ui, ldu, x + g * 2 * W, ldx, m + g * 2 * W, ldm, accumulate);
   if (g < groups)
-    product_tile<V, MR, 1, Conj>(nc, ur, ui, ldu, x + g * 2 * W, ldx, m + g * 2 * W, ldm);
+    product_tile<V, MR, 1, Cj>(nc, ur, ui, ldu, x + g * 2 * W, ldx, m + g * 2 * W, ldm, accumulate);
 }
 
-template <typename V, bool Conj>
+template <typename V, FftConj Cj>
 void product(int64_t rows, int64_t nc, const typename V::T* ur, const typename V::T* ui,
              int64_t ldu, const typename V::T* x, int64_t ldx, typename V::T* m, int64_t ldm,
-             int64_t groups) {
+             int64_t groups, bool accumulate) {
+  const auto rows_of = [&](auto mr, int64_t k) {
+    product_rows<V, decltype(mr)::value, Cj>(nc, ur + k * ldu, ui + k * ldu, ldu, x, ldx,
+                                             m + k * ldm, ldm, groups, accumulate);
+  };
   int64_t k = 0;
   if (groups == 1)
-    for (; k + 8 <= rows; k += 8)
-      product_rows<V, 8, Conj>(nc, ur + k * ldu, ui + k * ldu, ldu, x, ldx, m + k * ldm, ldm, groups);
-  for (; k + 4 <= rows; k += 4)
-    product_rows<V, 4, Conj>(nc, ur + k * ldu, ui + k * ldu, ldu, x, ldx, m + k * ldm, ldm, groups);
-  for (; k < rows; ++k)
-    product_rows<V, 1, Conj>(nc, ur + k * ldu, ui + k * ldu, ldu, x, ldx, m + k * ldm, ldm, groups);
+    for (; k + 8 <= rows; k += 8) rows_of(std::integral_constant<int, 8>(), k);
+  for (; k + 4 <= rows; k += 4) rows_of(std::integral_constant<int, 4>(), k);
+  for (; k + 2 <= rows; k += 2) rows_of(std::integral_constant<int, 2>(), k);
+  for (; k < rows; ++k) rows_of(std::integral_constant<int, 1>(), k);
 }
 
 }  // namespace fft
 
 // FftProductFn (kernel_table.hpp): rows in blocks of 4 (8 with a single vector group, whose
-// tile would otherwise leave most registers idle), vector groups in pairs.
+// tile would otherwise leave most registers idle), then 2 and 1, vector groups in pairs.
 template <typename V>
 void fft_product(int64_t rows, int64_t nc, const typename V::T* ur, const typename V::T* ui,
-                 int64_t ldu, bool conj, const typename V::T* x, int64_t ldx, typename V::T* m,
-                 int64_t ldm, int64_t groups) {
-  if (conj)
-    fft::product<V, true>(rows, nc, ur, ui, ldu, x, ldx, m, ldm, groups);
-  else
-    fft::product<V, false>(rows, nc, ur, ui, ldu, x, ldx, m, ldm, groups);
+                 int64_t ldu, FftConj conj, const typename V::T* x, int64_t ldx, typename V::T* m,
+                 int64_t ldm, int64_t groups, bool accumulate) {
+  switch (conj) {
+    case FftConj::none:
+      return fft::product<V, FftConj::none>(rows, nc, ur, ui, ldu, x, ldx, m, ldm, groups, accumulate);
+    case FftConj::u:
+      return fft::product<V, FftConj::u>(rows, nc, ur, ui, ldu, x, ldx, m, ldm, groups, accumulate);
+    case FftConj::x:
+      return fft::product<V, FftConj::x>(rows, nc, ur, ui, ldu, x, ldx, m, ldm, groups, accumulate);
+  }
 }
 
 // FftSplitFn (kernel_table.hpp): the two real kernels of a lane from z = a + i b at the
 // positions of k and -k, conjugated and scaled.
 template <typename V>
 void fft_split(const typename V::T* zr, const typename V::T* zi, const typename V::T* mr,
-               const typename V::T* mi, typename V::T scale, typename V::T* ur,
-               typename V::T* ui, int na, int nb, bool stream) {
+               const typename V::T* mi, typename V::T scale, typename V::T* a, typename V::T* b,
+               int64_t im, int na, int nb, bool stream) {
   using R = typename V::R;
-  constexpr int W = V::W;
   const R s = V::set1(scale);
   const R fr = V::loadu(zr), fi = V::loadu(zi), gr = V::loadu(mr), gi = V::loadu(mi);
   const R out[4] = {V::mul(V::add(fr, gr), s), V::mul(V::sub(gi, fi), s),   // conj(W_a)
                     V::mul(V::add(fi, gi), s), V::mul(V::sub(fr, gr), s)};  // conj(W_b)
-  typename V::T* dst[4] = {ur, ui, ur + W, ui + W};
+  typename V::T* dst[4] = {a, a + im, b, b + im};
   const int n[4] = {na, na, nb, nb};
   for (int j = 0; j < 4; ++j) {
-    if (n[j] >= W && stream)
+    if (n[j] >= V::W && stream)
       V::stream(dst[j], out[j]);
     else if (n[j] > 0)
       V::store_partial(dst[j], out[j], n[j]);

@@ -212,11 +212,12 @@ inline Tiling tiling_for(const Geometry& g, const Ext& f, bool by_channel, int64
 // into lanes, copies of spectra) and the butterfly stages; per complex multiply-add of
 // vectors in the products; and, unless a plan holds them, the weight transforms' stages.
 // Coefficients fitted (non-negative least squares on the relative error) to 130 stateless
-// calls on the AVX-512 bench machine: both lane assignments at 6 to 11 extents each on the
-// large-kernel bench layers (13 x 13, 31 x 31, AlexNet's and GoogLeNet's 5 x 5, at batch 1
-// and 8), template matching on 512 x 512 and 256 x 256 (kernels 3 to 127) and the 255-tap
-// 1-D filter; the median of modelled / measured is 0.97 and the extents it picks run within
-// 10 % of the fastest measured on all of them but GoogLeNet's 5 x 5 (1.06 at the pick... 
+// single-thread calls on the AVX-512 bench machine: both lane assignments at 6 to 11 square
+// extents each on the large-kernel bench layers (13 x 13, 31 x 31, AlexNet's and GoogLeNet's
+// 5 x 5; 13 x 13 at batch 8 too), an 11 x 11 layer of 8 -> 12 channels, template matching on
+// 512 x 512 and 256 x 256 (kernels 3 to 127) and the 255-tap 1-D filter. Modelled / measured:
+// median 0.97; on each problem the extents the model picks among those ran within 11 % of the
+// fastest. The chunks' term below was fitted afterwards to the C3D layer.
 inline double modelled_ns(const Geometry& g, const Tiling& t, bool weights_counted) {
   double stages = 0;
   for (int d = 0; d < 3; ++d)

@@ -45,6 +45,8 @@
 #include <cstdint>
 #include <cstring>
 #include <limits>
+#include <map>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -822,20 +824,52 @@ WeightGradPlan weight_grad_plan(const ConvProblem& p, int64_t lanes, int64_t ele
   return P;
 }
 
+// What tiling_of picks for a layer: whole planes, or extents and lanes.
+struct Pick {
+  bool whole = false, by_channel = false;
+  Ext f{1, 1, 1};
+};
+
+Pick pick_for(const Geometry& one, int64_t lanes, int64_t elem) {
+  const Tiling t = choose_tiling(one, lanes, kChunkBytes, elem, true);
+  if (whole_plane_applies(one) &&
+      modelled_whole_ns(one, whole_plane_tiling(one, lanes), true) < modelled_ns(one, t, true))
+    return {true, false, {1, 1, 1}};
+  return {false, t.by_channel, t.f};
+}
+
 // The tiling of a forward (or data-gradient) geometry: chosen for one image and counting the
-// weight transforms, so that it depends only on the layer (a plan packs for it once).
+// weight transforms, so that it depends only on the layer (a plan packs for it once). The
+// choice evaluates some hundreds of tilings (tens of microseconds); every call asks for it a
+// few times (workspace, packing, the run), so the last layers' choices are kept.
 Tiling tiling_of(const Geometry& g, int64_t lanes, int64_t elem) {
   Geometry one = g;
   one.N = 1;
-  const Tiling t = choose_tiling(one, lanes, kChunkBytes, elem, true);
-  if (whole_plane_applies(g)) {
-    Tiling whole = whole_plane_tiling(one, lanes);
-    if (modelled_whole_ns(one, whole, true) < modelled_ns(one, t, true)) {
-      whole.images = g.N;
-      return whole;
-    }
+  using Key = std::array<int64_t, 17>;
+  const Key key{one.groups, one.Cg, one.Kg, one.in[0], one.in[1], one.in[2], one.out[0],
+                one.out[1], one.out[2], one.ke[0], one.ke[1], one.ke[2], one.lo[0], one.lo[1],
+                one.lo[2], lanes, elem};
+  static std::mutex mutex;
+  static std::map<Key, Pick> picks;
+  Pick pick;
+  bool known = false;
+  {
+    const std::lock_guard<std::mutex> lock(mutex);
+    const auto it = picks.find(key);
+    if (it != picks.end()) pick = it->second, known = true;
   }
-  return tiling_for(g, t.f, t.by_channel, lanes, kChunkBytes, elem);
+  if (!known) {
+    pick = pick_for(one, lanes, elem);
+    const std::lock_guard<std::mutex> lock(mutex);
+    if (picks.size() >= 256) picks.clear();
+    picks[key] = pick;
+  }
+  if (pick.whole) {
+    Tiling whole = whole_plane_tiling(one, lanes);
+    whole.images = g.N;
+    return whole;
+  }
+  return tiling_for(g, pick.f, pick.by_channel, lanes, kChunkBytes, elem);
 }
 
 double modelled(const Geometry& g, const Tiling& t, bool weights_counted) {

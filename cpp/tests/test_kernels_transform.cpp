@@ -396,44 +396,51 @@ void test_fft_product(const std::string& isa, const fk::FftKernels<T>& ft) {
 template <typename T>
 void test_fft_split(const std::string& isa, const fk::FftKernels<T>& ft) {
   const int W = ft.w;
-  const auto zr = random<T>(W, 141), zi = random<T>(W, 142), mr = random<T>(W, 143), mi = random<T>(W, 144);
+  // Three slots over a spectrum of 5 positions: (0, 0) (its own mirror), (1, 4), (2, 3).
+  const std::vector<int64_t> at{0, 1, 2}, mirror_at{0, 4, 3};
+  const int64_t n = 3;
+  const auto zr = random<T>(5 * W, 141), zi = random<T>(5 * W, 142);
   const T scale = T(0.375);
   struct Case {
     int na, nb;
     bool stream;
   };
-  // Destinations a, b, im of a 4W buffer: the layouts of both lane assignments (conv/fft.cpp):
-  // [re a | re b | im a | im b] (lanes hold tiles) and [re a | im a | re b | im b] (channels).
+  // Destinations: slots ld apart, b lb after a, imaginary parts im after: the layouts of both
+  // lane assignments (conv/fft.cpp), [re a | re b | im a | im b] (lanes hold tiles) and
+  // [re a | im a | re b | im b] (channels), with a gap between slots.
   struct Layout {
-    int64_t b, im;
+    int64_t lb, im, ld;
   };
-  for (Layout d : {Layout{W, 2 * W}, Layout{2 * W, W}})
+  for (Layout d : {Layout{W, 2 * W, 4 * W + 16}, Layout{2 * W, W, 4 * W}})
     for (Case c : {Case{W, W, false}, Case{W, 0, false}, Case{0, W, false}, Case{1, W - 1, false},
                    Case{W - 1, 2, false}, Case{0, 0, false}, Case{W, W, true}, Case{W, 1, true},
                    Case{2, W, true}}) {
-      Guarded<T> out(4 * W);  // vector-aligned, as streaming needs
+      Guarded<T> out(n * d.ld);  // vector-aligned, as streaming needs
       out.snapshot();
-      ft.split(zr.data(), zi.data(), mr.data(), mi.data(), scale, out.data(), out.data() + d.b, d.im,
-               c.na, c.nb, c.stream);
+      ft.split(zr.data(), zi.data(), at.data(), mirror_at.data(), n, scale, out.data(), d.ld, d.lb,
+               d.im, c.na, c.nb, c.stream);
       if (c.stream) ft.store_fence();
       Expected e(out.size());
-      for (int l = 0; l < W; ++l) {
-        const cd z(double(zr[at(l)]), double(zi[at(l)])), zm(double(mr[at(l)]), double(mi[at(l)]));
-        const cd wa = double(scale) * std::conj(z + std::conj(zm));
-        const cd wb = double(scale) * std::conj((z - std::conj(zm)) / cd(0, 1));
-        const double s = double(scale) * (std::fabs(z.real()) + std::fabs(z.imag()) +
-                                          std::fabs(zm.real()) + std::fabs(zm.imag()));
-        if (l < c.na) {
-          e.put(l, wa.real(), s);
-          e.put(d.im + l, wa.imag(), s);
+      for (int64_t slot = 0; slot < n; ++slot)
+        for (int l = 0; l < W; ++l) {
+          const int64_t p = at[slot] * W + l, m = mirror_at[slot] * W + l;
+          const cd z(double(zr[p]), double(zi[p])), zm(double(zr[m]), double(zi[m]));
+          const cd wa = double(scale) * std::conj(z + std::conj(zm));
+          const cd wb = double(scale) * std::conj((z - std::conj(zm)) / cd(0, 1));
+          const double s = double(scale) * (std::fabs(z.real()) + std::fabs(z.imag()) +
+                                            std::fabs(zm.real()) + std::fabs(zm.imag()));
+          const int64_t o = slot * d.ld;
+          if (l < c.na) {
+            e.put(o + l, wa.real(), s);
+            e.put(o + d.im + l, wa.imag(), s);
+          }
+          if (l < c.nb) {
+            e.put(o + d.lb + l, wb.real(), s);
+            e.put(o + d.lb + d.im + l, wb.imag(), s);
+          }
         }
-        if (l < c.nb) {
-          e.put(d.b + l, wb.real(), s);
-          e.put(d.b + d.im + l, wb.imag(), s);
-        }
-      }
       check_output(out, e, tolerance<T>(),
-                   label(isa, "fft split", bits<T>(), "b", d.b, "im", d.im, "na", c.na, "nb", c.nb,
+                   label(isa, "fft split", bits<T>(), "lb", d.lb, "im", d.im, "na", c.na, "nb", c.nb,
                          c.stream ? "stream" : "store"));
     }
 }

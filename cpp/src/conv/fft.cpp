@@ -267,32 +267,32 @@ class WeightTransform {
     for (int h = 0; h < 2; ++h) {
       ks_.gemm.pack_rows(w + h * W, static_cast<int>(W), ntaps_, taps, W);
       T* dst = h == 0 ? re : im;
-      for (int64_t r = 0; r < nrows_; ++r)
-        for (int64_t j = 0; j < ws_.taps[2]; ++j) {
-          const T* src = taps + (r * ws_.taps[2] + j) * W;
-          T* d = dst + at_[r] + j * step_;
-          for (int64_t i = 0; i < W; ++i) d[i] = src[i];
+      for (int64_t r = 0; r < nrows_; ++r) {
+        const T* src = taps + r * ws_.taps[2] * W;
+        if (step_ == W) {  // the row's taps are adjacent in the box
+          std::memcpy(dst + at_[r], src, ws_.taps[2] * W * sizeof(T));
+          continue;
         }
+        for (int64_t j = 0; j < ws_.taps[2]; ++j)
+          for (int64_t i = 0; i < W; ++i) dst[at_[r] + j * step_ + i] = src[j * W + i];
+      }
     }
     axes_.forward(k, re, im, live_);
     const T scale = T(0.5) / static_cast<T>(F);
-    for (int64_t f = 0; f < F; ++f) {
-      const int64_t m = half_.mirror[f];
-      if (m < f) continue;
-      const T *zr = re + f * W, *zi = im + f * W, *mr = re + m * W, *mi = im + m * W;
-      const int64_t slot = half_.slot[f];
-      if (t_.by_channel) {  // whole vectors (zeros past Kg); none for a channel past Cg
-        const int64_t c = block_cp(b) * 2;
-        T* a = out.base + slot * out.slot_stride + (c - out.c_first) * out.c_stride +
-               (block_kb(b) - out.kb_first) * out.kb_stride;
-        k.split(zr, zi, mr, mi, scale, a, a + out.c_stride, W, static_cast<int>(W),
-                c + 1 < g_.Cg ? static_cast<int>(W) : 0, out.stream);
-      } else {
-        const int64_t q0 = b * 2 * W, lanes = std::min(2 * W, pairs - q0);
-        const int na = static_cast<int>(std::min(W, lanes)), nb = static_cast<int>(lanes - na);
-        T* a = out.base + slot * out.slot_stride + q0;
-        k.split(zr, zi, mr, mi, scale, a, a + W, pairs, na, nb, out.stream);
-      }
+    const int64_t* at = half_.at.data();
+    const int64_t* mirror_at = half_.mirror_at.data();
+    const int64_t S = half_.slots;
+    if (t_.by_channel) {  // whole vectors (zeros past Kg); none for a channel past Cg
+      const int64_t c = block_cp(b) * 2;
+      T* a = out.base + (c - out.c_first) * out.c_stride +
+             (block_kb(b) - out.kb_first) * out.kb_stride;
+      k.split(re, im, at, mirror_at, S, scale, a, out.slot_stride, out.c_stride, W,
+              static_cast<int>(W), c + 1 < g_.Cg ? static_cast<int>(W) : 0, out.stream);
+    } else {
+      const int64_t q0 = b * 2 * W, lanes = std::min(2 * W, pairs - q0);
+      const int na = static_cast<int>(std::min(W, lanes)), nb = static_cast<int>(lanes - na);
+      k.split(re, im, at, mirror_at, S, scale, out.base + q0, out.slot_stride, W, pairs, na, nb,
+              out.stream);
     }
     if (out.stream) k.store_fence();
   }

@@ -163,6 +163,8 @@ struct HalfSpectrum {
   std::vector<char> conj;
   std::vector<int64_t> mirror;  // of every position
   int64_t slots = 0;
+  // Per slot: the position it stores and that position's mirror, in vectors of W (lanes).
+  std::vector<int64_t> at, mirror_at;
 
   template <typename T>
   HalfSpectrum(const Ext& f, const std::array<Axis<T>, 3>& axes) {
@@ -181,6 +183,8 @@ struct HalfSpectrum {
         conj[p] = 1;
       } else {
         slot[p] = slots++;
+        at.push_back(p);
+        mirror_at.push_back(mirror[p]);
       }
     }
   }

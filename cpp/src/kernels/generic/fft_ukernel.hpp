@@ -254,23 +254,27 @@ void fft_product(int64_t rows, int64_t nc, const typename V::T* ur, const typena
 }
 
 // FftSplitFn (kernel_table.hpp): the two real kernels of a lane from z = a + i b at the
-// positions of k and -k, conjugated and scaled.
+// positions of k and -k, conjugated and scaled, slot after slot.
 template <typename V>
-void fft_split(const typename V::T* zr, const typename V::T* zi, const typename V::T* mr,
-               const typename V::T* mi, typename V::T scale, typename V::T* a, typename V::T* b,
-               int64_t im, int na, int nb, bool stream) {
+void fft_split(const typename V::T* zr, const typename V::T* zi, const int64_t* at,
+               const int64_t* mirror_at, int64_t n, typename V::T scale, typename V::T* a,
+               int64_t ld, int64_t lb, int64_t im, int na, int nb, bool stream) {
   using R = typename V::R;
+  constexpr int W = V::W;
   const R s = V::set1(scale);
-  const R fr = V::loadu(zr), fi = V::loadu(zi), gr = V::loadu(mr), gi = V::loadu(mi);
-  const R out[4] = {V::mul(V::add(fr, gr), s), V::mul(V::sub(gi, fi), s),   // conj(W_a)
-                    V::mul(V::add(fi, gi), s), V::mul(V::sub(fr, gr), s)};  // conj(W_b)
-  typename V::T* dst[4] = {a, a + im, b, b + im};
-  const int n[4] = {na, na, nb, nb};
-  for (int j = 0; j < 4; ++j) {
-    if (n[j] >= V::W && stream)
-      V::stream(dst[j], out[j]);
-    else if (n[j] > 0)
-      V::store_partial(dst[j], out[j], n[j]);
+  const int count[4] = {na, na, nb, nb};
+  const int64_t offset[4] = {0, im, lb, lb + im};
+  for (int64_t slot = 0; slot < n; ++slot, a += ld) {
+    const int64_t p = at[slot] * W, m = mirror_at[slot] * W;
+    const R fr = V::loadu(zr + p), fi = V::loadu(zi + p), gr = V::loadu(zr + m), gi = V::loadu(zi + m);
+    const R out[4] = {V::mul(V::add(fr, gr), s), V::mul(V::sub(gi, fi), s),   // conj(W_a)
+                      V::mul(V::add(fi, gi), s), V::mul(V::sub(fr, gr), s)};  // conj(W_b)
+    for (int j = 0; j < 4; ++j) {
+      if (count[j] >= W && stream)
+        V::stream(a + offset[j], out[j]);
+      else if (count[j] > 0)
+        V::store_partial(a + offset[j], out[j], count[j]);
+    }
   }
 }
 

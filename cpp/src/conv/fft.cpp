@@ -169,7 +169,6 @@ int64_t chunk_of(const Tiling& t, int threads) {
 // tile buffer and the edge rows, or the weight transform's three buffers; then, with the
 // weights transformed in the tasks of in_task_threads threads, a chunk of their spectra
 // (in_task_channels) at in_task_offset.
-template <typename T>
 int64_t in_task_offset(const Tiling& t) {
   const int64_t transforms = t.buffer_size() + 2 * t.lanes * t.f[2];  // or 3 F W: weights
   return util::round_up(std::max(transforms, 3 * t.freqs() * t.lanes), 16);
@@ -181,7 +180,7 @@ int64_t thread_scratch(const Tiling& t, int in_task_threads = 0) {
         in_task_threads > 0
             ? slots(t) * in_task_channels(t, sizeof(T), in_task_threads) * 2 * t.lanes
             : 0;
-    return util::scratch_stride(in_task_offset<T>(t) + chunk, sizeof(T));
+    return util::scratch_stride(in_task_offset(t) + chunk, sizeof(T));
   }
   const int64_t buffers = std::max<int64_t>(2, channel_block(t, sizeof(T)));
   return util::scratch_stride(buffers * t.buffer_size() + 2 * t.lanes * t.f[2], sizeof(T));
@@ -556,7 +555,7 @@ void correlate(const Geometry& g, const Tiling& t, const kernels::KernelSet<T>& 
 #pragma omp parallel for schedule(dynamic, 1) num_threads(threads) if (threads > 1)
           for (int64_t kb = 0; kb < KB; ++kb) {
             T* buf = scratch + util::thread_index() * stride;
-            T* uc = buf + in_task_offset<T>(t);  // [slot][cc][2W]
+            T* uc = buf + in_task_offset(t);  // [slot][cc][2W]
             for (int64_t c0 = 0; c0 < Cg; c0 += cc) {
               const int64_t n = std::min(cc, Cg - c0);
               const typename WeightTransform<T>::Out out{uc, n * 2 * W, 2 * W, c0, 0, kb, false};

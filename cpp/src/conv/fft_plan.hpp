@@ -1,13 +1,15 @@
 // conv/fft_plan.hpp — how FFT convolution (fft.cpp) cuts a problem: the FFT extents, the
-// overlap-save tiles they give, the chunk of tiles transformed at once, and the cost model that
-// picks the extents; and the per-axis FFT plans (radices, twiddles) the kernels run.
+// overlap-save tiles they give, what the lanes hold, the chunk of tiles transformed at once,
+// and the cost model that picks the extents and lanes; and the per-axis FFT plans (radices,
+// twiddles) the kernels run.
 //
 // Overlap-save (Stockham, "High-speed convolution and correlation", AFIPS 1966): a tile of f
 // inputs per axis gives f - ke + 1 outputs of a kernel whose (dilated) extent is ke, by one
 // circular correlation of length f, the rest of which wraps around and is dropped. Tiles sit in
 // the lanes of the vectors, two per lane (a real tile as the real part, another as the
 // imaginary part): the kernel is real, so the correlation of x1 + i x2 is that of x1 plus i
-// times that of x2, and one complex FFT serves two real tiles.
+// times that of x2, and one complex FFT serves two real tiles. The lanes of a vector hold
+// tiles of one channel or one pair of tiles of as many channels (Tiling::by_channel).
 //
 // Extents are 5-smooth (2^a 3^b 5^c), the radices of the kernels. Limits: one extent per axis
 // is at most 2^16 (larger kernels are refused), and an axis whose kernel has one tap is not

@@ -511,7 +511,8 @@ void correlate(const Geometry& g, const Tiling& t, const kernels::KernelSet<T>& 
     T* M = Z + F * 2 * t.chunk * Cg;
     T* scratch = M + F * t.chunk * ld;
     // Output vector kb's tiles of pair v0 + v from M: inverse transforms, bias, clamp.
-    const auto inverse_pair = [&](int64_t gi, int64_t kb, int64_t v0, int64_t v, int64_t nv, T* buf) {
+    const auto inverse_pair = [&](int64_t gi, int64_t kb, int64_t v0, int64_t v, int64_t nv,
+                                  T* buf) {
       T* re = buf;
       T* im = re + F * W;
       for (int64_t f = 0; f < F; ++f) {

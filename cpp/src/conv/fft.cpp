@@ -279,18 +279,18 @@ class WeightTransform {
     axes_.forward(k, re, im, live_);
     const T scale = T(0.5) / static_cast<T>(F);
     const int64_t* at = half_.at.data();
-    const int64_t* mirror_at = half_.mirror_at.data();
+    const int64_t* mirror = half_.mirror.data();
     const int64_t S = half_.slots;
     if (t_.by_channel) {  // whole vectors (zeros past Kg); none for a channel past Cg
       const int64_t c = block_cp(b) * 2;
       T* a = out.base + (c - out.c_first) * out.c_stride +
              (block_kb(b) - out.kb_first) * out.kb_stride;
-      k.split(re, im, at, mirror_at, S, scale, a, out.slot_stride, out.c_stride, W,
+      k.split(re, im, at, mirror, S, scale, a, out.slot_stride, out.c_stride, W,
               static_cast<int>(W), c + 1 < g_.Cg ? static_cast<int>(W) : 0, out.stream);
     } else {
       const int64_t q0 = b * 2 * W, lanes = std::min(2 * W, pairs - q0);
       const int na = static_cast<int>(std::min(W, lanes)), nb = static_cast<int>(lanes - na);
-      k.split(re, im, at, mirror_at, S, scale, out.base + q0, out.slot_stride, W, pairs, na, nb,
+      k.split(re, im, at, mirror, S, scale, out.base + q0, out.slot_stride, W, pairs, na, nb,
               out.stream);
     }
     if (out.stream) k.store_fence();

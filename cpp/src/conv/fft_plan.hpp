@@ -165,8 +165,7 @@ struct HalfSpectrum {
   std::vector<char> conj;
   std::vector<int64_t> mirror;  // of every position
   int64_t slots = 0;
-  // Per slot: the position it stores and that position's mirror, in vectors of W (lanes).
-  std::vector<int64_t> at, mirror_at;
+  std::vector<int64_t> at;  // the position each slot stores
 
   template <typename T>
   HalfSpectrum(const Ext& f, const std::array<Axis<T>, 3>& axes) {
@@ -186,7 +185,6 @@ struct HalfSpectrum {
       } else {
         slot[p] = slots++;
         at.push_back(p);
-        mirror_at.push_back(mirror[p]);
       }
     }
   }

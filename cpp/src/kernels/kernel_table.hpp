@@ -326,14 +326,14 @@ using FftProductFn = void (*)(int64_t rows, int64_t nc, const T* ur, const T* ui
                               int64_t groups, bool accumulate);
 
 // The spectra of two real kernels a, b transformed together as z = a + i b, for n slots s:
-// from Z at position at[s] (zr, zi + at[s] W) and at its mirror -k (mirror_at[s]), W lanes each,
+// from Z at position at[s] (zr, zi + at[s] W) and at its mirror -k (mirror[at[s]]), W lanes each,
 // with d = a + s ld: for lanes l < na,
 //   d[l] + i d[im + l] = scale conj(Z(k) + conj Z(-k))              (= 2 scale conj A(k)),
 // and for l < nb, d[lb + l] + i d[lb + im + l] = 2 scale conj B(k)
 //   = scale conj((Z(k) - conj Z(-k)) / i).
 // stream: full vectors written with non-temporal stores (destinations vector-aligned).
 template <typename T>
-using FftSplitFn = void (*)(const T* zr, const T* zi, const int64_t* at, const int64_t* mirror_at,
+using FftSplitFn = void (*)(const T* zr, const T* zi, const int64_t* at, const int64_t* mirror,
                             int64_t n, T scale, T* a, int64_t ld, int64_t lb, int64_t im, int na,
                             int nb, bool stream);
 

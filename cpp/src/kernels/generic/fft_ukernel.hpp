@@ -257,7 +257,7 @@ void fft_product(int64_t rows, int64_t nc, const typename V::T* ur, const typena
 // positions of k and -k, conjugated and scaled, slot after slot.
 template <typename V>
 void fft_split(const typename V::T* zr, const typename V::T* zi, const int64_t* at,
-               const int64_t* mirror_at, int64_t n, typename V::T scale, typename V::T* a,
+               const int64_t* mirror, int64_t n, typename V::T scale, typename V::T* a,
                int64_t ld, int64_t lb, int64_t im, int na, int nb, bool stream) {
   using R = typename V::R;
   constexpr int W = V::W;
@@ -265,7 +265,7 @@ void fft_split(const typename V::T* zr, const typename V::T* zi, const int64_t* 
   const int count[4] = {na, na, nb, nb};
   const int64_t offset[4] = {0, im, lb, lb + im};
   for (int64_t slot = 0; slot < n; ++slot, a += ld) {
-    const int64_t p = at[slot] * W, m = mirror_at[slot] * W;
+    const int64_t p = at[slot] * W, m = mirror[at[slot]] * W;
     const R fr = V::loadu(zr + p), fi = V::loadu(zi + p), gr = V::loadu(zr + m), gi = V::loadu(zi + m);
     const R out[4] = {V::mul(V::add(fr, gr), s), V::mul(V::sub(gi, fi), s),   // conj(W_a)
                       V::mul(V::add(fi, gi), s), V::mul(V::sub(fr, gr), s)};  // conj(W_b)

@@ -32,8 +32,9 @@ template <typename T>
 void test_gemm(const std::string& isa, const fastconv::kernels::GemmUkernel<T>& uk) {
   const int mr = uk.mr, nr = uk.nr;
   const int64_t ldc = nr + 5, guard = 32;
+  for (int64_t ldb : {int64_t(nr), int64_t(nr) + 7})  // a packed panel; rows read in place
   for (int64_t kc : {1, 3, 64}) {
-    const auto a = random<T>(kc * mr, 11), b = random<T>(kc * nr, 12);
+    const auto a = random<T>(kc * mr, 11), b = random<T>(kc * ldb, 12);
     const auto bias = random<T>(mr, 13);
     for (int m = 1; m <= mr; ++m) {
       for (int n = 1; n <= nr; ++n) {
@@ -49,7 +50,7 @@ void test_gemm(const std::string& isa, const fastconv::kernels::GemmUkernel<T>& 
           const T start = T(0.5);
           for (int i = 0; i < m; ++i)
             for (int j = 0; j < n; ++j) c[i * ldc + j] = variant == 2 ? start : T(99);
-          uk.run(kc, a.data(), b.data(), c, ldc, m, n, st);
+          uk.run(kc, a.data(), b.data(), ldb, c, ldc, m, n, st);
           if (uk.store_fence) uk.store_fence();
           bool values = true, untouched = true;
           for (int64_t idx = 0; idx < static_cast<int64_t>(buf.size()); ++idx) {
@@ -59,8 +60,8 @@ void test_gemm(const std::string& isa, const fastconv::kernels::GemmUkernel<T>& 
               double s = variant == 2 ? double(start) : (st.bias ? double(bias[i]) : 0.0);
               double scale = std::fabs(s);
               for (int64_t k = 0; k < kc; ++k) {
-                s += double(a[k * mr + i]) * double(b[k * nr + j]);
-                scale += std::fabs(double(a[k * mr + i]) * double(b[k * nr + j]));
+                s += double(a[k * mr + i]) * double(b[k * ldb + j]);
+                scale += std::fabs(double(a[k * mr + i]) * double(b[k * ldb + j]));
               }
               if (st.clamp) s = std::min(std::max(s, double(st.lo)), double(st.hi));
               values &= std::fabs(double(buf[idx]) - s) <= tolerance<T>() * std::max(scale, 1.0);
@@ -70,7 +71,8 @@ void test_gemm(const std::string& isa, const fastconv::kernels::GemmUkernel<T>& 
           }
           const std::string where = isa + " gemm " + std::to_string(sizeof(T) * 8) + "-bit m " +
                                     std::to_string(m) + " n " + std::to_string(n) + " kc " +
-                                    std::to_string(kc) + " variant " + std::to_string(variant);
+                                    std::to_string(kc) + " ldb " + std::to_string(ldb) +
+                                    " variant " + std::to_string(variant);
           check(values, where + ": wrong values");
           check(untouched, where + ": wrote outside the tile");
         }
@@ -84,7 +86,7 @@ void test_gemm(const std::string& isa, const fastconv::kernels::GemmUkernel<T>& 
   std::vector<T> a(static_cast<size_t>(mr), T(1)), b(static_cast<size_t>(nr), T(1));
   a[0] = std::numeric_limits<T>::quiet_NaN();
   std::vector<T> c(static_cast<size_t>(mr * nr), T(0));
-  uk.run(1, a.data(), b.data(), c.data(), nr, mr, nr, st);
+  uk.run(1, a.data(), b.data(), nr, c.data(), nr, mr, nr, st);
   check(std::isnan(c[0]) && c[nr] == T(1), isa + " gemm: the clamp keeps NaN");
 }
 

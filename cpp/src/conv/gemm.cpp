@@ -224,6 +224,9 @@ void forward(const ConvArgs& a) {
   const int64_t row_blocks = row_blocks_for(Kg, uk.mr, p.N * p.groups * col_blocks, a.threads);
   const int64_t rows_per_block = round_up(ceil_div(Kg, row_blocks), uk.mr);
   const int64_t tasks = p.N * p.groups * col_blocks * row_blocks;
+  // A 1x1 kernel at stride 1 whose output covers the (padded) input: im2col(x_g) is x_g.
+  const bool pointwise = p.kernel_spatial() == 1 && p.stride == std::array<int64_t, 3>{1, 1, 1} &&
+                         p.out == p.in;
   // One reduction block: each tile is written once, so a large output can bypass the caches.
   kernels::TileStore<T> store_base = output_store<T>(nullptr, a.activation);
   store_base.stream = Kr <= gemm::kKC && p.N * p.K * P * int64_t(sizeof(T)) > kStreamOutputBytes;
@@ -236,9 +239,16 @@ void forward(const ConvArgs& a) {
     const Scratch<T> s = scratch(scratch_base, Use::forward, uk.mr);
     kernels::TileStore<T> st = store_base;
     st.bias = b ? b + g * Kg : nullptr;
-    gemm::gemm_block(uk, Kr, m0, m1, n0, n1, gemm::PrepackedA<T>{wpack + g * group_pack, Kr, uk.mr},
-                     Im2colB<T>(p, x + (n * p.C + g * Cg) * in_plane, uk, uk.nr),
-                     y + (n * p.K + g * Kg + m0) * P + n0, P, st, s.a, s.b);
+    const T* xg = x + (n * p.C + g * Cg) * in_plane;
+    const auto product = [&](const auto& pack_b) {
+      gemm::gemm_block(uk, Kr, m0, m1, n0, n1,
+                       gemm::PrepackedA<T>{wpack + g * group_pack, Kr, uk.mr}, pack_b,
+                       y + (n * p.K + g * Kg + m0) * P + n0, P, st, s.a, s.b);
+    };
+    if (pointwise)
+      product(gemm::RowMajorB<T>{xg, P, uk.nr});  // read in place
+    else
+      product(Im2colB<T>(p, xg, uk, uk.nr));
     if (store_base.stream) uk.store_fence();
   }
 }

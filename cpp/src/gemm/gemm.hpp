@@ -15,7 +15,8 @@
 // B packer:  b(k0, kc, n0, nc, dst) -> const T* : the kc x nc block of B[k0+kk][n0+j] at
 //            [(j/NR)*kc*NR + kk*NR + j%NR] for kk < kc, j < nc, zeros for j in
 //            [nc, round_up(nc, NR)). It may fill dst (b_block_size() elements) and return it,
-//            or return a pointer into prepacked storage (PrepackedB).
+//            or return a pointer into prepacked storage (PrepackedB). A B whose rows are
+//            contiguous is read in place instead: the packer returns a BBlock (RowMajorB).
 #pragma once
 
 #include <cstdint>
@@ -109,13 +110,45 @@ struct BatchedA {
   }
 };
 
-// B with element (k, n) at b[k * ldb + n] (rows contiguous).
+// A block of B as gemm_block reads it: the kc x NR panel of its columns j .. j+NR-1 (j a
+// multiple of NR from the block's first column) has rows `ld` apart from data + (j/NR) * step,
+// except the panel numbered `packed_panel`, packed (rows NR apart) at `packed`. A packed block
+// is {dst, NR, kc * NR}; a block read in place is {first element, row stride, NR}, with a
+// partial last panel packed so that every row the microkernel reads holds NR values.
+template <typename T>
+struct BBlock {
+  const T* data;
+  int64_t ld, step;
+  const T* packed = nullptr;
+  int64_t packed_panel = -1;
+};
+
+template <typename T>
+BBlock<T> as_block(const T* packed, int64_t kc, int nr) {
+  return {packed, nr, kc * nr};
+}
+template <typename T>
+BBlock<T> as_block(const BBlock<T>& block, int64_t, int) {
+  return block;
+}
+
+// B with element (k, n) at b[k * ldb + n] (rows contiguous), read in place: the microkernel
+// loads its rows' vectors where they are, so the only copy is a partial last panel's. Measured
+// against packing on 1x1 convolutions (1 thread, avx512), 16x16 to 64x64 images: equal or up
+// to 12 % faster, row strides that are multiples of 4 KiB included.
 template <typename T>
 struct RowMajorB {
   const T* b;
   int64_t ldb;
   int nr;
-  const T* operator()(int64_t k0, int64_t kc, int64_t n0, int64_t nc, T* dst) const {
+  BBlock<T> operator()(int64_t k0, int64_t kc, int64_t n0, int64_t nc, T* dst) const {
+    const int64_t full = nc / nr, tail = nc - full * nr;
+    if (tail == 0) return {b + k0 * ldb + n0, ldb, nr};
+    pack(k0, kc, n0 + full * nr, tail, dst);
+    return {b + k0 * ldb + n0, ldb, nr, dst, full};
+  }
+  // The kc x nc block from column n0 into NR-column panels at dst, zero beyond nc.
+  void pack(int64_t k0, int64_t kc, int64_t n0, int64_t nc, T* dst) const {
     for (int64_t j0 = 0; j0 < nc; j0 += nr) {
       const int64_t n = nc - j0 < nr ? nc - j0 : nr;
       for (int64_t kk = 0; kk < kc; ++kk) {
@@ -124,7 +157,6 @@ struct RowMajorB {
         for (int64_t j = n; j < nr; ++j) d[j] = T(0);
       }
     }
-    return dst;
   }
 };
 
@@ -183,7 +215,7 @@ void gemm_block(const kernels::GemmUkernel<T>& uk, int64_t Kr, int64_t m0, int64
       kernels::TileStore<T> st = store;
       st.accumulate = store.accumulate || k0 > 0;
       st.clamp = store.clamp && k0 + kc == Kr;
-      const T* b = pack_b(k0, kc, nb, nc, b_buf);
+      const BBlock<T> b = as_block(pack_b(k0, kc, nb, nc, b_buf), kc, nr);
       for (int64_t m = m0; m < m1; m += mr) {
         const T* a = pack_a(m, k0, kc, a_buf);  // packed once, used for every B panel
         const int rows = static_cast<int>(m1 - m < mr ? m1 - m : mr);
@@ -191,8 +223,11 @@ void gemm_block(const kernels::GemmUkernel<T>& uk, int64_t Kr, int64_t m0, int64
         row_st.bias = store.bias ? store.bias + m : nullptr;
         for (int64_t j = 0; j < nc; j += nr) {
           const int cols = static_cast<int>(nc - j < nr ? nc - j : nr);
-          uk.run(kc, a, b + (j / nr) * kc * nr, c + (m - m0) * ldc + nb - n0 + j, ldc, rows,
-                 cols, row_st);
+          T* tile = c + (m - m0) * ldc + nb - n0 + j;
+          if (j / nr == b.packed_panel)
+            uk.run(kc, a, b.packed, nr, tile, ldc, rows, cols, row_st);
+          else
+            uk.run(kc, a, b.data + (j / nr) * b.step, b.ld, tile, ldc, rows, cols, row_st);
         }
       }
     }

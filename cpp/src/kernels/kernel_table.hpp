@@ -26,12 +26,13 @@ struct TileStore {
 };
 
 // GEMM microkernel, C tile of MR x NR:
-//   C[i*ldc + j] = store(sum_k a[k*MR + i] * b[k*NR + j])   for i < m <= MR, j < n <= NR.
-//   a: packed A panel (kc x MR), b: packed B panel (kc x NR); `store` offsets bias by the tile's
-//   first row.
+//   C[i*ldc + j] = store(sum_k a[k*MR + i] * b[k*ldb + j])   for i < m <= MR, j < n <= NR.
+//   a: packed A panel (kc x MR); b: kc rows of NR readable values, ldb apart (NR for a packed
+//   panel, the row stride for a panel read in place); `store` offsets bias by the tile's first
+//   row.
 template <typename T>
-using GemmUkernelFn = void (*)(int64_t kc, const T* a, const T* b, T* c, int64_t ldc, int m,
-                               int n, const TileStore<T>& store);
+using GemmUkernelFn = void (*)(int64_t kc, const T* a, const T* b, int64_t ldb, T* c,
+                               int64_t ldc, int m, int n, const TileStore<T>& store);
 
 // Columns of a packed GEMM B block as runs of a constant source step (conv/im2col.hpp):
 // run r copies len[r] elements x[src[r] + i*step[r]] to lanes dst[r] + i of a packed row.

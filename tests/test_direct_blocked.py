@@ -513,6 +513,8 @@ def _thread_cases(w):
         build("threads_2d", rng, 2, 2, 3 * w // 2 + 1, 4 * w + 3, (3, 3), (6, 29),
               stride=(1, 2), padding=1, specials=[("x", (1, 2, 5, -1), float("nan"))]),
         build("threads_1d_long", rng, 1, 1, 64, 2 * w + 1, (31,), (57,), padding=5),
+        # a batch of at least the thread count: an image per thread, 3 over 2 threads
+        build("threads_batch3", rng, 3, 1, w, 2 * w, (3, 3), (14, 17), stride=2, padding=1),
     ]
 
 

@@ -15,11 +15,12 @@
 // channels per group (a network's first layer) take the narrow layout instead: cb holds the
 // group's Cg channels, ci < Cg, and the tile kernel sums (tap, ci) terms one at a time, at any
 // stride (W-channel blocks would multiply the work by W / Cg). Tasks are output rows (g, block
-// of NB output blocks, od, oh) of one image; each owns its outputs, so results do not depend
-// on the thread count. Along a row piece, tiles of UR outputs start every UR; the last one ends
-// at the piece's end, overlapping the one before. The data gradient is the forward convolution
-// of the output gradient padded by (kernel - 1) * dilation with flipped, channel-swapped
-// weights, computed only where the caller keeps it.
+// of NB output blocks, od, oh) of one image, or where the batch has an image for every thread,
+// whole images, each converted by its thread into its own copy; a task owns its outputs, so
+// results do not depend on the thread count. Along a row piece, tiles of UR outputs start
+// every UR; the last one ends at the piece's end, overlapping the one before. The data
+// gradient is the forward convolution of the output gradient padded by (kernel - 1) * dilation
+// with flipped, channel-swapped weights, computed only where the caller keeps it.
 #include "direct_blocked.hpp"
 
 #include <algorithm>
@@ -112,12 +113,30 @@ void pack(const ConvArgs& a, void* packed) {
 // transposition per piece, not per tile).
 constexpr int64_t kRowPiece = 256;
 
-// Workspace layout: tap offsets, one blocked image, per-thread row pieces, then
+// Images converted and convolved at once: one per thread where the batch gives every thread one
+// and their blocked copies stay within kParallelImagesBytes (each thread then converts its own
+// image while another computes, with no barrier between images); else one, whose rows the
+// threads share.
+constexpr int64_t kParallelImagesBytes = int64_t(8) << 20;
+
+int64_t blocked_image_size(const ConvProblem& p, const Tiling& t) {
+  return util::round_up(p.groups * t.ncb * p.in_spatial() * t.cw, 16);
+}
+
+int images_at_once(const ConvProblem& p, const Tiling& t, int threads, std::size_t elem) {
+  const bool each = threads > 1 && p.N >= threads &&
+                    threads * blocked_image_size(p, t) * int64_t(elem) <= kParallelImagesBytes;
+  return each ? threads : 1;
+}
+
+// Workspace layout: tap offsets, images_at_once() blocked images, per-thread row pieces, then
 // (backward-data) the packed weights.
 template <typename T>
 struct Workspace {
   int64_t* taps;
   T* image;
+  int64_t image_stride;
+  int images;
   T* tiles;
   int64_t tile_stride;
   T* weights;
@@ -125,7 +144,9 @@ struct Workspace {
   Workspace(const ConvProblem& p, const Tiling& t, void* base, int threads) {
     taps = static_cast<int64_t*>(base);
     image = reinterpret_cast<T*>(taps + util::round_up(t.terms(), 8));
-    tiles = image + util::round_up(p.groups * t.ncb * p.in_spatial() * t.cw, 16);
+    image_stride = blocked_image_size(p, t);
+    images = images_at_once(p, t, threads, sizeof(T));
+    tiles = image + images * image_stride;
     // Any tiling's row piece: NB <= 4 blocks of up to kRowPiece outputs.
     tile_stride = util::scratch_stride(4 * std::min(p.out[2], kRowPiece) * t.w, sizeof(T));
     weights = tiles + util::round_up(threads * tile_stride, 16);
@@ -165,60 +186,73 @@ void convolve(const ConvProblem& p, const Tiling& t, const kernels::BlockedConvU
   if (rows <= 0 || window.width() <= 0) return;
   // Each output is written once: a large output bypasses the caches.
   const bool stream = p.N * p.K * P * int64_t(sizeof(T)) > kStreamOutputBytes;
-  for (int64_t n = 0; n < p.N; ++n) {
-    to_blocked(BlockedLayout{p.groups, p.C_per_group(), t.ncb, p.in, CW}, src, n, ws.image,
-               threads, t.narrow() ? nullptr : uk.interleave);
-#pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1)
-    for (int64_t task = 0; task < p.groups * kgroups * rows; ++task) {
-      const int64_t row = task % rows, kg = task / rows % kgroups, g = task / (rows * kgroups);
-      const int64_t od = window.lo[0] + row / OH_w, oh = window.lo[1] + row % OH_w;
-      T* tile = ws.tiles + util::thread_index() * ws.tile_stride;
-      kernels::BlockedConvArgs<T> args;
-      args.x_block = x_block;
-      args.taps = ws.taps;
-      args.ntaps = t.terms();
-      args.ncb = t.ncb;
-      args.last_cin = static_cast<int>(p.C_per_group() - (t.ncb - 1) * CW);
-      args.w = wb + (g * t.nkb + kg * t.nb) * t.weight_block();
-      args.w_block = t.weight_block();
-      args.x_step = p.stride[2] * CW;
-      const T* x_row = ws.image + g * t.ncb * x_block +
-                       (od * p.stride[0] * Hp + oh * p.stride[1]) * Wp * CW;
-      // The row in `pieces` pieces of at most kRowPiece outputs, each at least UR long.
-      const int64_t width = window.width(), pieces = ceil_div(width, kRowPiece);
-      const int64_t piece = ceil_div(width, pieces);
-      args.y_block = piece * W;
-      for (int64_t c0 = window.lo[2]; c0 < window.hi[2]; c0 += piece) {
-        const int64_t c1 = std::min(window.hi[2], c0 + piece), len = c1 - c0;
-        for (int64_t ow0 = c0; ow0 < c1; ow0 += t.ur) {
-          const int64_t o = std::min(ow0, c1 - t.ur);  // the last tile ends the piece
-          args.x = x_row + o * p.stride[2] * CW;
-          args.y = tile + (o - c0) * W;
-          tile_fn(args);
-        }
-        for (int b = 0; b < t.nb; ++b) {  // bias, activation, the lanes back to NCHW rows
-          const int64_t k0 = (kg * t.nb + b) * W;
-          const int count = static_cast<int>(std::min<int64_t>(W, Kg - k0));
-          if (count <= 0) break;
-          T* lanes = tile + b * piece * W;
-          constexpr int kMaxLanes = 64;
-          if (bias) {
-            T bk[kMaxLanes] = {};
-            for (int ko = 0; ko < count; ++ko) bk[ko] = bias[g * Kg + k0 + ko];
-            for (int64_t r = 0; r < len; ++r)
-              for (int64_t ko = 0; ko < W; ++ko) lanes[r * W + ko] += bk[ko];
-          }
-          activate(act, lanes, len * W);
-          T* rows_out[kMaxLanes];
-          for (int ko = 0; ko < count; ++ko)
-            rows_out[ko] = dest.y + (n * p.K + g * Kg + k0 + ko) * P +
-                           ((od - dest.base[0]) * E[1] + oh - dest.base[1]) * E[2] + c0 -
-                           dest.base[2];
-          (stream ? uk.deinterleave_stream : uk.deinterleave)(lanes, W, len, rows_out, count);
-        }
+  const BlockedLayout layout{p.groups, p.C_per_group(), t.ncb, p.in, CW};
+  const auto interleave = t.narrow() ? nullptr : uk.interleave;
+  const int64_t tasks = p.groups * kgroups * rows;
+  // Output row `task` of image n, from its blocked copy `image`.
+  const auto output_row = [&](int64_t n, const T* image, int64_t task) {
+    const int64_t row = task % rows, kg = task / rows % kgroups, g = task / (rows * kgroups);
+    const int64_t od = window.lo[0] + row / OH_w, oh = window.lo[1] + row % OH_w;
+    T* tile = ws.tiles + util::thread_index() * ws.tile_stride;
+    kernels::BlockedConvArgs<T> args;
+    args.x_block = x_block;
+    args.taps = ws.taps;
+    args.ntaps = t.terms();
+    args.ncb = t.ncb;
+    args.last_cin = static_cast<int>(p.C_per_group() - (t.ncb - 1) * CW);
+    args.w = wb + (g * t.nkb + kg * t.nb) * t.weight_block();
+    args.w_block = t.weight_block();
+    args.x_step = p.stride[2] * CW;
+    const T* x_row =
+        image + g * t.ncb * x_block + (od * p.stride[0] * Hp + oh * p.stride[1]) * Wp * CW;
+    // The row in `pieces` pieces of at most kRowPiece outputs, each at least UR long.
+    const int64_t width = window.width(), pieces = ceil_div(width, kRowPiece);
+    const int64_t piece = ceil_div(width, pieces);
+    args.y_block = piece * W;
+    for (int64_t c0 = window.lo[2]; c0 < window.hi[2]; c0 += piece) {
+      const int64_t c1 = std::min(window.hi[2], c0 + piece), len = c1 - c0;
+      for (int64_t ow0 = c0; ow0 < c1; ow0 += t.ur) {
+        const int64_t o = std::min(ow0, c1 - t.ur);  // the last tile ends the piece
+        args.x = x_row + o * p.stride[2] * CW;
+        args.y = tile + (o - c0) * W;
+        tile_fn(args);
       }
-      if (stream) uk.store_fence();
+      for (int b = 0; b < t.nb; ++b) {  // bias, activation, the lanes back to NCHW rows
+        const int64_t k0 = (kg * t.nb + b) * W;
+        const int count = static_cast<int>(std::min<int64_t>(W, Kg - k0));
+        if (count <= 0) break;
+        T* lanes = tile + b * piece * W;
+        constexpr int kMaxLanes = 64;
+        if (bias) {
+          T bk[kMaxLanes] = {};
+          for (int ko = 0; ko < count; ++ko) bk[ko] = bias[g * Kg + k0 + ko];
+          for (int64_t r = 0; r < len; ++r)
+            for (int64_t ko = 0; ko < W; ++ko) lanes[r * W + ko] += bk[ko];
+        }
+        activate(act, lanes, len * W);
+        T* rows_out[kMaxLanes];
+        for (int ko = 0; ko < count; ++ko)
+          rows_out[ko] = dest.y + (n * p.K + g * Kg + k0 + ko) * P +
+                         ((od - dest.base[0]) * E[1] + oh - dest.base[1]) * E[2] + c0 -
+                         dest.base[2];
+        (stream ? uk.deinterleave_stream : uk.deinterleave)(lanes, W, len, rows_out, count);
+      }
     }
+    if (stream) uk.store_fence();
+  };
+  if (ws.images > 1) {  // an image per thread
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
+    for (int64_t n = 0; n < p.N; ++n) {
+      T* image = ws.image + util::thread_index() * ws.image_stride;
+      to_blocked(layout, src, n, image, 1, interleave);
+      for (int64_t task = 0; task < tasks; ++task) output_row(n, image, task);
+    }
+    return;
+  }
+  for (int64_t n = 0; n < p.N; ++n) {  // the threads share each image's rows
+    to_blocked(layout, src, n, ws.image, threads, interleave);
+#pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1)
+    for (int64_t task = 0; task < tasks; ++task) output_row(n, ws.image, task);
   }
 }
 

@@ -7,8 +7,8 @@
 //   backward-data     dX_col [Kr x P] = W_g^T [Kr x Kg] * dY_g [Kg x P];  dX_g = col2im(dX_col)
 //   backward-weights  dW_g [Kg x Kr] = sum_n dY_g [Kg x P] * X_col^T [P x Kr]
 // All three run the project's packed GEMM (gemm/gemm.hpp); im2col, its transpose and the
-// batch are fused into packing. Where the output positions P fill the GEMM's NR-wide vector
-// panels badly (a 7x7 image: 49 of 64 lanes) and its MR-row panels well, the forward computes
+// batch are fused into packing. Where the output positions P fill the GEMM's vectors badly (a
+// 7x7 image: 49 of 64 lanes) and the output channels fill them well, the forward computes
 // the product transposed, Y_g^T [P x Kg] = X_col^T [P x Kr] * W_g^T [Kr x Kg] (W_g^T packed
 // once), into a scratch block transposed back with bias and clamp. Work is split into tiles
 // that write disjoint outputs, each reduced in a fixed order, so results do not depend on the
@@ -89,20 +89,20 @@ Scratch<T> scratch(T* base, Use use, int mr) {
   return {a, a + n.a, a + n.a + n.b};
 }
 
-// Whether the forward computes the product transposed (see the header): when the share of
-// useful lanes and rows, P / round_up(P, NR) x Kg / round_up(Kg, MR), grows by more than the
-// pass back costs, about 96 / Kr of the product (one more write and read of each output
-// against Kr multiply-adds). Measured on ResNet-50's 1x1 layers, 1 thread, avx512 (8 x 32
-// tiles): 2048 -> 512 on 7x7 (49 of 64 lanes, Kr 2048) 1.25 -> 1.17 ms, 1024 -> 256 on
-// 14x14 (Kr 1024) 1.07 -> 1.03 ms, while 512 -> 2048 on 7x7 (Kr 512) and 256 -> 1024 on
-// 14x14 (Kr 256), which the rule leaves alone, were up to 10 % slower transposed.
+// Whether the forward computes the product transposed (see the header). A partial tile costs
+// its rows and its vectors (gemm_ukernel.hpp), so what the lanes waste is the share of useful
+// lanes in whole vectors: P / round_up(P, W) computing Y, Kg / round_up(Kg, W) computing Y^T.
+// Transposed when that share grows by more than the pass back costs, about 96 / Kr of the
+// product (one more write and read of each output against Kr multiply-adds). Measured through
+// plans, 1 thread, avx512: on 7x7 (49 of 64 lanes) 512 -> 2048, 2048 -> 512 and 1024 -> 2048
+// run 13-15 % faster transposed; on 14x14 (196 of 208) 256 -> 1024, 1024 -> 256, 1024 -> 512
+// and 512 -> 1024 2-5 % slower, 64 -> 64 on 7x7 (Kr 64) 5 % slower, 96 -> 96 on 10x10 10 %.
 template <typename T>
 bool transposed_product(const ConvProblem& p, const kernels::GemmUkernel<T>& uk) {
   const int64_t P = p.out_spatial(), Kg = p.K_per_group(), Kr = reduction_size(p);
   if (P == 0 || Kg == 0 || Kr == 0) return false;
-  const auto share = [](int64_t n, int64_t step) { return double(n) / double(round_up(n, step)); };
-  return share(P, uk.mr) * share(Kg, uk.nr) >
-         (1.0 + 96.0 / double(Kr)) * share(P, uk.nr) * share(Kg, uk.mr);
+  const auto share = [&](int64_t n) { return double(n) / double(round_up(n, uk.w)); };
+  return share(Kg) > (1.0 + 96.0 / double(Kr)) * share(P);
 }
 
 bool transposed_product(const ConvProblem& p, DType dtype, const kernels::KernelTable& k) {

@@ -4,76 +4,98 @@
 // Tile: MR rows x NR = NV vectors of V::W lanes. Per k step it loads NV vectors of the B panel
 // (packed, or a row of a matrix read in place), broadcasts MR values of the packed A panel and
 // issues MR*NV FMAs (Goto & van de Geijn, "Anatomy of high-performance matrix
-// multiplication", 2008). Partial tiles (m < MR or n < NR) are computed in full and stored
-// under masks, so the hot loop has no edge cases.
+// multiplication", 2008). A partial tile (m < MR or n < NR: the last panel of a 7x7 or 14x14
+// image) runs an instantiation for just its rows and vectors, so its cost follows its size; its
+// last vector is stored under a mask. Every loop below has a compile-time count, so the
+// accumulators stay in registers.
 #pragma once
 
+#include <array>
 #include <cstdint>
+#include <utility>
 
 namespace fastconv::kernels {
 
-// a: kc x MR packed, b: kc x NR (rows ldb apart), c: m x n (ldc). See GemmUkernelFn in
-// kernel_table.hpp.
-template <typename V, int MR, int NV>
-void gemm_ukernel(int64_t kc, const typename V::T* a, const typename V::T* b, int64_t ldb,
-                  typename V::T* c, int64_t ldc, int m, int n, const TileStore<typename V::T>& st) {
+// Rows [0, ROWS) and vectors [0, VECS) of a tile whose A panel has MR lanes: the kernel of a
+// whole tile (ROWS = MR, VECS = NV) or of a partial one, m <= ROWS rows and n <= VECS * W
+// columns of which are stored.
+template <typename V, int MR, int ROWS, int VECS>
+void gemm_tile(int64_t kc, const typename V::T* a, const typename V::T* b, int64_t ldb,
+               typename V::T* c, int64_t ldc, int m, int n, const TileStore<typename V::T>& st) {
   using T = typename V::T;
   using R = typename V::R;
   constexpr int W = V::W;
-  constexpr int NR = NV * W;
-  R acc[MR][NV];
-  for (int i = 0; i < MR; ++i)
-    for (int v = 0; v < NV; ++v) acc[i][v] = V::zero();
+  R acc[ROWS][VECS];
+  for (int i = 0; i < ROWS; ++i)
+    for (int v = 0; v < VECS; ++v) acc[i][v] = V::zero();
 
   for (int64_t k = 0; k < kc; ++k) {
-    R bv[NV];
-    for (int v = 0; v < NV; ++v) bv[v] = V::loadu(b + v * W);
-    for (int i = 0; i < MR; ++i) {
+    R bv[VECS];
+    for (int v = 0; v < VECS; ++v) bv[v] = V::loadu(b + v * W);
+    for (int i = 0; i < ROWS; ++i) {
       const R ai = V::set1(a[i]);
-      for (int v = 0; v < NV; ++v) acc[i][v] = V::fmadd(ai, bv[v], acc[i][v]);
+      for (int v = 0; v < VECS; ++v) acc[i][v] = V::fmadd(ai, bv[v], acc[i][v]);
     }
     a += MR;
     b += ldb;
   }
 
-  // Every index of acc below is a constant once the loops over MR and NV unroll, so the
-  // accumulators stay in registers; a partial tile masks its rows and lanes.
   const R lo = V::set1(st.lo), hi = V::set1(st.hi);
   const auto finish = [&](R sum) { return st.clamp ? V::min(V::max(sum, lo), hi) : sum; };
-  if (m == MR && n == NR) {
+  if (m == ROWS && n == VECS * W) {
     if (st.stream && !st.accumulate &&
         (reinterpret_cast<std::uintptr_t>(c) | ldc * sizeof(T)) % (W * sizeof(T)) == 0) {
-      for (int i = 0; i < MR; ++i)
-        for (int v = 0; v < NV; ++v)
+      for (int i = 0; i < ROWS; ++i)
+        for (int v = 0; v < VECS; ++v)
           V::stream(c + i * ldc + v * W,
                     finish(V::add(acc[i][v], V::set1(st.bias ? st.bias[i] : T(0)))));
       return;
     }
-    for (int i = 0; i < MR; ++i) {
+    for (int i = 0; i < ROWS; ++i) {
       T* ci = c + i * ldc;
-      for (int v = 0; v < NV; ++v) {
+      for (int v = 0; v < VECS; ++v) {
         R base = st.accumulate ? V::loadu(ci + v * W) : V::set1(st.bias ? st.bias[i] : T(0));
         V::storeu(ci + v * W, finish(V::add(acc[i][v], base)));
       }
     }
     return;
   }
-  for (int i = 0; i < MR; ++i) {
+  for (int i = 0; i < ROWS; ++i) {
     if (i >= m) break;
     T* ci = c + i * ldc;
-    for (int v = 0; v < NV; ++v) {
+    for (int v = 0; v < VECS; ++v) {
       const int lanes = n - v * W;
-      if (lanes <= 0) break;
       if (lanes >= W) {
         R base = st.accumulate ? V::loadu(ci + v * W) : V::set1(st.bias ? st.bias[i] : T(0));
         V::storeu(ci + v * W, finish(V::add(acc[i][v], base)));
-      } else {
+      } else if (lanes > 0) {
         R base = st.accumulate ? V::load_partial(ci + v * W, lanes)
                                : V::set1(st.bias ? st.bias[i] : T(0));
         V::store_partial(ci + v * W, finish(V::add(acc[i][v], base)), lanes);
       }
     }
   }
+}
+
+// The kernels of partial tiles, entry (rows - 1) * NV + vectors - 1.
+template <typename V, int MR, int NV, std::size_t... I>
+constexpr auto partial_tiles(std::index_sequence<I...>) {
+  return std::array<GemmUkernelFn<typename V::T>, sizeof...(I)>{
+      &gemm_tile<V, MR, static_cast<int>(I) / NV + 1, static_cast<int>(I) % NV + 1>...};
+}
+
+// a: kc x MR packed, b: kc x NR (rows ldb apart), c: m x n (ldc). See GemmUkernelFn in
+// kernel_table.hpp.
+template <typename V, int MR, int NV>
+void gemm_ukernel(int64_t kc, const typename V::T* a, const typename V::T* b, int64_t ldb,
+                  typename V::T* c, int64_t ldc, int m, int n, const TileStore<typename V::T>& st) {
+  constexpr int W = V::W;
+  if (m == MR && n == NV * W) {
+    gemm_tile<V, MR, MR, NV>(kc, a, b, ldb, c, ldc, m, n, st);
+    return;
+  }
+  static constexpr auto partial = partial_tiles<V, MR, NV>(std::make_index_sequence<MR * NV>{});
+  partial[(m - 1) * NV + (n + W - 1) / W - 1](kc, a, b, ldb, c, ldc, m, n, st);
 }
 
 }  // namespace fastconv::kernels

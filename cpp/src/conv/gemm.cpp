@@ -138,8 +138,12 @@ void pack_weights(const ConvArgs& a, void* packed) {
 }
 
 // ---- forward, transposed product:  x N x C x in (padded), packed W^T, y N x K x P.
-// Tasks (n, g, block of <= kRowChunk positions, block of kNC output channels); each computes
-// its Y^T block into the thread's scratch C and writes it transposed, with bias and clamp.
+// Tasks (n, g, block of <= kRowChunk positions, run of blocks of kNC output channels); each
+// computes its Y^T blocks into the thread's scratch C and writes them transposed, with bias and
+// clamp. A task whose A (its positions x the whole reduction) fits the A scratch packs it once
+// for all its column blocks, and takes as many of them as the threads leave it (im2col^T of a
+// stride-2 layer is a gather: ResNet-50's 1024 -> 2048 on 14x14 / 2 packed it 8 times);
+// otherwise a task has one column block and packs A a reduction block at a time.
 template <typename T>
 void forward_transposed(const ConvArgs& a) {
   const ConvProblem& p = a.problem;
@@ -159,44 +163,56 @@ void forward_transposed(const ConvArgs& a) {
   const int64_t row_blocks = std::max(ceil_div(P, max_rows),
                                       row_blocks_for(P, uk.mr, p.N * p.groups * col_blocks, a.threads));
   const int64_t rows_per_block = round_up(ceil_div(P, row_blocks), uk.mr);
-  const int64_t tasks = p.N * p.groups * col_blocks * row_blocks;
+  const bool whole_a = rows_per_block * Kr <= ScratchSizes(Use::forward_transposed, uk.mr).a;
+  const int64_t col_runs =
+      whole_a ? std::min(col_blocks, ceil_div(a.threads, p.N * p.groups * row_blocks)) : col_blocks;
+  const int64_t tasks = p.N * p.groups * col_runs * row_blocks;
 #pragma omp parallel for schedule(dynamic, 1) num_threads(a.threads) if (a.threads > 1)
   for (int64_t t = 0; t < tasks; ++t) {
-    const auto [n, g, cb, rb] = tile_of(t, p.groups, col_blocks, row_blocks);
+    const auto [n, g, cr, rb] = tile_of(t, p.groups, col_runs, row_blocks);
     const int64_t m0 = rb * rows_per_block, m1 = std::min(P, m0 + rows_per_block);
     if (m0 >= m1) continue;
-    const int64_t n0 = cb * gemm::kNC, n1 = std::min(Kg, n0 + gemm::kNC);
     const Scratch<T> s = scratch(scratch_base, Use::forward_transposed, uk.mr);
     // Per reduction block, the A block of the task's positions at once: im2col^T in MR-row
-    // panels is im2col in panels of MR lanes, each input row read once for all of them.
+    // panels is im2col in panels of MR lanes, each input row read once for all of them. Block
+    // k0 at s.a + k0 * rows (whole_a) or at s.a.
     const Im2colB<T> a_block(p, x + (n * p.C + g * Cg) * in_plane, uk, uk.mr);
+    const int64_t rows = round_up(m1 - m0, uk.mr);
+    const auto a_at = [&](int64_t k0) { return whole_a ? s.a + k0 * rows : s.a; };
+    if (whole_a)
+      for (int64_t k0 = 0; k0 < Kr; k0 += gemm::kKC)
+        a_block(k0, std::min(gemm::kKC, Kr - k0), m0, m1 - m0, a_at(k0));
     const int64_t Nr = round_up(Kg, uk.nr);
-    for (int64_t k0 = 0; k0 < Kr; k0 += gemm::kKC) {
-      const int64_t kc = std::min(gemm::kKC, Kr - k0);
-      a_block(k0, kc, m0, m1 - m0, s.a);
-      const auto panel = [&](int64_t m, int64_t, int64_t, T*) -> const T* {
-        return s.a + (m - m0) / uk.mr * kc * uk.mr;
-      };
-      kernels::TileStore<T> st;
-      st.accumulate = k0 > 0;
-      gemm::gemm_block(uk, kc, m0, m1, n0, n1, panel,
-                       gemm::PrepackedB<T>{wpack + g * group_pack + k0 * Nr, Nr}, s.c,
-                       kChunkStride, st, static_cast<T*>(nullptr), s.b);
-    }
-    // Bias and clamp (a plan's ReLU / ReLU6) along the block's rows, then W x W transposes
-    // into the rows of y.
-    const T* bias = b ? b + g * Kg + n0 : nullptr;
-    for (int64_t q = 0; q < m1 - m0; ++q) {
-      T* row = s.c + q * kChunkStride;
-      if (bias)
-        for (int64_t k = 0; k < n1 - n0; ++k) row[k] += bias[k];
-      activate(a.activation, row, n1 - n0);
-    }
-    T* rows[64];
-    for (int64_t k0 = n0; k0 < n1; k0 += blk.w) {
-      const int count = static_cast<int>(std::min<int64_t>(blk.w, n1 - k0));
-      for (int c = 0; c < count; ++c) rows[c] = y + (n * p.K + g * Kg + k0 + c) * P + m0;
-      blk.deinterleave(s.c + (k0 - n0), kChunkStride, m1 - m0, rows, count);
+    const int64_t cb0 = cr * col_blocks / col_runs, cb1 = (cr + 1) * col_blocks / col_runs;
+    for (int64_t cb = cb0; cb < cb1; ++cb) {
+      const int64_t n0 = cb * gemm::kNC, n1 = std::min(Kg, n0 + gemm::kNC);
+      for (int64_t k0 = 0; k0 < Kr; k0 += gemm::kKC) {
+        const int64_t kc = std::min(gemm::kKC, Kr - k0);
+        if (!whole_a) a_block(k0, kc, m0, m1 - m0, s.a);
+        const auto panel = [&](int64_t m, int64_t, int64_t, T*) -> const T* {
+          return a_at(k0) + (m - m0) / uk.mr * kc * uk.mr;
+        };
+        kernels::TileStore<T> st;
+        st.accumulate = k0 > 0;
+        gemm::gemm_block(uk, kc, m0, m1, n0, n1, panel,
+                         gemm::PrepackedB<T>{wpack + g * group_pack + k0 * Nr, Nr}, s.c,
+                         kChunkStride, st, static_cast<T*>(nullptr), s.b);
+      }
+      // Bias and clamp (a plan's ReLU / ReLU6) along the block's rows, then W x W transposes
+      // into the rows of y.
+      const T* bias = b ? b + g * Kg + n0 : nullptr;
+      for (int64_t q = 0; q < m1 - m0; ++q) {
+        T* row = s.c + q * kChunkStride;
+        if (bias)
+          for (int64_t k = 0; k < n1 - n0; ++k) row[k] += bias[k];
+        activate(a.activation, row, n1 - n0);
+      }
+      T* out_rows[64];
+      for (int64_t k0 = n0; k0 < n1; k0 += blk.w) {
+        const int count = static_cast<int>(std::min<int64_t>(blk.w, n1 - k0));
+        for (int c = 0; c < count; ++c) out_rows[c] = y + (n * p.K + g * Kg + k0 + c) * P + m0;
+        blk.deinterleave(s.c + (k0 - n0), kChunkStride, m1 - m0, out_rows, count);
+      }
     }
   }
 }

@@ -8,7 +8,7 @@ channels take the narrow layout, tested in test_direct_narrow.py):
     ISA      float32            float64 (always the portable kernels)
     scalar   W = 4,  MaxAcc 8   W = 4, MaxAcc 8
     avx2     W = 8,  MaxAcc 12  W = 4, MaxAcc 8
-    avx512   W = 16, MaxAcc 28  W = 4, MaxAcc 8
+    avx512   W = 16, MaxAcc 16  W = 4, MaxAcc 8
 
 A tile is NB blocks of W output channels (NB in {1, 2, 4}) times UR outputs along the row; the
 table holds a kernel for every NB x UR <= MaxAcc with UR <= 14 (commit d46324b had UR in
@@ -21,13 +21,14 @@ every 256 / W (channel block, tap) steps).
 The shapes are built per W so that, for every ISA / dtype, the rule sends them to every tile
 kernel of the table, at stride 1 and 2, each NB also with an overlapping last tile
 (``test_shapes_cover_the_tiling``). They do not lean on the rule much: every output-block count
-1..5 meets every output width 1..16, 29, 57 at both strides (d46324b's rule was covered too).
+1..5 meets every output width 1..16, 19, 29, 57 at both strides (d46324b's rule was covered
+too).
 ``test_shapes_take_the_blocked_path`` checks through ``plan.prepare``'s packed size that the
 library runs the blocked kernels on every shape, and ``test_tiling_copy_matches_library`` that
 it picks the NB of the copy wherever the packed size tells NBs apart. Families:
 
 - width:   1-D, K per group W/2 .. 4W+3 (1 to 5 blocks, multiples of W or not), output widths
-           1..16, 29, 57, stride 1 and 2, kernel 1/2/3/5, dilation 1-3, padding 0/1/2/'same'
+           1..16, 19, 29, 57, stride 1 and 2, kernel 1/2/3/5, dilation 1-3, padding 0/1/2/'same'
 - grouped: 2-D, groups 2-3 with C/K per group W/2, W/2+1, 3W/2+1 (and K 4W+1), stride 1-3
            along H, dilation 1-3
 - padding: numbers, tuples, 'same' (asymmetric with even kernels), 'valid', and the padding
@@ -66,7 +67,7 @@ PORTABLE = (4, 8)
 BLOCKED_KERNELS = {
     "scalar": {"float32": PORTABLE, "float64": PORTABLE},
     "avx2": {"float32": (8, 12), "float64": PORTABLE},
-    "avx512": {"float32": (16, 28), "float64": PORTABLE},
+    "avx512": {"float32": (16, 16), "float64": PORTABLE},
 }
 ALL_KERNELS = sorted({k for per_isa in BLOCKED_KERNELS.values() for k in per_isa.values()})
 REDUCTION_BLOCK = 256  # kBlockedReductionBlock (terms summed in registers between flushes)
@@ -224,7 +225,7 @@ def build(name, rng, n, groups, cg, kg, kernel, out, stride=1, dilation=1, paddi
 
 # --------------------------------------------------------------------------- shape families
 def _family_width(w):
-    """1-D: every output-block count and output width 1..16, 29, 57, at stride 1 and 2."""
+    """1-D: every output-block count and output width 1..16, 19, 29, 57, at stride 1 and 2."""
     rng = np.random.default_rng([1, w])
     ks = [w // 2, w, 3 * w // 2, 2 * w + 1, 4 * w, 4 * w + 3]  # 1, 1, 2, 3, 4, 5 blocks
     cs = [w // 2, w // 2 + 1, w, 3 * w // 2 + 1]
@@ -241,6 +242,9 @@ def _family_width(w):
                                    (ow,), stride=s, dilation=d, padding=pad, bias=i % 2 == 0,
                                    extra=i % 2))
                 i += 1
+        for kg in ks:  # width 19: NB 4 x UR 4 with an overlapping last tile (W 16, MaxAcc 16)
+            cases.append(build(f"width_s{s}_K{kg}_ow19", rng, 1, 1, w, kg, (3,), (19,), stride=s,
+                               padding=1))
     return cases
 
 
@@ -577,6 +581,10 @@ def test_tiling_copy_examples():
     assert tiling(16, 28, 16, 64, 7)[:2] == (4, 7)
     assert tiling(16, 28, 16, 16, 15)[:2] == (1, 8)  # 2 tiles of 8 cycles beat 2 of 14
     assert tiling(16, 28, 16, 40, 15) == (2, 5, 4, 1)  # 3 blocks rounded up to NB = 2
+    # avx512's table since tiles of 28 measured slower: at most 16 accumulators
+    assert tiling(16, 16, 16, 64, 28)[:2] == (4, 4)  # ties (2, 7): the larger tile
+    assert tiling(16, 16, 16, 64, 14)[:2] == (2, 7)
+    assert tiling(16, 16, 16, 64, 56)[:2] == (2, 8)
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)

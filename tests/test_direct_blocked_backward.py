@@ -269,7 +269,8 @@ def _fit_window(T, k, d, mode, padding):
 
 
 def _family_data_width(w):
-    """1-D, stride 1: output blocks 1..5 x row widths 1..16, 29, 60, all padding forms / modes."""
+    """1-D, stride 1: output blocks 1..5 x row widths 1..16, 29, 60, all padding forms / modes
+    (and 19 for 4 and 5 blocks)."""
     rng = np.random.default_rng([11, w])
     kgs = [w // 2, w // 2 + 1, w + 1, 3 * w // 2 + 1, 2 * w + 1, 3 * w + 2]
     kernels, dils = [3, 1, 2, 5], [1, 2, 3]
@@ -290,6 +291,10 @@ def _family_data_width(w):
                                padding_mode=mode_))
             assert cases[-1].window_width() == T
             i += 1
+    for blocks in (4, 5):  # rows of 19: NB 4 x UR 4 with an overlapping last tile (W 16)
+        cases.append(build(f"dw_b{blocks}_T19", rng, 1, 1, _data_cg(w, blocks, 0), w, (3,),
+                           (19,), padding=0))
+        assert cases[-1].window_width() == 19
     return cases
 
 

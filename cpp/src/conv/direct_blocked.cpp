@@ -59,12 +59,21 @@ Tiling forward_tiling(const ConvProblem& p, const kernels::BlockedConvUkernel<T>
 // tap when Flip)] for the output / input channels k, c of group g of p (zero beyond
 // K_per_group / C_per_group).
 // Returns whether every weight is finite (an exponent test on the bits of each value copied).
+// Where each output channel's weights of a block lie one after another (the forward's: no
+// flip, c_step = ntaps, at most 4096 / W taps), the W output channels' runs go into lanes W x W
+// at a time (`interleave`, the layout's transposing copy) and then, a vector per (tap, ci), into
+// tap order; otherwise element by element.
 template <bool Flip, typename T>
 bool pack_blocks(const ConvProblem& p, const Tiling& t, const T* w, int64_t group, int64_t k_step,
-                 int64_t c_step, T* wb, int threads) {
+                 int64_t c_step, T* wb, int threads,
+                 void (*interleave)(const T* const*, int64_t, T*)) {
   using Bits = std::conditional_t<sizeof(T) == 4, uint32_t, uint64_t>;
   constexpr Bits kExponent = sizeof(T) == 4 ? Bits(0x7f800000u) : Bits(0x7ff0000000000000ull);
   const int64_t Kg = p.K_per_group(), Cg = p.C_per_group(), W = t.w, CW = t.cw, nt = t.ntaps;
+  // Input channels of a block moved into lanes at once: their runs within kLanes elements.
+  constexpr int64_t kLanes = 4096;
+  const bool runs = !Flip && c_step == nt && CW == W && interleave && nt * W <= kLanes;
+  const int64_t run_channels = std::clamp<int64_t>(kLanes / (nt * W), 1, CW);
   Bits special = 0;
 #pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1) reduction(| : special)
   for (int64_t gk = 0; gk < p.groups * t.nkb; ++gk) {
@@ -81,6 +90,21 @@ bool pack_blocks(const ConvProblem& p, const Tiling& t, const T* w, int64_t grou
       if (kn < W || cn < CW) std::fill(dst, dst + nt * t.tap_block(), T(0));
       for (int64_t ko = 0; ko < kn; ++ko)
         rows[ko] = w + g * group + (kb * W + ko) * k_step + cb * CW * c_step;
+      if (runs) {
+        alignas(64) T lanes[kLanes];  // [ci - c0][tap][ko]
+        const T* from[kMaxLanes];
+        for (int64_t c0 = 0; c0 < cn; c0 += run_channels) {
+          const int64_t cc = std::min(run_channels, cn - c0);
+          for (int64_t ko = 0; ko < W; ++ko) from[ko] = ko < kn ? rows[ko] + c0 * nt : nullptr;
+          interleave(from, cc * nt, lanes);
+          if (any_non_finite(lanes, cc * nt * W)) special = 1;
+          for (int64_t ci = 0; ci < cc; ++ci)
+            for (int64_t tap = 0; tap < nt; ++tap)
+              std::memcpy(dst + (tap * CW + c0 + ci) * W, lanes + (ci * nt + tap) * W,
+                          static_cast<size_t>(W) * sizeof(T));
+        }
+        continue;
+      }
       for (int64_t tap = 0; tap < nt; ++tap) {
         const int64_t from = Flip ? nt - 1 - tap : tap;
         for (int64_t ci = 0; ci < cn; ++ci) {
@@ -106,7 +130,7 @@ void pack(const ConvArgs& a, void* packed) {
   const int64_t Kg = p.K_per_group(), Cg = p.C_per_group();
   const auto* w = static_cast<const T*>(a.w);
   pack_blocks<false>(p, t, w, Kg * Cg * t.ntaps, Cg * t.ntaps, t.ntaps, static_cast<T*>(packed),
-                     a.threads);
+                     a.threads, a.kernels.get<T>().blocked.interleave);
 }
 
 // Outputs along a row computed into a thread's buffer before going back to NCHW rows (one
@@ -284,7 +308,8 @@ bool run_backward_data(const ConvArgs& a) {
   const auto& k = p.kernel;
   // q's (output channel c, input channel kk, tap) = p's weight (kk, c, tap flipped in space):
   // the flat tap index reversed.
-  if (!pack_blocks<true>(q, t, w, Kg * Cg * t.ntaps, t.ntaps, Cg * t.ntaps, ws.weights, a.threads))
+  if (!pack_blocks<true>(q, t, w, Kg * Cg * t.ntaps, t.ntaps, Cg * t.ntaps, ws.weights, a.threads,
+                         uk.interleave))
     return false;
   std::array<int64_t, 3> lo;
   for (int d = 0; d < 3; ++d) lo[d] = (k[d] - 1) * p.dilation[d];

@@ -118,6 +118,10 @@ struct ConvAlgorithm {
 
 // Algorithms, one per file (direct.cpp, gemm.cpp, winograd.cpp, fft.cpp).
 const ConvAlgorithm& direct_algorithm();
+// Whether the direct algorithm computes p's data gradient (p an unpadded view) as stride-1
+// phases on its channel-blocked kernels: a dense layer strided along H or W (direct.cpp).
+bool direct_phased_data_gradient(const ConvProblem& p, DType dtype,
+                                 const kernels::KernelTable& kernels);
 const ConvAlgorithm& gemm_algorithm();
 // Winograd F(m, 3) for m = 2, 4, 6; any other m: the entry that picks m per problem.
 const ConvAlgorithm& winograd_algorithm(int m);

@@ -359,18 +359,20 @@ void forward(const ConvArgs& a) {
   }
 }
 
-// The data gradient of a depthwise layer whose planes the whole-plane kernels take
-// (depthwise_planes) is a set of depthwise forward convolutions of dy (the transposed
-// convolution computed as direct ones; Dumoulin & Visin, "A guide to convolution arithmetic",
-// 2016, sec. 4). Along an axis of stride s, the kept box [keep_lo, keep_hi) of dx splits into
-// s phases, positions j = s*i + r; position j sums w[t] * dy[i - (t*dilation - r)/s] over the
-// taps t with t*dilation = r (mod s): every s/g-th tap from the first, g = gcd(dilation, s), a
-// kernel of dilation dilation/g. Each phase (r_h, r_w) is thus a stride-1 depthwise forward of
-// dy with those taps reversed, zero-padded so that its outputs are the phase's positions. At
-// stride 1 there is one phase, written straight into dx; otherwise each phase goes through a
-// scratch block into its positions. A phase whose padding would be negative (a layer padded
-// beyond the kernel's reach) keeps the whole gradient on the row kernels. D has one tap and
-// stride 1 (depthwise_planes).
+// The data gradient of a strided dense layer, or of a depthwise layer whose planes the
+// whole-plane kernels take (depthwise_planes), is a set of forward convolutions of dy (the
+// transposed convolution computed as direct ones; Dumoulin & Visin, "A guide to convolution
+// arithmetic", 2016, sec. 4). Along an axis of stride s, the kept box [keep_lo, keep_hi) of dx
+// splits into s phases, positions j = s*i + r; position j sums w[t] * dy[i - (t*dilation - r)/s]
+// over the taps t with t*dilation = r (mod s): every s/g-th tap from the first, g =
+// gcd(dilation, s), a kernel of dilation dilation/g. Each phase (r_h, r_w) is thus a stride-1
+// forward of dy with those taps reversed (and, dense, the channels swapped), zero-padded so
+// that its outputs are the phase's positions: the dense phases run on the channel-blocked
+// kernels, where col2im scatters every product (ResNet-50's 3x3 / 2, 1 thread: 3.3 ms by GEMM,
+// 2.8 by phases). At stride 1 there is one phase, written straight into dx (depthwise; a
+// dense stride-1 layer has blocked::backward_data); otherwise each phase goes through a scratch
+// block into its positions. A phase whose padding would be negative (a layer padded beyond the
+// kernel's reach) keeps the whole gradient on the row kernels. D has stride 1.
 struct GradientPhase {
   ConvProblem f;                        // its forward problem; f.out: the phase's positions
   std::array<int64_t, 3> first{}, step{};  // box index of its first position, per axis; s
@@ -385,6 +387,7 @@ GradientPhase gradient_phase(const ConvProblem& p, const std::array<int64_t, 3>&
   GradientPhase g;
   g.f = p;
   g.f.in = p.out;
+  g.f.C = p.K;
   g.f.K = p.C;
   g.f.stride = {1, 1, 1};
   g.f.padding_mode = PaddingMode::zeros;
@@ -419,9 +422,47 @@ GradientPhase gradient_phase(const ConvProblem& p, const std::array<int64_t, 3>&
   return g;
 }
 
-bool depthwise_gradient_applies(const ConvArgs& a) {
+// The phase of p's data gradient that bounds every phase's workspace, for any kept box: the
+// stride-1 phase over the whole padded gradient (every tap, the largest padding and output).
+ConvProblem gradient_bound(const ConvProblem& p) {
+  ConvProblem s1 = p;
+  s1.stride = {1, 1, 1};
+  bool ok = true;
+  return gradient_phase(s1, {0, 0, 0}, p.in, 0, 0, ok).f;
+}
+
+// Elements of any phase's packed weights: the bound's (the blocked layout's depend on the
+// channels and taps only), or a depthwise phase's channels in vectors per tap (a phase may take
+// the depthwise blocked layout where the bound's planes do not).
+int64_t phase_packed_size(const ConvProblem& p, DType dtype, const kernels::KernelTable& kernels) {
+  const int w = dtype == DType::f32 ? kernels.f32.direct_row.w : kernels.f64.direct_row.w;
+  const auto bound = static_cast<int64_t>(
+      packed_weights_bytes(gradient_bound(p), dtype, kernels) / util::dtype_size(dtype));
+  return std::max(bound, ceil_div(p.C, w) * w * p.kernel_spatial());
+}
+
+// Whether p's data gradient runs as phases on the blocked kernels: a dense layer strided along
+// H or W whose phase forwards (dy's channels in, dx's out) the blocked kernels serve.
+bool phased_dense(const ConvProblem& p, DType dtype, const kernels::KernelTable& kernels) {
+  if (p.stride[0] != 1 || (p.stride[1] == 1 && p.stride[2] == 1)) return false;
+  if (depthwise_planes(p) && p.K == p.C) return false;
+  bool ok = true;
+  return blocked::applies(gradient_phase(p, {0, 0, 0}, p.in, 0, 0, ok).f, dtype, kernels);
+}
+
+}  // namespace
+
+bool direct_phased_data_gradient(const ConvProblem& p, DType dtype,
+                                 const kernels::KernelTable& kernels) {
+  return phased_dense(p, dtype, kernels);
+}
+
+namespace {
+
+bool phased_gradient_applies(const ConvArgs& a) {
   const ConvProblem& p = a.problem;
-  if (!depthwise_planes(p) || p.K != p.C || p.stride[0] != 1) return false;
+  const bool depthwise = depthwise_planes(p) && p.K == p.C && p.stride[0] == 1;
+  if (!depthwise && !phased_dense(p, a.dtype, a.kernels)) return false;
   bool ok = true;
   for (int64_t rh = 0; rh < p.stride[1]; ++rh)
     for (int64_t rw = 0; rw < p.stride[2]; ++rw)
@@ -433,21 +474,21 @@ bool depthwise_gradient_applies(const ConvArgs& a) {
 // The phases' forwards into a.out (the kept box, or the whole gradient when the box is all of
 // it). False, writing nothing, when a weight is not finite: the zeros dy is padded with would
 // turn 0 x NaN / 0 x Inf into NaN where the definition has no term. Workspace
-// (depthwise_gradient_workspace): the phase's taps, their packing, the forward's workspace and,
+// (phased_gradient_workspace): the phase's taps, their packing, the forward's workspace and,
 // at stride > 1, the phase's outputs.
 template <typename T>
-bool depthwise_backward_data(const ConvArgs& a) {
+bool phased_backward_data(const ConvArgs& a) {
   const ConvProblem& p = a.problem;
   const int64_t taps = p.kernel_spatial(), KH = p.kernel[1], KW = p.kernel[2];
+  const int64_t Kg = p.K_per_group(), Cg = p.C_per_group();
   const auto* w = static_cast<const T*>(a.w);
-  if (any_non_finite(w, p.C * taps)) return false;
+  if (any_non_finite(w, p.K * Cg * taps)) return false;
   const std::array<int64_t, 3> box{a.keep_hi[0] - a.keep_lo[0], a.keep_hi[1] - a.keep_lo[1],
                                    a.keep_hi[2] - a.keep_lo[2]};
   const bool direct_out = p.stride[1] == 1 && p.stride[2] == 1;
   T* sub = static_cast<T*>(a.workspace);
-  T* packed = sub + util::round_up(p.C * taps, 16);
-  const int w_lanes = a.kernels.get<T>().direct_row.w;
-  T* phase_out = packed + util::round_up(ceil_div(p.C, w_lanes) * w_lanes * taps, 16);
+  T* packed = sub + util::round_up(p.K * Cg * taps, 16);
+  T* phase_out = packed + util::round_up(phase_packed_size(p, a.dtype, a.kernels), 16);
   void* forward_ws = phase_out + (direct_out ? 0 : util::round_up(p.N * p.C * p.in_spatial(), 16));
   T* dx = static_cast<T*>(a.out);
   for (int64_t rh = 0; rh < p.stride[1]; ++rh)
@@ -459,13 +500,22 @@ bool depthwise_backward_data(const ConvArgs& a) {
       T* y = direct_out ? dx : phase_out;
       if (g.no_taps) {
         std::fill(y, y + p.N * p.C * f.out_spatial(), T(0));
-      } else {  // the phase's taps, reversed: w[c][t_h][t_w] at [c][n_h - 1 - u_h][n_w - 1 - u_w]
-        const int64_t nh = f.kernel[1], nw = f.kernel[2];
-        for (int64_t c = 0; c < p.C; ++c)
-          for (int64_t uh = 0; uh < nh; ++uh)
-            for (int64_t uw = 0; uw < nw; ++uw)
-              sub[(c * nh + nh - 1 - uh) * nw + nw - 1 - uw] =
-                  w[(c * KH + g.t0[1] + uh * g.dt[1]) * KW + g.t0[2] + uw * g.dt[2]];
+      } else {  // the phase's taps, reversed, channels swapped: w[g*Kg + k][c][t_d][t_h][t_w]
+                // at sub[g*Cg + c][k][n_d - 1 - u_d][n_h - 1 - u_h][n_w - 1 - u_w]
+        const int64_t nd = f.kernel[0], nh = f.kernel[1], nw = f.kernel[2];
+        const int64_t ft = nd * nh * nw;
+        for (int64_t gr = 0; gr < p.groups; ++gr)
+          for (int64_t c = 0; c < Cg; ++c)
+            for (int64_t k = 0; k < Kg; ++k) {
+              T* to = sub + ((gr * Cg + c) * Kg + k) * ft;
+              const T* from = w + ((gr * Kg + k) * Cg + c) * taps;
+              for (int64_t ud = 0; ud < nd; ++ud)
+                for (int64_t uh = 0; uh < nh; ++uh)
+                  for (int64_t uw = 0; uw < nw; ++uw)
+                    to[((nd - 1 - ud) * nh + nh - 1 - uh) * nw + nw - 1 - uw] =
+                        from[((g.t0[0] + ud * g.dt[0]) * KH + g.t0[1] + uh * g.dt[1]) * KW +
+                             g.t0[2] + uw * g.dt[2]];
+            }
         ConvArgs fa{f, a.dtype, a.dy, sub, nullptr, nullptr, y, forward_ws, a.threads, a.kernels};
         pack_forward_weights<T>(fa, packed);
         fa.packed_w = packed;
@@ -486,18 +536,18 @@ bool depthwise_backward_data(const ConvArgs& a) {
   return true;
 }
 
-// Bytes of depthwise_backward_data's workspace for any kept box of p: the forward's own for the
-// largest padding and output (the whole padded gradient at stride 1), its blocked variant
-// included, and at stride > 1 a phase's outputs (at most the whole gradient).
-std::size_t depthwise_gradient_workspace(const ConvProblem& p, DType dtype, int threads,
-                                         const kernels::KernelTable& kernels);
+// Bytes of phased_backward_data's workspace for any kept box of p: the forward's own for the
+// bound (its blocked variant included, with an image per thread wherever the batch allows one)
+// and at stride > 1 a phase's outputs (at most the whole gradient).
+std::size_t phased_gradient_workspace(const ConvProblem& p, DType dtype, int threads,
+                                      const kernels::KernelTable& kernels);
 
-// The blocked and the depthwise data gradients write whole boxes of the input gradient
+// The blocked and the phased data gradients write whole boxes of the input gradient
 // (writes_kept_box); with non-finite weights (which both decline: 0 x NaN in their padding)
 // backward_data computes the box aside with the row kernels and copies it.
 bool writes_kept_box(const ConvArgs& a) {
   return blocked::applies_backward_data(a.problem, a.dtype, a.kernels) ||
-         depthwise_gradient_applies(a);
+         phased_gradient_applies(a);
 }
 
 template <typename T>
@@ -510,10 +560,10 @@ void backward_data(const ConvArgs& a) {
   const ConvProblem& p = a.problem;
   if (blocked::applies_backward_data(p, a.dtype, a.kernels)) {
     if (blocked::backward_data(a)) return;  // else a weight is not finite: the row kernels
-  } else if (depthwise_gradient_applies(a) &&
+  } else if (phased_gradient_applies(a) &&
              (a.out_is_kept_box ||
               (a.keep_lo == std::array<int64_t, 3>{0, 0, 0} && a.keep_hi == p.in))) {
-    if (depthwise_backward_data<T>(a)) return;
+    if (phased_backward_data<T>(a)) return;
   }
   if (a.out_is_kept_box) {  // the row kernels write the padded gradient: aside, then the box
     const int64_t plane = p.in_spatial(), planes = p.N * p.C;
@@ -655,8 +705,8 @@ std::size_t workspace_bytes(const ConvProblem& p, DType dtype, ConvDirection dir
           static_cast<std::size_t>(packed_weight_size(p, kb)) * util::dtype_size(dtype);
       if (blocked::applies_backward_data(p, dtype, kernels))
         return std::max(rows, blocked::backward_data_workspace_bytes(p, dtype, threads, kernels));
-      if (depthwise_planes(p) && p.K == p.C)
-        return std::max(rows, depthwise_gradient_workspace(p, dtype, threads, kernels));
+      if ((depthwise_planes(p) && p.K == p.C) || phased_dense(p, dtype, kernels))
+        return std::max(rows, phased_gradient_workspace(p, dtype, threads, kernels));
       return rows;
     }
     case ConvDirection::backward_weights:
@@ -667,27 +717,24 @@ std::size_t workspace_bytes(const ConvProblem& p, DType dtype, ConvDirection dir
   return 0;
 }
 
-std::size_t depthwise_gradient_workspace(const ConvProblem& p, DType dtype, int threads,
-                                         const kernels::KernelTable& kernels) {
-  // The stride-1 problem over the whole padded gradient bounds every phase's.
-  ConvProblem s1 = p;
-  s1.stride = {1, 1, 1};
-  bool ok = true;
-  const ConvProblem f = gradient_phase(s1, {0, 0, 0}, p.in, 0, 0, ok).f;
+std::size_t phased_gradient_workspace(const ConvProblem& p, DType dtype, int threads,
+                                      const kernels::KernelTable& kernels) {
+  const ConvProblem f = gradient_bound(p);
   const std::size_t elem = util::dtype_size(dtype);
   const int w = dtype == DType::f32 ? kernels.f32.direct_row.w : kernels.f64.direct_row.w;
-  const int64_t taps = p.kernel_spatial();
   const int64_t blocked_planes =
       threads * (dtype == DType::f32 ? depthwise_blocked_stride<float>(f, w)
                                      : depthwise_blocked_stride<double>(f, w));
-  const int64_t forward_elems =
-      std::max(static_cast<int64_t>(workspace_bytes(f, dtype, ConvDirection::forward, threads,
-                                                    kernels) / elem), blocked_planes);
+  const std::size_t forward =
+      blocked::applies(f, dtype, kernels)
+          ? blocked::workspace_bytes(f, dtype, threads, kernels, true)
+          : std::max(workspace_bytes(f, dtype, ConvDirection::forward, threads, kernels),
+                     static_cast<std::size_t>(blocked_planes) * elem);
   const bool strided = p.stride[1] > 1 || p.stride[2] > 1;
-  return static_cast<std::size_t>(util::round_up(p.C * taps, 16) +
-                                  util::round_up(ceil_div(p.C, w) * w * taps, 16) +
-                                  (strided ? util::round_up(p.N * p.C * p.in_spatial(), 16) : 0) +
-                                  forward_elems) * elem;
+  return static_cast<std::size_t>(util::round_up(p.K * p.C_per_group() * p.kernel_spatial(), 16) +
+                                  util::round_up(phase_packed_size(p, dtype, kernels), 16) +
+                                  (strided ? util::round_up(p.N * p.C * p.in_spatial(), 16) : 0)) *
+             elem + forward;
 }
 
 }  // namespace

@@ -165,18 +165,23 @@ struct Workspace {
   int64_t tile_stride;
   T* weights;
 
-  Workspace(const ConvProblem& p, const Tiling& t, void* base, int threads) {
+  // any_batch: room for an image per thread wherever the batch could give each one (a bound
+  // for every problem whose blocked image and rows are no larger than p's).
+  Workspace(const ConvProblem& p, const Tiling& t, void* base, int threads,
+            bool any_batch = false) {
     taps = static_cast<int64_t*>(base);
     image = reinterpret_cast<T*>(taps + util::round_up(t.terms(), 8));
     image_stride = blocked_image_size(p, t);
-    images = images_at_once(p, t, threads, sizeof(T));
+    images = any_batch && threads > 1 && p.N >= threads ? threads
+                                                         : images_at_once(p, t, threads, sizeof(T));
     tiles = image + images * image_stride;
     // Any tiling's row piece: NB <= 4 blocks of up to kRowPiece outputs.
     tile_stride = util::scratch_stride(4 * std::min(p.out[2], kRowPiece) * t.w, sizeof(T));
     weights = tiles + util::round_up(threads * tile_stride, 16);
   }
-  static std::size_t bytes(const ConvProblem& p, const Tiling& t, int threads) {
-    const Workspace w(p, t, nullptr, threads);
+  static std::size_t bytes(const ConvProblem& p, const Tiling& t, int threads,
+                           bool any_batch = false) {
+    const Workspace w(p, t, nullptr, threads, any_batch);
     return static_cast<std::size_t>(reinterpret_cast<const char*>(w.weights) -
                                     reinterpret_cast<const char*>(w.taps));
   }
@@ -355,11 +360,13 @@ std::size_t packed_weights_bytes(const ConvProblem& p, DType dtype,
 }
 
 std::size_t workspace_bytes(const ConvProblem& problem, DType dtype, int threads,
-                            const kernels::KernelTable& kernels) {
+                            const kernels::KernelTable& kernels, bool any_batch) {
   const ConvProblem p = unpadded_view(problem);
   if (dtype == DType::f32)
-    return Workspace<float>::bytes(p, forward_tiling(p, kernels_of<float>(kernels)), threads);
-  return Workspace<double>::bytes(p, forward_tiling(p, kernels_of<double>(kernels)), threads);
+    return Workspace<float>::bytes(p, forward_tiling(p, kernels_of<float>(kernels)), threads,
+                                   any_batch);
+  return Workspace<double>::bytes(p, forward_tiling(p, kernels_of<double>(kernels)), threads,
+                                  any_batch);
 }
 
 bool applies_backward_data(const ConvProblem& p, DType dtype, const kernels::KernelTable& kernels) {

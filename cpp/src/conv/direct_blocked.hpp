@@ -29,8 +29,11 @@ inline int lanes(DType dtype, const kernels::KernelTable& kernels) {
 
 std::size_t packed_weights_bytes(const ConvProblem& p, DType dtype,
                                  const kernels::KernelTable& kernels);
+// The forward's workspace for p; with any_batch, a bound for every problem with the same
+// channels, a blocked image and rows no larger than p's and any batch (the data gradient's
+// phases, direct.cpp).
 std::size_t workspace_bytes(const ConvProblem& p, DType dtype, int threads,
-                            const kernels::KernelTable& kernels);
+                            const kernels::KernelTable& kernels, bool any_batch = false);
 void pack_weights(const ConvArgs& a, void* packed);
 void forward(const ConvArgs& a);
 

@@ -49,11 +49,15 @@ namespace {
 //   strided along W, whose im2col gathers element by element (at stride 1 it copies runs, and
 //   GEMM, writing its output rows directly, is faster than the blocked kernels' transposition);
 // - backward, on dense layers (1x1 included): the blocked kernels avoid col2im and the
-//   transposed packing (the data gradient of strided layers as stride-1 phases, 3x3 / 2 in
-//   ResNet-50: 3.3 -> 2.8 ms); for the weight gradient only with at least 64 output positions per
-//   image (with fewer, a 7x7 image, GEMM is faster). And the data gradient of stride-1 layers with few
-//   input channels (a network's first layer), which the row kernels scatter faster than col2im
-//   (strided ones they scatter lane by lane, slower).
+//   transposed packing; for the weight gradient only with at least 64 output positions per
+//   image (with fewer, a 7x7 image, GEMM is faster). The data gradient of strided dense layers
+//   runs as stride-1 phases only with a kernel of 9 taps or more, 128 channels per group or
+//   more both ways and output rows at least 28 wide: ResNet-50's 3x3 / 2 on 56x56 took 2.8 ms
+//   by phases against GEMM's 3.3 (1 thread; equal on 2), while on 28x28 (128 -> 256) the phases
+//   took 2.0 / 1.5 ms against 1.5 / 0.8, a 1x1 / 2 layer up to 2.7x GEMM's time, and 64 -> 128
+//   on 56x56 lost on 2 threads (0.93 against 0.86 ms). And the data gradient of stride-1
+//   layers with few input channels (a network's first layer), which the row kernels scatter
+//   faster than col2im (strided ones they scatter lane by lane, slower).
 const char* exact_choice(const ConvProblem& p, DType dtype, ConvDirection direction,
                          const kernels::KernelTable& kernels) {
   const int64_t reduction = p.C_per_group() * p.kernel_spatial();
@@ -68,7 +72,9 @@ const char* exact_choice(const ConvProblem& p, DType dtype, ConvDirection direct
       break;
     case ConvDirection::backward_data:
       if (blocked::applies_backward_data(q, dtype, kernels)) return "direct";
-      if (direct_phased_data_gradient(q, dtype, kernels)) return "direct";
+      if (direct_phased_data_gradient(q, dtype, kernels) && p.kernel_spatial() >= 9 &&
+          p.C_per_group() >= 128 && p.K_per_group() >= 128 && p.out[2] >= 28)
+        return "direct";
       if (p.C_per_group() < 8 && p.stride[0] == 1 && p.stride[1] == 1 && p.stride[2] == 1)
         return "direct";
       break;

@@ -69,10 +69,8 @@ def problem(case, rng):
     out = conv_output_shape(xs, ws, kw.get("stride", 1), kw.get("padding", 0),
                             kw.get("dilation", 1))
     gy = rng.uniform(-1, 1, out).astype(np.float32).astype(np.float64)
-    if special:
-        arr = gy if special[0] == "gy" else w
-        idx = special[1][-arr.ndim:] if arr.ndim < len(special[1]) else special[1]
-        arr[idx] = special[2]
+    if special:  # (array, index into its 4-D shape, value)
+        (gy if special[0] == "gy" else w)[special[1]] = special[2]
     return xs, w, gy, kw
 
 

@@ -441,20 +441,16 @@ int64_t phase_packed_size(const ConvProblem& p, DType dtype, const kernels::Kern
   return std::max(bound, ceil_div(p.C, w) * w * p.kernel_spatial());
 }
 
-// Whether p's data gradient runs as phases on the blocked kernels: a dense layer strided along
-// H or W whose phase forwards (dy's channels in, dx's out) the blocked kernels serve.
-bool phased_dense(const ConvProblem& p, DType dtype, const kernels::KernelTable& kernels) {
+}  // namespace
+
+// A dense layer strided along H or W whose phase forwards (dy's channels in, dx's out) the
+// blocked kernels serve (algorithm.hpp).
+bool direct_phased_data_gradient(const ConvProblem& p, DType dtype,
+                                 const kernels::KernelTable& kernels) {
   if (p.stride[0] != 1 || (p.stride[1] == 1 && p.stride[2] == 1)) return false;
   if (depthwise_planes(p) && p.K == p.C) return false;
   bool ok = true;
   return blocked::applies(gradient_phase(p, {0, 0, 0}, p.in, 0, 0, ok).f, dtype, kernels);
-}
-
-}  // namespace
-
-bool direct_phased_data_gradient(const ConvProblem& p, DType dtype,
-                                 const kernels::KernelTable& kernels) {
-  return phased_dense(p, dtype, kernels);
 }
 
 namespace {
@@ -462,7 +458,7 @@ namespace {
 bool phased_gradient_applies(const ConvArgs& a) {
   const ConvProblem& p = a.problem;
   const bool depthwise = depthwise_planes(p) && p.K == p.C && p.stride[0] == 1;
-  if (!depthwise && !phased_dense(p, a.dtype, a.kernels)) return false;
+  if (!depthwise && !direct_phased_data_gradient(p, a.dtype, a.kernels)) return false;
   bool ok = true;
   for (int64_t rh = 0; rh < p.stride[1]; ++rh)
     for (int64_t rw = 0; rw < p.stride[2]; ++rw)
@@ -705,7 +701,7 @@ std::size_t workspace_bytes(const ConvProblem& p, DType dtype, ConvDirection dir
           static_cast<std::size_t>(packed_weight_size(p, kb)) * util::dtype_size(dtype);
       if (blocked::applies_backward_data(p, dtype, kernels))
         return std::max(rows, blocked::backward_data_workspace_bytes(p, dtype, threads, kernels));
-      if ((depthwise_planes(p) && p.K == p.C) || phased_dense(p, dtype, kernels))
+      if ((depthwise_planes(p) && p.K == p.C) || direct_phased_data_gradient(p, dtype, kernels))
         return std::max(rows, phased_gradient_workspace(p, dtype, threads, kernels));
       return rows;
     }

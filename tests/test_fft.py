@@ -13,7 +13,9 @@
   result as the reference;
 - execution: results bit-identical on 1 and 2 threads, on every ISA, and plans equal the
   functional call (tiles by tile and by channel, whose stateless calls transform the weights
-  in their tasks, and the whole-plane path of one channel pair on 2-D planes);
+  in their tasks; one input channel per group in a single vector group, whose passes 2
+  threads split, with 1 to 16 output channels and 144 groups; the whole-plane path of one
+  channel pair on 2-D planes);
 - auto: picks the FFT for the large-kernel layers of layers.json and not for 3x3 / 1x1 ones;
 - domain: stride other than 1 is declined with the reason.
 """
@@ -40,6 +42,8 @@ CASES = {
     "1d_dilated_wavenet": ((1, 8, 1500), (8, 8, 2), dict(dilation=256)),
     "1d_groups_dilation": ((2, 6, 333), (9, 2, 7), dict(groups=3, dilation=5, padding=4)),
     "2d_template_31": ((1, 1, 150, 170), (1, 1, 31, 31), dict()),
+    # the whole-plane path: one 2-D transform per plane, two planes
+    "2d_whole_plane_33": ((2, 1, 96, 90), (1, 1, 33, 33), dict()),
     "2d_11x11_channels": ((1, 8, 45, 39), (12, 8, 11, 11), dict(padding=5)),
     "2d_13x13_64": ((1, 64, 28, 28), (64, 64, 13, 13), dict(padding=6)),
     # lanes by channel, the weights transformed in the tasks in two chunks of input channels
@@ -103,7 +107,8 @@ def test_several_chunks():
 
 
 @pytest.mark.parametrize("name", ["2d_11x11_channels", "1d_255_taps", "3d_5x5x5", "2d_template_31",
-                                  "2d_13x13_64", "2d_21x21_71_in_tasks"])
+                                  "2d_13x13_64", "2d_21x21_71_in_tasks", "2d_one_to_16",
+                                  "2d_multiplier_144", "2d_whole_plane_33"])
 def test_threads_isas_and_plans_agree(name, isa_restored, threads_restored):
     x, w, b, kw = _data(name, np.float32)
     x, w, b = x.astype(np.float32), w.astype(np.float32), b.astype(np.float32)

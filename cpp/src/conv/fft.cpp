@@ -24,7 +24,8 @@
 // digit-reversed order throughout. Threads split the transforms by (block of channels, vector
 // group) and the products by frequency: results do not depend on the thread count. With one
 // input channel per group the products are pointwise and each vector group goes through all
-// three steps in its thread's buffers. A stateless call by channel in one chunk transforms
+// three steps in its thread's buffers (fewer groups than threads: the threads split each
+// group's passes, Share). A stateless call by channel in one chunk transforms
 // the weights in its tasks (transforms_in_tasks): a task per output vector transforms its
 // kernels a chunk of input channels at a time and adds their products to M while the
 // spectra are in its cache, in U's order, so that its bits equal a plan's.
@@ -70,6 +71,21 @@ using util::ceil_div;
 constexpr int64_t kChunkBytes = int64_t(8) << 20;
 constexpr int64_t kMaxLanes = 64;  // of any vector wrapper
 
+// The share `part` of `parts` of n independent items: [n part / parts, n (part + 1) / parts).
+// Threads of one parallel region split a buffer's passes this way when there are fewer buffers
+// than threads; every value goes through the same operations for any split.
+struct Share {
+  int part = 0, parts = 1;
+  int64_t begin(int64_t n) const { return n * part / parts; }
+  int64_t end(int64_t n) const { return n * (part + 1) / parts; }
+  // Between passes when the parts are threads of one parallel region.
+  void sync() const {
+    if (parts > 1) {
+#pragma omp barrier
+    }
+  }
+};
+
 // The FFT plans of the three axes (length 1: no transform).
 template <typename T>
 struct Axes {
@@ -80,32 +96,42 @@ struct Axes {
   // pruned (Markel, "FFT pruning", 1971): forward, the input is zero outside the box `live`
   // (rows that are all zero are not transformed along the last axis, planes not along the
   // middle one); inverse, only the box `live` of the output is wanted (the axes run in the
-  // opposite order and the later ones only where that box needs them).
-  void forward(const kernels::FftKernels<T>& k, T* re, T* im, const Ext& live) const {
-    const int64_t f1 = a[1].n, f2 = a[2].n, W = k.w;
-    if (f2 > 1)
-      for (int64_t r0 = 0; r0 < live[0]; ++r0)
-        for (int64_t r1 = 0; r1 < live[1]; ++r1) along(k, 2, re, im, (r0 * f1 + r1) * f2 * W, false);
-    if (f1 > 1)
-      for (int64_t r0 = 0; r0 < live[0]; ++r0) along(k, 1, re, im, r0 * f1 * f2 * W, false);
-    if (a[0].n > 1) along(k, 0, re, im, 0, false);
+  // opposite order and the later ones only where that box needs them). Split (Share): the
+  // transforms of each axis, the parts synchronised after each.
+  void forward(const kernels::FftKernels<T>& k, T* re, T* im, const Ext& live, Share share = {}) const {
+    if (a[2].n > 1) along(k, 2, re, im, live, false, share);
+    if (a[1].n > 1) along(k, 1, re, im, live, false, share);
+    if (a[0].n > 1) along(k, 0, re, im, live, false, share);
   }
-  void inverse(const kernels::FftKernels<T>& k, T* re, T* im, const Ext& live) const {
-    const int64_t f1 = a[1].n, f2 = a[2].n, W = k.w;
-    if (a[0].n > 1) along(k, 0, re, im, 0, true);
-    if (f1 > 1)
-      for (int64_t r0 = 0; r0 < live[0]; ++r0) along(k, 1, re, im, r0 * f1 * f2 * W, true);
-    if (f2 > 1)
-      for (int64_t r0 = 0; r0 < live[0]; ++r0)
-        for (int64_t r1 = 0; r1 < live[1]; ++r1) along(k, 2, re, im, (r0 * f1 + r1) * f2 * W, true);
+  void inverse(const kernels::FftKernels<T>& k, T* re, T* im, const Ext& live, Share share = {}) const {
+    if (a[0].n > 1) along(k, 0, re, im, live, true, share);
+    if (a[1].n > 1) along(k, 1, re, im, live, true, share);
+    if (a[2].n > 1) along(k, 2, re, im, live, true, share);
   }
 
  private:
-  // One transform along axis d of the buffer, starting at element offset `at`.
-  void along(const kernels::FftKernels<T>& k, int d, T* re, T* im, int64_t at, bool inverse) const {
-    int64_t inner = 1;
+  // The transforms along axis d: one per position of the live box on the axes before d (each
+  // a call over the vectors of the axes after it); a share takes its part of those vectors,
+  // or along the last axis its part of the positions.
+  void along(const kernels::FftKernels<T>& k, int d, T* re, T* im, const Ext& live, bool inverse,
+             Share share) const {
+    int64_t inner = 1, outer = 1;
     for (int e = d + 1; e < 3; ++e) inner *= a[e].n;
-    k.axis(re + at, im + at, inner * k.w, inner, a[d].view(), inverse);
+    for (int e = 0; e < d; ++e) outer *= live[e];
+    const int64_t span = a[d].n * inner * k.w;  // elements per position before d
+    const auto rows = [&](int64_t o) {  // position o of the live box's first d axes
+      return d == 2 ? (o / live[1] * a[1].n + o % live[1]) * span : o * span;
+    };
+    if (inner == 1) {
+      for (int64_t o = share.begin(outer); o < share.end(outer); ++o)
+        k.axis(re + rows(o), im + rows(o), k.w, 1, a[d].view(), inverse);
+    } else {
+      const int64_t v0 = share.begin(inner), v1 = share.end(inner);
+      for (int64_t o = 0; o < outer && v1 > v0; ++o)
+        k.axis(re + rows(o) + v0 * k.w, im + rows(o) + v0 * k.w, inner * k.w, v1 - v0,
+               a[d].view(), inverse);
+    }
+    share.sync();
   }
 };
 
@@ -390,7 +416,8 @@ void correlate(const Geometry& g, const Tiling& t, const kernels::KernelSet<T>& 
 
   // The spectrum of the lanes' input tiles (of group gi) into the buffer re, im ([F][W]
   // each); edge: 2W rows of f2.
-  const auto forward_tiles = [&](int64_t gi, const Lane* lanes, T* re, T* im, T* edge) {
+  const auto forward_tiles = [&](int64_t gi, const Lane* lanes, T* re, T* im, T* edge,
+                                 Share share = {}) {
     // Each lane's input plane (null: no tile) and the input position of its tile's origin.
     const T* plane[2 * kMaxLanes];
     Ext org[2 * kMaxLanes];
@@ -400,33 +427,39 @@ void correlate(const Geometry& g, const Tiling& t, const kernels::KernelSet<T>& 
       for (int d = 0; d < 3; ++d) org[l][d] = p.at[d] * t.o[d] - g.lo[d];
     }
     const T* rows[2 * kMaxLanes];
-    for (int64_t r0 = 0; r0 < t.f[0]; ++r0)
-      for (int64_t r1 = 0; r1 < t.f[1]; ++r1) {
-        for (int64_t l = 0; l < 2 * W; ++l) {
-          rows[l] = nullptr;
-          const int64_t i0 = org[l][0] + r0, i1 = org[l][1] + r1, i2 = org[l][2];
-          if (!plane[l] || i0 < 0 || i0 >= g.in[0] || i1 < 0 || i1 >= g.in[1]) continue;
-          const T* row = plane[l] + (i0 * g.in[1] + i1) * g.in[2];
-          if (i2 >= 0 && i2 + t.f[2] <= g.in[2]) {
-            rows[l] = row + i2;
-            continue;
-          }
-          T* e = edge + l * t.f[2];
-          for (int64_t j = 0; j < t.f[2]; ++j)
-            e[j] = i2 + j >= 0 && i2 + j < g.in[2] ? row[i2 + j] : T(0);
-          rows[l] = e;
+    for (int64_t r = share.begin(t.f[0] * t.f[1]); r < share.end(t.f[0] * t.f[1]); ++r) {
+      const int64_t r0 = r / t.f[1], r1 = r % t.f[1];
+      for (int64_t l = 0; l < 2 * W; ++l) {
+        rows[l] = nullptr;
+        const int64_t i0 = org[l][0] + r0, i1 = org[l][1] + r1, i2 = org[l][2];
+        if (!plane[l] || i0 < 0 || i0 >= g.in[0] || i1 < 0 || i1 >= g.in[1]) continue;
+        const T* row = plane[l] + (i0 * g.in[1] + i1) * g.in[2];
+        if (i2 >= 0 && i2 + t.f[2] <= g.in[2]) {
+          rows[l] = row + i2;
+          continue;
         }
-        const int64_t at = (r0 * t.f[1] + r1) * t.f[2] * W;
-        ks.blocked.interleave(rows, t.f[2], re + at);
-        ks.blocked.interleave(rows + W, t.f[2], im + at);
+        // The row's part inside the input, zeros around it.
+        T* e = edge + l * t.f[2];
+        const int64_t j0 = std::min(std::max<int64_t>(0, -i2), t.f[2]);
+        const int64_t j1 = std::max(j0, std::min(t.f[2], g.in[2] - i2));
+        std::fill(e, e + j0, T(0));
+        std::copy(row + i2 + j0, row + i2 + j1, e + j0);
+        std::fill(e + j1, e + t.f[2], T(0));
+        rows[l] = e;
       }
-    axes.forward(k, re, im, t.f);
+      const int64_t at = (r0 * t.f[1] + r1) * t.f[2] * W;
+      ks.blocked.interleave(rows, t.f[2], re + at);
+      ks.blocked.interleave(rows + W, t.f[2], im + at);
+    }
+    share.sync();
+    axes.forward(k, re, im, t.f, share);
   };
 
   // The lanes' output tiles (output channels of group gi) from their spectrum in re, im:
   // inverse FFT, bias and clamp, lanes back to the rows of y.
-  const auto inverse_tiles = [&](int64_t gi, const Lane* lanes, T* re, T* im, T* edge) {
-    axes.inverse(k, re, im, t.o);
+  const auto inverse_tiles = [&](int64_t gi, const Lane* lanes, T* re, T* im, T* edge,
+                                 Share share = {}) {
+    axes.inverse(k, re, im, t.o, share);
     // Each lane's output plane (null: no tile), its tile's output origin, row length and bias.
     T* plane[2 * kMaxLanes];
     Ext org[2 * kMaxLanes];
@@ -441,29 +474,29 @@ void correlate(const Geometry& g, const Tiling& t, const kernels::KernelSet<T>& 
     }
     T* rows[2 * kMaxLanes];
     T* dst[2 * kMaxLanes];
-    for (int64_t r0 = 0; r0 < t.o[0]; ++r0)
-      for (int64_t r1 = 0; r1 < t.o[1]; ++r1) {
-        for (int64_t l = 0; l < 2 * W; ++l) {
-          rows[l] = edge + l * t.f[2];
-          dst[l] = nullptr;
-          const int64_t o0 = org[l][0] + r0, o1 = org[l][1] + r1;
-          if (!plane[l] || o0 >= g.out[0] || o1 >= g.out[1]) continue;
-          dst[l] = plane[l] + (o0 * g.out[1] + o1) * g.out[2] + org[l][2];
-          if (count[l] == t.o[2]) rows[l] = dst[l];
-        }
-        const int64_t at = (r0 * t.f[1] + r1) * t.f[2] * W;
-        ks.blocked.deinterleave(re + at, W, t.o[2], rows, static_cast<int>(W));
-        ks.blocked.deinterleave(im + at, W, t.o[2], rows + W, static_cast<int>(W));
-        for (int64_t l = 0; l < 2 * W; ++l) {
-          if (!dst[l]) continue;
-          if (rows[l] != dst[l]) std::memcpy(dst[l], rows[l], count[l] * sizeof(T));
-          if (bias || act != Activation::none)
-            for (int64_t j = 0; j < count[l]; ++j) {
-              const T s = dst[l][j] + b[l];
-              dst[l][j] = act == Activation::none ? s : s < T(0) ? T(0) : (s > hi ? hi : s);
-            }
-        }
+    for (int64_t r = share.begin(t.o[0] * t.o[1]); r < share.end(t.o[0] * t.o[1]); ++r) {
+      const int64_t r0 = r / t.o[1], r1 = r % t.o[1];
+      for (int64_t l = 0; l < 2 * W; ++l) {
+        rows[l] = edge + l * t.f[2];
+        dst[l] = nullptr;
+        const int64_t o0 = org[l][0] + r0, o1 = org[l][1] + r1;
+        if (!plane[l] || o0 >= g.out[0] || o1 >= g.out[1]) continue;
+        dst[l] = plane[l] + (o0 * g.out[1] + o1) * g.out[2] + org[l][2];
+        if (count[l] == t.o[2]) rows[l] = dst[l];
       }
+      const int64_t at = (r0 * t.f[1] + r1) * t.f[2] * W;
+      ks.blocked.deinterleave(re + at, W, t.o[2], rows, static_cast<int>(W));
+      ks.blocked.deinterleave(im + at, W, t.o[2], rows + W, static_cast<int>(W));
+      for (int64_t l = 0; l < 2 * W; ++l) {
+        if (!dst[l]) continue;
+        if (rows[l] != dst[l]) std::memcpy(dst[l], rows[l], count[l] * sizeof(T));
+        if (bias || act != Activation::none)
+          for (int64_t j = 0; j < count[l]; ++j) {
+            const T s = dst[l][j] + b[l];
+            dst[l][j] = act == Activation::none ? s : s < T(0) ? T(0) : (s > hi ? hi : s);
+          }
+      }
+    }
   };
 
   if (Cg == 1) {
@@ -482,20 +515,35 @@ void correlate(const Geometry& g, const Tiling& t, const kernels::KernelSet<T>& 
           dst[0] = src[0];
           dst[F] = half.conj[f] ? -src[Kg] : src[Kg];
         }
-#pragma omp parallel for schedule(dynamic, 1) num_threads(threads) if (threads > 1)
-      for (int64_t v = 0; v < G; ++v) {
-        T* spectrum = scratch + util::thread_index() * stride;
+      // Vector group v in the buffers of thread `owner`; with a share, the threads split its
+      // passes, each with its own edge rows.
+      const auto run_group = [&](int64_t v, int owner, Share share) {
+        T* spectrum = scratch + owner * stride;
         T* product = spectrum + B;
-        T* edge = product + B;
+        T* edge = scratch + util::thread_index() * stride + 2 * B;
         Lane lanes[2 * kMaxLanes];
         lanes_by_tile(t, v, 0, lanes);
-        forward_tiles(gi, lanes, spectrum, spectrum + F * W, edge);
+        forward_tiles(gi, lanes, spectrum, spectrum + F * W, edge, share);
+        const int64_t f0 = share.begin(F), nf = share.end(F) - f0;
         for (int64_t kk = 0; kk < Kg; ++kk) {
           const T* uk = u + kk * 2 * F;
-          k.multiply(F, uk, uk + F, spectrum, spectrum + F * W, product, product + F * W);
+          k.multiply(nf, uk + f0, uk + F + f0, spectrum + f0 * W, spectrum + (F + f0) * W,
+                     product + f0 * W, product + (F + f0) * W);
+          share.sync();
           lanes_by_tile(t, v, kk, lanes);
-          inverse_tiles(gi, lanes, product, product + F * W, edge);
+          inverse_tiles(gi, lanes, product, product + F * W, edge, share);
+          share.sync();  // the product buffer is reused
         }
+      };
+      if (G < threads) {  // fewer vector groups than threads: each split between them
+#pragma omp parallel num_threads(threads)
+        {
+          const Share share{util::thread_index(), util::team_size()};
+          for (int64_t v = 0; v < G; ++v) run_group(v, 0, share);
+        }
+      } else {
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads) if (threads > 1)
+        for (int64_t v = 0; v < G; ++v) run_group(v, util::thread_index(), Share{});
       }
     }
     return;

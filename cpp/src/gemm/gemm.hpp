@@ -19,6 +19,7 @@
 //            contiguous is read in place instead: the packer returns a BBlock (RowMajorB).
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 
@@ -64,9 +65,17 @@ struct StridedA {
       rows_into_lanes(uk, a + m * row_stride + k0, row_stride, M - m, mr, kc, buf);
       return buf;
     }
+    const int rows = M - m < mr ? int(M - m) : mr;
+    if (row_stride == 1) {  // columns contiguous (a transposed matrix): a copy per k
+      for (int64_t k = 0; k < kc; ++k) {
+        std::memcpy(buf + k * mr, a + m + (k0 + k) * col_stride, sizeof(T) * rows);
+        std::fill(buf + k * mr + rows, buf + (k + 1) * mr, T(0));
+      }
+      return buf;
+    }
     for (int64_t k = 0; k < kc; ++k)
       for (int i = 0; i < mr; ++i)
-        buf[k * mr + i] = m + i < M ? a[(m + i) * row_stride + (k0 + k) * col_stride] : T(0);
+        buf[k * mr + i] = i < rows ? a[(m + i) * row_stride + (k0 + k) * col_stride] : T(0);
     return buf;
   }
 };

@@ -19,6 +19,15 @@ inline int thread_index() {
 #endif
 }
 
+/// Threads of the current parallel region (1 outside one).
+inline int team_size() {
+#ifdef _OPENMP
+  return omp_get_num_threads();
+#else
+  return 1;
+#endif
+}
+
 /// Elements between consecutive threads' slices of a shared scratch array holding `n` elements
 /// of `elem_size` bytes per thread: rounded up to whole cache lines plus one line of gap, so no
 /// two threads ever write to the same cache line (false sharing), whatever the base alignment.

@@ -98,12 +98,14 @@ struct Axes {
   // middle one); inverse, only the box `live` of the output is wanted (the axes run in the
   // opposite order and the later ones only where that box needs them). Split (Share): the
   // transforms of each axis, the parts synchronised after each.
-  void forward(const kernels::FftKernels<T>& k, T* re, T* im, const Ext& live, Share share = {}) const {
+  void forward(const kernels::FftKernels<T>& k, T* re, T* im, const Ext& live,
+               Share share = {}) const {
     if (a[2].n > 1) along(k, 2, re, im, live, false, share);
     if (a[1].n > 1) along(k, 1, re, im, live, false, share);
     if (a[0].n > 1) along(k, 0, re, im, live, false, share);
   }
-  void inverse(const kernels::FftKernels<T>& k, T* re, T* im, const Ext& live, Share share = {}) const {
+  void inverse(const kernels::FftKernels<T>& k, T* re, T* im, const Ext& live,
+               Share share = {}) const {
     if (a[0].n > 1) along(k, 0, re, im, live, true, share);
     if (a[1].n > 1) along(k, 1, re, im, live, true, share);
     if (a[2].n > 1) along(k, 2, re, im, live, true, share);

@@ -65,7 +65,7 @@ struct StridedA {
       rows_into_lanes(uk, a + m * row_stride + k0, row_stride, M - m, mr, kc, buf);
       return buf;
     }
-    const int rows = M - m < mr ? int(M - m) : mr;
+    const int rows = M - m < mr ? static_cast<int>(M - m) : mr;
     if (row_stride == 1) {  // columns contiguous (a transposed matrix): a copy per k
       for (int64_t k = 0; k < kc; ++k) {
         std::memcpy(buf + k * mr, a + m + (k0 + k) * col_stride, sizeof(T) * rows);

@@ -21,7 +21,8 @@ compare ratios measured in the same run, interleaved, median of several):
 * each method (every fastconv algorithm, and each peer) is prepared outside the
   timing (an ONNX Runtime session, a channels_last copy) and called once to warm up;
 * then rounds are run: every round times each method once with
-  :func:`time.perf_counter`, in an order shuffled afresh each round (seeded); the
+  :func:`time.perf_counter`, in an order shuffled afresh each round (seeded;
+  ``--prime``: each timed call right after an untimed call of the same method); the
   reported figure is the median over rounds.  Without ``--repeat`` the number of
   rounds adapts: at least 5, and until about ``--budget`` seconds (0.3) per
   method have been spent.

@@ -90,6 +90,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
         "--budget", type=_positive_float, default=DEFAULT_BUDGET_S, metavar="SECONDS",
         help=f"adaptive timing: seconds per method per layer (default {DEFAULT_BUDGET_S})",
     )
+    parser.add_argument(
+        "--prime", action="store_true",
+        help="precede each timed call by an untimed call of the same method (every method in its "
+        "own steady state; default: right after whichever method the round ran before it)",
+    )
     parser.add_argument("--json", metavar="PATH", help="write every result to PATH as JSON")
     parser.add_argument("--markdown", metavar="PATH",
                         help="write the run as a Markdown report (machine, versions, command, tables), "

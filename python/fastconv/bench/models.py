@@ -144,7 +144,8 @@ def _to_numpy(v):
 def _time(methods: Dict[str, Callable[[], Any]], args, check: bool) -> Dict[str, Any]:
     outs = {k: _to_numpy(fn()) for k, fn in methods.items()}  # warm-up, and the check
     diffs = {k: _rel_diff(v, outs["torch"]) for k, v in outs.items() if k != "torch"} if check else {}
-    samples = measure(methods, rounds=args.repeat, budget_s=max(args.budget, 2.0), min_rounds=5)
+    samples = measure(methods, rounds=args.repeat, budget_s=max(args.budget, 2.0), min_rounds=5,
+                      prime=args.prime)
     return {"ms": {k: float(np.median(v)) for k, v in samples.items()},
             "rounds": len(next(iter(samples.values()))), "diff": diffs}
 

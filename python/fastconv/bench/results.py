@@ -199,7 +199,11 @@ def markdown(doc: Dict[str, Any], command: str) -> str:
         "",
         "Inputs are made once per layer (float32, NCHW, seeded); every method is prepared (ONNX Runtime "
         "sessions, channels_last copies, fastconv plans: not timed), called once to warm up and to check "
-        "its result against torch, then all methods are timed together in interleaved rounds; figures are "
+        "its result against torch, then all methods are timed together in interleaved rounds"
+        + (", each timed call right after an untimed call of the same method (`--prime`: every "
+           "method in its own steady state, its threads awake, its operands in the caches)"
+           if s.get("prime") else "")
+        + "; figures are "
         f"medians (>= 5 rounds; budget {s.get('budget_s')} s per method, repeat {s.get('repeat') or 'adaptive'}). "
         "Columns `<algo> ms` are fastconv's functional call with that algorithm; `plan` is `fastconv.plan` "
         "(auto, weights packed once). GFLOP/s and % peak are those of the ratio's fastconv method, "

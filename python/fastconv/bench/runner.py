@@ -143,7 +143,7 @@ def _bench(
         peer_rows[peer.name] = pr
     reference = next((name for name, pr in peer_rows.items() if pr["status"] == "ok"), None)
 
-    samples = measure(methods, rounds=args.repeat, budget_s=args.budget)
+    samples = measure(methods, rounds=args.repeat, budget_s=args.budget, prime=args.prime)
     rounds = len(next(iter(samples.values()))) if samples else 0
     for name, pr in peer_rows.items():
         s = samples.get(("peer", name))
@@ -285,7 +285,9 @@ def run(args: argparse.Namespace) -> int:
     if memory_bound:
         print(bw_text + "; GB/s = (input + output bytes) / time, for the memory-bound ops (pooling)")
     any_peer = any(op_peers.values())
-    print("timing: warm-up, then interleaved rounds, median"
+    print("timing: warm-up, then interleaved rounds"
+          + (", each timed call after an untimed one of the same method" if args.prime else "")
+          + ", median"
           + (f" of {args.repeat}" if args.repeat else f" (>= {MIN_ROUNDS} rounds, ~{args.budget:g} s per method)")
           + "; * = fastest fastconv algorithm"
           + ("; ratio = best peer ms / fastconv ms (> 1: fastconv faster), vs = that peer" if any_peer else ""))
@@ -371,6 +373,7 @@ def run(args: argparse.Namespace) -> int:
             "threads": thread_counts,
             "repeat": args.repeat,
             "budget_s": args.budget,
+            "prime": args.prime,
             "seed": args.seed,
             "ops": ops,
             "algorithms": op_algos,

@@ -38,6 +38,7 @@ def measure(
     budget_s: float = DEFAULT_BUDGET_S,
     min_rounds: int = MIN_ROUNDS,
     max_rounds: int = MAX_ROUNDS,
+    prime: bool = False,
 ) -> Dict[str, List[float]]:
     """Time several methods in interleaved rounds.
 
@@ -48,8 +49,12 @@ def measure(
     the caches, and one that always followed a peer would not.  (A rotation of
     one fixed order keeps each method's predecessor: it measured Winograd
     F(4,3) 37 % faster right after F(2,3) than the same algorithm resolved by
-    `auto` after the plan.)  The garbage collector is off meanwhile.  Methods
-    should already be warmed up.
+    `auto` after the plan.)  With ``prime``, each timed call comes right after
+    an untimed call of the same method: every method is then timed in its own
+    steady state (its threads awake, its operands and buffers in the caches)
+    rather than in the state the method before it left (another library's
+    idle OpenMP workers may still spin on the cores).  The garbage collector is
+    off meanwhile.  Methods should already be warmed up.
 
     Parameters
     ----------
@@ -62,6 +67,9 @@ def measure(
         have been spent (and at least ``min_rounds``, at most ``max_rounds``).
     min_rounds, max_rounds : int
         Bounds of the adaptive mode.
+    prime : bool
+        Precede each timed call by an untimed call of the same method (its
+        time counts against the budget).
 
     Returns
     -------
@@ -92,6 +100,8 @@ def measure(
             order.shuffle(names)
             for name in names:
                 fn = methods[name]
+                if prime:
+                    fn()
                 t0 = clock()
                 fn()
                 samples[name].append((clock() - t0) * 1e3)

@@ -520,7 +520,7 @@ void scatter_phases(const std::vector<GradientPhase>& phases, const std::vector<
 // it). False, writing nothing, when a weight is not finite: the zeros dy is padded with would
 // turn 0 x NaN / 0 x Inf into NaN where the definition has no term. Workspace
 // (phased_gradient_workspace): the phase's taps, their packing, the forward's workspace and,
-// at stride > 1, the phase's outputs.
+// at stride > 1, the phases' outputs.
 template <typename T>
 bool phased_backward_data(const ConvArgs& a) {
   const ConvProblem& p = a.problem;
@@ -587,7 +587,7 @@ bool phased_backward_data(const ConvArgs& a) {
 
 // Bytes of phased_backward_data's workspace for any kept box of p: the forward's own for the
 // bound (its blocked variant included, with an image per thread wherever the batch allows one)
-// and at stride > 1 a phase's outputs (at most the whole gradient).
+// and at stride > 1 the phases' outputs (together the kept box: at most the whole gradient).
 std::size_t phased_gradient_workspace(const ConvProblem& p, DType dtype, int threads,
                                       const kernels::KernelTable& kernels);
 

@@ -370,10 +370,12 @@ void forward(const ConvArgs& a) {
 // forward of dy with those taps reversed (and, dense, the channels swapped), zero-padded so
 // that its outputs are the phase's positions: the dense phases run on the channel-blocked
 // kernels, where col2im scatters every product (ResNet-50's 3x3 / 2, 1 thread: 3.3 ms by GEMM,
-// 2.8 by phases; on small maps and 1x1 kernels GEMM stays faster, registry.cpp). At stride 1 there is one phase, written straight into dx (depthwise; a
-// dense stride-1 layer has blocked::backward_data); otherwise each phase goes through a scratch
-// block into its positions. A phase whose padding would be negative (a layer padded beyond the
-// kernel's reach) keeps the whole gradient on the row kernels. D has stride 1.
+// 2.8 by phases; on small maps and 1x1 kernels GEMM stays faster, registry.cpp). At stride 1
+// there is one phase, written straight into dx (depthwise; a dense stride-1 layer has
+// blocked::backward_data); otherwise the phases go to a scratch area one after another and
+// then together into their positions (scatter_phases). A phase whose padding would be
+// negative (a layer padded beyond the kernel's reach) keeps the whole gradient on the row
+// kernels. D has stride 1.
 struct GradientPhase {
   ConvProblem f;                        // its forward problem; f.out: the phase's positions
   std::array<int64_t, 3> first{}, step{};  // box index of its first position, per axis; s

@@ -81,6 +81,10 @@ def measure(
     >>> samples = measure({"a": lambda: None, "b": lambda: None}, rounds=3)
     >>> [len(s) for s in samples.values()]
     [3, 3]
+    >>> calls = []
+    >>> samples = measure({"a": lambda: calls.append("a")}, rounds=3, prime=True)
+    >>> len(samples["a"]), len(calls)  # each timed call after an untimed one
+    (3, 6)
     """
     names = list(methods)
     samples: Dict[str, List[float]] = {n: [] for n in names}

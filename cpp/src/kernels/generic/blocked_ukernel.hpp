@@ -64,30 +64,32 @@ void blocked_conv_tile(const BlockedConvArgs<typename V::T>& a) {
     constexpr int64_t steps_per_block =
         kBlockedReductionBlock / W > 0 ? kBlockedReductionBlock / W : 1;
     constexpr int64_t w_tap = int64_t(W) * W;
-    clear();
-    int64_t steps = 0;  // (block, tap) steps summed in acc
+    // The (block, tap) steps in runs of steps_per_block, each summed in registers and then
+    // added to the tile: no flush inside a run, so the accumulators stay in registers.
+    const int64_t steps = a.ncb * a.ntaps;
+    const int64_t whole = a.last_cin > 0 ? steps - a.ntaps : steps;  // steps of whole blocks
     bool first = !a.accumulate;
-    for (int64_t cb = 0; cb < a.ncb; ++cb) {
-      const T* xc = a.x + cb * a.x_block;
-      const T* wc = a.w + cb * a.ntaps * w_tap;
-      const int cin = cb + 1 == a.ncb && a.last_cin > 0 ? a.last_cin : W;
-      for (int64_t t = 0; t < a.ntaps; ++t) {
-        const T* xt = xc + a.taps[t];
-        const T* wt = wc + t * w_tap;
-        if (cin == W) {  // a whole block: the loop of constant count, unrolled
+    for (int64_t s0 = 0; s0 < steps; s0 += steps_per_block) {
+      const int64_t s1 = steps - s0 < steps_per_block ? steps : s0 + steps_per_block;
+      clear();
+      int64_t cb = s0 / a.ntaps, t = s0 - cb * a.ntaps;
+      for (int64_t s = s0; s < s1; ++s) {
+        const T* xt = a.x + cb * a.x_block + a.taps[t];
+        const T* wt = a.w + (cb * a.ntaps + t) * w_tap;
+        if (s < whole) {  // a whole block: the loop of constant count
           for (int ci = 0; ci < W; ++ci) channel(xt + ci, S * W, wt + ci * W);
         } else {
-          for (int ci = 0; ci < cin; ++ci) channel(xt + ci, S * W, wt + ci * W);
+          for (int ci = 0; ci < a.last_cin; ++ci) channel(xt + ci, S * W, wt + ci * W);
         }
-        if (++steps == steps_per_block) {
-          flush(first);
-          clear();
-          first = false;
-          steps = 0;
-        }
+        if (++t == a.ntaps) t = 0, ++cb;
       }
+      flush(first);
+      first = false;
     }
-    if (steps > 0 || first) flush(first);  // (accumulating nothing: the tile stays)
+    if (first) {  // no terms: the tile is zero
+      clear();
+      flush(true);
+    }
   }
 }
 

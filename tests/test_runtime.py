@@ -44,7 +44,7 @@ def restore_threads():
 def test_info_keys_and_types():
     info = fastconv.info()
     assert isinstance(info, dict)
-    expected = {"version", "isa", "isas", "num_threads", "compiler", "eigen", "openmp"}
+    expected = {"version", "isa", "isas", "fma_pipes", "num_threads", "compiler", "eigen", "openmp"}
     assert expected <= set(info), f"missing keys: {expected - set(info)}"
     assert isinstance(info["version"], str) and info["version"]
     assert isinstance(info["isa"], str)
@@ -52,6 +52,7 @@ def test_info_keys_and_types():
     assert isinstance(info["num_threads"], int) and not isinstance(info["num_threads"], bool)
     assert info["num_threads"] >= 1
     assert isinstance(info["compiler"], str) and info["compiler"]
+    assert info["fma_pipes"] in (1, 2)
     for key in ("eigen", "openmp"):  # a flag or a version description
         assert isinstance(info[key], (bool, str, int)), (key, info[key])
 
@@ -99,6 +100,19 @@ def test_set_isa_round_trip():
     finally:
         fastconv.set_isa(start)
     assert fastconv.get_isa() == start
+
+
+def test_fma_pipes_follow_the_isa():
+    """Two FMA pipes only for avx512 (on Intel cores); scalar and avx2 keep the one-pipe model."""
+    isas = fastconv.info()["isas"]
+    start = fastconv.get_isa()
+    try:
+        for name in isas:
+            fastconv.set_isa(name)
+            pipes = fastconv.info()["fma_pipes"]
+            assert pipes in ((1, 2) if name == "avx512" else (1,)), (name, pipes)
+    finally:
+        fastconv.set_isa(start)
 
 
 @pytest.mark.parametrize("bad", ["foo", "", "AVX2", "sse2", "avx512 "])

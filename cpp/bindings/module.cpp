@@ -750,6 +750,7 @@ py::dict info() {
   py::dict d;
   d["version"] = fastconv::version;
   d["isa"] = fastconv::active_isa();
+  d["fma_pipes"] = fastconv::active_fma_pipes();
   d["isas"] = fastconv::available_isas();
   d["num_threads"] = fastconv::num_threads();
   d["workspace_limit"] = fastconv::workspace_limit();

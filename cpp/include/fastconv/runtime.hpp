@@ -20,6 +20,10 @@ std::vector<std::string> available_isas();
 /// Name of the ISA whose kernels run now.
 std::string active_isa();
 
+/// Vector FMAs per cycle the core issues at the active ISA's width (2 for AVX-512 on Intel's
+/// cores with two 512-bit FMA pipes, else 1): the profile `auto`'s cost models use.
+int active_fma_pipes();
+
 /// Select the kernels of `name` (one of available_isas()); returns the previous name.
 /// Throws InvalidArgument for an unknown or unavailable name.
 std::string set_isa(const std::string& name);

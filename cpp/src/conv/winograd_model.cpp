@@ -12,23 +12,41 @@ namespace fastconv::conv::winograd {
 
 namespace {
 
-// The cost model behind tile_for and auto_tile, in nanoseconds on one core of the development
-// machine (AVX-512), fitted by least squares to the forward, plan and data-gradient times of
-// 22 3x3 stride-1 layers (ResNet-50, VGG-16 and smaller; median error 8 %):
+// The cost model behind tile_for and auto_tile, in nanoseconds on one core (AVX-512), fitted
+// by least squares to the forward, plan and data-gradient times of 22 3x3 stride-1 layers
+// (ResNet-50, VGG-16 and smaller; median error 8 %) on the AMD EPYC (one 512-bit FMA pipe):
 //   Winograd F(m, 3):  g_m X Cp Kp T  +  0.18 X (Cp + Kp) T        products, transforms
 //                      + (4.5 + 0.16 X) Cp Kp [weights per call]     weight transform
 //                      + 0.050 X Cp Kp ceil(T / tiles per task)       U read once per task
-//   direct / gemm:     0.0208 taps Cg Kg P + 0.37 (Cg + Kg) P
+//   direct / gemm:     a taps Cg Kg P + 0.37 (Cg + Kg) P
 //                      + 0.8 taps Cg Kg [weights per call]           weight packing
 // (the two per-call terms measured apart: stateless minus planned time at 512 x 7 x 7). On
 // several threads every term but U's reading is divided among them (auto_tile).
 // with X = A x A transform-domain points (A along one axis in 1-D), Cp / Kp the channels per
 // group rounded up to whole vectors, T the tiles, P the output positions, g = 0.0216, 0.0272,
 // 0.0325 for m = 2, 4, 6 (the fit gave 0.0300 for m = 6, which ranked F(6,3) above F(4,3) on
-// 64 x 56 x 56 where it measured 8 % slower). It ranks the algorithms; it does not predict
-// times on other machines.
+// 64 x 56 x 56 where it measured 8 % slower) and a = 0.0208.
+// With two 512-bit FMA pipes (kernels' fma_pipes: the Intel Xeon of shared/DESIGN.md) the
+// arithmetic runs faster against the transforms, and not alike for every tile: refitted on
+// the plans of 8 layers (ResNet-50's four 3x3, VGG-16's conv1_2 to conv4_2) at 1 and 2
+// threads, g = 0.0133, 0.0161, 0.0235 (transform and U terms as fitted: 0.160 and 0.048;
+// median error 7 %), and a = 0.0129 from the direct and gemm times of the same layers at
+// batch 1 and 8. The first fit picked F(6,3) on VGG-16's conv1_2 and conv2_2, where F(4,3)
+// measured 1.2-1.6x faster there. It ranks the algorithms; it does not predict times on other
+// machines.
 // Deterministic in p, the kernels' lanes and `threads` (not the workspace limit): the tile of
 // the `winograd` entry (one thread) must be the one a plan's calls use.
+struct Coefficients {
+  double g[3];       // products, per m = 2, 4, 6
+  double direct;     // direct / gemm, per multiply-add
+};
+constexpr Coefficients kOnePipe{{0.0216, 0.0272, 0.0325}, 0.0208};
+constexpr Coefficients kTwoPipes{{0.0133, 0.0161, 0.0235}, 0.0129};
+
+const Coefficients& coefficients(const kernels::KernelTable& kt) {
+  return kt.fma_pipes >= 2 ? kTwoPipes : kOnePipe;
+}
+
 double winograd_cost(const ConvProblem& p, int m, bool weights_per_call,
                      const kernels::KernelTable& kt, int threads) {
   const Shape s = shape_of(p, m);
@@ -37,7 +55,7 @@ double winograd_cost(const ConvProblem& p, int m, bool weights_per_call,
   const double T = double(p.N) * double(p.out[0]) * double(ceil_div(p.out[1], s.mh)) *
                    double(ceil_div(p.out[2], s.mw));
   const double G = double(p.groups), elem = sizeof(float);
-  const double g = m == 2 ? 0.0216 : m == 4 ? 0.0272 : 0.0325;
+  const double g = coefficients(kt).g[wk::variant_index(m)];
   // Tiles per task as make_plan takes them on one thread with room to spare.
   const double u_bytes = X * Cp * Kp * G * elem, per_tile = X * (Cp + Kp) * elem;
   const double task_bytes =
@@ -49,11 +67,12 @@ double winograd_cost(const ConvProblem& p, int m, bool weights_per_call,
   return G * (compute / threads + 0.050 * X * Cp * Kp * tasks);  // threads share the memory
 }
 
-double exact_cost(const ConvProblem& p, bool weights_per_call, int threads) {
+double exact_cost(const ConvProblem& p, bool weights_per_call, int threads,
+                  const kernels::KernelTable& kt) {
   const double P = double(p.N) * double(p.out_spatial()), G = double(p.groups);
   const double Cg = double(p.C_per_group()), Kg = double(p.K_per_group());
   const double taps = double(p.kernel_spatial());
-  return G * (0.0208 * taps * Cg * Kg * P + 0.37 * (Cg + Kg) * P +
+  return G * (coefficients(kt).direct * taps * Cg * Kg * P + 0.37 * (Cg + Kg) * P +
               (weights_per_call ? 0.8 * taps * Cg * Kg : 0.0)) / threads;
 }
 
@@ -92,7 +111,7 @@ int auto_tile(const ConvProblem& p, DType dtype, ConvDirection direction,
   const int threads = threads_for(p);
   double cost = 0;
   const int m = cheapest_tile(p, per_call, kernels, threads, &cost);
-  return cost < exact_cost(p, per_call, threads) ? m : 0;
+  return cost < exact_cost(p, per_call, threads, kernels) ? m : 0;
 }
 
 }  // namespace fastconv::conv::winograd

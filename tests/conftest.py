@@ -63,6 +63,19 @@ SHARED_LAYERS = Path(__file__).resolve().parents[2] / "shared" / "shapes" / "lay
 PACKAGED_LAYERS_IN_REPO = REPO_ROOT / "python" / "fastconv" / "data" / "layers.json"
 
 ISAS = list(fastconv.info()["isas"])
+
+
+def fma_pipes_of(isa):
+    """fastconv.info()['fma_pipes'] with `isa` active (1 for an ISA not available here): the
+    register tiles of its kernels follow it (kernels/avx512/kernels_avx512.cpp)."""
+    if isa not in ISAS:
+        return 1
+    start = fastconv.get_isa()
+    try:
+        fastconv.set_isa(isa)
+        return fastconv.info()["fma_pipes"]
+    finally:
+        fastconv.set_isa(start)
 ALGOS = list(fastconv.algorithms())
 DIRECTIONS = ("forward", "backward_data", "backward_weights")
 

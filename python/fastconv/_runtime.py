@@ -13,10 +13,11 @@ def info() -> dict:
     dict
         ``version``, ``isa`` (active instruction set), ``isas`` (available on this CPU under the
         ``FASTCONV_ISA`` cap, ascending), ``fma_pipes`` (vector FMAs per cycle at the active
-        ISA's width: 2 for AVX-512 on Intel cores with two 512-bit FMA pipes, else 1; ``auto``'s
-        cost models take their arithmetic terms by it), ``num_threads``, ``workspace_limit`` (bytes, 0: the
-        default rule; see :func:`set_workspace_limit`), ``compiler``, ``eigen`` (version),
-        ``openmp`` (OpenMP specification date, 0 without OpenMP).
+        ISA's width: 2 for AVX-512 on Intel cores with two 512-bit FMA pipes, else 1; the
+        register tiles and ``auto``'s cost models follow it), ``num_threads``,
+        ``workspace_limit`` (bytes, 0: the default rule; see :func:`set_workspace_limit`),
+        ``compiler``, ``eigen`` (version), ``openmp`` (OpenMP specification date, 0 without
+        OpenMP).
 
     Examples
     --------

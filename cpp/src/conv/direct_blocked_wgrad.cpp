@@ -70,7 +70,8 @@ void run(const ConvArgs& a) {
   const int64_t W = t.w, Kg = p.K_per_group(), Cg = p.C_per_group();
   const int64_t Hp = p.in[1], Wp = p.in[2], OH = p.out[1], OW = p.out[2];
   // A run: whole rows of at most kPositionsPerRun positions, or a part of one longer row.
-  const int64_t chunk = std::max<int64_t>(1, std::min(OH, kPositionsPerRun / std::max<int64_t>(OW, 1)));
+  const int64_t chunk =
+      std::max<int64_t>(1, std::min(OH, kPositionsPerRun / std::max<int64_t>(OW, 1)));
   const int64_t ow_run = std::max<int64_t>(1, std::min(OW, kPositionsPerRun));
   const int s = static_cast<int>(p.stride[2]) - 1;
   const auto* x = static_cast<const T*>(a.x);

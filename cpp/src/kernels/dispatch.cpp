@@ -80,9 +80,9 @@ struct Registry {
     }
     for (int i = 0; i < kNumIsas; ++i) {
       if (i > cap || !kIsas[i].cpu_has()) break;
+      tables[i].fma_pipes = fma_pipes(kIsas[i].name);  // (the tiles an ISA fills follow it)
       kIsas[0].fill(tables[i]);  // float64 (and anything an ISA lacks) stays portable
       kIsas[i].fill(tables[i]);
-      tables[i].fma_pipes = fma_pipes(kIsas[i].name);
       available = i + 1;
     }
     active = available - 1;

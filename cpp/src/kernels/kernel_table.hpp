@@ -376,9 +376,10 @@ struct KernelTable {
   KernelSet<double> f64;
   // float32 FMA throughput probe (generic/peak_ukernel.hpp): FLOPs executed in `iters` rounds.
   double (*fma_probe)(int64_t iters, float* sink) = nullptr;
-  // Vector FMAs of this ISA's width the core issues per cycle (dispatch.cpp): 2 for AVX-512 on
-  // Intel cores with two 512-bit FMA pipes, else 1. The cost models that rank algorithms
-  // against each other (winograd_model.cpp) take their arithmetic terms by it.
+  // Vector FMAs of this ISA's width the core issues per cycle (dispatch.cpp, set before the
+  // ISA fills the table): 2 for AVX-512 on Intel cores with two 512-bit FMA pipes, else 1. The
+  // register tiles (kernels_avx512.cpp) and the cost models that rank algorithms against each
+  // other (winograd_model.cpp, fft.cpp, registry.cpp) follow it.
   int fma_pipes = 1;
 
   template <typename T>

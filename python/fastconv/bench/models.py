@@ -218,7 +218,7 @@ def _write_markdown(path, rows, elapsed, torch, use_ort) -> None:
         "## Machine and versions", "",
         f"- CPU: {cpu_model()}; {platform.platform()}",
         f"- fastconv {info['version']}, ISA {info['isa']} ({info['fma_pipes']} vector FMA pipe(s): "
-        f"`auto`'s cost profile), {info['compiler']}",
+        f"tiles and `auto`'s cost profile), {info['compiler']}",
         f"- peers: torch {torch.__version__}, onnxruntime {ort_version}; numpy {np.__version__}",
         "", "## Method", "",
         _plain(" ".join((__doc__ or "").split("\n\n")[1:]).replace("\n", " ").strip()), "",

@@ -179,7 +179,8 @@ def markdown(doc: Dict[str, Any], command: str) -> str:
         "",
         f"- CPU: {m.get('cpu', '?')}, {m.get('usable_cores', '?')} usable cores; {m.get('platform', '')}",
         f"- fastconv {fc.get('version', '?')}, ISA {fc.get('isa', '?')} "
-        f"({fc.get('fma_pipes', '?')} vector FMA pipe(s): `auto`'s cost profile), {fc.get('compiler', '?')}, "
+        f"({fc.get('fma_pipes', '?')} vector FMA pipe(s): tiles and `auto`'s cost profile), "
+        f"{fc.get('compiler', '?')}, "
         f"Eigen {fc.get('eigen', '?')}, OpenMP {fc.get('openmp', '?')}",
         f"- peers: torch {m.get('torch') or 'not installed'}, onnxruntime {m.get('onnxruntime') or 'not installed'}; "
         f"numpy {m.get('numpy', '?')}, Python {m.get('python', '?')}",

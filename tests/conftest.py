@@ -76,6 +76,8 @@ def fma_pipes_of(isa):
         return fastconv.info()["fma_pipes"]
     finally:
         fastconv.set_isa(start)
+
+
 ALGOS = list(fastconv.algorithms())
 DIRECTIONS = ("forward", "backward_data", "backward_weights")
 

@@ -21,7 +21,8 @@ std::vector<std::string> available_isas();
 std::string active_isa();
 
 /// Vector FMAs per cycle the core issues at the active ISA's width (2 for AVX-512 on Intel's
-/// cores with two 512-bit FMA pipes, else 1): the profile `auto`'s cost models use.
+/// cores with two 512-bit FMA pipes, else 1): the register tiles and `auto`'s cost models
+/// follow it.
 int active_fma_pipes();
 
 /// Select the kernels of `name` (one of available_isas()); returns the previous name.

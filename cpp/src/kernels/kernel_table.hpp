@@ -246,9 +246,9 @@ struct BlockedConvUkernel {
   static constexpr int kMaxNb = 4;
   static constexpr int nb_index(int nb) { return nb == 1 ? 0 : nb == 2 ? 1 : 2; }
   int w = 0;        // lanes W
-  int max_acc = 0;  // NB x UR accumulators that fit the registers
-  // [NB 1, 2, 4][UR][stride 1, stride 2, narrow layout]: UR in 1..kMaxUr; null where
-  // NB x UR > max_acc.
+  int max_acc = 0;  // NB x UR accumulators the tiling may use (at most the table's)
+  // [NB 1, 2, 4][UR][stride 1, stride 2, narrow layout]: UR in 1..kMaxUr; null where NB x UR
+  // exceeds the accumulators the table was built for (blocked_conv_kernels' MaxAcc).
   BlockedConvFn<T> tile[3][kMaxUr + 1][3] = {};
   // Layout changes: dst[i*W + c] = rows[c][i] (0 for a null row), i < n, c < W; and back,
   // rows[c][i] = src[i*lds + c] for c < count (lds = W for the blocked layout).

@@ -17,6 +17,12 @@
 
 namespace fastconv::conv {
 
+// The direct methods' (direct, gemm) time per multiply-add on one core in ns, as the cost
+// models rank algorithms against them (winograd_model.cpp, fft.cpp): fitted on ResNet-50's and
+// VGG-16's 3x3 layers, 0.0208 with one vector FMA pipe (the AMD EPYC), 0.0129 with two (the
+// Intel Xeon; kernels' fma_pipes).
+inline double direct_ns_per_mac(int fma_pipes) { return fma_pipes >= 2 ? 0.0129 : 0.0208; }
+
 // Forward outputs larger than this (a quarter of a core's L2 here) are written with
 // non-temporal stores where a driver writes each output element once: no read for ownership
 // of every line, at the price of the next layer reading them from memory rather than cache.

@@ -1161,8 +1161,8 @@ std::size_t packed_weights_bytes(const ConvProblem& p, DType dtype, const kernel
 // The direct methods' modelled time: their FLOPs at 85 GFLOP/s per 16 lanes (what direct and
 // gemm reach on the large-kernel bench layers at 1 thread with AVX-512 float32 on the AMD
 // EPYC; the FFT model counts vector operations, so both scale alike with the lanes, and with
-// threads), 1.6x that with two FMA pipes (kernels' fma_pipes: the ratio of the Winograd
-// model's two fits of direct and gemm, winograd_model.cpp; the Intel Xeon ran GoogLeNet's 5x5
+// threads), scaled by the direct methods' speed-up with two FMA pipes (kernels' fma_pipes:
+// the ratio of direct_ns_per_mac's two fits, 1.6; the Intel Xeon ran GoogLeNet's 5x5
 // on 32 x 28 x 28 by direct in 0.14-0.17 ms against the FFT's 0.16-0.23, and C3D's weight
 // gradient in 75 against 142 ms, while the FFT kept its 1.3-2.5x lead on the larger kernels),
 // 35 for a single channel pair per group.
@@ -1186,9 +1186,9 @@ bool auto_prefers(const ConvProblem& p, DType dtype, ConvDirection direction,
   // Per 16 lanes at 1 thread: the dense methods' rate, or, with a single output channel per
   // group fed by a single input channel (template matching, depthwise), the row kernels' 35
   // GFLOP/s measured on 512 x 512 with 3x3 to 31x31 kernels.
-  const double rate = p.C_per_group() == 1 && p.K_per_group() == 1 ? 35.0
-                     : kt.fma_pipes >= 2                           ? 85.0 * 1.6
-                                                                   : 85.0;
+  const double rate = p.C_per_group() == 1 && p.K_per_group() == 1
+                          ? 35.0
+                          : 85.0 * direct_ns_per_mac(1) / direct_ns_per_mac(kt.fma_pipes);
   return fft_ns < flops / (rate * static_cast<double>(lanes) / 16.0);
 }
 

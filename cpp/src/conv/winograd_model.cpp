@@ -36,16 +36,9 @@ namespace {
 // machines.
 // Deterministic in p, the kernels' lanes and `threads` (not the workspace limit): the tile of
 // the `winograd` entry (one thread) must be the one a plan's calls use.
-struct Coefficients {
-  double g[3];       // products, per m = 2, 4, 6
-  double direct;     // direct / gemm, per multiply-add
-};
-constexpr Coefficients kOnePipe{{0.0216, 0.0272, 0.0325}, 0.0208};
-constexpr Coefficients kTwoPipes{{0.0133, 0.0161, 0.0235}, 0.0129};
-
-const Coefficients& coefficients(const kernels::KernelTable& kt) {
-  return kt.fma_pipes >= 2 ? kTwoPipes : kOnePipe;
-}
+// The products' g per m = 2, 4, 6 (a: direct_ns_per_mac, algorithm.hpp).
+constexpr double kProductsOnePipe[3] = {0.0216, 0.0272, 0.0325};
+constexpr double kProductsTwoPipes[3] = {0.0133, 0.0161, 0.0235};
 
 double winograd_cost(const ConvProblem& p, int m, bool weights_per_call,
                      const kernels::KernelTable& kt, int threads) {
@@ -55,7 +48,8 @@ double winograd_cost(const ConvProblem& p, int m, bool weights_per_call,
   const double T = double(p.N) * double(p.out[0]) * double(ceil_div(p.out[1], s.mh)) *
                    double(ceil_div(p.out[2], s.mw));
   const double G = double(p.groups), elem = sizeof(float);
-  const double g = coefficients(kt).g[wk::variant_index(m)];
+  const double* products = kt.fma_pipes >= 2 ? kProductsTwoPipes : kProductsOnePipe;
+  const double g = products[wk::variant_index(m)];
   // Tiles per task as make_plan takes them on one thread with room to spare.
   const double u_bytes = X * Cp * Kp * G * elem, per_tile = X * (Cp + Kp) * elem;
   const double task_bytes =
@@ -72,7 +66,7 @@ double exact_cost(const ConvProblem& p, bool weights_per_call, int threads,
   const double P = double(p.N) * double(p.out_spatial()), G = double(p.groups);
   const double Cg = double(p.C_per_group()), Kg = double(p.K_per_group());
   const double taps = double(p.kernel_spatial());
-  return G * (coefficients(kt).direct * taps * Cg * Kg * P + 0.37 * (Cg + Kg) * P +
+  return G * (direct_ns_per_mac(kt.fma_pipes) * taps * Cg * Kg * P + 0.37 * (Cg + Kg) * P +
               (weights_per_call ? 0.8 * taps * Cg * Kg : 0.0)) / threads;
 }
 

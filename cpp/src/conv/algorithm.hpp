@@ -23,6 +23,14 @@ namespace fastconv::conv {
 // Intel Xeon; kernels' fma_pipes).
 inline double direct_ns_per_mac(int fma_pipes) { return fma_pipes >= 2 ? 0.0129 : 0.0208; }
 
+// A plan's packed weights come from memory on every call where it serves a layer of a network
+// (the other layers' weights and activations pass through the caches between two calls of
+// one layer): the cost models charge this many ns per byte of them, divided among the
+// threads. Fitted on the Xeon to the difference between plans timed after a 256 MB sweep and
+// back to back (ResNet-50's 3x3 layers, 1 and 2 threads: 0.03-0.06 ns per byte for Winograd's
+// transformed weights, 0.05 for direct's packed ones).
+constexpr double kColdWeightNsPerByte = 0.045;
+
 // Forward outputs larger than this (a quarter of a core's L2 here) are written with
 // non-temporal stores where a driver writes each output element once: no read for ownership
 // of every line, at the price of the next layer reading them from memory rather than cache.

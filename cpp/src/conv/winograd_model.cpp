@@ -57,7 +57,8 @@ double winograd_cost(const ConvProblem& p, int m, bool weights_per_call,
   const double cap = std::max(1.0, std::min(double(kMaxTiles), std::floor(task_bytes / per_tile)));
   const double tasks = std::ceil(T / cap);
   const double compute = g * X * Cp * Kp * T + 0.18 * X * (Cp + Kp) * T +
-                         (weights_per_call ? (4.5 + 0.16 * X) * Cp * Kp : 0.0);
+                         (weights_per_call ? (4.5 + 0.16 * X) * Cp * Kp
+                                           : kColdWeightNsPerByte * X * Cp * Kp * elem);
   return G * (compute / threads + 0.050 * X * Cp * Kp * tasks);  // threads share the memory
 }
 
@@ -66,8 +67,10 @@ double exact_cost(const ConvProblem& p, bool weights_per_call, int threads,
   const double P = double(p.N) * double(p.out_spatial()), G = double(p.groups);
   const double Cg = double(p.C_per_group()), Kg = double(p.K_per_group());
   const double taps = double(p.kernel_spatial());
+  const double elem = sizeof(float);
   return G * (direct_ns_per_mac(kt.fma_pipes) * taps * Cg * Kg * P + 0.37 * (Cg + Kg) * P +
-              (weights_per_call ? 0.8 * taps * Cg * Kg : 0.0)) / threads;
+              (weights_per_call ? 0.8 * taps * Cg * Kg
+                                : kColdWeightNsPerByte * taps * Cg * Kg * elem)) / threads;
 }
 
 // The tile of least modelled cost, and that cost.

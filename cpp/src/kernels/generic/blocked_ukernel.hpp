@@ -21,6 +21,7 @@
 
 #include "../kernel_table.hpp"
 #include "pack_ukernel.hpp"
+#include "unroll.hpp"
 
 namespace fastconv::kernels {
 
@@ -34,11 +35,15 @@ void blocked_conv_tile(const BlockedConvArgs<typename V::T>& a) {
   constexpr int W = V::W;
   R acc[UR][NB];
   const auto clear = [&] {
+    FASTCONV_UNROLL
     for (int r = 0; r < UR; ++r)
+      FASTCONV_UNROLL
       for (int b = 0; b < NB; ++b) acc[r][b] = V::zero();
   };
   const auto flush = [&](bool first) {  // tile (+)= acc
+    FASTCONV_UNROLL
     for (int b = 0; b < NB; ++b)
+      FASTCONV_UNROLL
       for (int r = 0; r < UR; ++r) {
         T* y = a.y + b * a.y_block + r * W;
         V::storeu(y, first ? acc[r][b] : V::add(V::loadu(y), acc[r][b]));
@@ -102,7 +107,9 @@ void blocked_wgrad_tile(const BlockedWgradArgs<typename V::T>& a) {
   using R = typename V::R;
   constexpr int W = V::W;
   R acc[UR][NB];
+  FASTCONV_UNROLL
   for (int r = 0; r < UR; ++r)
+    FASTCONV_UNROLL
     for (int b = 0; b < NB; ++b) acc[r][b] = V::zero();
   for (int64_t row = 0; row < a.rows; ++row) {
     const T* xr = a.x + row * a.x_row;
@@ -116,7 +123,9 @@ void blocked_wgrad_tile(const BlockedWgradArgs<typename V::T>& a) {
       }
     }
   }
+  FASTCONV_UNROLL
   for (int r = 0; r < UR; ++r)
+    FASTCONV_UNROLL
     for (int b = 0; b < NB; ++b) {
       T* y = a.acc + (r * NB + b) * W;
       V::storeu(y, a.first ? acc[r][b] : V::add(V::loadu(y), acc[r][b]));

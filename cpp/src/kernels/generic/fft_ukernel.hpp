@@ -19,6 +19,8 @@
 #include <cstdint>
 #include <type_traits>
 
+#include "unroll.hpp"
+
 namespace fastconv::kernels {
 
 namespace fft {
@@ -178,7 +180,9 @@ inline void product_tile(int64_t nc, const typename V::T* ur, const typename V::
   using R = typename V::R;
   constexpr int W = V::W;
   R ar[MR][NG], ai[MR][NG];
+  FASTCONV_UNROLL
   for (int i = 0; i < MR; ++i)
+    FASTCONV_UNROLL
     for (int g = 0; g < NG; ++g) {
       ar[i][g] = accumulate ? V::loadu(m + i * ldm + g * 2 * W) : V::zero();
       ai[i][g] = accumulate ? V::loadu(m + i * ldm + g * 2 * W + W) : V::zero();
@@ -200,7 +204,9 @@ inline void product_tile(int64_t nc, const typename V::T* ur, const typename V::
       }
     }
   }
+  FASTCONV_UNROLL
   for (int i = 0; i < MR; ++i)
+    FASTCONV_UNROLL
     for (int g = 0; g < NG; ++g) {
       V::storeu(m + i * ldm + g * 2 * W, ar[i][g]);
       V::storeu(m + i * ldm + g * 2 * W + W, ai[i][g]);

@@ -14,6 +14,8 @@
 #include <cstdint>
 #include <utility>
 
+#include "unroll.hpp"
+
 namespace fastconv::kernels {
 
 // Rows [0, ROWS) and vectors [0, VECS) of a tile whose A panel has MR lanes: the kernel of a
@@ -26,7 +28,9 @@ void gemm_tile(int64_t kc, const typename V::T* a, const typename V::T* b, int64
   using R = typename V::R;
   constexpr int W = V::W;
   R acc[ROWS][VECS];
+  FASTCONV_UNROLL
   for (int i = 0; i < ROWS; ++i)
+    FASTCONV_UNROLL
     for (int v = 0; v < VECS; ++v) acc[i][v] = V::zero();
 
   for (int64_t k = 0; k < kc; ++k) {
@@ -45,14 +49,18 @@ void gemm_tile(int64_t kc, const typename V::T* a, const typename V::T* b, int64
   if (m == ROWS && n == VECS * W) {
     if (st.stream && !st.accumulate &&
         (reinterpret_cast<std::uintptr_t>(c) | ldc * sizeof(T)) % (W * sizeof(T)) == 0) {
+      FASTCONV_UNROLL
       for (int i = 0; i < ROWS; ++i)
+        FASTCONV_UNROLL
         for (int v = 0; v < VECS; ++v)
           V::stream(c + i * ldc + v * W,
                     finish(V::add(acc[i][v], V::set1(st.bias ? st.bias[i] : T(0)))));
       return;
     }
+    FASTCONV_UNROLL
     for (int i = 0; i < ROWS; ++i) {
       T* ci = c + i * ldc;
+      FASTCONV_UNROLL
       for (int v = 0; v < VECS; ++v) {
         R base = st.accumulate ? V::loadu(ci + v * W) : V::set1(st.bias ? st.bias[i] : T(0));
         V::storeu(ci + v * W, finish(V::add(acc[i][v], base)));
@@ -60,18 +68,25 @@ void gemm_tile(int64_t kc, const typename V::T* a, const typename V::T* b, int64
     }
     return;
   }
-  for (int i = 0; i < ROWS; ++i) {
-    if (i >= m) break;
+  // A partial tile: its sums go through a buffer, so that the loops over the rows and vectors
+  // it stores (run-time counts) do not index the accumulators.
+  alignas(64) T sums[ROWS][VECS * W];
+  FASTCONV_UNROLL
+  for (int i = 0; i < ROWS; ++i)
+    FASTCONV_UNROLL
+    for (int v = 0; v < VECS; ++v) V::storeu(sums[i] + v * W, acc[i][v]);
+  for (int i = 0; i < m; ++i) {
     T* ci = c + i * ldc;
-    for (int v = 0; v < VECS; ++v) {
+    for (int v = 0; v * W < n; ++v) {
+      const R sum = V::loadu(sums[i] + v * W);
       const int lanes = n - v * W;
       if (lanes >= W) {
         R base = st.accumulate ? V::loadu(ci + v * W) : V::set1(st.bias ? st.bias[i] : T(0));
-        V::storeu(ci + v * W, finish(V::add(acc[i][v], base)));
-      } else if (lanes > 0) {
+        V::storeu(ci + v * W, finish(V::add(sum, base)));
+      } else {
         R base = st.accumulate ? V::load_partial(ci + v * W, lanes)
                                : V::set1(st.bias ? st.bias[i] : T(0));
-        V::store_partial(ci + v * W, finish(V::add(acc[i][v], base)), lanes);
+        V::store_partial(ci + v * W, finish(V::add(sum, base)), lanes);
       }
     }
   }

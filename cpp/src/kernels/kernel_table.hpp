@@ -33,6 +33,11 @@ struct TileStore {
 template <typename T>
 using GemmUkernelFn = void (*)(int64_t kc, const T* a, const T* b, int64_t ldb, T* c,
                                int64_t ldc, int m, int n, const TileStore<T>& store);
+// The same tile with row k of B at b + offset[k] (any offsets: the rows of an im2col matrix
+// where they lie in a padded input), and only the n columns of each row read.
+template <typename T>
+using GemmRowsUkernelFn = void (*)(int64_t kc, const T* a, const T* b, const int64_t* offset,
+                                   T* c, int64_t ldc, int m, int n, const TileStore<T>& store);
 
 // Columns of a packed GEMM B block as runs of a constant source step (conv/im2col.hpp):
 // run r copies len[r] elements x[src[r] + i*step[r]] to lanes dst[r] + i of a packed row.
@@ -65,6 +70,7 @@ struct GemmUkernel {
   void (*store_fence)() = nullptr;  // after TileStore::stream tiles, before C is read
   int w = 0;  // lanes W of pack_rows
   PackRowsFn<T> pack_rows = nullptr;
+  GemmRowsUkernelFn<T> run_rows = nullptr;  // the tile of `run`, B rows at offsets
 };
 
 // Direct convolution row microkernel: computes `kb` output rows of length `ow` at once.

@@ -17,7 +17,8 @@ namespace fastconv::kernels::avx2 {
 void fill_kernels(KernelTable& table) {
   table.isa = "avx2";
   table.f32.gemm = {6, 2 * VecF32::W, &gemm_ukernel<VecF32, 6, 2>,
-                    &pack_runs<VecF32>, &VecF32::store_fence, VecF32::W, &pack_rows<VecF32>};
+                    &pack_runs<VecF32>, &VecF32::store_fence, VecF32::W, &pack_rows<VecF32>,
+                    &gemm_ukernel_rows<VecF32, 6, 2>};
   table.f32.direct_row = {4, &direct_row_ukernel<VecF32, 4>, &direct_row_ukernel<VecF32, 1>,
                        &direct_row_bwd_data<VecF32>, &direct_row_bwd_weights<VecF32>,
                        &depthwise_plane<VecF32>};

@@ -18,15 +18,37 @@
 
 namespace fastconv::kernels {
 
+// Where the tile's B rows are: ldb apart from b (a packed panel, or the rows of a matrix read
+// in place) ...
+template <typename T>
+struct StridedRows {
+  static constexpr bool exact = false;  // reads whole vectors (a packed panel's are padded)
+  const T* b;
+  int64_t ldb;
+  const T* operator()(int64_t k) const { return b + k * ldb; }
+};
+
+// ... or at offsets from b (the rows of an im2col matrix, read where they lie in the padded
+// input: conv/gemm.cpp's forward_rows). Such rows end where the data does: a partial tile
+// loads its last vector under a mask.
+template <typename T>
+struct OffsetRows {
+  static constexpr bool exact = true;
+  const T* b;
+  const int64_t* offset;
+  const T* operator()(int64_t k) const { return b + offset[k]; }
+};
+
 // Rows [0, ROWS) and vectors [0, VECS) of a tile whose A panel has MR lanes: the kernel of a
 // whole tile (ROWS = MR, VECS = NV) or of a partial one, m <= ROWS rows and n <= VECS * W
 // columns of which are stored.
-template <typename V, int MR, int ROWS, int VECS>
-void gemm_tile(int64_t kc, const typename V::T* a, const typename V::T* b, int64_t ldb,
-               typename V::T* c, int64_t ldc, int m, int n, const TileStore<typename V::T>& st) {
+template <typename V, int MR, int ROWS, int VECS, typename Rows>
+void gemm_tile(int64_t kc, const typename V::T* a, const Rows& rows, typename V::T* c,
+               int64_t ldc, int m, int n, const TileStore<typename V::T>& st) {
   using T = typename V::T;
   using R = typename V::R;
   constexpr int W = V::W;
+  const int last = n - (VECS - 1) * W;  // lanes of the last vector that are read and stored
   R acc[ROWS][VECS];
   FASTCONV_UNROLL
   for (int i = 0; i < ROWS; ++i)
@@ -34,14 +56,16 @@ void gemm_tile(int64_t kc, const typename V::T* a, const typename V::T* b, int64
     for (int v = 0; v < VECS; ++v) acc[i][v] = V::zero();
 
   for (int64_t k = 0; k < kc; ++k) {
+    const T* b = rows(k);
     R bv[VECS];
-    for (int v = 0; v < VECS; ++v) bv[v] = V::loadu(b + v * W);
+    for (int v = 0; v < VECS; ++v)
+      bv[v] = Rows::exact && v == VECS - 1 && last < W ? V::load_partial(b + v * W, last)
+                                                       : V::loadu(b + v * W);
     for (int i = 0; i < ROWS; ++i) {
       const R ai = V::set1(a[i]);
       for (int v = 0; v < VECS; ++v) acc[i][v] = V::fmadd(ai, bv[v], acc[i][v]);
     }
     a += MR;
-    b += ldb;
   }
 
   const R lo = V::set1(st.lo), hi = V::set1(st.hi);
@@ -92,25 +116,48 @@ void gemm_tile(int64_t kc, const typename V::T* a, const typename V::T* b, int64
   }
 }
 
-// The kernels of partial tiles, entry (rows - 1) * NV + vectors - 1.
-template <typename V, int MR, int NV, std::size_t... I>
-constexpr auto partial_tiles(std::index_sequence<I...>) {
-  return std::array<GemmUkernelFn<typename V::T>, sizeof...(I)>{
-      &gemm_tile<V, MR, static_cast<int>(I) / NV + 1, static_cast<int>(I) % NV + 1>...};
-}
+// The tile kernel of a B-row policy for every tile size, full or partial (entry
+// (rows - 1) * NV + vectors - 1 for a partial one), behind one entry point.
+template <typename V, int MR, int NV, template <typename> class Rows>
+struct GemmTiles {
+  using T = typename V::T;
+  template <int ROWS, int VECS>
+  static void tile(int64_t kc, const T* a, const Rows<T>& rows, T* c, int64_t ldc, int m, int n,
+                   const TileStore<T>& st) {
+    gemm_tile<V, MR, ROWS, VECS>(kc, a, rows, c, ldc, m, n, st);
+  }
+  using Fn = void (*)(int64_t, const T*, const Rows<T>&, T*, int64_t, int, int,
+                      const TileStore<T>&);
+  template <std::size_t... I>
+  static constexpr std::array<Fn, sizeof...(I)> partial(std::index_sequence<I...>) {
+    return {&tile<static_cast<int>(I) / NV + 1, static_cast<int>(I) % NV + 1>...};
+  }
+  static void run(int64_t kc, const T* a, const Rows<T>& rows, T* c, int64_t ldc, int m, int n,
+                  const TileStore<T>& st) {
+    constexpr int W = V::W;
+    if (m == MR && n == NV * W) {
+      gemm_tile<V, MR, MR, NV>(kc, a, rows, c, ldc, m, n, st);
+      return;
+    }
+    static constexpr auto tiles = partial(std::make_index_sequence<MR * NV>{});
+    tiles[(m - 1) * NV + (n + W - 1) / W - 1](kc, a, rows, c, ldc, m, n, st);
+  }
+};
 
 // a: kc x MR packed, b: kc x NR (rows ldb apart), c: m x n (ldc). See GemmUkernelFn in
 // kernel_table.hpp.
 template <typename V, int MR, int NV>
 void gemm_ukernel(int64_t kc, const typename V::T* a, const typename V::T* b, int64_t ldb,
                   typename V::T* c, int64_t ldc, int m, int n, const TileStore<typename V::T>& st) {
-  constexpr int W = V::W;
-  if (m == MR && n == NV * W) {
-    gemm_tile<V, MR, MR, NV>(kc, a, b, ldb, c, ldc, m, n, st);
-    return;
-  }
-  static constexpr auto partial = partial_tiles<V, MR, NV>(std::make_index_sequence<MR * NV>{});
-  partial[(m - 1) * NV + (n + W - 1) / W - 1](kc, a, b, ldb, c, ldc, m, n, st);
+  GemmTiles<V, MR, NV, StridedRows>::run(kc, a, {b, ldb}, c, ldc, m, n, st);
+}
+
+// The same with B's row k at b + offset[k], read exactly (GemmRowsUkernelFn).
+template <typename V, int MR, int NV>
+void gemm_ukernel_rows(int64_t kc, const typename V::T* a, const typename V::T* b,
+                       const int64_t* offset, typename V::T* c, int64_t ldc, int m, int n,
+                       const TileStore<typename V::T>& st) {
+  GemmTiles<V, MR, NV, OffsetRows>::run(kc, a, {b, offset}, c, ldc, m, n, st);
 }
 
 }  // namespace fastconv::kernels

@@ -117,8 +117,14 @@ bool transposed_product(const ConvProblem& p, DType dtype, const kernels::Kernel
 // ahead. Measured on 1x1 layers through plans, 1 thread, packed / in place: on 14 x 14 (rows
 // of 784 bytes) 0.92-0.95 at batch 8, 0.98-1.04 at batch 1; on 28 x 28 and 56 x 56 (whole
 // lines) 0.96-1.06 at batch 8, 1.04-1.11 at batch 1. (The data gradient reads dY in place.)
+// On the Xeon (two FMA pipes: kernels' fma_pipes) a panel read in place is slower once it has
+// more than 64 rows (its rows, P apart, fall on few L1 sets: on 56 x 56 every 4th set):
+// packed / in place, 1 thread, plans: 256 -> 64 on 56 x 56 0.82, 512 -> 128 on 28 x 28 0.87,
+// 128 -> 512 0.93-0.96, 256 -> 1024 on 14 x 14 0.95, 1024 -> 256 0.96, MobileNetV2's
+// 144 -> 24 0.90-0.98; with 64 rows 64 -> 64 and 64 -> 256 on 56 x 56 1.02-1.07.
 constexpr int64_t kInPlaceColdBytes = int64_t(2) << 20;
-bool in_place_b(int64_t b_bytes, int64_t row_bytes) {
+bool in_place_b(int64_t b_bytes, int64_t row_bytes, int64_t rows, int fma_pipes) {
+  if (fma_pipes >= 2) return rows <= 64;
   return row_bytes % 64 == 0 || b_bytes <= kInPlaceColdBytes;
 }
 
@@ -328,7 +334,8 @@ void forward(const ConvArgs& a) {
   // in place where in_place_b says so.
   const bool in_place = p.kernel_spatial() == 1 && p.stride == std::array<int64_t, 3>{1, 1, 1} &&
                         p.out == p.in &&
-                        in_place_b(p.N * p.C * P * int64_t(sizeof(T)), P * int64_t(sizeof(T)));
+                        in_place_b(p.N * p.C * P * int64_t(sizeof(T)), P * int64_t(sizeof(T)),
+                                   Kr, a.kernels.fma_pipes);
   // One reduction block: each tile is written once, so a large output can bypass the caches.
   kernels::TileStore<T> store_base = output_store<T>(nullptr, a.activation);
   store_base.stream = Kr <= gemm::kKC && p.N * p.K * P * int64_t(sizeof(T)) > kStreamOutputBytes;

@@ -31,6 +31,15 @@ inline double direct_ns_per_mac(int fma_pipes) { return fma_pipes >= 2 ? 0.0129 
 // transformed weights, 0.05 for direct's packed ones).
 constexpr double kColdWeightNsPerByte = 0.045;
 
+// A 1x1 layer at stride 1 without padding whose output covers its input (a transposed
+// convolution's output_padding leaves input positions no output reads): its data gradient,
+// dX_g = W_g^T dY_g, is the forward convolution of dy by the transposed weights (gemm.cpp runs
+// it so; `auto` sends it there).
+inline bool data_gradient_is_forward(const ConvProblem& p) {
+  return p.kernel_spatial() == 1 && p.stride == std::array<int64_t, 3>{1, 1, 1} &&
+         !p.has_padding() && p.out == p.in;
+}
+
 // Forward outputs larger than this (a quarter of a core's L2 here) are written with
 // non-temporal stores where a driver writes each output element once: no read for ownership
 // of every line, at the price of the next layer reading them from memory rather than cache.

@@ -147,9 +147,9 @@ void backward_data(const ConvAlgorithm& algo, const ConvProblem& p, const T* w, 
   const kernels::KernelTable& kernels = kernels::active_kernels();
   bool non_finite = false;
   bool* check = exact && algo.spreads_non_finite ? &non_finite : nullptr;
-  if (p.has_padding() && p.padding_mode == PaddingMode::zeros && algo.writes_kept_box) {
+  if ((!p.has_padding() || p.padding_mode == PaddingMode::zeros) && algo.writes_kept_box) {
     // The kept box of the padded gradient is dx itself: an algorithm that writes it whole
-    // needs no padded copy and no fold.
+    // needs no padded copy and no fold (and without padding, no zeroed dx).
     const ConvProblem q = unpadded_view(p);
     ConvArgs probe{q, dtype, nullptr, w, nullptr, dy, dx, nullptr, threads, kernels};
     for (int d = 0; d < 3; ++d) probe.keep_lo[d] = p.pad_lo[d], probe.keep_hi[d] = q.in[d] - p.pad_hi[d];

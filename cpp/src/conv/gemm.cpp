@@ -362,11 +362,62 @@ void forward(const ConvArgs& a) {
   }
 }
 
+// ---- backward-data of a 1x1 layer at stride 1 without padding (data_gradient_is_forward):
+// the forward of dy by W^T (the problem with C and K swapped), rows of dy read like a 1x1
+// layer's input, each output written once, instead of dX_col chunks added into a zeroed dx
+// (1x1 layers of ResNet-50, 1 thread: 1.3-2.3x faster than the chunks). W^T is packed straight
+// from w, as the forward's pack_weights would pack it: its A panels (W_g^T's rows are w's
+// columns) or, for the transposed product, B panels (W_g^T transposed is w's rows).
+// Workspace: the packed weights, then the forward's.
+ConvProblem data_gradient_forward(const ConvProblem& p) {
+  ConvProblem q = p;
+  std::swap(q.C, q.K);
+  return q;
+}
+
+template <typename T>
+int64_t data_gradient_weights_size(const ConvProblem& p, const kernels::GemmUkernel<T>& uk) {
+  return round_up(p.groups * group_pack_size(data_gradient_forward(p), uk), 16);
+}
+
+template <typename T>
+void backward_data_by_forward(const ConvArgs& a) {
+  const ConvProblem& p = a.problem;
+  const auto& uk = a.kernels.get<T>().gemm;
+  const ConvProblem q = data_gradient_forward(p);
+  const int64_t Kg = p.K_per_group(), Cg = p.C_per_group(), size = group_pack_size(q, uk);
+  const bool transposed = transposed_product(q, uk);
+  const auto* w = static_cast<const T*>(a.w);  // per group Kg x Cg: W_g
+  T* packed = static_cast<T*>(a.workspace);
+#pragma omp parallel for schedule(static) num_threads(a.threads) if (a.threads > 1)
+  for (int64_t g = 0; g < p.groups; ++g) {
+    const T* wg = w + g * Kg * Cg;
+    T* dst = packed + g * size;
+    if (transposed) {
+      const int64_t Nr = round_up(Cg, uk.nr);
+      for (int64_t k0 = 0; k0 < Kg; k0 += gemm::kKC)
+        gemm::RowMajorB<T>{wg, Cg, uk.nr}.pack(k0, std::min(gemm::kKC, Kg - k0), 0, Cg,
+                                               dst + k0 * Nr);
+    } else {
+      const gemm::StridedA<T> wt{wg, Cg, 1, Cg, uk};  // W_g^T: element (c, k) at wg[k Cg + c]
+      for (int64_t m = 0; m < Cg; m += uk.mr) wt(m, 0, Kg, dst + m * Kg);
+    }
+  }
+  ConvArgs f{q, a.dtype, a.dy, nullptr, nullptr, nullptr, a.out,
+             packed + data_gradient_weights_size(p, uk), a.threads, a.kernels};
+  f.packed_w = packed;
+  forward<T>(f);
+}
+
 // ---- backward-data:  w K x Kr, dy N x K x P -> dx N x C x in (padded, zeroed by the caller).
 // Workspace: per-thread scratch with a dX_col chunk.
 template <typename T>
 void backward_data(const ConvArgs& a) {
   const ConvProblem& p = a.problem;
+  if (data_gradient_is_forward(p)) {
+    backward_data_by_forward<T>(a);
+    return;
+  }
   const auto& uk = a.kernels.get<T>().gemm;
   const int64_t Kg = p.K_per_group(), Cg = p.C_per_group(), Kr = reduction_size(p);
   const int64_t KK = p.kernel_spatial(), P = p.out_spatial(), in_plane = p.in_spatial();
@@ -438,11 +489,26 @@ std::size_t workspace_bytes(const ConvProblem& p, DType dtype, ConvDirection dir
   const int mr = f32 ? kernels.f32.gemm.mr : kernels.f64.gemm.mr;
   const std::size_t elem = util::dtype_size(dtype);
   if (direction == ConvDirection::forward && rows_in_place(p, dtype, kernels)) return 0;
+  if (direction == ConvDirection::backward_data && data_gradient_is_forward(p)) {
+    const int64_t weights = f32 ? data_gradient_weights_size(p, kernels.f32.gemm)
+                                : data_gradient_weights_size(p, kernels.f64.gemm);
+    return static_cast<std::size_t>(weights) * elem +
+           workspace_bytes(data_gradient_forward(p), dtype, ConvDirection::forward, threads,
+                           kernels);
+  }
   const Use use = direction == ConvDirection::backward_data      ? Use::backward_data
                   : direction == ConvDirection::backward_weights ? Use::backward_weights
                   : transposed_product(p, dtype, kernels)       ? Use::forward_transposed
                                                                  : Use::forward;
   return static_cast<std::size_t>(threads * ScratchSizes(use, mr).total()) * elem;
+}
+
+// The data gradient by the forward writes the whole gradient, which is the kept box where the
+// layer has no padding (then the entry point leaves dx as it is instead of zeroing it).
+bool writes_kept_box(const ConvArgs& a) {
+  const ConvProblem& p = a.problem;
+  return data_gradient_is_forward(p) && a.keep_lo == std::array<int64_t, 3>{0, 0, 0} &&
+         a.keep_hi == p.in;
 }
 
 std::size_t packed_weights_bytes(const ConvProblem& p, DType dtype,
@@ -463,7 +529,9 @@ const ConvAlgorithm& gemm_algorithm() {
       nullptr,
       &workspace_bytes,
       &packed_weights_bytes,
-      &by_dtype_pack<pack_weights<float>, pack_weights<double>>};
+      &by_dtype_pack<pack_weights<float>, pack_weights<double>>,
+      nullptr,
+      &writes_kept_box};
   return algo;
 }
 

@@ -5,7 +5,8 @@
 //
 //   test_kernels.cpp (this file)
 //     GEMM tile:  every m <= MR, n <= NR, a few depths; bias, accumulate, the ReLU6 clamp and
-//                 NaN kept by the clamp; C rows ldc apart with a gap after n columns
+//                 NaN kept by the clamp; C rows ldc apart with a gap after n columns; B rows
+//                 ldb apart (run) or at uneven offsets (run_rows)
 //     pack_rows:  1, W - 1 and W rows (null rows among them) into records of count, count + 3
 //                 and 2W elements, and of count elements from the last one back
 //     pooling:    rows (max, sum) and windows (max, sum; strides 1 and 2, dilation, scaling)
@@ -32,9 +33,12 @@ template <typename T>
 void test_gemm(const std::string& isa, const fastconv::kernels::GemmUkernel<T>& uk) {
   const int mr = uk.mr, nr = uk.nr;
   const int64_t ldc = nr + 5, guard = 32;
-  for (int64_t ldb : {int64_t(nr), int64_t(nr) + 7})  // a packed panel; rows read in place
+  // ldb: a packed panel, rows read in place; 0: rows at uneven offsets (run_rows)
+  for (int64_t ldb : {int64_t(nr), int64_t(nr) + 7, int64_t(0)})
   for (int64_t kc : {1, 3, 64}) {
-    const auto a = random<T>(kc * mr, 11), b = random<T>(kc * ldb, 12);
+    std::vector<int64_t> offset(static_cast<size_t>(kc));
+    for (int64_t k = 0; k < kc; ++k) offset[k] = ldb > 0 ? k * ldb : (kc - 1 - k) * (nr + 3) + k % 3;
+    const auto a = random<T>(kc * mr, 11), b = random<T>(kc * (nr + 7), 12);
     const auto bias = random<T>(mr, 13);
     for (int m = 1; m <= mr; ++m) {
       for (int n = 1; n <= nr; ++n) {
@@ -50,7 +54,10 @@ void test_gemm(const std::string& isa, const fastconv::kernels::GemmUkernel<T>& 
           const T start = T(0.5);
           for (int i = 0; i < m; ++i)
             for (int j = 0; j < n; ++j) c[i * ldc + j] = variant == 2 ? start : T(99);
-          uk.run(kc, a.data(), b.data(), ldb, c, ldc, m, n, st);
+          if (ldb > 0)
+            uk.run(kc, a.data(), b.data(), ldb, c, ldc, m, n, st);
+          else
+            uk.run_rows(kc, a.data(), b.data(), offset.data(), c, ldc, m, n, st);
           if (uk.store_fence) uk.store_fence();
           bool values = true, untouched = true;
           for (int64_t idx = 0; idx < static_cast<int64_t>(buf.size()); ++idx) {
@@ -60,8 +67,8 @@ void test_gemm(const std::string& isa, const fastconv::kernels::GemmUkernel<T>& 
               double s = variant == 2 ? double(start) : (st.bias ? double(bias[i]) : 0.0);
               double scale = std::fabs(s);
               for (int64_t k = 0; k < kc; ++k) {
-                s += double(a[k * mr + i]) * double(b[k * ldb + j]);
-                scale += std::fabs(double(a[k * mr + i]) * double(b[k * ldb + j]));
+                s += double(a[k * mr + i]) * double(b[offset[k] + j]);
+                scale += std::fabs(double(a[k * mr + i]) * double(b[offset[k] + j]));
               }
               if (st.clamp) s = std::min(std::max(s, double(st.lo)), double(st.hi));
               values &= std::fabs(double(buf[idx]) - s) <= tolerance<T>() * std::max(scale, 1.0);

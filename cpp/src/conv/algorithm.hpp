@@ -124,7 +124,8 @@ struct ConvAlgorithm {
                              const kernels::KernelTable& kernels) = nullptr;
   // Whether its backward-data (on the unpadded view `problem`, with args.w the weights) can
   // write the kept box of the input gradient whole into a buffer of just that box (zero
-  // padding: the entry point then needs no padded gradient and no fold). Null: never.
+  // padding: the entry point then needs no padded gradient and no fold; no padding: the box is
+  // the whole gradient, which the entry point then does not zero). Null: never.
   bool (*writes_kept_box)(const ConvArgs& args) = nullptr;
   // Whether a non-finite input value can reach outputs whose window does not hold it (a
   // transform mixing a tile's inputs, as Winograd's does); see ConvArgs::non_finite_input.

@@ -2,7 +2,8 @@
 // input arrives padded (or, for the data gradient, the gradient of the padded input is computed
 // and folded back), so no algorithm handles padding modes itself. With zero padding an
 // algorithm may instead take the forward input as given and pad it itself (pads_forward_input),
-// or write the data gradient's kept box straight into dx (writes_kept_box).
+// or (with zero padding or none) write the data gradient's kept box straight into dx, which
+// is then neither zeroed nor folded (writes_kept_box).
 #include "execute.hpp"
 
 #include <algorithm>

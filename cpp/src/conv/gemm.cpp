@@ -261,15 +261,18 @@ bool rows_in_place(const ConvProblem& p, DType dtype, const kernels::KernelTable
 // ---- forward, B in place:  x N x C x in (padded), packed W, y N x K x P (rows_in_place).
 // Each tile is MR output channels x NR positions of one output row; row k of its B panel is
 // the padded input at the row's first position plus Im2colGeometry's offset of im2col row k,
-// which the microkernel reads there (run_rows): nothing is packed, the input stays in cache.
-// Tasks (n, g, run of output rows), every output channel in each.
+// which the microkernel reads there (run_rows): nothing is packed. The rows go in segments of
+// at most kNC positions, whose B rows stay in cache while every A panel passes over them (a
+// 1-D layer is one long row: WaveNet's 64 channels over 16 000 samples). Tasks (n, g, run of
+// segments), every output channel in each.
 template <typename T>
 void forward_rows(const ConvArgs& a) {
   const ConvProblem& p = a.problem;
   const auto& uk = a.kernels.get<T>().gemm;
   const int64_t Kg = p.K_per_group(), Cg = p.C_per_group(), Kr = reduction_size(p);
   const int64_t P = p.out_spatial(), in_plane = p.in_spatial(), OW = p.out[2];
-  const int64_t rows = p.out[0] * p.out[1];  // output rows of OW positions
+  const int64_t segments = ceil_div(OW, gemm::kNC);              // per output row
+  const int64_t units = p.out[0] * p.out[1] * segments;           // segments of all rows
   const auto* x = static_cast<const T*>(a.x);
   const auto* b = static_cast<const T*>(a.b);
   auto* y = static_cast<T*>(a.out);
@@ -278,7 +281,7 @@ void forward_rows(const ConvArgs& a) {
   const Im2colGeometry geo(p);
   int64_t offset[gemm::kKC];  // of the im2col rows, from the group's first channel
   geo.row_offsets(0, Kr, offset);
-  const int64_t runs = std::min(rows, ceil_div(4 * int64_t(a.threads), p.N * p.groups));
+  const int64_t runs = std::min(units, ceil_div(4 * int64_t(a.threads), p.N * p.groups));
   kernels::TileStore<T> store_base = output_store<T>(nullptr, a.activation);
   store_base.stream = p.N * p.K * P * int64_t(sizeof(T)) > kStreamOutputBytes;
 #pragma omp parallel for schedule(dynamic, 1) num_threads(a.threads) if (a.threads > 1)
@@ -287,16 +290,18 @@ void forward_rows(const ConvArgs& a) {
     const T* xg = x + (n * p.C + g * Cg) * in_plane;
     const T* wg = wpack + g * group_pack;
     T* yg = y + (n * p.K + g * Kg) * P;
-    for (int64_t r = run * rows / runs; r < (run + 1) * rows / runs; ++r) {
+    for (int64_t u = run * units / runs; u < (run + 1) * units / runs; ++u) {
+      const int64_t r = u / segments, j0 = u % segments * gemm::kNC;
+      const int64_t j1 = std::min(OW, j0 + gemm::kNC);
       int64_t first;  // the row's first position in the padded input
       geo.col_offsets(r * OW, 1, &first);
-      for (int64_t m = 0; m < Kg; m += uk.mr) {  // an A panel in cache for the whole row
+      for (int64_t m = 0; m < Kg; m += uk.mr) {
         kernels::TileStore<T> st = store_base;
         st.bias = b ? b + g * Kg + m : nullptr;
         const int count = static_cast<int>(std::min<int64_t>(uk.mr, Kg - m));
-        for (int64_t j = 0; j < OW; j += uk.nr)
+        for (int64_t j = j0; j < j1; j += uk.nr)
           uk.run_rows(Kr, wg + m * Kr, xg + first + j, offset, yg + m * P + r * OW + j, P, count,
-                      static_cast<int>(std::min<int64_t>(uk.nr, OW - j)), st);
+                      static_cast<int>(std::min<int64_t>(uk.nr, j1 - j)), st);
       }
     }
     if (store_base.stream) uk.store_fence();

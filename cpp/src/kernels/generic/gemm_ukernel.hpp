@@ -2,12 +2,14 @@
 // vector wrapper V (vec_<isa>.hpp) and instantiated per ISA.
 //
 // Tile: MR rows x NR = NV vectors of V::W lanes. Per k step it loads NV vectors of the B panel
-// (packed, or a row of a matrix read in place), broadcasts MR values of the packed A panel and
-// issues MR*NV FMAs (Goto & van de Geijn, "Anatomy of high-performance matrix
-// multiplication", 2008). A partial tile (m < MR or n < NR: the last panel of a 7x7 or 14x14
-// image) runs an instantiation for just its rows and vectors, so its cost follows its size; its
-// last vector is stored under a mask. Every loop below has a compile-time count, so the
-// accumulators stay in registers.
+// (packed, a row of a matrix read in place, or a row at its own offset: an im2col row in the
+// padded input, run_rows), broadcasts MR values of the packed A panel and issues MR*NV FMAs
+// (Goto & van de Geijn, "Anatomy of high-performance matrix multiplication", 2008). A partial
+// tile (m < MR or n < NR: the last panel of a 7x7 or 14x14 image) runs an instantiation for
+// just its rows and vectors, so its cost follows its size; its last vector is stored under a
+// mask. Every loop that indexes the accumulators has a compile-time count and is unrolled
+// whole (FASTCONV_UNROLL), so they stay in registers; a partial tile's stores, whose counts are
+// known at run time, go through a buffer.
 #pragma once
 
 #include <array>

@@ -21,9 +21,10 @@ import pytest
 
 import fastconv
 from fastconv import functional as F
-from conftest import fail_if, special_value_problems, tolerance_for
-from reference import conv_reference, normalized_error
-from test_gemm_transposed import ceil_to, tiles, transposed
+from conftest import fail_if
+from reference import conv_reference
+from test_gemm_transposed import (arrays, ceil_to, forward_problems, problem, threads_problems,
+                                  tiles, transposed)
 
 DTYPES = [np.float32, np.float64]
 OPS = {3: F.conv1d, 4: F.conv2d, 5: F.conv3d}
@@ -56,22 +57,9 @@ def rows(isa, dtype, w, out_shape, kw):
             and idle * Kg < 16.0)
 
 
-def problem(case, rng):
-    name, xs, ws, kw = case
-    kw = dict(kw)
-    bias = kw.pop("bias", True)
-    x = rng.uniform(-1, 1, xs).astype(np.float32).astype(np.float64)
-    w = rng.uniform(-1, 1, ws).astype(np.float32).astype(np.float64)
-    b = rng.uniform(-1, 1, ws[0]).astype(np.float32).astype(np.float64) if bias else None
-    return x, w, b, kw
-
-
-def arrays(x, w, b, dtype):
-    return x.astype(dtype), w.astype(dtype), None if b is None else b.astype(dtype)
-
-
-def conv(x, w, b, kw):
-    return OPS[w.ndim](x, w, b, algo="gemm", **kw)
+def conv_nd(x, w, b=None, **kw):
+    """conv1d, conv2d or conv3d by the rank of w."""
+    return OPS[w.ndim](x, w, b, **kw)
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
@@ -83,24 +71,7 @@ def test_rows_forward(dtype, isa, record_error):
         if case[0] == "first_layer":  # NaN / Inf reach their windows' outputs
             x[1, 2, 4, 33] = np.nan
             x[0, 0, 0, 69] = np.inf
-        with np.errstate(invalid="ignore", over="ignore"):
-            ref = conv_reference(x, w, b, **kw)
-        y = conv(*arrays(x, w, b, dtype), kw)
-        where = f"[isa={isa}, {np.dtype(dtype).name}] {case[0]}"
-        problems += special_value_problems(y.astype(np.float64), ref, where, "outputs")
-        finite = np.isfinite(ref)
-        err = normalized_error(y.astype(np.float64)[finite], ref[finite])
-        record_error(dtype, "gemm", err, isa, case[0])
-        if not err <= tolerance_for("gemm", dtype):
-            problems.append(f"{where}: normalised error {err:.3e}")
-        for act, lo, hi in (("relu", 0, np.inf), ("relu6", 0, 6)):
-            yp = fastconv.plan(*arrays(x, w, b, dtype)[1:], algo="gemm", activation=act,
-                               **kw)(x.astype(dtype))
-            with np.errstate(invalid="ignore"):
-                want = np.clip(y, lo, hi)
-            nan = np.isnan(want)
-            if not (np.array_equal(np.isnan(yp), nan) and yp[~nan].tobytes() == want[~nan].tobytes()):
-                problems.append(f"{where}: plan {act} differs from clip(conv)")
+        problems += forward_problems(case[0], x, w, b, kw, dtype, isa, record_error, conv_nd)
     fail_if(problems)
 
 
@@ -146,14 +117,5 @@ def test_rule_copy_examples():
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
 def test_rows_threads_bit_identical(dtype, isa, threads_restored):
-    rng = np.random.default_rng(43)
-    problems = []
-    for case in (CASES[0], CASES[3], CASES[8]):
-        x, w, b, kw = problem(case, rng)
-        threads_restored(1)
-        y1 = conv(*arrays(x, w, b, dtype), kw)
-        threads_restored(2)
-        y2 = conv(*arrays(x, w, b, dtype), kw)
-        if y1.tobytes() != y2.tobytes():
-            problems.append(f"[isa={isa}, {np.dtype(dtype).name}] {case[0]}: 1 and 2 threads differ")
-    fail_if(problems)
+    cases = (CASES[0], CASES[3], CASES[8])
+    fail_if(threads_problems(cases, 43, dtype, isa, threads_restored, conv_nd))

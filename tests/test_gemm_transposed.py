@@ -79,6 +79,31 @@ def arrays(x, w, b, dtype):
     return x.astype(dtype), w.astype(dtype), None if b is None else b.astype(dtype)
 
 
+def forward_problems(name, x, w, b, kw, dtype, isa, record_error, conv=F.conv2d):
+    """gemm's forward of (x, w, b, kw) in dtype against the float64 reference (special values
+    where they belong, the normalised error within budget) and a plan's fused relu / relu6
+    against clip(conv), bit for bit: the problems found."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        ref = conv_reference(x, w, b, **kw)
+    y = conv(*arrays(x, w, b, dtype), algo="gemm", **kw)
+    where = f"[isa={isa}, {np.dtype(dtype).name}] {name}"
+    problems = special_value_problems(y.astype(np.float64), ref, where, "outputs")
+    finite = np.isfinite(ref)
+    err = normalized_error(y.astype(np.float64)[finite], ref[finite])
+    record_error(dtype, "gemm", err, isa, name)
+    if not err <= tolerance_for("gemm", dtype):
+        problems.append(f"{where}: normalised error {err:.3e}")
+    for act, lo, hi in (("relu", 0, np.inf), ("relu6", 0, 6)):
+        yp = fastconv.plan(*arrays(x, w, b, dtype)[1:], algo="gemm", activation=act,
+                           **kw)(x.astype(dtype))
+        with np.errstate(invalid="ignore"):
+            want = np.clip(y, lo, hi)
+        nan = np.isnan(want)
+        if not (np.array_equal(np.isnan(yp), nan) and yp[~nan].tobytes() == want[~nan].tobytes()):
+            problems.append(f"{where}: plan {act} differs from clip(conv)")
+    return problems
+
+
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
 def test_transposed_forward(dtype, isa, record_error):
     rng = np.random.default_rng(31)
@@ -88,24 +113,7 @@ def test_transposed_forward(dtype, isa, record_error):
         if case[0] == "1x1_5x5_N3_nobias":  # NaN / Inf reach whole output rows and columns
             x[1, 5, 3, 2] = np.nan
             x[2, 7, 0, 0] = np.inf
-        with np.errstate(invalid="ignore", over="ignore"):
-            ref = conv_reference(x, w, b, **kw)
-        y = F.conv2d(*arrays(x, w, b, dtype), algo="gemm", **kw)
-        where = f"[isa={isa}, {np.dtype(dtype).name}] {case[0]}"
-        problems += special_value_problems(y.astype(np.float64), ref, where, "outputs")
-        finite = np.isfinite(ref)
-        err = normalized_error(y.astype(np.float64)[finite], ref[finite])
-        record_error(dtype, "gemm", err, isa, case[0])
-        if not err <= tolerance_for("gemm", dtype):
-            problems.append(f"{where}: normalised error {err:.3e}")
-        for act, lo, hi in (("relu", 0, np.inf), ("relu6", 0, 6)):
-            yp = fastconv.plan(*arrays(x, w, b, dtype)[1:], algo="gemm", activation=act,
-                               **kw)(x.astype(dtype))
-            with np.errstate(invalid="ignore"):
-                want = np.clip(y, lo, hi)
-            nan = np.isnan(want)
-            if not (np.array_equal(np.isnan(yp), nan) and yp[~nan].tobytes() == want[~nan].tobytes()):
-                problems.append(f"{where}: plan {act} differs from clip(conv)")
+        problems += forward_problems(case[0], x, w, b, kw, dtype, isa, record_error)
     fail_if(problems)
 
 
@@ -142,16 +150,21 @@ def test_rule_copy_examples():
     assert not transposed(16, 3136, 64, 64)       # 56x56: every lane in use already
 
 
-@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
-def test_transposed_threads_bit_identical(dtype, isa, threads_restored):
-    rng = np.random.default_rng(33)
+def threads_problems(cases, seed, dtype, isa, threads_restored, conv=F.conv2d):
+    """gemm's forward of each case on 1 and 2 threads: the cases whose bits differ."""
+    rng = np.random.default_rng(seed)
     problems = []
-    for case in (CASES[2], CASES[3], CASES[4]):
+    for case in cases:
         x, w, b, kw = problem(case, rng)
         threads_restored(1)
-        y1 = F.conv2d(*arrays(x, w, b, dtype), algo="gemm", **kw)
+        y1 = conv(*arrays(x, w, b, dtype), algo="gemm", **kw)
         threads_restored(2)
-        y2 = F.conv2d(*arrays(x, w, b, dtype), algo="gemm", **kw)
+        y2 = conv(*arrays(x, w, b, dtype), algo="gemm", **kw)
         if y1.tobytes() != y2.tobytes():
             problems.append(f"[isa={isa}, {np.dtype(dtype).name}] {case[0]}: 1 and 2 threads differ")
-    fail_if(problems)
+    return problems
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+def test_transposed_threads_bit_identical(dtype, isa, threads_restored):
+    fail_if(threads_problems((CASES[2], CASES[3], CASES[4]), 33, dtype, isa, threads_restored))

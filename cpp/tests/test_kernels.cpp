@@ -37,7 +37,8 @@ void test_gemm(const std::string& isa, const fastconv::kernels::GemmUkernel<T>& 
   for (int64_t ldb : {int64_t(nr), int64_t(nr) + 7, int64_t(0)})
   for (int64_t kc : {1, 3, 64}) {
     std::vector<int64_t> offset(static_cast<size_t>(kc));
-    for (int64_t k = 0; k < kc; ++k) offset[k] = ldb > 0 ? k * ldb : (kc - 1 - k) * (nr + 3) + k % 3;
+    for (int64_t k = 0; k < kc; ++k)
+      offset[k] = ldb > 0 ? k * ldb : (kc - 1 - k) * (nr + 3) + k % 3;
     const auto a = random<T>(kc * mr, 11), b = random<T>(kc * (nr + 7), 12);
     const auto bias = random<T>(mr, 13);
     for (int m = 1; m <= mr; ++m) {

@@ -9,12 +9,13 @@
 // All three run the project's packed GEMM (gemm/gemm.hpp); im2col, its transpose and the
 // batch are fused into packing. A forward at stride 1 along W with a short reduction (a
 // network's first layer) packs nothing: its tiles read the rows of X_col where they lie in the
-// padded input (forward_rows, rows_in_place). Where the output positions P fill the GEMM's vectors badly (a
-// 7x7 image: 49 of 64 lanes) and the output channels fill them well, the forward computes
-// the product transposed, Y_g^T [P x Kg] = X_col^T [P x Kr] * W_g^T [Kr x Kg] (W_g^T packed
-// once), into a scratch block transposed back with bias and clamp. Work is split into tiles
-// that write disjoint outputs, each reduced in a fixed order, so results do not depend on the
-// thread count:
+// padded input (forward_rows, rows_in_place). Where the output positions P fill the GEMM's
+// vectors badly (a 7x7 image: 49 of 64 lanes) and the output channels fill them well, the
+// forward computes the product transposed, Y_g^T [P x Kg] = X_col^T [P x Kr] * W_g^T [Kr x Kg]
+// (W_g^T packed once), into a scratch block transposed back with bias and clamp. A 1x1 layer's
+// data gradient without stride or padding is the forward by W_g^T (backward_data_by_forward).
+// Work is split into tiles that write disjoint outputs, each reduced in a fixed order, so
+// results do not depend on the thread count:
 //   forward:  (n, g, column block, row block);  backward-data: (n, g, block of input
 //   channels), whose col2im touches only those channels;  backward-weights: (g, row block,
 //   column block), each summing over the whole batch. The input arrives padded.

@@ -17,11 +17,14 @@ namespace {
 // (ResNet-50, VGG-16 and smaller; median error 8 %) on the AMD EPYC (one 512-bit FMA pipe):
 //   Winograd F(m, 3):  g_m X Cp Kp T  +  0.18 X (Cp + Kp) T        products, transforms
 //                      + (4.5 + 0.16 X) Cp Kp [weights per call]     weight transform
+//                      + c 4 X Cp Kp [a plan's]                      U from memory per call
 //                      + 0.050 X Cp Kp ceil(T / tiles per task)       U read once per task
 //   direct / gemm:     a taps Cg Kg P + 0.37 (Cg + Kg) P
 //                      + 0.8 taps Cg Kg [weights per call]           weight packing
-// (the two per-call terms measured apart: stateless minus planned time at 512 x 7 x 7). On
-// several threads every term but U's reading is divided among them (auto_tile).
+//                      + c 4 taps Cg Kg [a plan's]                   packed weights per call
+// (the two per-call terms measured apart: stateless minus planned time at 512 x 7 x 7; c =
+// kColdWeightNsPerByte, algorithm.hpp, fitted later on the Intel Xeon). On several threads
+// every term but U's reading once per task is divided among them (auto_tile).
 // with X = A x A transform-domain points (A along one axis in 1-D), Cp / Kp the channels per
 // group rounded up to whole vectors, T the tiles, P the output positions, g = 0.0216, 0.0272,
 // 0.0325 for m = 2, 4, 6 (the fit gave 0.0300 for m = 6, which ranked F(6,3) above F(4,3) on

@@ -29,7 +29,8 @@ void fill_kernels(KernelTable& table) {
   table.f32.gemm = {two_pipes ? 12 : 8, 2 * VecF32::W,
                     two_pipes ? &gemm_ukernel<VecF32, 12, 2> : &gemm_ukernel<VecF32, 8, 2>,
                     &pack_runs<VecF32>, &VecF32::store_fence, VecF32::W, &pack_rows<VecF32>,
-                    two_pipes ? &gemm_ukernel_rows<VecF32, 12, 2> : &gemm_ukernel_rows<VecF32, 8, 2>};
+                    two_pipes ? &gemm_ukernel_rows<VecF32, 12, 2>
+                              : &gemm_ukernel_rows<VecF32, 8, 2>};
   table.f32.direct_row = {4, &direct_row_ukernel<VecF32, 4>, &direct_row_ukernel<VecF32, 1>,
                        &direct_row_bwd_data<VecF32>, &direct_row_bwd_weights<VecF32>,
                        &depthwise_plane<VecF32>};

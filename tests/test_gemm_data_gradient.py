@@ -33,9 +33,8 @@ CASES = [
 
 def problem(case, rng):
     name, xs, ws, groups = case
-    batched = len(xs) == len(ws)
-    ys = (xs[0] if batched else None, ws[0]) + tuple(xs[2 if batched else 1:])
-    ys = ys if batched else ys[1:]
+    batch = xs[:1] if len(xs) == len(ws) else ()
+    ys = batch + (ws[0],) + xs[-(len(ws) - 2):]  # a 1x1 kernel at stride 1: the input's extents
     w = rng.uniform(-1, 1, ws).astype(np.float32).astype(np.float64)
     gy = rng.uniform(-1, 1, ys).astype(np.float32).astype(np.float64)
     return xs, w, gy, groups

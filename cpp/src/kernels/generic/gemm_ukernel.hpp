@@ -123,16 +123,12 @@ void gemm_tile(int64_t kc, const typename V::T* a, const Rows& rows, typename V:
 template <typename V, int MR, int NV, template <typename> class Rows>
 struct GemmTiles {
   using T = typename V::T;
-  template <int ROWS, int VECS>
-  static void tile(int64_t kc, const T* a, const Rows<T>& rows, T* c, int64_t ldc, int m, int n,
-                   const TileStore<T>& st) {
-    gemm_tile<V, MR, ROWS, VECS>(kc, a, rows, c, ldc, m, n, st);
-  }
   using Fn = void (*)(int64_t, const T*, const Rows<T>&, T*, int64_t, int, int,
                       const TileStore<T>&);
   template <std::size_t... I>
   static constexpr std::array<Fn, sizeof...(I)> partial(std::index_sequence<I...>) {
-    return {&tile<static_cast<int>(I) / NV + 1, static_cast<int>(I) % NV + 1>...};
+    return {&gemm_tile<V, MR, static_cast<int>(I) / NV + 1, static_cast<int>(I) % NV + 1,
+                       Rows<T>>...};
   }
   static void run(int64_t kc, const T* a, const Rows<T>& rows, T* c, int64_t ldc, int m, int n,
                   const TileStore<T>& st) {

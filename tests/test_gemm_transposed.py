@@ -79,22 +79,22 @@ def arrays(x, w, b, dtype):
     return x.astype(dtype), w.astype(dtype), None if b is None else b.astype(dtype)
 
 
-def forward_problems(name, x, w, b, kw, dtype, isa, record_error, conv=F.conv2d):
-    """gemm's forward of (x, w, b, kw) in dtype against the float64 reference (special values
+def forward_problems(name, x, w, b, kw, dtype, isa, record_error, conv=F.conv2d, algo="gemm"):
+    """algo's forward of (x, w, b, kw) in dtype against the float64 reference (special values
     where they belong, the normalised error within budget) and a plan's fused relu / relu6
     against clip(conv), bit for bit: the problems found."""
     with np.errstate(invalid="ignore", over="ignore"):
         ref = conv_reference(x, w, b, **kw)
-    y = conv(*arrays(x, w, b, dtype), algo="gemm", **kw)
+    y = conv(*arrays(x, w, b, dtype), algo=algo, **kw)
     where = f"[isa={isa}, {np.dtype(dtype).name}] {name}"
     problems = special_value_problems(y.astype(np.float64), ref, where, "outputs")
     finite = np.isfinite(ref)
     err = normalized_error(y.astype(np.float64)[finite], ref[finite])
-    record_error(dtype, "gemm", err, isa, name)
-    if not err <= tolerance_for("gemm", dtype):
+    record_error(dtype, algo, err, isa, name)
+    if not err <= tolerance_for(algo, dtype):
         problems.append(f"{where}: normalised error {err:.3e}")
     for act, lo, hi in (("relu", 0, np.inf), ("relu6", 0, 6)):
-        yp = fastconv.plan(*arrays(x, w, b, dtype)[1:], algo="gemm", activation=act,
+        yp = fastconv.plan(*arrays(x, w, b, dtype)[1:], algo=algo, activation=act,
                            **kw)(x.astype(dtype))
         with np.errstate(invalid="ignore"):
             want = np.clip(y, lo, hi)
@@ -150,16 +150,16 @@ def test_rule_copy_examples():
     assert not transposed(16, 3136, 64, 64)       # 56x56: every lane in use already
 
 
-def threads_problems(cases, seed, dtype, isa, threads_restored, conv=F.conv2d):
-    """gemm's forward of each case on 1 and 2 threads: the cases whose bits differ."""
+def threads_problems(cases, seed, dtype, isa, threads_restored, conv=F.conv2d, algo="gemm"):
+    """algo's forward of each case on 1 and 2 threads: the cases whose bits differ."""
     rng = np.random.default_rng(seed)
     problems = []
     for case in cases:
         x, w, b, kw = problem(case, rng)
         threads_restored(1)
-        y1 = conv(*arrays(x, w, b, dtype), algo="gemm", **kw)
+        y1 = conv(*arrays(x, w, b, dtype), algo=algo, **kw)
         threads_restored(2)
-        y2 = conv(*arrays(x, w, b, dtype), algo="gemm", **kw)
+        y2 = conv(*arrays(x, w, b, dtype), algo=algo, **kw)
         if y1.tobytes() != y2.tobytes():
             problems.append(f"[isa={isa}, {np.dtype(dtype).name}] {case[0]}: 1 and 2 threads differ")
     return problems

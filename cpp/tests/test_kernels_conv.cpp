@@ -9,10 +9,12 @@
 //   bwd_data:   KB and 1, kb < KB and kb = KB, kw, strides, dilations; into a nonzero gradient,
 //               positions no tap reaches kept bit for bit
 //   bwd_weights: kw, strides, dilations, ow around the vector; added to nonzero sums
-//   depthwise_plane: kernels 3x3 (the unrolled and the stride-2 split paths), 5x3 and 1x1, planes
-//               from narrower than a vector to larger than the flat path, strides, dilations; no
-//               padding (x rows ldx apart, NaN in the gap) and padding on any sides, where the
-//               scratch border (zeroed by the caller) must stay zero and the interior hold x
+//   depthwise_plane: kernels 3x3 (the unrolled, the stride-2 split and the strip paths), 5x3
+//               and 1x1, planes from narrower than a vector to larger than the flat path and
+//               over five vectors wide, strides, dilations; no padding (x rows ldx apart, NaN in
+//               the gap) and padding on any sides (wider than a vector too), where the scratch
+//               border (zeroed by the caller) must stay zero and the interior hold x, or the
+//               scratch stay untouched where the strips fold the padding into their loads
 //   depthwise_blocked: 3x3, 5x5 and 7x7 (more taps than kept in registers), strides,
 //               dilations, ow around the 4-output block, with and without the clamp
 //   blocked tile: every non-null [NB][UR][stride] (and null exactly where NB x UR > max_acc);
@@ -191,12 +193,13 @@ void run_depthwise_plane(const std::string& isa, const fk::DirectRowUkernel<T>& 
   };
   Guarded<T> scratch(padded ? hp * wp : 1), y(oh * ow);
   Expected e_scratch(scratch.size());
+  const bool strips = fk::depthwise_plane_strips(c.kh, c.kw, c.sh, c.sw, c.dh, c.dw, ow, dr.w);
   if (padded)  // the caller zeroes the border; the interior starts as canaries
     for (int64_t h = 0; h < hp; ++h)
       for (int64_t v = 0; v < wp; ++v) {
         const bool inside = h >= c.top && h < c.top + c.in_h && v >= c.left && v < c.left + c.in_w;
         if (!inside) scratch[h * wp + v] = T(0);
-        e_scratch.put(h * wp + v, xp(h, v), 0.0);
+        if (!strips) e_scratch.put(h * wp + v, xp(h, v), 0.0);  // else left as it is
       }
   scratch.snapshot();
   y.snapshot();
@@ -232,13 +235,14 @@ void test_depthwise_plane(const std::string& isa, const fk::DirectRowUkernel<T>&
   struct Pad {
     int64_t top, left, bottom, right;
   };
-  // planes narrower than a vector, between one and two (the flat path at stride 1), wider, and
-  // one larger than the flat path's run
-  for (Extent p : {Extent{5, 7}, Extent{9, W + 5}, Extent{12, 2 * W + 7}, Extent{40, 40}})
+  // planes narrower than a vector, between one and two (the flat path at stride 1), wider, one
+  // larger than the flat path's run, and one of strips with whole vectors inside the row
+  for (Extent p : {Extent{5, 7}, Extent{9, W + 5}, Extent{12, 2 * W + 7}, Extent{40, 40},
+                   Extent{6, 5 * W + 3}})
     for (Extent k : {Extent{3, 3}, Extent{5, 3}, Extent{1, 1}})
       for (Extent s : {Extent{1, 1}, Extent{2, 2}, Extent{1, 2}})
         for (int64_t d : {1, 2})
-          for (Pad pad : {Pad{0, 0, 0, 0}, Pad{1, 1, 1, 1}, Pad{2, 0, 1, 3}})
+          for (Pad pad : {Pad{0, 0, 0, 0}, Pad{1, 1, 1, 1}, Pad{2, 0, 1, 3}, Pad{3, W + 2, 4, 1}})
             run_depthwise_plane(isa, dr, {p.h, p.w, k.h, k.w, s.h, s.w, d, d, pad.top, pad.left,
                                           pad.bottom, pad.right});
 }

@@ -72,6 +72,13 @@ bool depthwise_planes(const ConvProblem& p) {
          p.kernel[1] * p.kernel[2] <= 64;
 }
 
+// Whether the plane kernel of w lanes reads p's planes in strips, without a padded copy.
+bool plane_strips(const ConvProblem& p, int64_t w) {
+  return kernels::depthwise_plane_strips(p.kernel[1], p.kernel[2], p.stride[1], p.stride[2],
+                                         p.dilation[1], p.dilation[2], p.out[2],
+                                         static_cast<int>(w));
+}
+
 // Padded extents (H, W) of a depthwise problem's planes: the problem's own padding (when the
 // algorithm pads the input itself) or none (the unpadded view of a padded input).
 std::array<int64_t, 2> depthwise_padded_plane(const ConvProblem& p) {
@@ -93,8 +100,8 @@ void set_plane_window(const ConvProblem& p, Args& args) {
 }
 
 // x N x C x in, w C x 1 x 1 x KH x KW -> y N x C x out; tasks (n, c, od). Zero padding is
-// applied by the kernel, plane by plane into the thread's scratch (in cache), rather than by a
-// padded copy of the whole input.
+// applied by the kernel: folded into its loads (plane_strips), or plane by plane into the
+// thread's scratch (in cache); never by a padded copy of the whole input.
 template <typename T>
 void forward_depthwise(const ConvArgs& a) {
   const ConvProblem& p = a.problem;
@@ -107,7 +114,8 @@ void forward_depthwise(const ConvArgs& a) {
   const auto [Hp, Wp] = depthwise_padded_plane(p);
   const int64_t plane_stride = util::scratch_stride(Hp * Wp, sizeof(T));
   const int64_t out_plane = p.out[1] * p.out[2];
-  if (Hp != H || Wp != W) {  // the scratch planes' borders: zero once for every plane
+  const bool scratch_planes = (Hp != H || Wp != W) && !plane_strips(p, uk.w);
+  if (scratch_planes) {  // the scratch planes' borders: zero once for every plane
     T* scratch = static_cast<T*>(a.workspace);
     std::fill(scratch, scratch + a.threads * plane_stride, T(0));
   }
@@ -131,7 +139,9 @@ void forward_depthwise(const ConvArgs& a) {
     args.left = p.pad_lo[2];
     args.hp = Hp;
     args.wp = Wp;
-    args.scratch = static_cast<T*>(a.workspace) + util::thread_index() * plane_stride;
+    args.scratch = scratch_planes
+                       ? static_cast<T*>(a.workspace) + util::thread_index() * plane_stride
+                       : nullptr;
     args.w = w + c * taps;
     args.bias = bias;
     args.y = yp;
@@ -144,16 +154,20 @@ void forward_depthwise(const ConvArgs& a) {
 // Depthwise layers with narrow planes run W channels at once in the channel-blocked layout
 // (a plane's rows as vectors of W channels: no lanes idle past the row's end): when a row holds
 // fewer than 2W outputs. Measured, 1 thread: 960 x 7x7 0.078 -> 0.066 ms, 32 x 14x14 0.027 ->
-// 0.015 ms; on 56 x 56 planes the row kernels stay faster (0.23 against 0.30 ms). Except rows
-// of at least W outputs at stride 2 with 3 contiguous taps, which the plane kernel loads once
-// and splits into even and odd lanes: 144 x 56x56 -> 28x28 0.155 -> 0.120 ms (with 5 taps,
-// 240 x 56x56, it would be 0.33 -> 0.68 ms; 14 outputs, 192 x 28x28, 0.057 -> 0.086 ms).
+// 0.015 ms; on 56 x 56 planes the row kernels stay faster (0.23 against 0.30 ms). Except:
+// - 3x3 kernels at stride 1 or 2 without dilation on rows of at least 3W/2 outputs, which the
+//   plane kernel sweeps in strips of row vectors (depthwise_plane_3x3): 192 x 28x28, 0.12 ->
+//   0.08 ms (16 x 16 outputs, a strip half idle, stay blocked: 0.014 against 0.017 ms);
+// - rows of at least W outputs at stride 2 with 3 contiguous taps, which the plane kernel loads
+//   once and splits into even and odd lanes: 144 x 56x56 -> 28x28 0.155 -> 0.120 ms (with 5
+//   taps, 240 x 56x56, it would be 0.33 -> 0.68 ms; 14 outputs, 192 x 28x28, 0.057 -> 0.086).
 template <typename T>
 bool depthwise_blocked(const ConvProblem& p, const kernels::KernelSet<T>& ks) {
   const int64_t w = ks.direct_row.w;
   const bool split_rows =
       p.stride[2] == 2 && p.kernel[2] == 3 && p.dilation[2] == 1 && p.out[2] >= w;
-  return depthwise_planes(p) && p.out[2] < 2 * w && !split_rows;
+  const bool strips = plane_strips(p, w) && 2 * p.out[2] >= 3 * w;
+  return depthwise_planes(p) && p.out[2] < 2 * w && !split_rows && !strips;
 }
 
 bool depthwise_blocked(const ConvProblem& p, DType dtype, const kernels::KernelTable& kt) {
@@ -746,7 +760,11 @@ std::size_t workspace_bytes(const ConvProblem& p, DType dtype, ConvDirection dir
                                                        : depthwise_blocked_stride<double>(p, w))) *
                elem;
       }
-      return static_cast<std::size_t>(threads * util::scratch_stride(Hp * Wp, static_cast<int64_t>(elem))) * elem;
+      const int w = dtype == DType::f32 ? kernels.f32.direct_row.w : kernels.f64.direct_row.w;
+      if (plane_strips(p, w)) return 0;  // no padded copy of the planes
+      return static_cast<std::size_t>(
+                 threads * util::scratch_stride(Hp * Wp, static_cast<int64_t>(elem))) *
+             elem;
     }
     case ConvDirection::backward_data: {  // the row kernels' packed weights, or the blocked /
       const bool f32 = dtype == DType::f32;  // depthwise path's workspace

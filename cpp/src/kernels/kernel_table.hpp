@@ -130,7 +130,8 @@ struct DirectRowBwdWeightsArgs {
 //                        xp[(oh*sh + i*dh)*wp + o*sw + j*dw]        for oh < oh_count, o < ow
 // where xp is the input plane x (in_h x in_w, rows ldx apart) placed at (top, left) in a zero
 // plane of hp x wp. With any padding the kernel builds xp in `scratch` (hp * wp elements), of
-// which the caller zeroes the border once: the kernel writes only the interior.
+// which the caller zeroes the border once: the kernel writes only the interior; except where
+// depthwise_plane_strips holds, whose kernel reads x alone (scratch unused).
 template <typename T>
 struct DepthwisePlaneArgs {
   const T* x;
@@ -144,6 +145,14 @@ struct DepthwisePlaneArgs {
   T* y;
   int64_t oh, ow, kh, kw, sh, sw, dh, dw;
 };
+
+// Whether the depthwise plane kernel of W lanes takes a plane of this window in strips of row
+// vectors with the zero padding folded into its loads: 3x3, stride 1 or 2 along both axes, no
+// dilation, rows of at least W outputs.
+inline bool depthwise_plane_strips(int64_t kh, int64_t kw, int64_t sh, int64_t sw, int64_t dh,
+                                   int64_t dw, int64_t ow, int w) {
+  return kh == 3 && kw == 3 && sh == sw && sh <= 2 && dh == 1 && dw == 1 && ow >= w;
+}
 
 // Depthwise convolution of W channels at once on a channel-blocked plane (lane c: channel c):
 //   y[(r*ow + o)*W + c] = store(bias[c] + sum_{i < kh, j < kw} w[(i*kw + j)*W + c] *

@@ -1,13 +1,14 @@
 """Depthwise 3x3 convolution by strips of row vectors (kernels/generic/direct_ukernel.hpp's
 ``depthwise_plane_3x3``) vs the float64 reference.
 
-The direct algorithm's whole-plane depthwise kernel takes a 3x3 kernel at stride 1 or 2 along
-both axes without dilation, on rows of at least W outputs (W: the kernel's lanes: 16 on avx512
-float32, 8 on avx2 float32, 4 otherwise), in strips of output vectors that roll down the plane,
-with the zero padding folded into its loads: no padded copy of a plane, so a plan's workspace is
-empty (``test_shapes_take_the_strips_path`` checks that through ``plan.prepare``). Rows of fewer
-than 3W/2 outputs at stride 1 go to the channel-blocked kernels instead (``strips`` below copies
-the rule of conv/direct.cpp).
+On avx512 float32 (the table that enables strips: 32 registers), the direct algorithm's
+whole-plane depthwise kernel takes a 3x3 kernel at stride 1 or 2 along both axes without
+dilation, on rows of at least W = 16 outputs, in strips of output vectors that roll down the
+plane, with the zero padding folded into its loads: no padded copy of a plane, so a plan's
+workspace is empty (``test_shapes_take_the_strips_path`` checks that through ``plan.prepare``).
+Rows of fewer than 3W/2 outputs at stride 1 go to the channel-blocked kernels instead
+(``strips`` below copies the rule of conv/direct.cpp). The other ISAs and float64 run the same
+cases on their copying plane kernels.
 
 The cases cover strips with vectors at both ends of a row and inside it, a row's last vector
 overlapping the one before, padding wider than a vector (whole vectors of zeros), no padding,
@@ -30,13 +31,6 @@ from test_gemm_transposed import arrays, forward_problems, problem, threads_prob
 DTYPES = [np.float32, np.float64]
 
 
-def lanes(isa, dtype):
-    """The direct kernels' vector width W for isa and dtype."""
-    if np.dtype(dtype) == np.float32:
-        return {"avx512": 16, "avx2": 8}.get(isa, 4)
-    return 4
-
-
 # (name, x shape, weight shape, kwargs): depthwise 3x3 problems
 CASES = [
     ("s1_56", (1, 6, 20, 56), (6, 1, 3, 3), {"padding": 1, "groups": 6}),
@@ -56,7 +50,9 @@ CASES = [
 
 def strips(isa, dtype, w, out_shape, kw):
     """Whether conv/direct.cpp runs the case's planes in strips, for this ISA and dtype."""
-    lane = lanes(isa, dtype)
+    if isa != "avx512" or np.dtype(dtype) != np.float32:
+        return False
+    lane = 16
     stride = kw.get("stride", 1)
     ow = out_shape[-1]
     plane_kernel = ow >= 2 * lane or 2 * ow >= 3 * lane or (stride == 2 and ow >= lane)
@@ -115,7 +111,7 @@ def test_rule_copy_examples():
     assert strips("avx512", f32, w, (1, 144, 28, 28), dw)                  # 28 >= 24
     assert not strips("avx512", f32, w, (1, 144, 16, 16), dw)              # blocked
     assert not strips("avx512", f32, w, (1, 144, 7, 7), dw)                # under a vector
-    assert strips("avx2", f32, w, (1, 144, 14, 14), dw)
+    assert not strips("avx2", f32, w, (1, 144, 56, 56), dw)                # no strips there
     assert not strips("avx512", f32, w, (1, 144, 56, 56), {"padding": 1})  # not depthwise
     assert not strips("avx512", f32, np.zeros((3, 1, 5, 5)), (1, 3, 40, 40),
                       {"padding": 2, "groups": 3})

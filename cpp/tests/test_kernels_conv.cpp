@@ -193,7 +193,8 @@ void run_depthwise_plane(const std::string& isa, const fk::DirectRowUkernel<T>& 
   };
   Guarded<T> scratch(padded ? hp * wp : 1), y(oh * ow);
   Expected e_scratch(scratch.size());
-  const bool strips = fk::depthwise_plane_strips(c.kh, c.kw, c.sh, c.sw, c.dh, c.dw, ow, dr.w);
+  const bool strips =
+      dr.plane_strips && fk::depthwise_plane_strips(c.kh, c.kw, c.sh, c.sw, c.dh, c.dw, ow, dr.w);
   if (padded)  // the caller zeroes the border; the interior starts as canaries
     for (int64_t h = 0; h < hp; ++h)
       for (int64_t v = 0; v < wp; ++v) {

@@ -72,11 +72,13 @@ bool depthwise_planes(const ConvProblem& p) {
          p.kernel[1] * p.kernel[2] <= 64;
 }
 
-// Whether the plane kernel of w lanes reads p's planes in strips, without a padded copy.
-bool plane_strips(const ConvProblem& p, int64_t w) {
-  return kernels::depthwise_plane_strips(p.kernel[1], p.kernel[2], p.stride[1], p.stride[2],
-                                         p.dilation[1], p.dilation[2], p.out[2],
-                                         static_cast<int>(w));
+// Whether the plane kernel (uk.depthwise_plane) reads p's planes in strips, without a padded
+// copy.
+template <typename T>
+bool plane_strips(const ConvProblem& p, const kernels::DirectRowUkernel<T>& uk) {
+  return uk.plane_strips &&
+         kernels::depthwise_plane_strips(p.kernel[1], p.kernel[2], p.stride[1], p.stride[2],
+                                         p.dilation[1], p.dilation[2], p.out[2], uk.w);
 }
 
 // Padded extents (H, W) of a depthwise problem's planes: the problem's own padding (when the
@@ -114,7 +116,7 @@ void forward_depthwise(const ConvArgs& a) {
   const auto [Hp, Wp] = depthwise_padded_plane(p);
   const int64_t plane_stride = util::scratch_stride(Hp * Wp, sizeof(T));
   const int64_t out_plane = p.out[1] * p.out[2];
-  const bool scratch_planes = (Hp != H || Wp != W) && !plane_strips(p, uk.w);
+  const bool scratch_planes = (Hp != H || Wp != W) && !plane_strips(p, uk);
   if (scratch_planes) {  // the scratch planes' borders: zero once for every plane
     T* scratch = static_cast<T*>(a.workspace);
     std::fill(scratch, scratch + a.threads * plane_stride, T(0));
@@ -166,7 +168,7 @@ bool depthwise_blocked(const ConvProblem& p, const kernels::KernelSet<T>& ks) {
   const int64_t w = ks.direct_row.w;
   const bool split_rows =
       p.stride[2] == 2 && p.kernel[2] == 3 && p.dilation[2] == 1 && p.out[2] >= w;
-  const bool strips = plane_strips(p, w) && 2 * p.out[2] >= 3 * w;
+  const bool strips = plane_strips(p, ks.direct_row) && 2 * p.out[2] >= 3 * w;
   return depthwise_planes(p) && p.out[2] < 2 * w && !split_rows && !strips;
 }
 
@@ -760,8 +762,9 @@ std::size_t workspace_bytes(const ConvProblem& p, DType dtype, ConvDirection dir
                                                        : depthwise_blocked_stride<double>(p, w))) *
                elem;
       }
-      const int w = dtype == DType::f32 ? kernels.f32.direct_row.w : kernels.f64.direct_row.w;
-      if (plane_strips(p, w)) return 0;  // no padded copy of the planes
+      if (dtype == DType::f32 ? plane_strips(p, kernels.f32.direct_row)
+                              : plane_strips(p, kernels.f64.direct_row))
+        return 0;  // no padded copy of the planes
       return static_cast<std::size_t>(
                  threads * util::scratch_stride(Hp * Wp, static_cast<int64_t>(elem))) *
              elem;

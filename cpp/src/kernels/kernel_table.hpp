@@ -131,7 +131,7 @@ struct DirectRowBwdWeightsArgs {
 // where xp is the input plane x (in_h x in_w, rows ldx apart) placed at (top, left) in a zero
 // plane of hp x wp. With any padding the kernel builds xp in `scratch` (hp * wp elements), of
 // which the caller zeroes the border once: the kernel writes only the interior; except where
-// depthwise_plane_strips holds, whose kernel reads x alone (scratch unused).
+// the kernel takes the plane in strips (DirectRowUkernel::plane_strips), reading x alone.
 template <typename T>
 struct DepthwisePlaneArgs {
   const T* x;
@@ -146,9 +146,10 @@ struct DepthwisePlaneArgs {
   int64_t oh, ow, kh, kw, sh, sw, dh, dw;
 };
 
-// Whether the depthwise plane kernel of W lanes takes a plane of this window in strips of row
-// vectors with the zero padding folded into its loads: 3x3, stride 1 or 2 along both axes, no
-// dilation, rows of at least W outputs.
+// Whether the depthwise plane kernel of w lanes, where its table enables strips
+// (DirectRowUkernel::plane_strips), takes a plane of this window in strips of row vectors with
+// the zero padding folded into its loads: 3x3, stride 1 or 2 along both axes, no dilation, rows
+// of at least w outputs.
 inline bool depthwise_plane_strips(int64_t kh, int64_t kw, int64_t sh, int64_t sw, int64_t dh,
                                    int64_t dw, int64_t ow, int w) {
   return kh == 3 && kw == 3 && sh == sw && sh <= 2 && dh == 1 && dw == 1 && ow >= w;
@@ -180,7 +181,10 @@ struct DirectRowUkernel {
   void (*bwd_weights)(const DirectRowBwdWeightsArgs<T>&) = nullptr;
   void (*depthwise_plane)(const DepthwisePlaneArgs<T>&) = nullptr;
   void (*depthwise_blocked)(const DepthwiseBlockedArgs<T>&) = nullptr;
-  int w = 0;  // lanes of depthwise_blocked
+  int w = 0;  // lanes of depthwise_blocked (and of depthwise_plane)
+  // Whether depthwise_plane takes the planes depthwise_plane_strips names in strips (no padded
+  // copy): on ISAs with registers enough for a strip's accumulators and taps.
+  bool plane_strips = false;
 };
 
 // Pooling passes (generic/pool_ukernel.hpp), for max (NaN-propagating) and sum:

@@ -439,10 +439,12 @@ void copy_into_padded(const DepthwisePlaneArgs<typename V::T>& p, typename V::T*
   }
 }
 
-template <typename V>
+// Strips: whether the planes depthwise_plane_strips names go to depthwise_plane_3x3 (the table's
+// DirectRowUkernel::plane_strips says the same).
+template <typename V, bool Strips>
 void depthwise_plane(const DepthwisePlaneArgs<typename V::T>& args) {
   constexpr int W = V::W;
-  if (depthwise_plane_strips(args.kh, args.kw, args.sh, args.sw, args.dh, args.dw, args.ow, W)) {
+  if (Strips && depthwise_plane_strips(args.kh, args.kw, args.sh, args.sw, args.dh, args.dw, args.ow, W)) {
     const bool four = args.ow > 2 * W;  // strips of four vectors, else two
     if (args.sh == 1)
       (four ? depthwise_plane_3x3<V, 1, 4> : depthwise_plane_3x3<V, 1, 2>)(args);

@@ -146,11 +146,11 @@ constexpr int64_t kParallelImagesBytes = int64_t(8) << 20;
 // A row of outputs runs for every group of output channels before the next row (so that the
 // input passes through the cache once, the weights once per row) when a group's weights
 // (all its output channels) are at most kRowsOuterWeightBytes and smaller than the blocked
-// image; else each group of output channels runs over every row. Plans, 1 / 2 threads:
-// ResNet-50's 3x3 / 2 on 56x56 (590 KB of weights, 1.7 MB of input) 1.77 / 1.11 -> 1.65 /
-// 0.96 ms, AlexNet's 11x11 / 4 1.00 / 0.61 -> 1.00 / 0.57, while 512 x 7x7 (9.4 MB of
-// weights) took 2.55 / 1.37 ms against 1.75 / 0.88 and 3x3 / 2 on 256 x 28x28 (2.4 MB) 1.75
-// against 1.54 with rows first.
+// image; else each group of output channels runs over every row. Plans, 1 / 2 threads, A/B:
+// ResNet-50's 3x3 / 2 on 56x56 (590 KB of weights, 1.7 MB of input) 1.69-1.81 / 1.06-1.11 ->
+// 1.67-1.71 / 0.91-0.95 ms, the stem on 2 threads 0.90-0.91 -> 0.83-0.84, AlexNet's 11x11 / 4
+// on 2 threads 0.54-0.61 -> 0.48-0.49; while 512 x 7x7 (9.4 MB of weights) took 2.55 / 1.37 ms
+// rows first against 1.75 / 0.88, and 3x3 / 2 on 256 x 28x28 (2.4 MB) 1.68-1.84 against 1.54.
 constexpr int64_t kRowsOuterWeightBytes = int64_t(1) << 20;
 
 int64_t blocked_image_size(const ConvProblem& p, const Tiling& t) {
@@ -229,8 +229,8 @@ void convolve(const ConvProblem& p, const Tiling& t, const kernels::BlockedConvU
   const auto interleave = t.narrow() ? nullptr : uk.interleave;
   const int64_t tasks = p.groups * kgroups * rows;
   // The order of the tasks within a group: rows inside groups of output channels (the input
-  // passes once per group, its weights stay in cache), or groups inside rows (see
-  // kRowsOuterWeightBytes).
+  // passes once per group of output channels, whose weights stay in cache), or those groups
+  // inside rows (rows_outer; see kRowsOuterWeightBytes).
   const bool rows_outer = t.nkb * t.weight_block() * int64_t(sizeof(T)) <=
                           std::min(kRowsOuterWeightBytes, layout.size() * int64_t(sizeof(T)));
   // Output row `task` of image n, from its blocked copy `image`.

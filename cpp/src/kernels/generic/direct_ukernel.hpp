@@ -444,7 +444,8 @@ void copy_into_padded(const DepthwisePlaneArgs<typename V::T>& p, typename V::T*
 template <typename V, bool Strips>
 void depthwise_plane(const DepthwisePlaneArgs<typename V::T>& args) {
   constexpr int W = V::W;
-  if (Strips && depthwise_plane_strips(args.kh, args.kw, args.sh, args.sw, args.dh, args.dw, args.ow, W)) {
+  if (Strips &&
+      depthwise_plane_strips(args.kh, args.kw, args.sh, args.sw, args.dh, args.dw, args.ow, W)) {
     const bool four = args.ow > 2 * W;  // strips of four vectors, else two
     if (args.sh == 1)
       (four ? depthwise_plane_3x3<V, 1, 4> : depthwise_plane_3x3<V, 1, 2>)(args);
@@ -458,9 +459,9 @@ void depthwise_plane(const DepthwisePlaneArgs<typename V::T>& args) {
     p.x = args.scratch;
     p.ldx = args.wp;
   }
-  const bool k3 = p.kh == 3 && p.kw == 3;  // the common 3x3 kernel, fully unrolled
   const bool flat = p.sh == 1 && p.sw == 1 && p.ow < 2 * V::W &&
                     (p.oh - 1) * p.ldx + p.ow <= kDepthwiseFlatMax;
+  const bool k3 = p.kh == 3 && p.kw == 3;  // the common 3x3 kernel, fully unrolled
   if (flat) {
     k3 ? depthwise_plane_flat<V, 3, 3>(p) : depthwise_plane_flat<V, 0, 0>(p);
   } else if (k3 && p.sw == 1) {

@@ -144,14 +144,19 @@ constexpr int64_t kRowPiece = 256;
 constexpr int64_t kParallelImagesBytes = int64_t(8) << 20;
 
 // A row of outputs runs for every group of output channels before the next row (so that the
-// input passes through the cache once, the weights once per row) when a group's weights
-// (all its output channels) are at most kRowsOuterWeightBytes and smaller than the blocked
-// image; else each group of output channels runs over every row. Plans, 1 / 2 threads, A/B:
-// ResNet-50's 3x3 / 2 on 56x56 (590 KB of weights, 1.7 MB of input) 1.69-1.81 / 1.06-1.11 ->
-// 1.67-1.71 / 0.91-0.95 ms, the stem on 2 threads 0.90-0.91 -> 0.83-0.84, AlexNet's 11x11 / 4
-// on 2 threads 0.54-0.61 -> 0.48-0.49; while 512 x 7x7 (9.4 MB of weights) took 2.55 / 1.37 ms
-// rows first against 1.75 / 0.88, and 3x3 / 2 on 256 x 28x28 (2.4 MB) 1.68-1.84 against 1.54.
+// input passes through the cache once, the weights once per row; on several threads each
+// thread reads only its rows of the image, not all of it once per group of channels) when a
+// group's weights (all its output channels) are at most kRowsOuterWeightBytes and smaller than
+// the blocked image, and the image exceeds kRowsOuterImageBytes; else each group of output
+// channels runs over every row. Plans, 4 alternating runs each, 2 threads: ResNet-50's 3x3 / 2
+// on 56x56 (590 KB of weights, 1.7 MB of image) 0.94-0.99 -> 0.81-0.85 ms, AlexNet's 11x11 / 4
+// (640 KB) 0.49-0.51 -> 0.44-0.48, the stem (635 KB) 0.77-0.79 -> 0.74-0.79; 1 thread within
+// noise (1.53-1.67 against 1.52-1.63 ms on the 3x3 / 2). Rows first measured slower on the
+// stride phases of the data gradient (images of 400-430 KB, whose second pass is from L2: 3x3 /
+// 2 on 56x56, batch 8, 1 thread, 14.7-15.1 -> 20.3 ms) and on 512 x 7x7 (9.4 MB of weights:
+// 1.75 / 0.88 -> 2.55 / 1.37 ms).
 constexpr int64_t kRowsOuterWeightBytes = int64_t(1) << 20;
+constexpr int64_t kRowsOuterImageBytes = int64_t(512) << 10;
 
 int64_t blocked_image_size(const ConvProblem& p, const Tiling& t) {
   return util::round_up(p.groups * t.ncb * p.in_spatial() * t.cw, 16);
@@ -231,8 +236,10 @@ void convolve(const ConvProblem& p, const Tiling& t, const kernels::BlockedConvU
   // The order of the tasks within a group: rows inside groups of output channels (the input
   // passes once per group of output channels, whose weights stay in cache), or those groups
   // inside rows (rows_outer; see kRowsOuterWeightBytes).
-  const bool rows_outer = t.nkb * t.weight_block() * int64_t(sizeof(T)) <=
-                          std::min(kRowsOuterWeightBytes, layout.size() * int64_t(sizeof(T)));
+  const int64_t weight_bytes = t.nkb * t.weight_block() * int64_t(sizeof(T));
+  const int64_t image_bytes = layout.size() * int64_t(sizeof(T));
+  const bool rows_outer = weight_bytes <= std::min(kRowsOuterWeightBytes, image_bytes) &&
+                          image_bytes > kRowsOuterImageBytes;
   // Output row `task` of image n, from its blocked copy `image`.
   const auto output_row = [&](int64_t n, const T* image, int64_t task) {
     const int64_t row = rows_outer ? task / kgroups % rows : task % rows;

@@ -25,11 +25,6 @@ struct VecF32 {
   }
   // Lanes p[0] .. p[n-1] (all 8 when n >= 8), zero beyond; masked, so nothing past p[n-1] is read.
   static R load_partial(const T* p, int n) { return _mm256_maskload_ps(p, first(n)); }
-  // Lanes p[lo] .. p[hi-1] in lanes lo .. hi-1 (0 <= lo <= hi <= 8), zero elsewhere; masked,
-  // so only p[lo] .. p[hi-1] are read (p itself may lie before the data).
-  static R load_between(const T* p, int lo, int hi) {
-    return _mm256_maskload_ps(p, _mm256_andnot_si256(first(lo), first(hi)));
-  }
   // Lanes p[0], p[2], ..., p[2n-2] (n < 8), zero beyond; reads nothing past p[2n-2].
   static R load_even_partial(const T* p, int n) {
     return even(_mm256_maskload_ps(p, first(2 * n - 1)), _mm256_maskload_ps(p + 8, first(2 * n - 9)));

@@ -26,7 +26,8 @@ struct VecF32 {
   // Lanes p[0] .. p[n-1] (all 16 when n >= 16), zero beyond; masked, so nothing past p[n-1] is read.
   static R load_partial(const T* p, int n) { return _mm512_maskz_loadu_ps(first(n), p); }
   // Lanes p[lo] .. p[hi-1] in lanes lo .. hi-1 (0 <= lo <= hi <= 16), zero elsewhere; masked,
-  // so only p[lo] .. p[hi-1] are read (p itself may lie before the data).
+  // so only p[lo] .. p[hi-1] are read (p itself may lie before the data). For the depthwise
+  // strips (direct_ukernel.hpp's depthwise_plane_3x3), which only this table enables.
   static R load_between(const T* p, int lo, int hi) {
     return _mm512_maskz_loadu_ps(static_cast<__mmask16>(first(hi) & ~first(lo)), p);
   }

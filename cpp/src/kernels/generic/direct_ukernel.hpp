@@ -444,14 +444,15 @@ void copy_into_padded(const DepthwisePlaneArgs<typename V::T>& p, typename V::T*
 template <typename V, bool Strips>
 void depthwise_plane(const DepthwisePlaneArgs<typename V::T>& args) {
   constexpr int W = V::W;
-  if (Strips &&
-      depthwise_plane_strips(args.kh, args.kw, args.sh, args.sw, args.dh, args.dw, args.ow, W)) {
-    const bool four = args.ow > 2 * W;  // strips of four vectors, else two
-    if (args.sh == 1)
-      (four ? depthwise_plane_3x3<V, 1, 4> : depthwise_plane_3x3<V, 1, 2>)(args);
-    else
-      (four ? depthwise_plane_3x3<V, 2, 4> : depthwise_plane_3x3<V, 2, 2>)(args);
-    return;
+  if constexpr (Strips) {  // (not instantiated for the other tables)
+    if (depthwise_plane_strips(args.kh, args.kw, args.sh, args.sw, args.dh, args.dw, args.ow, W)) {
+      const bool four = args.ow > 2 * W;  // strips of four vectors, else two
+      if (args.sh == 1)
+        (four ? depthwise_plane_3x3<V, 1, 4> : depthwise_plane_3x3<V, 1, 2>)(args);
+      else
+        (four ? depthwise_plane_3x3<V, 2, 4> : depthwise_plane_3x3<V, 2, 2>)(args);
+      return;
+    }
   }
   DepthwisePlaneArgs<typename V::T> p = args;  // the plane the kernels read: x, or xp padded
   if (p.hp != p.in_h || p.wp != p.in_w) {

@@ -34,13 +34,6 @@ struct Vec {
     for (int i = 0; i < n && i < W; ++i) r.v[i] = p[i];
     return r;
   }
-  // Lanes p[lo] .. p[hi-1] in lanes lo .. hi-1 (0 <= lo <= hi <= W), zero elsewhere; reads
-  // only p[lo] .. p[hi-1] (p itself may lie before the data).
-  static R load_between(const T* p, int lo, int hi) {
-    R r = zero();
-    for (int i = lo; i < hi; ++i) r.v[i] = p[i];
-    return r;
-  }
   // Lanes p[0], p[2], ..., p[2n-2] (n < W), zero beyond; reads nothing past p[2n-2].
   static R load_even_partial(const T* p, int n) {
     R r = zero();

@@ -70,6 +70,11 @@ using util::ceil_div;
 // Spectra, tile buffers and gathers of a chunk are kept within this (at least one vector group).
 constexpr int64_t kChunkBytes = int64_t(8) << 20;
 constexpr int64_t kMaxLanes = 64;  // of any vector wrapper
+// A transform along a strided axis runs all its stages on blocks of vectors of at most this
+// many bytes (in L1) instead of each stage on all of them (a pass over the buffer in L2), where
+// a block holds 4 vectors at least: the weights' 45 x 45 transforms of the 31 x 31 bench layer
+// took 5 % less of the call; longer axes (template matching), blocked at fewer vectors, slowed.
+constexpr int64_t kAxisBlockBytes = int64_t(24) << 10;
 
 // The share `part` of `parts` of n independent items: [n part / parts, n (part + 1) / parts).
 // Threads of one parallel region split a buffer's passes this way when there are fewer buffers
@@ -129,9 +134,12 @@ struct Axes {
         k.axis(re + rows(o), im + rows(o), k.w, 1, a[d].view(), inverse);
     } else {
       const int64_t v0 = share.begin(inner), v1 = share.end(inner);
+      int64_t block = kAxisBlockBytes / (a[d].n * 2 * k.w * static_cast<int64_t>(sizeof(T)));
+      if (block < 4) block = v1 - v0;  // kAxisBlockBytes
       for (int64_t o = 0; o < outer && v1 > v0; ++o)
-        k.axis(re + rows(o) + v0 * k.w, im + rows(o) + v0 * k.w, inner * k.w, v1 - v0,
-               a[d].view(), inverse);
+        for (int64_t b = v0; b < v1; b += block)
+          k.axis(re + rows(o) + b * k.w, im + rows(o) + b * k.w, inner * k.w,
+                 std::min(block, v1 - b), a[d].view(), inverse);
     }
     share.sync();
   }
@@ -165,15 +173,17 @@ int64_t spectra_elements(const Geometry& g, const Tiling& t) {
 }
 
 // Input channels per chunk of a task's weight spectra when they are transformed in the tasks
-// (by channel): an even number (two per vector group), the chunk within 4 MiB per thread and
-// 6 MiB for all threads together if it can be (with a chunk of spectra, kChunkBytes, the
-// workspace stays within 16 MiB). Longer chunks make longer product calls: on the 13 x 13
-// bench layer (271 slots) chunks of 10 channels (256 KiB) cost a fifth of the call more than
-// one chunk of all 64 (2.2 MiB).
-int64_t in_task_channels(const Tiling& t, int64_t elem, int threads) {
-  const int64_t budget = std::min<int64_t>(int64_t(4) << 20, (int64_t(6) << 20) / threads);
+// (by channel): an even number (two per vector group), the chunk within 1 MiB (half a core's
+// L2) if it can be. Longer chunks make fewer passes of the products over M, but their spectra
+// leave L2 and come back from memory: on the 13 x 13 and 31 x 31 bench layers, chunks of all
+// 64 channels (2.2 MiB) and 32 (4.1 MiB) made the stateless call 0.5 and 0.8 ms slower (1
+// thread, 3.6 and 3.9 against 3.1 and 3.1 ms) than 20 and 8 channels (0.9 and 1 MiB) when it
+// followed a PyTorch call, as in the bench, and no faster alone; chunks of 512 KiB were slower
+// again (more passes over M).
+int64_t in_task_channels(const Tiling& t, int64_t elem) {
+  constexpr int64_t kBudget = int64_t(1) << 20;
   const int64_t per_channel = slots(t) * 2 * t.lanes * elem;
-  return std::max<int64_t>(2, budget / per_channel / 2 * 2);
+  return std::max<int64_t>(2, kBudget / per_channel / 2 * 2);
 }
 
 // Whether a call without packed weights transforms them in its tasks (a forward or data
@@ -195,19 +205,16 @@ int64_t chunk_of(const Tiling& t, int threads) {
 // Per-thread scratch of a tiling. By tile: channel_block tile buffers (re, im), at least 2
 // (the weight transform's buffer and its taps), and 2W rows for edge tiles. By channel: one
 // tile buffer and the edge rows, or the weight transform's three buffers; then, with the
-// weights transformed in the tasks of in_task_threads threads, a chunk of their spectra
-// (in_task_channels) at in_task_offset.
+// weights transformed in the tasks (in_tasks), a chunk of their spectra (in_task_channels) at
+// in_task_offset.
 int64_t in_task_offset(const Tiling& t) {
   const int64_t transforms = t.buffer_size() + 2 * t.lanes * t.f[2];  // or 3 F W: weights
   return util::round_up(std::max(transforms, 3 * t.freqs() * t.lanes), 16);
 }
 template <typename T>
-int64_t thread_scratch(const Tiling& t, int in_task_threads = 0) {
+int64_t thread_scratch(const Tiling& t, bool in_tasks = false) {
   if (t.by_channel) {
-    const int64_t chunk =
-        in_task_threads > 0
-            ? slots(t) * in_task_channels(t, sizeof(T), in_task_threads) * 2 * t.lanes
-            : 0;
+    const int64_t chunk = in_tasks ? slots(t) * in_task_channels(t, sizeof(T)) * 2 * t.lanes : 0;
     return util::scratch_stride(in_task_offset(t) + chunk, sizeof(T));
   }
   const int64_t buffers = std::max<int64_t>(2, channel_block(t, sizeof(T)));
@@ -413,7 +420,7 @@ void correlate(const Geometry& g, const Tiling& t, const kernels::KernelSet<T>& 
   const int64_t B = t.buffer_size();
   const int64_t C = g.groups * Cg, K = g.groups * Kg;
   const int64_t in_plane = g.in[0] * g.in[1] * g.in[2], out_plane = g.out[0] * g.out[1] * g.out[2];
-  const int64_t stride = thread_scratch<T>(t, weights ? threads : 0);
+  const int64_t stride = thread_scratch<T>(t, weights != nullptr);
   const auto hi = act == Activation::relu6 ? T(6) : std::numeric_limits<T>::infinity();
 
   // The spectrum of the lanes' input tiles (of group gi) into the buffer re, im ([F][W]
@@ -601,7 +608,7 @@ void correlate(const Geometry& g, const Tiling& t, const kernels::KernelSet<T>& 
           // as with U whole), then the inverse transforms.
           const WeightTransform<T> wt(g, t, ks, *weights);
           // Chunks of equal size (even), at most in_task_channels.
-          const int64_t chunks = ceil_div(Cg, in_task_channels(t, sizeof(T), threads));
+          const int64_t chunks = ceil_div(Cg, in_task_channels(t, sizeof(T)));
           const int64_t cc = util::round_up(ceil_div(Cg, chunks), 2);
 #pragma omp parallel for schedule(dynamic, 1) num_threads(threads) if (threads > 1)
           for (int64_t kb = 0; kb < KB; ++kb) {
@@ -932,7 +939,7 @@ template <typename T>
 int64_t work_size(const Geometry& g, const Tiling& t, int threads) {
   if (t.whole) return threads * util::scratch_stride(PlaneFft<T>::scratch(t), sizeof(T));
   return t.spectra_size(g) +
-         threads * thread_scratch<T>(t, transforms_in_tasks(g, t, threads) ? threads : 0);
+         threads * thread_scratch<T>(t, transforms_in_tasks(g, t, threads));
 }
 
 // The weights' transform and the correlation of either path.

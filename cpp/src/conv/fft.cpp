@@ -57,6 +57,7 @@
 #include "fft.hpp"
 #include "fft_plan.hpp"
 #include "util/buffer.hpp"
+#include "util/cache.hpp"
 #include "util/checked.hpp"
 #include "util/dtype.hpp"
 #include "util/parallel.hpp"
@@ -352,8 +353,9 @@ void transform_weights(const Geometry& g, const Tiling& t, const kernels::Kernel
   const int64_t ld = t.by_channel ? ceil_div(g.Kg, W) * 2 * W : 0;
   const int64_t group = t.by_channel ? S * g.Cg * ld : S * g.Kg * g.Cg * 2;
   const int64_t stride = thread_scratch<T>(t);
-  // Spectra larger than a core's caches bypass them (rows of whole vectors, aligned).
-  const bool stream = spectra_elements(g, t) * int64_t(sizeof(T)) > (int64_t(4) << 20) &&
+  // Spectra past half the last-level cache bypass it (util/cache.hpp; rows of whole vectors,
+  // aligned).
+  const bool stream = util::stream_intermediate(spectra_elements(g, t) * int64_t(sizeof(T))) &&
                       (t.by_channel || (g.Kg * g.Cg * sizeof(T)) % (W * sizeof(T)) == 0) &&
                       reinterpret_cast<std::uintptr_t>(U) % (W * sizeof(T)) == 0;
 #pragma omp parallel for schedule(dynamic, 1) num_threads(threads) if (threads > 1)

@@ -43,6 +43,7 @@
 
 #include "activation.hpp"
 #include "algorithm.hpp"
+#include "util/cache.hpp"
 #include "util/format.hpp"
 #include "winograd.hpp"
 #include "winograd_plan.hpp"
@@ -139,9 +140,8 @@ bool transform_weights(const Plan& P, const ConvProblem& q, const kernels::Kerne
                        const WeightView<T>& wv, T* U, int threads, bool check) {
   const int64_t W = P.t.w, ncb = P.t.ncb, nkb = P.t.nkb;
   const int64_t u_xi = P.u_xi();
-  // Larger than a core's caches: written around them (no read for ownership of each line).
-  constexpr int64_t kStreamBytes = int64_t(4) << 20;
-  const bool stream = P.s.xis() * u_xi * int64_t(sizeof(T)) > kStreamBytes;
+  // Past half the last-level cache: written around it (util/cache.hpp).
+  const bool stream = util::stream_intermediate(P.s.xis() * u_xi * int64_t(sizeof(T)));
   int bad = 0;
 #pragma omp parallel num_threads(threads) if (threads > 1) reduction(| : bad)
   {

@@ -396,6 +396,32 @@ def test_threads_and_workspace_limit_do_not_change_bits(name, threads_restored):
     assert all(o == outs[0] for o in outs[1:])
 
 
+# With transformed weights over 1 MiB, 2 threads split each run of tiles by output blocks
+# (winograd_plan.hpp, ksplit), each task's M holding only its part: 18 output blocks of 16
+# lanes (36 of 8) in groups of NB, parted unevenly. The bits equal 1 thread's and the plan's.
+@pytest.mark.parametrize("name", ["winograd_f2x3", "winograd_f4x3"])
+def test_output_blocks_split_among_threads(name, threads_restored, record_error):
+    rng = np.random.default_rng(25)
+    x = rng.standard_normal((1, 64, 20, 20)).astype(np.float32)
+    w = rng.standard_normal((288, 64, 3, 3)).astype(np.float32)
+    b = rng.standard_normal(288).astype(np.float32)
+    gy = rng.standard_normal((1, 288, 20, 20)).astype(np.float32)
+    outs = []
+    for threads in (1, 2):
+        fastconv.set_num_threads(threads)
+        y = F.conv2d(x, w, b, padding=1, algo=name)
+        planned = fastconv.plan(w, b, padding=1, algo=name)(x)
+        gx = G.conv2d_input(x.shape, w, gy, padding=1, algo=name)
+        assert y.tobytes() == planned.tobytes(), threads
+        outs.append((y.tobytes(), gx.tobytes()))
+    assert outs[0] == outs[1]
+    ref = conv_reference(x.astype(np.float64), w.astype(np.float64), b.astype(np.float64),
+                         padding=1)
+    err = normalized_error(y, ref)
+    record_error(np.float32, name, err, fastconv.get_isa(), "output blocks split among threads")
+    assert err <= tolerance_for(name, np.float32)
+
+
 # A stateless forward or data gradient whose tiles fit one task, on one chunk of images,
 # transforms the weights in its tasks, NB output blocks x one reduction block of input channels
 # at a time, instead of writing U whole first (winograd.cpp, transforms_in_tasks). One image of

@@ -261,7 +261,7 @@ void convolve(const ConvProblem& q, const Plan& P, const kernels::KernelSet<T>& 
             const bool rest = j0 + ur > nt && args.accumulate;
             const int64_t j = rest ? j0 : std::min(j0, nt - ur);
             args.x = V + xi * v_xi + (cb0 * nt + j) * W;
-            args.y = M + xi * m_xi + kg * nb * nt * W + j * W;
+            args.y = M + xi * m_xi + (kg - kg0) * nb * nt * W + j * W;
             (rest ? tiles[nt - j0][0] : tile_fn)(args);
           }
         }
@@ -295,7 +295,7 @@ void convolve(const ConvProblem& q, const Plan& P, const kernels::KernelSet<T>& 
         for (int64_t kb = kb0; kb < kb1; ++kb) {
           const kernels::TileStore<T> st =
               output_store(bias ? ws.bias + (g * nkb + kb) * W : static_cast<const T*>(nullptr), act);
-          output_fn(M + (kb * nt + j) * W, m_xi, len, st, strip, len * s.mw * W);
+          output_fn(M + ((kb - kb0) * nt + j) * W, m_xi, len, st, strip, len * s.mw * W);
           const int kn = static_cast<int>(std::min<int64_t>(W, P.Kg - kb * W));
           constexpr int kMaxLanes = 64;
           T* rows[kMaxLanes];

@@ -68,11 +68,12 @@ struct Plan {
   int64_t tb = 1;               // tiles per task
   int64_t max_tb = 1;           // what the workspace holds: tb of this or any smaller window
   int64_t ksplit = 1;           // tasks sharing a run of tiles, each with part of the outputs
+  int64_t task_kb = 0;          // output blocks a task's M holds: its part's at most
 
   int64_t chunk_tiles() const { return images * planes * rows * TW; }  // at most
   // Elements between the xi planes of V, M (a task of nt tiles) and U: see skewed().
   int64_t v_xi(int64_t nt) const { return skewed(t.ncb * nt * t.w); }
-  int64_t m_xi(int64_t nt) const { return skewed(t.nkb * nt * t.w); }
+  int64_t m_xi(int64_t nt) const { return skewed(task_kb * nt * t.w); }
   int64_t v_size() const { return s.xis() * v_xi(max_tb); }
   int64_t m_size() const { return s.xis() * m_xi(max_tb); }
   int64_t strip_size(int64_t tw) const { return s.mh * std::min(tw, max_tb) * s.mw * t.w; }
@@ -109,11 +110,21 @@ inline ConvProblem product_problem(const ConvProblem& q) {
 
 // Tiles per task: U[xi] is read once per task, so more tiles amortise it, while a task's V and
 // M should stay in the caches from one step to the next. At most kMaxTiles, and V + M within
-// a quarter of U (2 to 8 MiB: large weights are worth an L3-sized task) and half the
-// workspace limit over the threads. The blocked input gets what the limit leaves.
+// a quarter of U (2 to 8 MiB: large weights are worth an L3-sized task) and, over the
+// threads, the workspace limit less one image's blocked input (at most half of it). The
+// blocked input gets what the tasks leave.
 constexpr int64_t kMaxTiles = 64;
 constexpr int64_t kMinTaskBytes = int64_t(2) << 20, kMaxTaskBytes = int64_t(8) << 20;
 constexpr int64_t kSharedWeightBytes = int64_t(1) << 20;
+
+// The output blocks of the part of `ksplit` that takes most, whatever NB its tasks tile with
+// (winograd.cpp splits the groups of NB blocks of the kblocks holding channels).
+inline int64_t part_blocks(int64_t kblocks, int64_t ksplit) {
+  int64_t most = 0;
+  for (int64_t nb = 1; nb <= kernels::BlockedConvUkernel<float>::kMaxNb; nb *= 2)
+    most = std::max(most, ceil_div(ceil_div(kblocks, nb), ksplit) * nb);
+  return most;
+}
 
 template <typename T>
 Plan make_plan(const ConvProblem& q, const Shape& s, const Window& win,
@@ -129,10 +140,6 @@ Plan make_plan(const ConvProblem& q, const Shape& s, const Window& win,
   const int64_t elem = sizeof(T);
   const int64_t limit = scratch_limit(q, util::dtype_of<T>());
   const int64_t u_bytes = s.xis() * P.u_xi() * elem;
-  const int64_t task_bytes = std::min(std::clamp(u_bytes / 4, kMinTaskBytes, kMaxTaskBytes),
-                                      limit / (2 * int64_t(threads)));
-  const int64_t per_tile = s.xis() * (P.t.ncb + P.t.nkb) * P.t.w * elem;
-  const int64_t cap = std::max<int64_t>(1, std::min(kMaxTiles, task_bytes / per_tile));
 
   // The whole output's grid sizes the layout: rows of mh outputs need mh input rows each plus
   // ah - mh of halo; columns likewise.
@@ -140,7 +147,23 @@ Plan make_plan(const ConvProblem& q, const Shape& s, const Window& win,
   const int64_t width = tw_all * s.mw + s.aw - s.mw;
   const int64_t row_bytes = q.groups * P.t.ncb * width * P.t.w * elem;  // one input row
   const int64_t image_bytes = q.out[0] * (th_all * s.mh + s.ah - s.mh) * row_bytes;
+
+  // Threads share out the runs of tiles, or, when U outgrows a core's cache or the runs are
+  // fewer than the threads, the output channels of each run: each task then transforms the
+  // run's input again but reads only its part of U, once, and its M holds only its part.
+  const bool split_outputs = threads > 1 && u_bytes > kSharedWeightBytes;
+  const int64_t kgroups = ceil_div(P.kblocks, P.t.nb);
+  const int64_t task_bytes =
+      std::min(std::clamp(u_bytes / 4, kMinTaskBytes, kMaxTaskBytes),
+               (limit - std::min(image_bytes, limit / 2)) / int64_t(threads));
+  // A tile's V and M counted with M for every block, though a task splitting the outputs holds
+  // only its part's (task_kb): budgeting the part's M gave VGG-16's 256 x 56 x 56 tasks more
+  // tiles, measured slower (5.2 against 4.9 ms, 2 threads).
+  const int64_t per_tile = s.xis() * (P.t.ncb + P.t.nkb) * P.t.w * elem;
+  const int64_t cap = std::max<int64_t>(1, std::min(kMaxTiles, task_bytes / per_tile));
   // What the threads' V, M and strips take at most (Workspace), and the padded bias.
+  P.task_kb =
+      split_outputs ? part_blocks(P.kblocks, std::min<int64_t>(threads, kgroups)) : P.t.nkb;
   P.max_tb = std::min(cap, std::max<int64_t>(q.N, 1) * q.out[0] * th_all * tw_all);
   const int64_t per_thread = util::scratch_stride(P.thread_elements(tw_all), elem);
   const int64_t avail = limit - (threads * per_thread + q.groups * P.t.nkb * P.t.w + 64) * elem;
@@ -155,21 +178,20 @@ Plan make_plan(const ConvProblem& q, const Shape& s, const Window& win,
   }
   P.L = BlockedLayout{q.groups, q.C_per_group(), P.t.ncb, ext, P.t.w};
 
-  // Threads share out the runs of tiles, or, when U outgrows a core's cache or the runs are
-  // fewer than the threads, the output channels of each run: each task then transforms the
-  // run's input again but reads only its part of U, once.
-  const int64_t tiles = P.chunk_tiles(), kgroups = ceil_div(P.kblocks, P.t.nb);
+  const int64_t tiles = P.chunk_tiles();
   const int64_t runs = ceil_div(tiles, std::min(cap, tiles));
   P.tb = ceil_div(tiles, runs);  // balanced
   P.max_tb = std::min(cap, tiles);
   P.ksplit = 1;
   if (threads > 1) {
-    if (u_bytes > kSharedWeightBytes || runs * q.groups < threads) {
+    if (split_outputs || runs * q.groups < threads) {
       P.ksplit = std::min<int64_t>(threads, kgroups);
     } else {
       P.tb = std::max<int64_t>(1, std::min(P.tb, ceil_div(tiles * q.groups, int64_t(threads))));
     }
   }
+  // (Fewer runs than threads without a large U: M still sized for every block, as the
+  // workspace above counted it.)
   return P;
 }
 

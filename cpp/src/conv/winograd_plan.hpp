@@ -196,20 +196,6 @@ Plan make_plan(const ConvProblem& q, const Shape& s, const Window& win,
 }
 
 
-// Whether a call without packed weights (a stateless forward, the data gradient) transforms
-// them in its tasks: when each output block's weights are transformed once anyway (one chunk
-// of images and one run of tiles per group: every task reads its part of U once) and the
-// threads' chunks take at most a quarter of the workspace limit. Each chunk is then used while
-// in cache, where U would go to memory and back (on 512 x 7 x 7 its 16 MiB cost more than the
-// products).
-template <typename T>
-bool transforms_in_tasks(const Plan& P, const ConvProblem& q, int threads) {
-  const bool one_chunk = P.images >= q.N && P.planes >= P.D && P.rows >= P.TH;
-  const bool one_run = P.tb >= P.chunk_tiles();
-  const int64_t bytes = threads * P.chunk_size() * int64_t(sizeof(T));
-  return one_chunk && one_run && bytes <= scratch_limit(q, util::dtype_of<T>()) / 4;
-}
-
 template <typename T>
 Plan forward_plan(const ConvProblem& p, int m, const kernels::KernelTable& kt, int threads) {
   return make_plan<T>(p, shape_of(p, m), Window{{0, 0, 0}, p.out}, kt.get<T>().blocked, threads);

@@ -72,9 +72,10 @@ using util::ceil_div;
 constexpr int64_t kChunkBytes = int64_t(8) << 20;
 constexpr int64_t kMaxLanes = 64;  // of any vector wrapper
 // A transform along a strided axis runs all its stages on blocks of vectors of at most this
-// many bytes (in L1) instead of each stage on all of them (a pass over the buffer in L2), where
-// a block holds 4 vectors at least: the weights' 45 x 45 transforms of the 31 x 31 bench layer
-// took 5 % less of the call; longer axes (template matching), blocked at fewer vectors, slowed.
+// many bytes (in L1) instead of each stage on all of them (a pass over the buffer in L2): the
+// weights' 45 x 45 transforms of the 31 x 31 bench layer took 5 % less of the call. An axis
+// too long for 4 vectors in a block is not blocked: template matching's, blocked at fewer (or
+// at 4 past the bytes), slowed (11 x 11 template: 0.90-0.99 -> 1.08-1.16 ms).
 constexpr int64_t kAxisBlockBytes = int64_t(24) << 10;
 
 // The share `part` of `parts` of n independent items: [n part / parts, n (part + 1) / parts).
@@ -136,7 +137,7 @@ struct Axes {
     } else {
       const int64_t v0 = share.begin(inner), v1 = share.end(inner);
       int64_t block = kAxisBlockBytes / (a[d].n * 2 * k.w * static_cast<int64_t>(sizeof(T)));
-      if (block < 4) block = v1 - v0;  // kAxisBlockBytes
+      if (block < 4) block = v1 - v0;  // too long an axis: unblocked (kAxisBlockBytes)
       for (int64_t o = 0; o < outer && v1 > v0; ++o)
         for (int64_t b = v0; b < v1; b += block)
           k.axis(re + rows(o) + b * k.w, im + rows(o) + b * k.w, inner * k.w,
@@ -176,11 +177,11 @@ int64_t spectra_elements(const Geometry& g, const Tiling& t) {
 // Input channels per chunk of a task's weight spectra when they are transformed in the tasks
 // (by channel): an even number (two per vector group), the chunk within 1 MiB (half a core's
 // L2) if it can be. Longer chunks make fewer passes of the products over M, but their spectra
-// leave L2 and come back from memory: on the 13 x 13 and 31 x 31 bench layers, chunks of all
-// 64 channels (2.2 MiB) and 32 (4.1 MiB) made the stateless call 0.5 and 0.8 ms slower (1
-// thread, 3.6 and 3.9 against 3.1 and 3.1 ms) than 20 and 8 channels (0.9 and 1 MiB) when it
-// followed a PyTorch call, as in the bench, and no faster alone; chunks of 512 KiB were slower
-// again (more passes over M).
+// leave L2 and come back from memory: on the 13 x 13 and 31 x 31 bench layers (271 and 1013
+// slots), chunks of all 64 channels (2.2 MiB) and of all 32 (4.1 MiB) made the stateless call
+// slower than chunks of 22 and 8 channels when it followed a PyTorch call, as in the bench (1
+// thread: 3.2-3.6 against 3.0-3.3 ms, 3.7-3.9 against 3.2-3.3), and no faster alone; chunks
+// within 512 KiB were slower again (more passes over M: 31 x 31 alone 2.8-3.1 against 2.6-2.9).
 int64_t in_task_channels(const Tiling& t, int64_t elem) {
   constexpr int64_t kBudget = int64_t(1) << 20;
   const int64_t per_channel = slots(t) * 2 * t.lanes * elem;

@@ -195,7 +195,6 @@ Plan make_plan(const ConvProblem& q, const Shape& s, const Window& win,
   return P;
 }
 
-
 template <typename T>
 Plan forward_plan(const ConvProblem& p, int m, const kernels::KernelTable& kt, int threads) {
   return make_plan<T>(p, shape_of(p, m), Window{{0, 0, 0}, p.out}, kt.get<T>().blocked, threads);

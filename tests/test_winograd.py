@@ -396,9 +396,10 @@ def test_threads_and_workspace_limit_do_not_change_bits(name, threads_restored):
     assert all(o == outs[0] for o in outs[1:])
 
 
-# With transformed weights over 1 MiB, 2 threads split each run of tiles by output blocks
-# (winograd_plan.hpp, ksplit), each task's M holding only its part: 18 output blocks of 16
-# lanes (36 of 8) in groups of NB, parted unevenly. The bits equal 1 thread's and the plan's.
+# With transformed weights over 1 MiB, several threads split each run of tiles by output
+# blocks (winograd_plan.hpp, ksplit), each task's M holding only its part: 18 output blocks of
+# 16 lanes (36 of 8) in groups of NB, parted unevenly among 2, 3 and 4 threads. The bits equal
+# 1 thread's and the plan's.
 @pytest.mark.parametrize("name", ["winograd_f2x3", "winograd_f4x3"])
 def test_output_blocks_split_among_threads(name, threads_restored, record_error):
     rng = np.random.default_rng(25)
@@ -407,14 +408,14 @@ def test_output_blocks_split_among_threads(name, threads_restored, record_error)
     b = rng.standard_normal(288).astype(np.float32)
     gy = rng.standard_normal((1, 288, 20, 20)).astype(np.float32)
     outs = []
-    for threads in (1, 2):
+    for threads in (1, 2, 3, 4):
         fastconv.set_num_threads(threads)
         y = F.conv2d(x, w, b, padding=1, algo=name)
         planned = fastconv.plan(w, b, padding=1, algo=name)(x)
         gx = G.conv2d_input(x.shape, w, gy, padding=1, algo=name)
         assert y.tobytes() == planned.tobytes(), threads
         outs.append((y.tobytes(), gx.tobytes()))
-    assert outs[0] == outs[1]
+    assert all(o == outs[0] for o in outs[1:])
     ref = conv_reference(x.astype(np.float64), w.astype(np.float64), b.astype(np.float64),
                          padding=1)
     err = normalized_error(y, ref)

@@ -19,11 +19,7 @@ void fill_kernels(KernelTable& table) {
   table.f32.gemm = {6, 2 * VecF32::W, &gemm_ukernel<VecF32, 6, 2>,
                     &pack_runs<VecF32>, &VecF32::store_fence, VecF32::W, &pack_rows<VecF32>,
                     &gemm_ukernel_rows<VecF32, 6, 2>};
-  table.f32.direct_row = {4, &direct_row_ukernel<VecF32, 4>, &direct_row_ukernel<VecF32, 1>,
-                       &direct_row_bwd_data<VecF32>, &direct_row_bwd_weights<VecF32>,
-                       &depthwise_plane<VecF32, false>};
-  table.f32.direct_row.depthwise_blocked = &depthwise_blocked<VecF32>;
-  table.f32.direct_row.w = VecF32::W;
+  table.f32.direct_row = direct_row_kernels<VecF32, false>();
   table.f32.blocked = blocked_conv_kernels<VecF32, 12>();
   table.f32.winograd = winograd_kernels<VecF32>();
   table.f32.fft = fft_kernels<VecF32>();

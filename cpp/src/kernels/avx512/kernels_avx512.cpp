@@ -31,16 +31,11 @@ void fill_kernels(KernelTable& table) {
                     &pack_runs<VecF32>, &VecF32::store_fence, VecF32::W, &pack_rows<VecF32>,
                     two_pipes ? &gemm_ukernel_rows<VecF32, 12, 2>
                               : &gemm_ukernel_rows<VecF32, 8, 2>};
-  table.f32.direct_row = {4, &direct_row_ukernel<VecF32, 4>, &direct_row_ukernel<VecF32, 1>,
-                       &direct_row_bwd_data<VecF32>, &direct_row_bwd_weights<VecF32>,
-                       &depthwise_plane<VecF32, true>};
-  table.f32.direct_row.depthwise_blocked = &depthwise_blocked<VecF32>;
-  table.f32.direct_row.w = VecF32::W;
   // Depthwise 3x3 planes in strips: 32 registers hold a strip's 12 accumulators and 9 taps.
   // MobileNetV2's 144 x 56x56, 1 thread: 0.27 -> 0.20 ms, at stride 2 0.19 -> 0.14; with 16
   // registers (avx2, the same core) the stride-1 strips lose (0.28 -> 0.30 ms), and so do the
   // portable tables' (0.54 -> 0.79 ms float32, 0.82 -> 1.13 float64).
-  table.f32.direct_row.plane_strips = true;
+  table.f32.direct_row = direct_row_kernels<VecF32, true>();
   table.f32.blocked = blocked_conv_kernels<VecF32, 28>();
   if (!two_pipes) table.f32.blocked.max_acc = 16;
   table.f32.winograd = winograd_kernels<VecF32>();

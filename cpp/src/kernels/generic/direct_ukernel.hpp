@@ -439,8 +439,8 @@ void copy_into_padded(const DepthwisePlaneArgs<typename V::T>& p, typename V::T*
   }
 }
 
-// Strips: whether the planes depthwise_plane_strips names go to depthwise_plane_3x3 (the table's
-// DirectRowUkernel::plane_strips says the same).
+// Strips: whether the planes depthwise_plane_strips names go to depthwise_plane_3x3
+// (direct_row_kernels sets the table's DirectRowUkernel::plane_strips from the same argument).
 template <typename V, bool Strips>
 void depthwise_plane(const DepthwisePlaneArgs<typename V::T>& args) {
   constexpr int W = V::W;
@@ -515,6 +515,24 @@ void depthwise_blocked(const DepthwiseBlockedArgs<typename V::T>& a) {
       V::storeu(yr + ow * W, a.clamp ? V::min(V::max(acc, lo), hi) : acc);
     }
   }
+}
+
+// The direct row kernels of one ISA (its table entry, every field set). Strips: whether
+// depthwise_plane takes the planes depthwise_plane_strips names in strips, and so whether the
+// drivers skip their padded copy (plane_strips): one template argument says both.
+template <typename V, bool Strips>
+DirectRowUkernel<typename V::T> direct_row_kernels() {
+  DirectRowUkernel<typename V::T> k;
+  k.kb = 4;
+  k.run = &direct_row_ukernel<V, 4>;
+  k.run_single = &direct_row_ukernel<V, 1>;
+  k.bwd_data = &direct_row_bwd_data<V>;
+  k.bwd_weights = &direct_row_bwd_weights<V>;
+  k.depthwise_plane = &depthwise_plane<V, Strips>;
+  k.depthwise_blocked = &depthwise_blocked<V>;
+  k.w = V::W;
+  k.plane_strips = Strips;
+  return k;
 }
 
 }  // namespace fastconv::kernels

@@ -20,18 +20,10 @@ void fill_kernels(KernelTable& table) {
   table.isa = "scalar";
   table.f32.gemm = {4, 2 * F::W, &gemm_ukernel<F, 4, 2>, &pack_runs<F>, &F::store_fence,
                     F::W, &pack_rows<F>, &gemm_ukernel_rows<F, 4, 2>};
-  table.f32.direct_row = {4, &direct_row_ukernel<F, 4>, &direct_row_ukernel<F, 1>,
-                       &direct_row_bwd_data<F>, &direct_row_bwd_weights<F>,
-                       &depthwise_plane<F, false>};
-  table.f32.direct_row.depthwise_blocked = &depthwise_blocked<F>;
-  table.f32.direct_row.w = F::W;
+  table.f32.direct_row = direct_row_kernels<F, false>();
   table.f64.gemm = {4, 2 * D::W, &gemm_ukernel<D, 4, 2>, &pack_runs<D>, &D::store_fence,
                     D::W, &pack_rows<D>, &gemm_ukernel_rows<D, 4, 2>};
-  table.f64.direct_row = {4, &direct_row_ukernel<D, 4>, &direct_row_ukernel<D, 1>,
-                       &direct_row_bwd_data<D>, &direct_row_bwd_weights<D>,
-                       &depthwise_plane<D, false>};
-  table.f64.direct_row.depthwise_blocked = &depthwise_blocked<D>;
-  table.f64.direct_row.w = D::W;
+  table.f64.direct_row = direct_row_kernels<D, false>();
   table.f32.blocked = blocked_conv_kernels<F, 8>();
   table.f64.blocked = blocked_conv_kernels<D, 8>();
   table.f32.winograd = winograd_kernels<F>();

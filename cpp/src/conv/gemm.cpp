@@ -123,8 +123,18 @@ bool transposed_product(const ConvProblem& p, DType dtype, const kernels::Kernel
 // packed / in place, 1 thread, plans: 256 -> 64 on 56 x 56 0.82, 512 -> 128 on 28 x 28 0.87,
 // 128 -> 512 0.93-0.96, 256 -> 1024 on 14 x 14 0.95, 1024 -> 256 0.96, MobileNetV2's
 // 144 -> 24 0.90-0.98; with 64 rows 64 -> 64 and 64 -> 256 on 56 x 56 1.02-1.07.
+// Under at most kInPlacePanels A panels (few output channels), in place whatever the rows: each
+// B block then serves too few tiles to pay for its packing, a pass over the input as long as
+// the product (MobileNetV2's 144 -> 24 on 56 x 56, 1 thread: packing took half the call), and
+// the microkernel fetches the rows read in place ahead (gemm_ukernel.hpp). Stateless calls,
+// 1 thread, packed -> in place: 144 -> 24 on 56 x 56 0.21 -> 0.15 ms (batch 8: 1.80 ->
+// 1.33), 192 -> 32 on 28 x 28 0.079 -> 0.060; avx2 (4 panels of 6 rows) 0.26 -> 0.22, batch 8
+// 2.36-2.43 -> 2.46.
+constexpr int64_t kInPlacePanels = 4;
 constexpr int64_t kInPlaceColdBytes = int64_t(2) << 20;
-bool in_place_b(int64_t b_bytes, int64_t row_bytes, int64_t rows, int fma_pipes) {
+bool in_place_b(int64_t b_bytes, int64_t row_bytes, int64_t rows, int64_t a_panels,
+                int fma_pipes) {
+  if (a_panels <= kInPlacePanels) return true;
   if (fma_pipes >= 2) return rows <= 64;
   return row_bytes % 64 == 0 || b_bytes <= kInPlaceColdBytes;
 }
@@ -341,7 +351,7 @@ void forward(const ConvArgs& a) {
   const bool in_place = p.kernel_spatial() == 1 && p.stride == std::array<int64_t, 3>{1, 1, 1} &&
                         p.out == p.in &&
                         in_place_b(p.N * p.C * P * int64_t(sizeof(T)), P * int64_t(sizeof(T)),
-                                   Kr, a.kernels.fma_pipes);
+                                   Kr, rows_per_block / uk.mr, a.kernels.fma_pipes);
   // One reduction block: each tile is written once, so a large output can bypass the caches.
   kernels::TileStore<T> store_base = output_store<T>(nullptr, a.activation);
   store_base.stream = Kr <= gemm::kKC && p.N * p.K * P * int64_t(sizeof(T)) > kStreamOutputBytes;

@@ -285,6 +285,66 @@ def test_long_reduction_and_large_output(name, dtype, isa, record_error):
     fail_if(problems)
 
 
+# Outputs over 512 KiB: written past the caches by default, through them with
+# output_stores='cache' (fastconv.nn's layers); GEMM by packed and in-place B, the direct
+# algorithm's blocked path, Winograd; a residual and a second-pass activation.
+OUTPUT_STORES_CASES = {
+    "1x1_64to256": ((2, 64, 56, 56), (256, 64, 1, 1), dict()),
+    "1x1_144to24": ((2, 144, 56, 56), (24, 144, 1, 1), dict()),
+    "3x3_32to64": ((1, 32, 60, 61), (64, 32, 3, 3), dict(padding=1)),
+    "3x3_s2_64to128": ((2, 64, 58, 56), (128, 64, 3, 3), dict(stride=2, padding=1)),
+}
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("name", sorted(OUTPUT_STORES_CASES))
+def test_output_stores_write_the_same_values(name, threads, threads_restored):
+    """output_stores='cache' changes how a large output is written, not its values: bit for
+    bit those of the default 'stream', for each algorithm that takes the layer."""
+    x_shape, w_shape, kwargs = OUTPUT_STORES_CASES[name]
+    rng = np.random.default_rng(sum(map(ord, name)))
+    x = rng.standard_normal(x_shape).astype(np.float32)
+    w = (rng.standard_normal(w_shape) / np.sqrt(np.prod(w_shape[1:]))).astype(np.float32)
+    b = rng.standard_normal(w_shape[0]).astype(np.float32)
+    threads_restored(threads)
+    problems, ran = [], 0
+    for algo in ["auto"] + ALGOS_BY_DIRECTION["forward"]:
+        try:
+            stream = fastconv.plan(w, b, algo=algo, activation="relu", **kwargs)
+        except ValueError:  # an algorithm that does not take this layer
+            continue
+        cache = fastconv.plan(w, b, algo=algo, activation="relu", output_stores="cache",
+                              **kwargs)
+        assert (stream.output_stores, cache.output_stores) == ("stream", "cache")
+        y = stream(x)
+        assert y.nbytes > 512 << 10
+        r = rng.standard_normal(y.shape).astype(np.float32)
+        for what, a, c in (("plain", y, cache(x)), ("residual", stream(x, residual=r),
+                                                     cache(x, residual=r))):
+            if a.tobytes() != c.tobytes():
+                problems.append(f"[{name}, algo={algo}, {threads} threads, {what}] 'cache' "
+                                "output differs from 'stream'")
+        ran += 1
+    assert ran >= 2
+    fail_if(problems)
+
+
+def test_output_stores_invalid():
+    for bad in ("Cache", "none", None, 1):
+        with pytest.raises(ValueError, match="output_stores must be 'stream' or 'cache'"):
+            fastconv.plan(W32, output_stores=bad)
+
+
+def test_nn_layers_write_outputs_through_the_caches():
+    """A layer inside a network: its next layer reads the output at once."""
+    from fastconv import nn
+    conv = nn.Conv2d(3, 4, 3, padding=1)
+    conv.eval()
+    with nn.no_grad():
+        conv(np.ones((1, 3, 8, 8), np.float32))
+    assert conv._plan is not None and conv._plan.output_stores == "cache"
+
+
 # =========================================================================== (2) NaN and clamps
 NAN_CASES = {
     # name: (x_shape, w_shape, kwargs): GEMM full and partial tiles, direct (packed and

@@ -221,8 +221,15 @@ fastconv::ConvPlan make_conv_plan(int rank, const Shape& input_shape, const py::
                                   const py::object& bias, const Shape& stride,
                                   const PaddingArg& padding, const Shape& dilation, int64_t groups,
                                   const std::string& padding_mode, const std::string& algo,
-                                  const std::string& activation, const std::string& isa) {
+                                  const std::string& activation, const std::string& isa,
+                                  const std::string& output_stores) {
   const std::string op = "plan";
+  if (output_stores != "stream" && output_stores != "cache") {
+    throw fastconv::InvalidArgument(op + ": output_stores must be 'stream' or 'cache', but got '" +
+                                    output_stores + "'");
+  }
+  const auto stores = output_stores == "cache" ? fastconv::OutputStores::cache
+                                               : fastconv::OutputStores::stream;
   const Operand w = as_operand(op, "weight", weight);
   std::optional<Operand> b;
   if (!bias.is_none()) b = as_operand(op, "bias", bias);
@@ -237,7 +244,9 @@ fastconv::ConvPlan make_conv_plan(int rank, const Shape& input_shape, const py::
       rank, input_shape, w.shape, b ? std::optional<Shape>(b->shape) : std::nullopt,
       conv_options(op, stride, padding, dilation, groups, padding_mode), op);
   std::optional<fastconv::ConvPlan> plan;  // packing the weights is compute: without the GIL
-  compute([&] { plan.emplace(problem, dtype, w.data(), b ? b->data() : nullptr, algo, act, isa); });
+  compute([&] {
+    plan.emplace(problem, dtype, w.data(), b ? b->data() : nullptr, algo, act, isa, stores);
+  });
   return std::move(*plan);
 }
 
@@ -803,6 +812,9 @@ PYBIND11_MODULE(_core, m) {
         return std::string(fastconv::activation_name(p.activation()));
       })
       .def_property_readonly("isa", &fastconv::ConvPlan::isa)
+      .def_property_readonly("output_stores", [](const fastconv::ConvPlan& p) {
+        return std::string(p.output_stores() == fastconv::OutputStores::cache ? "cache" : "stream");
+      })
       .def_property_readonly("dtype", [](const fastconv::ConvPlan& p) { return dtype_str(p.dtype()); })
       .def_property_readonly("input_shape", [](const fastconv::ConvPlan& p) { return p.problem().input_shape(); })
       .def_property_readonly("output_shape", [](const fastconv::ConvPlan& p) { return p.problem().output_shape(); })

@@ -728,6 +728,29 @@ void test_tensor_api() {
     expect_error<fastconv::InvalidArgument>(
         [&] { fastconv::forward(plan, View{nullptr, f32, xv.shape}); },
         "tensor plan forward: a view without data is InvalidArgument");
+    // through the caches: the same values, for an output over 512 KiB (streamed by default)
+    // by GEMM (1x1) and by the direct algorithm's blocked path (3x3 / 2), with a residual too
+    for (const int64_t k : {1, 3}) {
+      const Shape xs{2, 64, 56, 56}, ws{256, 64, k, k};
+      const auto xl = random(numel(xs), 50), wl = random(numel(ws), 51);
+      fastconv::ConvOptions ol;
+      ol.stride = {k == 1 ? 1 : 2};
+      ol.padding.values = {k / 2};
+      const View xlv{xl.data(), f32, xs}, wlv{wl.data(), f32, ws};
+      const auto streamed = fastconv::conv_plan(xs, wlv, nullptr, ol, "auto", fastconv::Activation::relu);
+      const auto cached = fastconv::conv_plan(xs, wlv, nullptr, ol, "auto", fastconv::Activation::relu,
+                                              fastconv::OutputStores::cache);
+      const auto ys = fastconv::forward(streamed, xlv), yc = fastconv::forward(cached, xlv);
+      const auto rl = random(static_cast<size_t>(numel(ys.shape())), 52);
+      const View rlv{rl.data(), f32, ys.shape()};
+      const auto rs = fastconv::forward(streamed, xlv, &rlv), rc = fastconv::forward(cached, xlv, &rlv);
+      check(streamed.output_stores() == fastconv::OutputStores::stream &&
+                cached.output_stores() == fastconv::OutputStores::cache &&
+                ys.shape() == yc.shape() && numel(ys.shape()) * 4 > (512 << 10) &&
+                std::memcmp(ys.data(), yc.data(), static_cast<size_t>(numel(ys.shape())) * 4) == 0 &&
+                std::memcmp(rs.data(), rc.data(), static_cast<size_t>(numel(ys.shape())) * 4) == 0,
+            "plan output_stores cache: the values of stream (" + cached.algorithm() + ")");
+    }
   }
   expect_error<fastconv::InvalidArgument>(
       [&] { fastconv::activation(fastconv::Activation::relu, View{nullptr, f32, {4}}); },

@@ -15,6 +15,18 @@
 
 namespace fastconv {
 
+/// How a plan writes an output too large to stay in cache (over 512 KiB, a quarter of a core's
+/// L2 on the bench machine):
+enum class OutputStores {
+  /// past the caches, by non-temporal stores: no line is read before it is written, and the
+  /// caches keep the weights and input; the output's next reader fetches it from memory (a
+  /// layer whose output is not read again soon, or one timed alone);
+  stream,
+  /// through the caches: for an output read again at once, such as the input of the next layer
+  /// of a network (ResNet-50 inference on 1 thread, fastconv.nn: 65 -> 61 ms).
+  cache,
+};
+
 /// A forward convolution with its weights packed once (see the file comment); cheap to copy
 /// (copies share the packed weights), safe to run from several threads at once.
 class ConvPlan {
@@ -23,11 +35,13 @@ class ConvPlan {
   /// weight (K, C/groups, *kernel) and bias (K, or null) are dense arrays of `dtype`, copied;
   /// `algorithm` is "auto" or a name from conv_algorithm_names(); `isa` names the kernels
   /// (available_isas(); empty: the active ISA); `activation` is one without parameters
-  /// (has_parameters() false). Throws InvalidArgument for an unknown name or ISA or an
-  /// activation with parameters, Unsupported when the algorithm does not apply, OutOfMemory.
+  /// (has_parameters() false); `stores` says how a large output is written (a residual or an
+  /// activation applied after the convolution reads it again: written through the caches then,
+  /// whatever `stores`). Throws InvalidArgument for an unknown name or ISA or an activation with
+  /// parameters, Unsupported when the algorithm does not apply, OutOfMemory.
   ConvPlan(const ConvProblem& problem, DType dtype, const void* weight, const void* bias,
            const std::string& algorithm = "auto", Activation activation = Activation::none,
-           const std::string& isa = "");
+           const std::string& isa = "", OutputStores stores = OutputStores::stream);
 
   /// y (problem.output_shape()) = activation(conv(x, weight) + bias) for x of
   /// problem.input_shape(); both dense, of the plan's dtype. Runs on num_threads() threads.
@@ -43,6 +57,7 @@ class ConvPlan {
   /// The algorithm the plan runs ("auto" resolved).
   const std::string& algorithm() const;
   Activation activation() const;  ///< the activation applied to the output
+  OutputStores output_stores() const;  ///< how a large output is written
   /// The ISA whose kernels the plan runs.
   std::string isa() const;
   /// Bytes the plan holds: packed weights, bias, and (when `auto` chose an algorithm that

@@ -70,9 +70,11 @@ void conv(const View& x, const View& w, const View* b, const MutableView& y,
 
 /// A ConvPlan (plan.hpp) for activation(conv(x, w) + b) on inputs of `input_shape`: w and b
 /// are copied in the algorithm's layout once; run it with forward() below, many times.
+/// `stores`: how a large output is written (OutputStores::cache for a network's layers).
 ConvPlan conv_plan(const std::vector<int64_t>& input_shape, const View& w, const View* b,
                    const ConvOptions& options = {}, const std::string& algo = "auto",
-                   Activation activation = Activation::none);
+                   Activation activation = Activation::none,
+                   OutputStores stores = OutputStores::stream);
 
 /// y = activation(conv(x, w) + b + residual) by `plan`; x of the plan's input shape and dtype,
 /// residual (the output's shape) or null.

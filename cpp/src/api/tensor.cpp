@@ -361,11 +361,12 @@ Tensor avg_pool_input_grad(int rank, const std::vector<int64_t>& input_shape, co
 }
 
 ConvPlan conv_plan(const std::vector<int64_t>& input_shape, const View& w, const View* b,
-                   const ConvOptions& options, const std::string& algo, Activation activation) {
+                   const ConvOptions& options, const std::string& algo, Activation activation,
+                   OutputStores stores) {
   const DType dtype = common("conv_plan", {&w, b});
   const auto p = make_conv_problem(conv_rank("conv_plan", w), input_shape, w.shape, shape_of(b),
                                    options);
-  return ConvPlan(p, dtype, w.data, b ? b->data : nullptr, algo, activation);
+  return ConvPlan(p, dtype, w.data, b ? b->data : nullptr, algo, activation, "", stores);
 }
 
 void forward(const ConvPlan& plan, const View& x, const MutableView& y, const View* residual) {

@@ -77,6 +77,9 @@ struct ConvArgs {
   // Inf pattern, so the algorithm looks for a non-finite value in its input (x, or dy) first,
   // and on finding one sets *non_finite_input and returns without writing the output.
   bool* non_finite_input = nullptr;
+  // Forward only: whether an output over kStreamOutputBytes may bypass the caches (false: the
+  // caller reads it again at once; OutputStores::cache).
+  bool stream_output = true;
 };
 
 using ConvRunFn = void (*)(const ConvArgs& args);

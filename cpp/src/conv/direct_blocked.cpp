@@ -203,12 +203,13 @@ struct Workspace {
 };
 
 // act(conv(src, wb) + bias) for p (in: the padded extents of the blocked input) at the outputs
-// of `window` (t tiled for its width), written to `dest`; nothing else is written.
+// of `window` (t tiled for its width), written to `dest`; nothing else is written. A large
+// output goes past the caches unless `cache_output` (ConvArgs::stream_output false).
 template <typename T>
 void convolve(const ConvProblem& p, const Tiling& t, const kernels::BlockedConvUkernel<T>& uk,
               const Source<T>& src, const T* wb, const T* bias, Activation act,
               const Destination<T>& dest, const Workspace<T>& ws, int threads,
-              const Window& window) {
+              const Window& window, bool cache_output) {
   const int64_t Kg = p.K_per_group(), W = t.w, CW = t.cw;
   const int64_t Hp = p.in[1], Wp = p.in[2];
   const auto& E = dest.ext;
@@ -229,7 +230,7 @@ void convolve(const ConvProblem& p, const Tiling& t, const kernels::BlockedConvU
   const int64_t x_block = p.in_spatial() * CW;
   if (rows <= 0 || window.width() <= 0) return;
   // Each output is written once: a large output bypasses the caches.
-  const bool stream = p.N * p.K * P * int64_t(sizeof(T)) > kStreamOutputBytes;
+  const bool stream = !cache_output && p.N * p.K * P * int64_t(sizeof(T)) > kStreamOutputBytes;
   const BlockedLayout layout{p.groups, p.C_per_group(), t.ncb, p.in, CW};
   const auto interleave = t.narrow() ? nullptr : uk.interleave;
   const int64_t tasks = p.groups * kgroups * rows;
@@ -319,7 +320,8 @@ void run(const ConvArgs& a) {
   const Source<T> src{static_cast<const T*>(a.x), a.problem.in, a.problem.pad_lo};
   convolve(q, t, uk, src, static_cast<const T*>(a.packed_w), static_cast<const T*>(a.b),
            a.activation, Destination<T>{static_cast<T*>(a.out), {0, 0, 0}, q.out},
-           Workspace<T>(q, t, a.workspace, a.threads), a.threads, Window{{0, 0, 0}, q.out});
+           Workspace<T>(q, t, a.workspace, a.threads), a.threads, Window{{0, 0, 0}, q.out},
+           !a.stream_output);
 }
 
 // False, writing nothing, when a weight is not finite: the zeros the output gradient is padded
@@ -350,7 +352,7 @@ bool run_backward_data(const ConvArgs& a) {
     for (int d = 0; d < 3; ++d) dest.ext[d] = a.keep_hi[d] - a.keep_lo[d];
   }
   convolve(q, t, uk, src, ws.weights, static_cast<const T*>(nullptr), Activation::none, dest, ws,
-           a.threads, window);
+           a.threads, window, false);
   return true;
 }
 

@@ -22,10 +22,11 @@ int64_t scratch_limit(const ConvProblem& p, DType dtype);
 // y = act(conv(x, w) + b). packed_w: the weights as algo.pack_weights lays them out for
 // `kernels` (a plan's), or null to pack w here. exact: when not null (exact_alternative of an
 // `auto` choice that spreads non-finite values), an input holding NaN or Inf is computed by
-// `exact` instead, from w.
+// `exact` instead, from w. stream_output: ConvArgs::stream_output.
 void execute_forward(const ConvAlgorithm& algo, const ConvProblem& p, DType dtype, const void* x,
                      const void* w, const void* packed_w, const void* b, Activation act, void* y,
-                     const kernels::KernelTable& kernels, const ConvAlgorithm* exact = nullptr);
+                     const kernels::KernelTable& kernels, const ConvAlgorithm* exact = nullptr,
+                     bool stream_output = true);
 
 // dx = the data gradient; exact as for execute_forward (a non-finite value in dy).
 void execute_backward_data(const ConvAlgorithm& algo, const ConvProblem& p, DType dtype,

@@ -294,7 +294,7 @@ void forward_rows(const ConvArgs& a) {
   geo.row_offsets(0, Kr, offset);
   const int64_t runs = std::min(units, ceil_div(4 * int64_t(a.threads), p.N * p.groups));
   kernels::TileStore<T> store_base = output_store<T>(nullptr, a.activation);
-  store_base.stream = p.N * p.K * P * int64_t(sizeof(T)) > kStreamOutputBytes;
+  store_base.stream = a.stream_output && p.N * p.K * P * int64_t(sizeof(T)) > kStreamOutputBytes;
 #pragma omp parallel for schedule(dynamic, 1) num_threads(a.threads) if (a.threads > 1)
   for (int64_t t = 0; t < p.N * p.groups * runs; ++t) {
     const int64_t run = t % runs, g = t / runs % p.groups, n = t / (runs * p.groups);
@@ -354,7 +354,8 @@ void forward(const ConvArgs& a) {
                                    Kr, rows_per_block / uk.mr, a.kernels.fma_pipes);
   // One reduction block: each tile is written once, so a large output can bypass the caches.
   kernels::TileStore<T> store_base = output_store<T>(nullptr, a.activation);
-  store_base.stream = Kr <= gemm::kKC && p.N * p.K * P * int64_t(sizeof(T)) > kStreamOutputBytes;
+  store_base.stream = a.stream_output && Kr <= gemm::kKC &&
+                     p.N * p.K * P * int64_t(sizeof(T)) > kStreamOutputBytes;
 #pragma omp parallel for schedule(dynamic, 1) num_threads(a.threads) if (a.threads > 1)
   for (int64_t t = 0; t < tasks; ++t) {
     const auto [n, g, cb, rb] = tile_of(t, p.groups, col_blocks, row_blocks);

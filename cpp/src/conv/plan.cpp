@@ -31,12 +31,14 @@ struct ConvPlan::State {
   std::string algo_name;
   const kernels::KernelTable* kernels = nullptr;
   Activation activation = Activation::none;
+  OutputStores stores = OutputStores::stream;
   util::AlignedBuffer packed, bias;
   std::size_t packed_bytes = 0, bias_bytes = 0;
 };
 
 ConvPlan::ConvPlan(const ConvProblem& problem, DType dtype, const void* weight, const void* bias,
-                   const std::string& algorithm, Activation activation, const std::string& isa) {
+                   const std::string& algorithm, Activation activation, const std::string& isa,
+                   OutputStores stores) {
   auto s = std::make_shared<State>();
   s->kernels = isa.empty() ? &kernels::active_kernels() : &kernels::kernels_for(isa);
   s->problem = problem;
@@ -48,6 +50,7 @@ ConvPlan::ConvPlan(const ConvProblem& problem, DType dtype, const void* weight, 
                           activation_name(activation) + "' takes some");
   }
   s->activation = activation;
+  s->stores = stores;
   const std::size_t elem = util::dtype_size(dtype);
   if (algorithm == "auto")
     s->exact = conv::exact_alternative(*s->algo, problem, dtype, ConvDirection::forward, *s->kernels);
@@ -109,8 +112,11 @@ void ConvPlan::forward(const void* x, void* y, const void* residual) const {
   const State& s = *state_;
   // the clamps go into the stores, unless a residual must be added first
   const Activation fused = is_clamp(s.activation) && !residual ? s.activation : Activation::none;
+  // A pass over the output follows (the residual, or an activation not fused): through the caches.
+  const bool again = residual || s.activation != fused;
   conv::execute_forward(*s.algo, s.problem, s.dtype, x, s.weights.as<void>(), s.packed.as<void>(),
-                        s.bias.as<void>(), fused, y, *s.kernels, s.exact);
+                        s.bias.as<void>(), fused, y, *s.kernels, s.exact,
+                        s.stores == OutputStores::stream && !again);
   if (s.activation == fused && !residual) return;
   const auto shape = s.problem.output_shape();
   int64_t n = 1;
@@ -129,6 +135,7 @@ const ConvProblem& ConvPlan::problem() const { return state_->problem; }
 DType ConvPlan::dtype() const { return state_->dtype; }
 const std::string& ConvPlan::algorithm() const { return state_->algo_name; }
 Activation ConvPlan::activation() const { return state_->activation; }
+OutputStores ConvPlan::output_stores() const { return state_->stores; }
 std::string ConvPlan::isa() const { return state_->kernels->isa; }
 std::size_t ConvPlan::packed_bytes() const { return state_->packed_bytes + state_->bias_bytes; }
 

@@ -127,8 +127,9 @@ class _Conv(_ConvNd):
             activation = activation_name(act) if act is not None else None
             if self._residual is not None:
                 activation = self._residual[0]
+            # The next layer reads the output at once: written through the caches.
             plan = make_plan(w, b, padding_mode=self.padding_mode, activation=activation,
-                             **self._args())
+                             output_stores="cache", **self._args())
             object.__setattr__(self, "_plan", plan)
             object.__setattr__(self, "_plan_version", weights_version())
         return self._plan

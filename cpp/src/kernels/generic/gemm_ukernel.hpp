@@ -142,7 +142,7 @@ void gemm_tile(int64_t kc, const typename V::T* a, const Rows& rows, typename V:
 // instead: per k one load of the panel's row and NJ broadcasts of B, against MR broadcasts and
 // a load for the partial tile's one vector. Stateless calls, avx512, 1 thread: 1x1 1024 -> 256
 // on 14 x 14 at batch 8 5.47 -> 5.27 ms, 256 -> 1024 at batch 1 0.708 -> 0.677. Two chains
-// (even and odd k) hide the FMA latency; the sums go through a buffer into the tile's columns.
+// (even and odd k) hide the FMA latency; each column goes through a buffer.
 constexpr int kNarrowCols = 4;
 
 template <typename V, int MR, int NJ, typename Rows>
@@ -172,17 +172,17 @@ void gemm_tile_narrow(int64_t kc, const typename V::T* a, const Rows& rows, type
     FASTCONV_UNROLL
     for (int j = 0; j < NJ; ++j) even[j] = V::fmadd(a0, V::set1(b0[j]), even[j]);
   }
-  alignas(64) T sums[NJ][W];
+  // Column j's rows gathered into a vector of bases (C's values, or the bias), added and
+  // clamped as gemm_tile stores, then written back down the column.
+  const R lo = V::set1(st.lo), hi = V::set1(st.hi);
+  alignas(64) T lanes[W] = {};
   FASTCONV_UNROLL
-  for (int j = 0; j < NJ; ++j) V::storeu(sums[j], V::add(even[j], odd[j]));
-  for (int i = 0; i < m; ++i) {
-    T* ci = c + i * ldc;
-    const T bias = st.bias ? st.bias[i] : T(0);
-    for (int j = 0; j < NJ; ++j) {
-      T v = sums[j][i] + (st.accumulate ? ci[j] : bias);
-      if (st.clamp) v = v < st.lo ? st.lo : (v > st.hi ? st.hi : v);  // NaN stays
-      ci[j] = v;
-    }
+  for (int j = 0; j < NJ; ++j) {
+    for (int i = 0; i < m; ++i) lanes[i] = st.accumulate ? c[i * ldc + j] : st.bias ? st.bias[i] : T(0);
+    R sum = V::add(V::add(even[j], odd[j]), V::loadu(lanes));
+    if (st.clamp) sum = V::min(V::max(sum, lo), hi);
+    V::storeu(lanes, sum);
+    for (int i = 0; i < m; ++i) c[i * ldc + j] = lanes[i];
   }
 }
 

@@ -768,25 +768,46 @@ def test_activations_with_parameters_are_refused():
         fastconv.plan(w, activation="leaky_relu")
 
 
+# The residual blocks' layers, (x_shape, w_shape, kwargs): a 3x3 layer, and 1x1 layers whose
+# GEMM adds the residual in its stores: read in place with the narrow last tile (14 x 14),
+# packed over two reduction blocks (300 channels), an output over 512 KiB (streamed stores),
+# im2col rows read in place (3x3, 16 channels), and 7 x 7, whose transposed product adds it in
+# a pass of its own.
+RESIDUAL_CASES = {
+    "3x3_8": ((2, 8, 10, 9), (8, 8, 3, 3), dict(padding=1)),
+    "1x1_64to72_14": ((2, 64, 14, 14), (72, 64, 1, 1), dict()),
+    "1x1_300to40_11": ((1, 300, 11, 13), (40, 300, 1, 1), dict()),
+    "1x1_64to256_28": ((1, 64, 28, 28), (256, 64, 1, 1), dict()),
+    "3x3_16to24_40": ((1, 16, 40, 40), (24, 16, 3, 3), dict(padding=1)),
+    "1x1_128to256_7": ((2, 128, 7, 7), (256, 128, 1, 1), dict()),
+}
+
+
+@pytest.mark.parametrize("case", sorted(RESIDUAL_CASES))
 @pytest.mark.parametrize("activation", [None, "relu", "relu6", "silu"])
 @pytest.mark.parametrize("algo", ["auto"] + ALGOS_BY_DIRECTION["forward"])
-def test_residual_is_added_before_the_activation(activation, algo):
+def test_residual_is_added_before_the_activation(case, activation, algo):
     """plan(x, residual=r) = act(conv(x) + bias + r), bit for bit the sum of the plan's own
-    output and r with the activation after it (the residual blocks' fused form)."""
+    output and r with the activation after it (the residual blocks' fused form), whether the
+    algorithm adds r in its stores or in a pass after them."""
     from fastconv import functional as F
+    x_shape, w_shape, kwargs = RESIDUAL_CASES[case]
     rng = np.random.default_rng(5)
-    x = rng.standard_normal((2, 8, 10, 9)).astype(np.float32)
-    w = rng.standard_normal((8, 8, 3, 3)).astype(np.float32)
-    b = rng.standard_normal(8).astype(np.float32)
-    r = rng.standard_normal((2, 8, 10, 9)).astype(np.float32)
+    x = rng.standard_normal(x_shape).astype(np.float32)
+    w = (rng.standard_normal(w_shape) / np.sqrt(np.prod(w_shape[1:]))).astype(np.float32)
+    b = rng.standard_normal(w_shape[0]).astype(np.float32)
     try:
-        plain = fastconv.plan(w, b, padding=1, algo=algo)
+        plain = fastconv.plan(w, b, algo=algo, **kwargs)
+        y = plain(x)
     except ValueError as e:  # an algorithm that does not take this layer
         pytest.skip(str(e))
-    want = plain(x) + r
+    r = rng.standard_normal(y.shape).astype(np.float32)
+    want = y + r
     if activation is not None:
         want = getattr(F, activation)(want)
-    got = fastconv.plan(w, b, padding=1, algo=algo, activation=activation)(x, residual=r)
-    assert np.array_equal(got, want)
+    for stores in ("stream", "cache"):
+        got = fastconv.plan(w, b, algo=algo, activation=activation, output_stores=stores,
+                            **kwargs)(x, residual=r)
+        assert np.array_equal(got, want), stores
     with pytest.raises(ValueError, match="residual"):
         plain(x, residual=r[:, :4])

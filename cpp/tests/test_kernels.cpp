@@ -41,20 +41,23 @@ void test_gemm(const std::string& isa, const fastconv::kernels::GemmUkernel<T>& 
       offset[k] = ldb > 0 ? k * ldb : (kc - 1 - k) * (nr + 3) + k % 3;
     const auto a = random<T>(kc * mr, 11), b = random<T>(kc * (nr + 7), 12);
     const auto bias = random<T>(mr, 13);
+    const auto residual = random<T>(mr * ldc, 14);  // laid out as the tile
     for (int m = 1; m <= mr; ++m) {
       for (int n = 1; n <= nr; ++n) {
-        for (int variant = 0; variant < 4; ++variant) {  // plain, bias, accumulate, bias + relu6
+        // plain, bias, accumulate, bias + relu6, bias + residual + relu6, accumulate + residual
+        for (int variant = 0; variant < 6; ++variant) {
           fastconv::kernels::TileStore<T> st;
-          st.bias = (variant == 1 || variant == 3) ? bias.data() : nullptr;
-          st.accumulate = variant == 2;
-          st.clamp = variant == 3;
+          st.bias = (variant == 1 || variant == 3 || variant == 4) ? bias.data() : nullptr;
+          st.accumulate = variant == 2 || variant == 5;
+          st.clamp = variant == 3 || variant == 4;
+          st.residual = variant >= 4 ? residual.data() : nullptr;
           st.lo = T(0);
           st.hi = T(6) * T(0.1);  // small enough to clamp some sums
           std::vector<T> buf(static_cast<size_t>(2 * guard + mr * ldc), canary<T>());
           T* c = buf.data() + guard;
           const T start = T(0.5);
           for (int i = 0; i < m; ++i)
-            for (int j = 0; j < n; ++j) c[i * ldc + j] = variant == 2 ? start : T(99);
+            for (int j = 0; j < n; ++j) c[i * ldc + j] = st.accumulate ? start : T(99);
           if (ldb > 0)
             uk.run(kc, a.data(), b.data(), ldb, c, ldc, m, n, st);
           else
@@ -65,11 +68,15 @@ void test_gemm(const std::string& isa, const fastconv::kernels::GemmUkernel<T>& 
             const int64_t off = idx - guard;
             const int64_t i = off >= 0 ? off / ldc : -1, j = off >= 0 ? off % ldc : -1;
             if (off >= 0 && i < m && j < n) {
-              double s = variant == 2 ? double(start) : (st.bias ? double(bias[i]) : 0.0);
+              double s = st.accumulate ? double(start) : (st.bias ? double(bias[i]) : 0.0);
               double scale = std::fabs(s);
               for (int64_t k = 0; k < kc; ++k) {
                 s += double(a[k * mr + i]) * double(b[offset[k] + j]);
                 scale += std::fabs(double(a[k * mr + i]) * double(b[offset[k] + j]));
+              }
+              if (st.residual) {
+                s += double(residual[i * ldc + j]);
+                scale += std::fabs(double(residual[i * ldc + j]));
               }
               if (st.clamp) s = std::min(std::max(s, double(st.lo)), double(st.hi));
               values &= std::fabs(double(buf[idx]) - s) <= tolerance<T>() * std::max(scale, 1.0);

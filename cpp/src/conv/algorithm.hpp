@@ -80,6 +80,10 @@ struct ConvArgs {
   // Forward only: whether an output over kStreamOutputBytes may bypass the caches (false: the
   // caller reads it again at once; OutputStores::cache).
   bool stream_output = true;
+  // Forward only, for algorithms whose fuses_residual says so: an array of the output's shape
+  // added to each output after the bias and before the activation (a residual block's
+  // shortcut), or null.
+  const void* residual = nullptr;
 };
 
 using ConvRunFn = void (*)(const ConvArgs& args);
@@ -138,6 +142,10 @@ struct ConvAlgorithm {
   // stateless entry points then do not). Null: never.
   bool (*packs_in_forward)(const ConvProblem& problem, DType dtype,
                            const kernels::KernelTable& kernels, int threads) = nullptr;
+  // Whether its forward of `problem` (as the algorithm receives it) adds ConvArgs::residual in
+  // its output stores. Null: never (the caller adds it in a pass of its own).
+  bool (*fuses_residual)(const ConvProblem& problem, DType dtype,
+                         const kernels::KernelTable& kernels) = nullptr;
 
   bool implements(ConvDirection d) const { return run[static_cast<int>(d)] != nullptr; }
   std::string reason_not_applicable(const ConvProblem& p, DType dtype, ConvDirection d) const;

@@ -59,7 +59,7 @@ void run(const ConvAlgorithm& algo, ConvDirection direction, const ConvProblem& 
          const void* dy, void* out, int threads, const kernels::KernelTable& kernels,
          const void* packed_w = nullptr, Activation act = Activation::none,
          bool out_is_kept_box = false, bool* non_finite_input = nullptr,
-         bool stream_output = true) {
+         bool stream_output = true, const void* residual = nullptr) {
   util::AlignedBuffer workspace(algo.workspace_bytes(q, dtype, direction, threads, kernels),
                                 "the convolution workspace");
   ConvArgs args{q, dtype, x, w, b, dy, out, workspace.as<void>(), threads, kernels};
@@ -72,6 +72,7 @@ void run(const ConvAlgorithm& algo, ConvDirection direction, const ConvProblem& 
   args.out_is_kept_box = out_is_kept_box;
   args.non_finite_input = non_finite_input;
   args.stream_output = stream_output;
+  args.residual = residual;
   algo.run[static_cast<int>(direction)](args);
 }
 
@@ -98,7 +99,8 @@ int64_t padded_image_bytes(const ConvProblem& p, DType dtype) {
 template <typename T>
 void forward(const ConvAlgorithm& algo, const ConvProblem& p, const T* x, const T* w,
              const void* packed_w, const T* b, Activation act, T* y,
-             const kernels::KernelTable& kernels, const ConvAlgorithm* exact, bool stream_output) {
+             const kernels::KernelTable& kernels, const ConvAlgorithm* exact, bool stream_output,
+             const T* residual) {
   if (p.N == 0 || p.K == 0) return;
   const int threads = threads_for(p);
   const int64_t plane = p.out_spatial();
@@ -131,9 +133,11 @@ void forward(const ConvAlgorithm& algo, const ConvProblem& p, const T* x, const 
     const T* xr = x + n0 * x_image;
     const T* xin = own_padding ? xr : padded_input(pr, xr, storage, threads);
     run(algo, ConvDirection::forward, pr, own_padding ? pr : unpadded_view(pr), dtype, xin, w, b,
-        nullptr, y + n0 * y_image, threads, kernels, packed_w, act, false, check, stream_output);
+        nullptr, y + n0 * y_image, threads, kernels, packed_w, act, false, check, stream_output,
+        residual ? residual + n0 * y_image : nullptr);
   }
-  if (non_finite) forward(*exact, p, x, w, nullptr, b, act, y, kernels, nullptr, stream_output);
+  if (non_finite)
+    forward(*exact, p, x, w, nullptr, b, act, y, kernels, nullptr, stream_output, residual);
 }
 
 template <typename T>
@@ -229,11 +233,12 @@ int threads_for(const ConvProblem& p) {
 void execute_forward(const ConvAlgorithm& algo, const ConvProblem& p, DType dtype, const void* x,
                      const void* w, const void* packed_w, const void* b, Activation act, void* y,
                      const kernels::KernelTable& kernels, const ConvAlgorithm* exact,
-                     bool stream_output) {
+                     bool stream_output, const void* residual) {
   with_dtype(dtype, [&](auto t) {
     using T = decltype(t);
     forward(algo, p, static_cast<const T*>(x), static_cast<const T*>(w), packed_w,
-            static_cast<const T*>(b), act, static_cast<T*>(y), kernels, exact, stream_output);
+            static_cast<const T*>(b), act, static_cast<T*>(y), kernels, exact, stream_output,
+            static_cast<const T*>(residual));
   });
 }
 

@@ -22,11 +22,13 @@ int64_t scratch_limit(const ConvProblem& p, DType dtype);
 // y = act(conv(x, w) + b). packed_w: the weights as algo.pack_weights lays them out for
 // `kernels` (a plan's), or null to pack w here. exact: when not null (exact_alternative of an
 // `auto` choice that spreads non-finite values), an input holding NaN or Inf is computed by
-// `exact` instead, from w. stream_output: ConvArgs::stream_output.
+// `exact` instead, from w. stream_output, residual: ConvArgs's (residual only where
+// algo.fuses_residual says so for the problem it receives, and p.C > 0; exact, when it runs,
+// must fuse it too).
 void execute_forward(const ConvAlgorithm& algo, const ConvProblem& p, DType dtype, const void* x,
                      const void* w, const void* packed_w, const void* b, Activation act, void* y,
                      const kernels::KernelTable& kernels, const ConvAlgorithm* exact = nullptr,
-                     bool stream_output = true);
+                     bool stream_output = true, const void* residual = nullptr);
 
 // dx = the data gradient; exact as for execute_forward (a non-finite value in dy).
 void execute_backward_data(const ConvAlgorithm& algo, const ConvProblem& p, DType dtype,

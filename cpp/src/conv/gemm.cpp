@@ -288,6 +288,7 @@ void forward_rows(const ConvArgs& a) {
   const auto* b = static_cast<const T*>(a.b);
   auto* y = static_cast<T*>(a.out);
   const auto* wpack = static_cast<const T*>(a.packed_w);
+  const auto* residual = static_cast<const T*>(a.residual);
   const int64_t group_pack = group_pack_size(p, uk);
   const Im2colGeometry geo(p);
   int64_t offset[gemm::kKC];  // of the im2col rows, from the group's first channel
@@ -300,7 +301,6 @@ void forward_rows(const ConvArgs& a) {
     const int64_t run = t % runs, g = t / runs % p.groups, n = t / (runs * p.groups);
     const T* xg = x + (n * p.C + g * Cg) * in_plane;
     const T* wg = wpack + g * group_pack;
-    T* yg = y + (n * p.K + g * Kg) * P;
     for (int64_t u = run * units / runs; u < (run + 1) * units / runs; ++u) {
       const int64_t r = u / segments, j0 = u % segments * gemm::kNC;
       const int64_t j1 = std::min(OW, j0 + gemm::kNC);
@@ -310,9 +310,12 @@ void forward_rows(const ConvArgs& a) {
         kernels::TileStore<T> st = store_base;
         st.bias = b ? b + g * Kg + m : nullptr;
         const int count = static_cast<int>(std::min<int64_t>(uk.mr, Kg - m));
-        for (int64_t j = j0; j < j1; j += uk.nr)
-          uk.run_rows(Kr, wg + m * Kr, xg + first + j, offset, yg + m * P + r * OW + j, P, count,
+        for (int64_t j = j0; j < j1; j += uk.nr) {
+          const int64_t at = (n * p.K + g * Kg + m) * P + r * OW + j;  // the tile's place in y
+          if (residual) st.residual = residual + at;
+          uk.run_rows(Kr, wg + m * Kr, xg + first + j, offset, y + at, P, count,
                       static_cast<int>(std::min<int64_t>(uk.nr, j1 - j)), st);
+        }
       }
     }
     if (store_base.stream) uk.store_fence();
@@ -363,13 +366,15 @@ void forward(const ConvArgs& a) {
     if (m0 >= m1) continue;
     const int64_t n0 = cb * gemm::kNC, n1 = std::min(P, n0 + gemm::kNC);
     const Scratch<T> s = scratch(scratch_base, Use::forward, uk.mr);
+    const int64_t at = (n * p.K + g * Kg + m0) * P + n0;  // the block's first output
     kernels::TileStore<T> st = store_base;
     st.bias = b ? b + g * Kg : nullptr;
+    st.residual = a.residual ? static_cast<const T*>(a.residual) + at : nullptr;
     const T* xg = x + (n * p.C + g * Cg) * in_plane;
     const auto product = [&](const auto& pack_b) {
       gemm::gemm_block(uk, Kr, m0, m1, n0, n1,
-                       gemm::PrepackedA<T>{wpack + g * group_pack, Kr, uk.mr}, pack_b,
-                       y + (n * p.K + g * Kg + m0) * P + n0, P, st, s.a, s.b);
+                       gemm::PrepackedA<T>{wpack + g * group_pack, Kr, uk.mr}, pack_b, y + at, P,
+                       st, s.a, s.b);
     };
     if (in_place)
       product(gemm::RowMajorB<T>{xg, P, uk.nr});
@@ -536,6 +541,12 @@ std::size_t packed_weights_bytes(const ConvProblem& p, DType dtype,
 
 }  // namespace
 
+// The forward adds a residual in its stores, but for the transposed product (whose Y^T block
+// goes back to NCHW rows through transposes).
+bool fuses_residual(const ConvProblem& p, DType dtype, const kernels::KernelTable& k) {
+  return !transposed_product(p, dtype, k);
+}
+
 const ConvAlgorithm& gemm_algorithm() {
   static const ConvAlgorithm algo{
       "gemm",
@@ -548,7 +559,10 @@ const ConvAlgorithm& gemm_algorithm() {
       &packed_weights_bytes,
       &by_dtype_pack<pack_weights<float>, pack_weights<double>>,
       nullptr,
-      &writes_kept_box};
+      &writes_kept_box,
+      false,
+      nullptr,
+      &fuses_residual};
   return algo;
 }
 

@@ -210,8 +210,9 @@ struct PrepackedB {
 // Rows [m0, m1) and columns [n0, n1) of C, with c pointing at C[m0][n0]. m0 must suit the A
 // packer (a multiple of MR for PrepackedA), n0 the B packer (a multiple of NR for PrepackedB).
 // a_buf: a_panel_size(mr) elements; b_buf: b_block_size() elements. `store` says what the
-// result is: its bias is indexed by absolute row, its clamp applies after the last reduction
-// block, and with `accumulate` the products add to C.
+// result is: its bias is indexed by absolute row, its residual (laid out as C, from the
+// element c points at) and clamp apply after the last reduction block, and with `accumulate`
+// the products add to C.
 template <typename T, typename APacker, typename BPacker>
 void gemm_block(const kernels::GemmUkernel<T>& uk, int64_t Kr, int64_t m0, int64_t m1,
                 int64_t n0, int64_t n1, const APacker& pack_a, const BPacker& pack_b, T* c,
@@ -224,19 +225,22 @@ void gemm_block(const kernels::GemmUkernel<T>& uk, int64_t Kr, int64_t m0, int64
       kernels::TileStore<T> st = store;
       st.accumulate = store.accumulate || k0 > 0;
       st.clamp = store.clamp && k0 + kc == Kr;
+      if (k0 + kc < Kr) st.residual = nullptr;
       const BBlock<T> b = as_block(pack_b(k0, kc, nb, nc, b_buf), kc, nr);
       for (int64_t m = m0; m < m1; m += mr) {
         const T* a = pack_a(m, k0, kc, a_buf);  // packed once, used for every B panel
         const int rows = static_cast<int>(m1 - m < mr ? m1 - m : mr);
-        kernels::TileStore<T> row_st = st;
-        row_st.bias = store.bias ? store.bias + m : nullptr;
+        kernels::TileStore<T> tile_st = st;
+        tile_st.bias = store.bias ? store.bias + m : nullptr;
         for (int64_t j = 0; j < nc; j += nr) {
           const int cols = static_cast<int>(nc - j < nr ? nc - j : nr);
-          T* tile = c + (m - m0) * ldc + nb - n0 + j;
+          const int64_t at = (m - m0) * ldc + nb - n0 + j;  // the tile's offset in C
+          T* tile = c + at;
+          if (st.residual) tile_st.residual = st.residual + at;
           if (j / nr == b.packed_panel)
-            uk.run(kc, a, b.packed, nr, tile, ldc, rows, cols, row_st);
+            uk.run(kc, a, b.packed, nr, tile, ldc, rows, cols, tile_st);
           else
-            uk.run(kc, a, b.data + (j / nr) * b.step, b.ld, tile, ldc, rows, cols, row_st);
+            uk.run(kc, a, b.data + (j / nr) * b.step, b.ld, tile, ldc, rows, cols, tile_st);
         }
       }
     }

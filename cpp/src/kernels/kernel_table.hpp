@@ -11,12 +11,14 @@
 namespace fastconv::kernels {
 
 // How a GEMM microkernel stores its tile of products S:
-//   C = (accumulate ? C : bias[i] or 0) + S, then, when clamp, C = min(max(C, lo), hi) with NaN
-//   kept (a fused ReLU is lo = 0, hi = +inf; ReLU6 is hi = 6). bias may be null; it is read only
-//   when accumulate is false.
+//   C = (accumulate ? C : bias[i] or 0) + S, then + residual[i*ldc + j] where residual is not
+//   null (a residual block's shortcut, laid out as C), then, when clamp, C = min(max(C, lo), hi)
+//   with NaN kept (a fused ReLU is lo = 0, hi = +inf; ReLU6 is hi = 6). bias may be null; it is
+//   read only when accumulate is false.
 template <typename T>
 struct TileStore {
   const T* bias = nullptr;
+  const T* residual = nullptr;  // at the tile's first element
   bool accumulate = false;
   bool clamp = false;
   T lo = T(0), hi = T(0);

@@ -90,7 +90,13 @@ void gemm_tile(int64_t kc, const typename V::T* a, const Rows& rows, typename V:
   }
 
   const R lo = V::set1(st.lo), hi = V::set1(st.hi);
-  const auto finish = [&](R sum) { return st.clamp ? V::min(V::max(sum, lo), hi) : sum; };
+  // S + base, plus the residual's element at offset `at` of the tile (`lanes` of them), clamped.
+  const auto finish = [&](R sum, R base, int64_t at, int lanes) {
+    sum = V::add(sum, base);
+    if (st.residual)
+      sum = V::add(sum, lanes == W ? V::loadu(st.residual + at) : V::load_partial(st.residual + at, lanes));
+    return st.clamp ? V::min(V::max(sum, lo), hi) : sum;
+  };
   if (m == ROWS && n == VECS * W) {
     if (st.stream && !st.accumulate &&
         (reinterpret_cast<std::uintptr_t>(c) | ldc * sizeof(T)) % (W * sizeof(T)) == 0) {
@@ -98,8 +104,8 @@ void gemm_tile(int64_t kc, const typename V::T* a, const Rows& rows, typename V:
       for (int i = 0; i < ROWS; ++i)
         FASTCONV_UNROLL
         for (int v = 0; v < VECS; ++v)
-          V::stream(c + i * ldc + v * W,
-                    finish(V::add(acc[i][v], V::set1(st.bias ? st.bias[i] : T(0)))));
+          V::stream(c + i * ldc + v * W, finish(acc[i][v], V::set1(st.bias ? st.bias[i] : T(0)),
+                                                i * ldc + v * W, W));
       return;
     }
     FASTCONV_UNROLL
@@ -108,7 +114,7 @@ void gemm_tile(int64_t kc, const typename V::T* a, const Rows& rows, typename V:
       FASTCONV_UNROLL
       for (int v = 0; v < VECS; ++v) {
         R base = st.accumulate ? V::loadu(ci + v * W) : V::set1(st.bias ? st.bias[i] : T(0));
-        V::storeu(ci + v * W, finish(V::add(acc[i][v], base)));
+        V::storeu(ci + v * W, finish(acc[i][v], base, i * ldc + v * W, W));
       }
     }
     return;
@@ -127,11 +133,11 @@ void gemm_tile(int64_t kc, const typename V::T* a, const Rows& rows, typename V:
       const int lanes = n - v * W;
       if (lanes >= W) {
         R base = st.accumulate ? V::loadu(ci + v * W) : V::set1(st.bias ? st.bias[i] : T(0));
-        V::storeu(ci + v * W, finish(V::add(sum, base)));
+        V::storeu(ci + v * W, finish(sum, base, i * ldc + v * W, W));
       } else {
         R base = st.accumulate ? V::load_partial(ci + v * W, lanes)
                                : V::set1(st.bias ? st.bias[i] : T(0));
-        V::store_partial(ci + v * W, finish(V::add(sum, base)), lanes);
+        V::store_partial(ci + v * W, finish(sum, base, i * ldc + v * W, lanes), lanes);
       }
     }
   }
@@ -172,14 +178,18 @@ void gemm_tile_narrow(int64_t kc, const typename V::T* a, const Rows& rows, type
     FASTCONV_UNROLL
     for (int j = 0; j < NJ; ++j) even[j] = V::fmadd(a0, V::set1(b0[j]), even[j]);
   }
-  // Column j's rows gathered into a vector of bases (C's values, or the bias), added and
-  // clamped as gemm_tile stores, then written back down the column.
+  // Column j's rows gathered into a vector of bases (C's values, or the bias) and one of the
+  // residual's, added and clamped as gemm_tile stores, then written back down the column.
   const R lo = V::set1(st.lo), hi = V::set1(st.hi);
   alignas(64) T lanes[W] = {};
   FASTCONV_UNROLL
   for (int j = 0; j < NJ; ++j) {
     for (int i = 0; i < m; ++i) lanes[i] = st.accumulate ? c[i * ldc + j] : st.bias ? st.bias[i] : T(0);
     R sum = V::add(V::add(even[j], odd[j]), V::loadu(lanes));
+    if (st.residual) {
+      for (int i = 0; i < m; ++i) lanes[i] = st.residual[i * ldc + j];
+      sum = V::add(sum, V::loadu(lanes));
+    }
     if (st.clamp) sum = V::min(V::max(sum, lo), hi);
     V::storeu(lanes, sum);
     for (int i = 0; i < m; ++i) c[i * ldc + j] = lanes[i];

@@ -37,8 +37,8 @@ class ConvPlan {
   /// `algorithm` is "auto" or a name from conv_algorithm_names(); `isa` names the kernels
   /// (available_isas(); empty: the active ISA); `activation` is one without parameters
   /// (has_parameters() false); `stores` says how a large output is written (a residual or an
-  /// activation applied after the convolution reads it again: written through the caches then,
-  /// whatever `stores`). Throws InvalidArgument for an unknown name or ISA or an activation with
+  /// activation added after the convolution's stores reads it again: written through the caches
+  /// then, whatever `stores`). Throws InvalidArgument for an unknown name or ISA or an activation with
   /// parameters, Unsupported when the algorithm does not apply, OutOfMemory.
   ConvPlan(const ConvProblem& problem, DType dtype, const void* weight, const void* bias,
            const std::string& algorithm = "auto", Activation activation = Activation::none,
@@ -49,8 +49,8 @@ class ConvPlan {
   void forward(const void* x, void* y) const;
 
   /// y = activation(conv(x, weight) + bias + residual): the shortcut of a residual block added
-  /// before the activation, in one pass over the output; residual (problem.output_shape(), the
-  /// plan's dtype) may be null.
+  /// before the activation, as the output is written (GEMM, but for its transposed product) or
+  /// in one pass over it; residual (problem.output_shape(), the plan's dtype) may be null.
   void forward(const void* x, void* y, const void* residual) const;
 
   const ConvProblem& problem() const;  ///< the problem the plan was made for

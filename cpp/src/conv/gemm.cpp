@@ -539,13 +539,13 @@ std::size_t packed_weights_bytes(const ConvProblem& p, DType dtype,
   return p.groups * group_pack_size(p, kernels.f64.gemm) * sizeof(double);
 }
 
-}  // namespace
-
 // The forward adds a residual in its stores, but for the transposed product (whose Y^T block
 // goes back to NCHW rows through transposes).
 bool fuses_residual(const ConvProblem& p, DType dtype, const kernels::KernelTable& k) {
   return !transposed_product(p, dtype, k);
 }
+
+}  // namespace
 
 const ConvAlgorithm& gemm_algorithm() {
   static const ConvAlgorithm algo{

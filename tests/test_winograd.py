@@ -17,6 +17,10 @@
               the direct algorithm;
 - domain:     the registry declines stride, dilation, kernel and channel counts outside it, with
               the reason, and backward-weights (not implemented);
+- strided:    forwards whose stride s meets 2s + 1 to 3s taps run as their polyphase components'
+              stride-1 problem: 60 random configurations (1-D and 2-D, mixed strides and 1-tap
+              phases, groups, padding modes), a 3-D one, AlexNet's conv1 with bits equal across
+              threads, chunks of images and plans; the data gradient declines strides;
 - execution:  results bit-identical on 1 and 2 threads and under a workspace limit that forces
               bands of tile rows; plans equal the functional call bit for bit.
 """
@@ -345,7 +349,9 @@ def test_non_finite_weight_in_the_data_gradient(name):
 
 # ------------------------------------------------------------------------------- domain
 DECLINED = [  # (x_shape, w_shape, kwargs, fragment of the reason)
-    ((1, 8, 9, 9), (8, 8, 3, 3), dict(stride=2), "stride must be 1"),
+    ((1, 8, 9, 9), (8, 8, 3, 3), dict(stride=2), "polyphase components (kernel [2, 2]"),
+    ((1, 8, 9, 9), (8, 8, 5, 5), dict(stride=2, dilation=2), "dilation must be 1 along a strided"),
+    ((1, 1, 9, 9), (8, 1, 5, 5), dict(stride=(2, 1)), "C/groups = 2"),
     ((1, 8, 9, 9), (8, 8, 3, 3), dict(dilation=2), "dilation must be 1"),
     ((1, 8, 9, 9), (8, 8, 5, 5), dict(), "needs a 3x3 kernel"),
     ((1, 8, 9, 9), (8, 8, 1, 1), dict(), "needs a 3x3 kernel"),
@@ -487,3 +493,145 @@ def test_plan_equals_functional(name, activation):
         y = np.minimum(np.maximum(y, 0), 6 if activation == "relu6" else np.inf).astype(np.float32)
     p = fastconv.plan(w, b, padding=1, algo=name, activation=activation)
     assert p(x).tobytes() == y.tobytes()
+
+
+# ------------------------------------------------------------------------------- strided
+# A stride s along an axis of 2s + 1 to 3s taps leaves 3 taps to each of its polyphase
+# components (polyphase.hpp): the forward runs as their stride-1 problem, C x phases channels.
+def strided_config(rng, rank):
+    """A strided problem Winograd takes: (x_shape, w_shape, kwargs)."""
+    while True:
+        axes = []  # (stride, kernel) per axis
+        for _ in range(rank):
+            kind = rng.integers(0, 4)
+            if kind == 0:
+                s = int(rng.integers(2, 5))
+                axes.append((s, int(rng.integers(2 * s + 1, 3 * s + 1))))  # 3 taps per phase
+            elif kind == 1:
+                s = int(rng.integers(2, 4))
+                axes.append((s, int(rng.integers(1, s + 1))))  # 1 tap per phase
+            else:
+                axes.append((1, 3 if kind == 2 else 1))
+        taps = [(k + s - 1) // s for s, k in axes]
+        if any(s > 1 for s, _ in axes) and 3 in taps:
+            break
+    stride = tuple(s for s, _ in axes)
+    kernel = tuple(k for _, k in axes)
+    phases = int(np.prod([min(s, k) if s > 1 else 1 for s, k in axes]))
+    groups = int(rng.choice([1, 1, 2]))
+    Cg = max(int(rng.integers(1, 7)), -(-4 // phases))  # at least 4 channels of phases
+    Kg = int(rng.integers(4, 13))
+    N = int(rng.choice([1, 2]))
+    padding = tuple(int(rng.integers(0, k // 2 + 1)) for k in kernel)
+    mode = str(rng.choice(["zeros", "zeros", "zeros", "reflect", "replicate", "circular"]))
+    sp = tuple(int(rng.integers(1, 40)) for _ in range(rank))
+    if mode != "zeros":
+        sp = tuple(max(s, p + 1) for s, p in zip(sp, padding))
+    sp = tuple(max(s, k - 2 * p) for s, k, p in zip(sp, kernel, padding))
+    kwargs = dict(stride=stride, padding=padding, groups=groups, padding_mode=mode)
+    return (N, Cg * groups) + sp, (Kg * groups, Cg) + kernel, kwargs
+
+
+N_STRIDED = 60
+
+
+@pytest.fixture(scope="module")
+def strided_cases():
+    rng = np.random.default_rng(2027)
+    cases = []
+    for i in range(N_STRIDED):
+        rank = 1 if i % 3 == 0 else 2
+        x_shape, w_shape, kw = strided_config(rng, rank)
+        b = rng.standard_normal(w_shape[0]) if i % 2 else None
+        cases.append((rank, rng.standard_normal(x_shape), rng.standard_normal(w_shape), b, kw))
+    return cases
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=dtype_id)
+@pytest.mark.parametrize("name", NAMES)
+def test_strided_forward(name, dtype, strided_cases, record_error):
+    problems, worst = [], 0.0
+    for i, (rank, x, w, b, kw) in enumerate(strided_cases):
+        ref = conv_reference(x, w, b, **kw)
+        bd = None if b is None else b.astype(dtype)
+        y = CONV[rank](x.astype(dtype), w.astype(dtype), bd, algo=name, **kw)
+        err = normalized_error(y, ref)
+        worst = max(worst, err)
+        if not (y.dtype == dtype and y.shape == ref.shape and err <= tolerance_for(name, dtype)):
+            problems.append(f"case {i}: x{x.shape} w{w.shape} {kw}: error {err:.3e}")
+    record_error(dtype, name, worst, fastconv.get_isa(), f"{N_STRIDED} random strided configs")
+    fail_if(problems)
+
+
+def test_strided_3d():
+    """Depth strided too: a kernel depth within the stride gives each phase one plane."""
+    rng = np.random.default_rng(31)
+    x = rng.standard_normal((2, 3, 7, 17, 16))
+    w = rng.standard_normal((6, 3, 2, 9, 3))
+    kw = dict(stride=(2, 3, 1), padding=(1, 2, 1))
+    y = F.conv3d(x.astype(np.float32), w.astype(np.float32), algo="winograd", **kw)
+    assert normalized_error(y, conv_reference(x, w, None, **kw)) <= tolerance_for("winograd", np.float32)
+
+
+def test_strided_data_gradient_declined():
+    w = np.zeros((8, 3, 11, 11), np.float32)
+    with pytest.raises(ValueError, match="stride must be 1 \\(in the data gradient\\)"):
+        G.conv2d_input((1, 3, 63, 63), w, np.zeros((1, 8, 14, 14), np.float32), stride=4,
+                       algo="winograd")
+    gx = G.conv2d_input((1, 3, 63, 63), w, np.ones((1, 8, 14, 14), np.float32), stride=4)
+    assert gx.shape == (1, 3, 63, 63)  # auto: another algorithm
+
+
+# AlexNet's conv1 (11 x 11 / 4 on 3 channels): 16 phases of 3 x 3 on 48 channels.
+ALEXNET_CONV1 = ((1, 3, 67, 67), (16, 3, 11, 11), dict(stride=4, padding=2))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_strided_threads_limit_and_plan_keep_bits(name, threads_restored):
+    """Thread counts, chunks of images (a 1-byte workspace limit: one image at a time) and a
+    plan's packed weights give the same bits."""
+    rng = np.random.default_rng(32)
+    x = rng.standard_normal((3, 3, 67, 67)).astype(np.float32)
+    w = rng.standard_normal(ALEXNET_CONV1[1]).astype(np.float32)
+    b = rng.standard_normal(16).astype(np.float32)
+    kw = ALEXNET_CONV1[2]
+    old_limit = fastconv.get_workspace_limit()
+    outs = []
+    try:
+        for threads, limit in ((1, 0), (2, 0), (1, 1), (2, 1)):
+            fastconv.set_num_threads(threads)
+            fastconv.set_workspace_limit(limit)
+            outs.append(F.conv2d(x, w, b, algo=name, **kw).tobytes())
+            outs.append(fastconv.plan(w, b, algo=name, **kw)(x).tobytes())
+    finally:
+        fastconv.set_workspace_limit(old_limit)
+    assert all(o == outs[0] for o in outs[1:])
+    ref = conv_reference(x.astype(np.float64), w.astype(np.float64), b.astype(np.float64), **kw)
+    assert normalized_error(np.frombuffer(outs[0], np.float32).reshape(ref.shape), ref) <= \
+        tolerance_for(name, np.float32)
+
+
+def test_strided_auto_keeps_the_definitions_pattern():
+    """`auto` may run a strided layer by Winograd; a NaN anywhere in the input sends it to an
+    exact algorithm, whose outputs are NaN only where the definition's are."""
+    rng = np.random.default_rng(33)
+    x = rng.standard_normal((1, 3, 67, 67)).astype(np.float32)
+    w = rng.standard_normal((16, 3, 11, 11)).astype(np.float32)
+    x[0, 1, 30, 30] = np.nan
+    kw = ALEXNET_CONV1[2]
+    ref = conv_reference(x.astype(np.float64), w.astype(np.float64), None, **kw)
+    y = F.conv2d(x, w, **kw)
+    assert np.array_equal(np.isnan(y), np.isnan(ref))
+    assert np.isnan(F.conv2d(x, w, algo="winograd_f4x3", **kw)).sum() > np.isnan(ref).sum()
+
+
+def test_auto_runs_alexnet_conv1_by_winograd():
+    """The cost model picks Winograd on AlexNet's first layer (bench/RESULTS.md: faster than the
+    direct algorithm and the peers) where the cores have two FMA pipes, and its packed weights
+    are those of the 48-channel polyphase problem."""
+    w = np.zeros((64, 3, 11, 11), np.float32)
+    info = fastconv.plan(w, stride=4, padding=2).prepare((1, 3, 224, 224))
+    if fastconv.get_isa() == "avx512":
+        assert info["algo"].startswith("winograd"), info["algo"]
+    planned = fastconv.plan(w, stride=4, padding=2, algo="winograd_f4x3").prepare((1, 3, 224, 224))
+    assert planned["packed_bytes"] >= 36 * 48 * 64 * 4  # U of F(4,3): 36 points, 48 x 64

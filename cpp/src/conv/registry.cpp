@@ -96,7 +96,8 @@ const char* exact_choice(const ConvProblem& p, DType dtype, ConvDirection direct
 }
 
 // Winograd where its cost model (winograd::auto_tile) expects it to beat the rest: forward and
-// data gradient of 3x3 stride-1 layers with enough channels and tiles to pay for its transforms;
+// data gradient of 3x3 stride-1 layers with enough channels and tiles to pay for its transforms
+// (and strided forwards whose polyphase components are such layers: AlexNet's conv1);
 // the weight transform counts only when a plan does not hold it. Otherwise the FFT where its
 // cost model (fft::auto_prefers) expects it to beat the direct methods' arithmetic: large
 // kernels, and kernels of many taps on few positions.

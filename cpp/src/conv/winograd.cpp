@@ -23,8 +23,12 @@
 // in cache, and adds that chunk's products to M (the same sums in the same order: the bits of
 // a plan's call).
 //
-// Limits: stride 1 and dilation 1 along the axes with 3 taps, kernel depth 1 (3-D inputs run
-// plane by plane). Numerics: the transforms add rounding error growing with m (DESIGN.md's
+// Strided forwards run as the stride-1 problem of their polyphase components (polyphase.hpp:
+// stride s along an axis of 2s + 1 to 3s taps leaves each phase 3 taps; xq and wq are copied
+// into the workspace a chunk of images at a time, then the stride-1 path runs on them).
+// Limits: stride 1 and dilation 1 along the axes with 3 taps (strided forwards: of their
+// polyphase components; the data gradient: stride 1), kernel depth 1 (3-D inputs run plane by
+// plane). Numerics: the transforms add rounding error growing with m (DESIGN.md's
 // budget: F(2,3) 2e-6, F(4,3) and F(6,3) 5e-5), and a NaN or infinity in the input reaches the
 // outputs of every tile whose input span holds it that the transform rows connect it to (AT BT
 // nonzero: the whole tile for an interior position; zero coefficients are skipped, never
@@ -43,6 +47,9 @@
 
 #include "activation.hpp"
 #include "algorithm.hpp"
+#include "execute.hpp"
+#include "polyphase.hpp"
+#include "util/buffer.hpp"
 #include "util/cache.hpp"
 #include "util/format.hpp"
 #include "winograd.hpp"
@@ -405,7 +412,7 @@ void backward_data(const ConvArgs& a, int m) {
 }
 
 // ---- the registry's view.
-std::string why_not(const ConvProblem& p, DType, ConvDirection direction) {
+std::string why_not_stride_one(const ConvProblem& p) {
   const auto& k = p.kernel;
   const bool h = k[1] == wk::kTaps, w = k[2] == wk::kTaps;
   if (k[0] != 1 || (!h && k[1] != 1) || (!w && k[2] != 1) || (!h && !w)) {
@@ -425,8 +432,26 @@ std::string why_not(const ConvProblem& p, DType, ConvDirection direction) {
            std::to_string(p.K_per_group()) + ": Winograd needs at least " +
            std::to_string(kMinChannels) + " of each to be worthwhile";
   }
-  (void)direction;
   return {};
+}
+
+// A strided forward runs as the stride-1 problem of its polyphase components (polyphase.hpp):
+// stride s along an axis of 2s + 1 to 3s taps gives them 3 taps (s or fewer: 1).
+std::string why_not(const ConvProblem& p, DType, ConvDirection direction) {
+  if (!is_strided(p)) return why_not_stride_one(p);
+  if (direction != ConvDirection::forward) return "stride must be 1 (in the data gradient)";
+  for (int d = 0; d < 3; ++d)
+    if (p.stride[d] > 1 && p.kernel[d] > 1 && p.dilation[d] != 1)
+      return "dilation must be 1 along a strided axis";
+  const ConvProblem q = polyphase_problem(p);
+  const std::string reason = why_not_stride_one(q);
+  if (reason.empty()) return {};
+  const auto user = [&](const std::array<int64_t, 3>& a) {
+    return util::shape_str(std::vector<int64_t>(a.begin() + (3 - p.rank), a.end()));
+  };
+  return "kernel " + user(p.kernel) + " with stride " + user(p.stride) +
+         ", as its polyphase components (kernel " + user(q.kernel) + ", C/groups = " +
+         std::to_string(q.C_per_group()) + "): " + reason;
 }
 
 bool pads_forward_input(const ConvProblem&, DType, const kernels::KernelTable&) { return true; }
@@ -465,6 +490,92 @@ std::size_t packed_weights_bytes_m(const ConvProblem& p, DType dtype,
   });
 }
 
+// ---- strided forward: the stride-1 problem q of the polyphase components (polyphase.hpp), a
+// chunk of images at a time. Workspace: the chunk's xq, wq (the weights unless packed), then
+// q's own. The tile m is chosen on the whole q (tile_for maps p to it).
+
+// Images per chunk: their phases within a quarter of the call's scratch limit (one at least).
+int64_t phase_images(const ConvProblem& p, DType dtype) {
+  const ConvProblem q = polyphase_problem(p);
+  const int64_t image = std::max<int64_t>(1, q.C * q.in_spatial() * int64_t(util::dtype_size(dtype)));
+  return std::clamp<int64_t>(scratch_limit(p, dtype) / 4 / image, 1, std::max<int64_t>(p.N, 1));
+}
+
+// The stride-1 problem of a chunk of p's images.
+ConvProblem phase_chunk(const ConvProblem& p, int64_t images) {
+  ConvProblem c = p;
+  c.N = std::min(p.N, images);
+  return polyphase_problem(c);
+}
+
+template <typename T>
+struct PhaseWorkspace {
+  T* x;
+  T* w;
+  void* rest;
+  PhaseWorkspace(const ConvProblem& q, void* base) {
+    x = static_cast<T*>(base);
+    w = x + round_up(q.N * q.C * q.in_spatial(), 16);
+    rest = w + round_up(q.K * q.C_per_group() * q.kernel_spatial(), 16);
+  }
+  static std::size_t bytes(const ConvProblem& q) {
+    const PhaseWorkspace ws(q, nullptr);
+    return static_cast<std::size_t>(static_cast<const char*>(ws.rest) -
+                                    reinterpret_cast<const char*>(ws.x));
+  }
+};
+
+// The ConvArgs of q's chunk: p's, with q's operands.
+ConvArgs phase_args(const ConvArgs& a, const ConvProblem& q, const void* x, const void* w, void* y,
+                    void* workspace) {
+  ConvArgs c{q, a.dtype, x, w, a.b, nullptr, y, workspace, a.threads, a.kernels};
+  c.packed_w = a.packed_w;
+  c.activation = a.activation;
+  c.stream_output = a.stream_output;
+  return c;
+}
+
+template <typename T>
+void forward_strided(const ConvArgs& a, int m) {
+  const ConvProblem& p = a.problem;
+  // The definition's NaN / Inf pattern asked for: any in x sends the call to an exact algorithm
+  // (elements no window reads included), before anything is written.
+  if (a.non_finite_input && any_non_finite(static_cast<const T*>(a.x), p.N * p.C * p.in_spatial())) {
+    *a.non_finite_input = true;
+    return;
+  }
+  const int64_t images = phase_images(p, a.dtype);
+  const PhaseWorkspace<T> ws(phase_chunk(p, images), a.workspace);
+  if (!a.packed_w) polyphase_weights(p, static_cast<const T*>(a.w), ws.w, a.threads);
+  const int64_t x_image = p.C * p.in_spatial(), y_image = p.K * p.out_spatial();
+  for (int64_t n0 = 0; n0 < p.N; n0 += images) {
+    ConvProblem chunk = p;
+    chunk.N = std::min(images, p.N - n0);
+    const ConvProblem q = polyphase_problem(chunk);
+    polyphase_input(chunk, static_cast<const T*>(a.x) + n0 * x_image, ws.x, a.threads);
+    forward<T>(phase_args(a, q, ws.x, ws.w, static_cast<T*>(a.out) + n0 * y_image, ws.rest), m);
+  }
+}
+
+template <typename T>
+void pack_strided(const ConvArgs& a, void* packed, int m) {
+  const ConvProblem q = polyphase_problem(a.problem);
+  util::AlignedBuffer wq(
+      static_cast<std::size_t>(q.K * q.C_per_group() * q.kernel_spatial()) * sizeof(T),
+      "the polyphase weights");
+  polyphase_weights(a.problem, static_cast<const T*>(a.w), wq.as<T>(), a.threads);
+  pack<T>(phase_args(a, q, nullptr, wq.as<T>(), nullptr, nullptr), packed, m);
+}
+
+std::size_t strided_workspace_bytes(const ConvProblem& p, DType dtype, int threads,
+                                    const kernels::KernelTable& kt, int m) {
+  const ConvProblem q = phase_chunk(p, phase_images(p, dtype));
+  const std::size_t own = util::with_dtype(dtype, [&](auto t) {
+    return PhaseWorkspace<decltype(t)>::bytes(q);
+  });
+  return own + workspace_bytes_m(q, dtype, ConvDirection::forward, threads, kt, m);
+}
+
 // One registry entry per tile size M (0: chosen per problem by tile_for).
 template <int M>
 int tile(const ConvProblem& p, const kernels::KernelTable& kernels) {
@@ -473,7 +584,14 @@ int tile(const ConvProblem& p, const kernels::KernelTable& kernels) {
 
 template <int M>
 void run_forward(const ConvArgs& a) {
-  util::with_dtype(a.dtype, [&](auto t) { forward<decltype(t)>(a, tile<M>(a.problem, a.kernels)); });
+  util::with_dtype(a.dtype, [&](auto t) {
+    using T = decltype(t);
+    const int m = tile<M>(a.problem, a.kernels);
+    if (is_strided(a.problem))
+      forward_strided<T>(a, m);
+    else
+      forward<T>(a, m);
+  });
 }
 
 template <int M>
@@ -485,27 +603,38 @@ void run_backward_data(const ConvArgs& a) {
 
 template <int M>
 void pack_weights(const ConvArgs& a, void* packed) {
-  util::with_dtype(a.dtype, [&](auto t) { pack<decltype(t)>(a, packed, tile<M>(a.problem, a.kernels)); });
+  util::with_dtype(a.dtype, [&](auto t) {
+    using T = decltype(t);
+    const int m = tile<M>(a.problem, a.kernels);
+    if (is_strided(a.problem))
+      pack_strided<T>(a, packed, m);
+    else
+      pack<T>(a, packed, m);
+  });
 }
 
 template <int M>
 std::size_t workspace_bytes(const ConvProblem& p, DType dtype, ConvDirection direction,
                             int threads, const kernels::KernelTable& kt) {
-  return workspace_bytes_m(p, dtype, direction, threads, kt, tile<M>(p, kt));
+  const int m = tile<M>(p, kt);
+  return is_strided(p) ? strided_workspace_bytes(p, dtype, threads, kt, m)
+                       : workspace_bytes_m(p, dtype, direction, threads, kt, m);
 }
 
 template <int M>
 std::size_t packed_weights_bytes(const ConvProblem& p, DType dtype,
                                  const kernels::KernelTable& kt) {
-  return packed_weights_bytes_m(p, dtype, kt, tile<M>(p, kt));
+  return packed_weights_bytes_m(polyphase_problem(p), dtype, kt, tile<M>(p, kt));
 }
 
 template <int M>
 bool packs_in_forward(const ConvProblem& p, DType dtype, const kernels::KernelTable& kt,
                       int threads) {
+  const int m = tile<M>(p, kt);
+  const ConvProblem q = is_strided(p) ? phase_chunk(p, phase_images(p, dtype)) : p;
   return util::with_dtype(dtype, [&](auto t) {
     using T = decltype(t);
-    return transforms_in_tasks<T>(forward_plan<T>(p, tile<M>(p, kt), kt, threads), p, threads);
+    return transforms_in_tasks<T>(forward_plan<T>(q, m, kt, threads), q, threads);
   });
 }
 
@@ -532,9 +661,11 @@ namespace fastconv::conv {
 
 const ConvAlgorithm& winograd_algorithm(int m) {
   static const ConvAlgorithm f2 = winograd::make_algorithm<2>(
-      "winograd_f2x3", "Winograd F(2x2, 3x3): 2.25x fewer multiplications, 3x3 stride-1 kernels");
+      "winograd_f2x3", "Winograd F(2x2, 3x3): 2.25x fewer multiplications, 3x3 stride-1 kernels "
+                       "(strided: their 3x3 polyphase components)");
   static const ConvAlgorithm f4 = winograd::make_algorithm<4>(
-      "winograd_f4x3", "Winograd F(4x4, 3x3): 4x fewer multiplications, 3x3 stride-1 kernels");
+      "winograd_f4x3", "Winograd F(4x4, 3x3): 4x fewer multiplications, 3x3 stride-1 kernels "
+                       "(strided: their 3x3 polyphase components)");
   static const ConvAlgorithm f6 = winograd::make_algorithm<6>(
       "winograd_f6x3", "Winograd F(6x6, 3x3), points 0, +-1, +-2, +-1/2: 5.06x fewer multiplications");
   static const ConvAlgorithm any = winograd::make_algorithm<0>(

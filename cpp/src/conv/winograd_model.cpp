@@ -5,6 +5,7 @@
 #include <cstdint>
 
 #include "algorithm.hpp"
+#include "polyphase.hpp"
 #include "winograd.hpp"
 #include "winograd_plan.hpp"
 
@@ -93,15 +94,18 @@ int cheapest_tile(const ConvProblem& p, bool weights_per_call, const kernels::Ke
 
 int tile_for(const ConvProblem& p, const kernels::KernelTable& kernels) {
   // The weight transform left out: a plan pays it once, and the tile must not depend on
-  // whether the call is a plan's.
-  return cheapest_tile(p, false, kernels, 1, nullptr);
+  // whether the call is a plan's. A strided problem runs as its polyphase components'.
+  return cheapest_tile(polyphase_problem(p), false, kernels, 1, nullptr);
 }
 
 int auto_tile(const ConvProblem& p, DType dtype, ConvDirection direction,
               const kernels::KernelTable& kernels, bool prepacked) {
+  // A strided problem runs as its polyphase components' (q), after copying the input's phases
+  // (and, per call, the weights') at about 0.5 ns per element.
+  const ConvProblem q = polyphase_problem(p);
   // (Per stateless call: too few channels, the common refusal, is told apart before the
   // registry's reasons, which it spells out.)
-  if (std::min(p.C_per_group(), p.K_per_group()) < kMinChannels) return 0;
+  if (std::min(q.C_per_group(), q.K_per_group()) < kMinChannels) return 0;
   if (!winograd_algorithm(wk::kTiles[0]).reason_not_applicable(p, dtype, direction).empty()) return 0;
   if (p.N == 0 || p.C == 0 || p.K == 0) return 0;
   // The data gradient transforms its weights on every call.
@@ -110,7 +114,12 @@ int auto_tile(const ConvProblem& p, DType dtype, ConvDirection direction,
   // is read with (on 512 x 7 x 7, F(2,3)'s smaller U wins on 2 threads, F(4,3) on one).
   const int threads = threads_for(p);
   double cost = 0;
-  const int m = cheapest_tile(p, per_call, kernels, threads, &cost);
+  const int m = cheapest_tile(q, per_call, kernels, threads, &cost);
+  if (is_strided(p)) {
+    const double copied = double(q.N) * double(q.C) * double(q.in_spatial()) +
+                          (per_call ? double(q.K) * double(q.C_per_group()) * double(q.kernel_spatial()) : 0.0);
+    cost += 0.5 * copied / threads;
+  }
   return cost < exact_cost(p, per_call, threads, kernels) ? m : 0;
 }
 

@@ -9,6 +9,7 @@
 //                 ldb apart (run) or at uneven offsets (run_rows)
 //     pack_rows:  1, W - 1 and W rows (null rows among them) into records of count, count + 3
 //                 and 2W elements, and of count elements from the last one back
+//     pack_runs:  runs of steps 1, 2, 3, 4, 7 and past the gathers' limit, lengths 0 to 2W + 3
 //     pooling:    rows (max, sum) and windows (max, sum; strides 1 and 2, dilation, scaling)
 //   test_kernels_conv.cpp: the direct row kernels (forward, both backward directions, depthwise
 //     planes and channel-blocked depthwise) and the channel-blocked direct convolution (tiles,
@@ -135,6 +136,36 @@ void test_pack_rows(const std::string& isa, const fastconv::kernels::GemmUkernel
   }
 }
 
+// pack_runs: kc rows from uneven offsets, each split into runs of steps 1, 2, 3, 4, 7 and one
+// past the gathers' limit (element by element), lengths 0 to 2W + 3, into records nr apart;
+// the elements no run covers keep their contents.
+template <typename T>
+void test_pack_runs(const std::string& isa, const fastconv::kernels::GemmUkernel<T>& uk) {
+  const int W = uk.w;
+  const int64_t far = fastconv::kernels::kMaxGatherStep + 1;
+  for (int64_t step : {int64_t(1), int64_t(2), int64_t(3), int64_t(4), int64_t(7), far}) {
+    for (int64_t len : {int64_t(0), int64_t(1), int64_t(W - 1), int64_t(W), int64_t(2 * W + 3)}) {
+      if (step == far && len > 3) continue;  // (a source of 4 MiB per element)
+      // Two runs per row: [0, len) from column 1, then [len + 2, 2 len + 2) from column 0 of
+      // the row after the first run's sources.
+      const int64_t kc = 3, nr = 2 * len + 5, span = step * std::max<int64_t>(len, 1) + 2;
+      const std::vector<int64_t> src{1, span}, steps{step, step}, dst{0, len + 2}, lens{len, len};
+      const fastconv::kernels::ColumnRunsView runs{2, src.data(), steps.data(), dst.data(), lens.data()};
+      const std::vector<int64_t> row{5, 2 * span + 3, 4 * span + 11};
+      const std::vector<T> x = random<T>(static_cast<size_t>(row.back() + 2 * span + 1), 43);
+      Guarded<T> out(kc * nr);
+      out.snapshot();
+      uk.pack_runs(x.data(), row.data(), kc, static_cast<int>(nr), runs, out.data());
+      Expected e(out.size());
+      for (int64_t kk = 0; kk < kc; ++kk)
+        for (int r = 0; r < 2; ++r)
+          for (int64_t i = 0; i < len; ++i)
+            e.put(kk * nr + dst[r] + i, double(x[static_cast<size_t>(row[kk] + src[r] + i * step)]), 0.0);
+      check_output(out, e, 0.0, label(isa, "pack_runs", bits<T>(), "step", step, "len", len));
+    }
+  }
+}
+
 template <typename T>
 void test_pool(const std::string& isa, const fastconv::kernels::PoolKernels<T>& pk) {
   const int64_t W = 37, nrows = 3, guard = 16;
@@ -198,6 +229,8 @@ int main() {
     test_gemm<double>(isa, table.f64.gemm);
     test_pack_rows<float>(isa, table.f32.gemm);
     test_pack_rows<double>(isa, table.f64.gemm);
+    test_pack_runs<float>(isa, table.f32.gemm);
+    test_pack_runs<double>(isa, table.f64.gemm);
     test_pool<float>(isa, table.f32.pool);
     test_pool<double>(isa, table.f64.pool);
   });

@@ -24,6 +24,7 @@
 #include <cstdint>
 
 #include "fastconv/conv.hpp"
+#include "kernels/kernel_table.hpp"
 
 namespace fastconv::conv {
 
@@ -37,9 +38,11 @@ std::array<int64_t, 3> polyphase_phases(const ConvProblem& p);
 /// C S channels (groups kept), kernel ceil(k / s), stride and padding dropped along strided axes.
 ConvProblem polyphase_problem(const ConvProblem& p);
 
-/// xq (N x q.C x q.in, q = polyphase_problem(p)) from x (N x p.C x p.in).
+/// xq (N x q.C x q.in, q = polyphase_problem(p)) from x (N x p.C x p.in), the rows copied by
+/// the kernels' GEMM packer.
 template <typename T>
-void polyphase_input(const ConvProblem& p, const T* x, T* xq, int threads);
+void polyphase_input(const ConvProblem& p, const kernels::KernelSet<T>& ks, const T* x, T* xq,
+                     int threads);
 
 /// wq (K x q.C/groups x q.kernel) from w (K x p.C/groups x p.kernel).
 template <typename T>

@@ -552,7 +552,8 @@ void forward_strided(const ConvArgs& a, int m) {
     ConvProblem chunk = p;
     chunk.N = std::min(images, p.N - n0);
     const ConvProblem q = polyphase_problem(chunk);
-    polyphase_input(chunk, static_cast<const T*>(a.x) + n0 * x_image, ws.x, a.threads);
+    polyphase_input(chunk, a.kernels.get<T>(), static_cast<const T*>(a.x) + n0 * x_image, ws.x,
+                    a.threads);
     forward<T>(phase_args(a, q, ws.x, ws.w, static_cast<T*>(a.out) + n0 * y_image, ws.rest), m);
   }
 }

@@ -52,7 +52,10 @@ struct ColumnRunsView {
 };
 
 // Packs kc rows of a B block: for kk < kc, every run of `runs` from x + row[kk] into
-// dst + kk*nr (generic/pack_ukernel.hpp).
+// dst + kk*nr (generic/pack_ukernel.hpp). Steps above 2 up to kMaxGatherStep are gathered (the
+// last lane's offset, 15 steps of at most 2^20 elements, stays inside the gathers' 32-bit byte
+// indices); longer ones are copied element by element.
+constexpr int64_t kMaxGatherStep = int64_t(1) << 20;
 template <typename T>
 using PackRunsFn = void (*)(const T* x, const int64_t* row, int64_t kc, int nr,
                             const ColumnRunsView& runs, T* dst);

@@ -33,6 +33,15 @@ struct VecF32 {
   static R load_even(const T* p) {
     return even(_mm256_loadu_ps(p), _mm256_maskload_ps(p + 8, first(7)));
   }
+  // Lanes p[0], p[step], ..., p[7 step] by one gather (0 < 7 step * 4 < 2^31); the partial
+  // form gathers lanes below n only (zero beyond), reading nothing past p[(n - 1) step].
+  static __m256i strided_index(int step) {
+    return _mm256_mullo_epi32(_mm256_set1_epi32(step), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+  }
+  static R load_strided(const T* p, int step) { return _mm256_i32gather_ps(p, strided_index(step), 4); }
+  static R load_strided_partial(const T* p, int step, int n) {
+    return _mm256_mask_i32gather_ps(zero(), p, strided_index(step), _mm256_castsi256_ps(first(n)), 4);
+  }
   // Of the 16 lanes a0..a7 b0..b7: the even ones, the odd ones, and a1..a7 b0. The in-lane
   // shuffle gives a0 a2 b0 b2 | a4 a6 b4 b6; the 64-bit permute puts the pairs in order.
   static R even(R a, R b) { return in_order(_mm256_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0))); }

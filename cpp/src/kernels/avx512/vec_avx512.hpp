@@ -40,6 +40,18 @@ struct VecF32 {
   static R load_even(const T* p) {
     return even(_mm512_loadu_ps(p), _mm512_maskz_loadu_ps(0x7FFF, p + 16));
   }
+  // Lanes p[0], p[step], ..., p[15 step] by one gather (0 < 15 step * 4 < 2^31); the partial
+  // form gathers lanes below n only (zero beyond), reading nothing past p[(n - 1) step].
+  static __m512i strided_index(int step) {
+    return _mm512_mullo_epi32(_mm512_set1_epi32(step),
+                              _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15));
+  }
+  static R load_strided(const T* p, int step) {  // (the masked form: see max)
+    return _mm512_mask_i32gather_ps(zero(), 0xFFFF, strided_index(step), p, 4);
+  }
+  static R load_strided_partial(const T* p, int step, int n) {
+    return _mm512_mask_i32gather_ps(zero(), first(n), strided_index(step), p, 4);
+  }
   // Of the 32 lanes a0..a15 b0..b15: the even ones, the odd ones, and a1..a15 b0.
   static R even(R a, R b) {
     const __m512i idx = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);

@@ -4,7 +4,7 @@
 //
 // A run is a stretch of packed columns whose sources step by a constant: 1 (a stride-1 output
 // row) is copied with vector loads, 2 (stride-2 convolutions) with even-lane loads, any other
-// step element by element. Masked loads and stores handle the ends of runs, so nothing outside
+// step with gathers (V::load_strided; element by element past kMaxGatherStep). Masked loads and stores handle the ends of runs, so nothing outside
 // a run is read or written. Rows into lanes go W x W at a time through a transpose in
 // registers. Arguments: PackRunsFn / ColumnRunsView / PackRowsFn in kernel_table.hpp.
 #pragma once
@@ -99,6 +99,14 @@ void pack_runs(const typename V::T* x, const int64_t* row, int64_t kc, int nr,
           const int lanes = n - i < W ? static_cast<int>(n - i) : W;
           const auto v = lanes == W ? V::load_even(s + 2 * i) : V::load_even_partial(s + 2 * i, lanes);
           V::store_partial(o + i, v, lanes);
+        }
+      } else if (step > 0 && step <= kMaxGatherStep) {  // one gather per vector
+        for (int64_t i = 0; i < n; i += W) {
+          const int lanes = n - i < W ? static_cast<int>(n - i) : W;
+          const T* from = s + i * step;
+          const int st = static_cast<int>(step);
+          V::store_partial(o + i, lanes == W ? V::load_strided(from, st)
+                                             : V::load_strided_partial(from, st, lanes), lanes);
         }
       } else {
         for (int64_t i = 0; i < n; ++i) o[i] = s[i * step];

@@ -40,6 +40,14 @@ struct Vec {
     for (int i = 0; i < n; ++i) r.v[i] = p[2 * i];
     return r;
   }
+  // Lanes p[0], p[step], ..., p[(W - 1) step]; the partial form lanes below n (zero beyond),
+  // reading nothing past p[(n - 1) step].
+  static R load_strided(const T* p, int step) { return load_strided_partial(p, step, W); }
+  static R load_strided_partial(const T* p, int step, int n) {
+    R r = zero();
+    for (int i = 0; i < n && i < W; ++i) r.v[i] = p[static_cast<long>(i) * step];
+    return r;
+  }
   // Of the 2W lanes a0..a{W-1} b0..b{W-1}: the even ones, the odd ones, and a1..a{W-1} b0.
   static R even(const R& a, const R& b) { return pick(a, b, 0); }
   static R odd(const R& a, const R& b) { return pick(a, b, 1); }

@@ -51,11 +51,15 @@ namespace {
 // - backward, on dense layers: the blocked kernels avoid col2im and the transposed packing;
 //   the data gradient of a 1x1 layer only with a stride or padding (without, GEMM runs it as
 //   the forward by W^T: data_gradient_is_forward; ResNet-50's 1x1 layers, 1 thread: 1.2-1.7x
-//   faster than the blocked kernels), the weight gradient only with a kernel of more than one
-//   tap (a 1x1 layer's is one GEMM of dY by X^T, read in place: 1.0-1.7x faster than the
+//   faster than the blocked kernels), the weight gradient only with a kernel of more than two
+//   taps (a 1x1 layer's is one GEMM of dY by X^T, read in place: 1.0-1.7x faster than the
 //   blocked kernels on ResNet-50's and MobileNetV2's 1x1 layers, on the AMD EPYC and the
-//   Intel Xeon alike) and at least 64 output positions per image (with fewer, a 7x7 image,
-//   GEMM is faster). The data gradient of strided dense layers
+//   Intel Xeon alike; WaveNet's 2 dilated taps: 2.4 against 3.3 ms), at least 64 output
+//   positions per image (with fewer, a 7x7 image, GEMM is faster) and at most 128 products of
+//   a channel pair per output position of the batch, Cg Kg <= 128 N P (past it GEMM's longer
+//   reduction wins: 256 x 14 x 14 at batch 1, Cg Kg / N P = 334, 1.29 against 1.50 ms, VGG-16's
+//   512 x 28 x 28 20.1 against 22.4; at 83, 256 x 28 x 28, the blocked kernels, 5.1 against
+//   5.5; Intel Xeon, 1 thread, the same order on 2). The data gradient of strided dense layers
 //   runs as stride-1 phases only with a kernel of 9 taps or more, 128 channels per group or
 //   more both ways and output rows at least 28 wide: ResNet-50's 3x3 / 2 on 56x56 took 2.8 ms
 //   by phases against GEMM's 3.3 (1 thread; equal on 2), while on 28x28 (128 -> 256) the phases
@@ -88,7 +92,9 @@ const char* exact_choice(const ConvProblem& p, DType dtype, ConvDirection direct
         return "direct";
       break;
     case ConvDirection::backward_weights:
-      if (positions && p.kernel_spatial() > 1 && blocked::applies_dense(q, dtype, kernels))
+      if (positions && p.kernel_spatial() > 2 &&
+          p.C_per_group() * p.K_per_group() <= 128 * p.N * p.out_spatial() &&
+          blocked::applies_dense(q, dtype, kernels))
         return "direct";
       break;
   }

@@ -148,7 +148,8 @@ int64_t group_pack_size(const ConvProblem& p, const kernels::GemmUkernel<T>& uk)
   return gemm::prepacked_a_size(p.K_per_group(), reduction_size(p), uk.mr);
 }
 
-// w K x Kr -> packed (groups x group_pack_size).
+// w K x Kr -> packed (groups x group_pack_size), threads taking panels of A (KC blocks of the
+// transposed product's B) of any group.
 template <typename T>
 void pack_weights(const ConvArgs& a, void* packed) {
   const ConvProblem& p = a.problem;
@@ -157,12 +158,15 @@ void pack_weights(const ConvArgs& a, void* packed) {
   const bool transposed = transposed_product(p, uk);
   const auto* w = static_cast<const T*>(a.w);
   auto* dst = static_cast<T*>(packed);
+  const int64_t units = transposed ? gemm::PrepackedB<T>::blocks(Kr)
+                                   : gemm::PrepackedA<T>::panels(Kg, uk.mr);
 #pragma omp parallel for schedule(static) num_threads(a.threads) if (a.threads > 1)
-  for (int64_t g = 0; g < p.groups; ++g) {
+  for (int64_t task = 0; task < p.groups * units; ++task) {
+    const int64_t g = task / units, u = task % units;
     if (transposed) {
-      gemm::PrepackedB<T>::pack(uk, w + g * Kg * Kr, Kr, Kr, Kg, dst + g * size);
+      gemm::PrepackedB<T>::pack(uk, w + g * Kg * Kr, Kr, Kr, Kg, dst + g * size, u, u + 1);
     } else {
-      gemm::PrepackedA<T>::pack(uk, w + g * Kg * Kr, Kg, Kr, Kr, dst + g * size);
+      gemm::PrepackedA<T>::pack(uk, w + g * Kg * Kr, Kg, Kr, Kr, dst + g * size, u, u + 1);
     }
   }
 }

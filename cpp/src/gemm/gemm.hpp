@@ -89,11 +89,14 @@ struct PrepackedA {
   const T* operator()(int64_t m, int64_t k0, int64_t, T*) const {
     return packed + (m / mr) * Kr * mr + k0 * mr;
   }
-  // Fill `packed` from a row-major M x Kr matrix a (rows lda apart), in panels of uk.mr rows;
-  // lanes beyond M are zero.
+  // Fill `packed` from a row-major M x Kr matrix a (rows lda apart), in panels of uk.mr rows
+  // (panels [first, end) of them, all by default: callers may split them among threads); lanes
+  // beyond M are zero.
+  static int64_t panels(int64_t M, int mr) { return util::ceil_div(M, mr); }
   static void pack(const kernels::GemmUkernel<T>& uk, const T* a, int64_t M, int64_t Kr,
-                   int64_t lda, T* packed) {
-    for (int64_t m0 = 0; m0 < M; m0 += uk.mr)
+                   int64_t lda, T* packed, int64_t first = 0, int64_t end = -1) {
+    if (end < 0) end = panels(M, uk.mr);
+    for (int64_t m0 = first * uk.mr; m0 < M && m0 < end * uk.mr; m0 += uk.mr)
       rows_into_lanes(uk, a + m0 * lda, lda, M - m0, uk.mr, Kr, packed + (m0 / uk.mr) * Kr * uk.mr);
   }
 };
@@ -196,11 +199,14 @@ struct PrepackedB {
   }
   static int64_t size(int64_t Kr, int64_t N, int nr) { return Kr * util::round_up(N, nr); }
   // Fill `packed` (size() elements) from B with element (k, n) at b[n * ldb + k] (a row-major
-  // N x Kr matrix used transposed, such as convolution weights); columns beyond N are zero.
+  // N x Kr matrix used transposed, such as convolution weights), its KC blocks [first, end)
+  // (all by default); columns beyond N are zero.
+  static int64_t blocks(int64_t Kr) { return util::ceil_div(Kr, kKC); }
   static void pack(const kernels::GemmUkernel<T>& uk, const T* b, int64_t ldb, int64_t Kr,
-                   int64_t N, T* packed) {
+                   int64_t N, T* packed, int64_t first = 0, int64_t end = -1) {
     const int64_t Nr = util::round_up(N, uk.nr);
-    for (int64_t k0 = 0; k0 < Kr; k0 += kKC) {
+    if (end < 0) end = blocks(Kr);
+    for (int64_t k0 = first * kKC; k0 < Kr && k0 < end * kKC; k0 += kKC) {
       const int64_t kc = Kr - k0 < kKC ? Kr - k0 : kKC;
       ColumnMajorB<T>{b, ldb, uk}(k0, kc, 0, N, packed + k0 * Nr);
     }

@@ -540,7 +540,8 @@ void forward_strided(const ConvArgs& a, int m) {
   const ConvProblem& p = a.problem;
   // The definition's NaN / Inf pattern asked for: any in x sends the call to an exact algorithm
   // (elements no window reads included), before anything is written.
-  if (a.non_finite_input && any_non_finite(static_cast<const T*>(a.x), p.N * p.C * p.in_spatial())) {
+  if (a.non_finite_input &&
+      !all_finite(static_cast<const T*>(a.x), p.N * p.C * p.in_spatial(), a.threads)) {
     *a.non_finite_input = true;
     return;
   }

@@ -177,13 +177,14 @@ def random_config(rng, rank):
 N_RANDOM = 200
 
 
-@pytest.fixture(scope="module")
-def random_cases():
-    rng = np.random.default_rng(2026)
+def make_cases(seed, count, config, one_d_every):
+    """count cases (rank, x, w, b, kwargs) of config(rng, rank): 1-D every one_d_every-th, bias
+    on every other."""
+    rng = np.random.default_rng(seed)
     cases = []
-    for i in range(N_RANDOM):
-        rank = 1 if i % 4 == 0 else 2
-        x_shape, w_shape, kw = random_config(rng, rank)
+    for i in range(count):
+        rank = 1 if i % one_d_every == 0 else 2
+        x_shape, w_shape, kw = config(rng, rank)
         x = rng.standard_normal(x_shape)
         w = rng.standard_normal(w_shape)
         b = rng.standard_normal(w_shape[0]) if i % 2 else None
@@ -191,11 +192,15 @@ def random_cases():
     return cases
 
 
-@pytest.mark.parametrize("dtype", DTYPES, ids=dtype_id)
-@pytest.mark.parametrize("name", NAMES)
-def test_random_forward(name, dtype, random_cases, record_error):
+@pytest.fixture(scope="module")
+def random_cases():
+    return make_cases(2026, N_RANDOM, random_config, 4)
+
+
+def check_forward(name, dtype, cases, record_error, what):
+    """Every case within the budget of `name`, its worst error recorded as `what`."""
     problems, worst = [], 0.0
-    for i, (rank, x, w, b, kw) in enumerate(random_cases):
+    for i, (rank, x, w, b, kw) in enumerate(cases):
         ref = conv_reference(x, w, b, **kw)
         bd = None if b is None else b.astype(dtype)
         y = CONV[rank](x.astype(dtype), w.astype(dtype), bd, algo=name, **kw)
@@ -203,8 +208,14 @@ def test_random_forward(name, dtype, random_cases, record_error):
         worst = max(worst, err)
         if not (y.dtype == dtype and y.shape == ref.shape and err <= tolerance_for(name, dtype)):
             problems.append(f"case {i}: x{x.shape} w{w.shape} {kw}: error {err:.3e}")
-    record_error(dtype, name, worst, fastconv.get_isa(), f"{N_RANDOM} random configs")
+    record_error(dtype, name, worst, fastconv.get_isa(), what)
     fail_if(problems)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=dtype_id)
+@pytest.mark.parametrize("name", NAMES)
+def test_random_forward(name, dtype, random_cases, record_error):
+    check_forward(name, dtype, random_cases, record_error, f"{N_RANDOM} random configs")
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=dtype_id)
@@ -537,30 +548,13 @@ N_STRIDED = 60
 
 @pytest.fixture(scope="module")
 def strided_cases():
-    rng = np.random.default_rng(2027)
-    cases = []
-    for i in range(N_STRIDED):
-        rank = 1 if i % 3 == 0 else 2
-        x_shape, w_shape, kw = strided_config(rng, rank)
-        b = rng.standard_normal(w_shape[0]) if i % 2 else None
-        cases.append((rank, rng.standard_normal(x_shape), rng.standard_normal(w_shape), b, kw))
-    return cases
+    return make_cases(2027, N_STRIDED, strided_config, 3)
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=dtype_id)
 @pytest.mark.parametrize("name", NAMES)
 def test_strided_forward(name, dtype, strided_cases, record_error):
-    problems, worst = [], 0.0
-    for i, (rank, x, w, b, kw) in enumerate(strided_cases):
-        ref = conv_reference(x, w, b, **kw)
-        bd = None if b is None else b.astype(dtype)
-        y = CONV[rank](x.astype(dtype), w.astype(dtype), bd, algo=name, **kw)
-        err = normalized_error(y, ref)
-        worst = max(worst, err)
-        if not (y.dtype == dtype and y.shape == ref.shape and err <= tolerance_for(name, dtype)):
-            problems.append(f"case {i}: x{x.shape} w{w.shape} {kw}: error {err:.3e}")
-    record_error(dtype, name, worst, fastconv.get_isa(), f"{N_STRIDED} random strided configs")
-    fail_if(problems)
+    check_forward(name, dtype, strided_cases, record_error, f"{N_STRIDED} random strided configs")
 
 
 def test_strided_3d():

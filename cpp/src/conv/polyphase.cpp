@@ -2,6 +2,7 @@
 #include "polyphase.hpp"
 
 #include <algorithm>
+#include <limits>
 #include <vector>
 
 namespace fastconv::conv {
@@ -53,7 +54,8 @@ void polyphase_input(const ConvProblem& p, const kernels::KernelSet<T>& ks, cons
   // Along the last axis, phase r2 takes the positions [first, last) whose source s2 i + r2 - lo2
   // lies in the input: a run from source column s2 first + r2 - lo2.
   std::vector<int64_t> first(S[2]), last(S[2]), src(S[2]), step(S[2], s[2]), dst(S[2]), len(S[2]);
-  const auto least = [&](int64_t r2, int64_t column) {  // the least i with s2 i + r2 - lo2 >= column
+  // The least i with s2 i + r2 - lo2 >= column.
+  const auto least = [&](int64_t r2, int64_t column) {
     const int64_t n = column + lo[2] - r2;
     return std::clamp<int64_t>(n <= 0 ? 0 : (n + s[2] - 1) / s[2], 0, W);
   };
@@ -88,15 +90,18 @@ void polyphase_input(const ConvProblem& p, const kernels::KernelSet<T>& ks, cons
           }
         }
       }
+      // The runs of rows with a source, several rows per packer call while their stride W
+      // fits its int (one at a time past it).
       const T* plane = x + src_plane * in_plane;
-      for (int64_t row = 0; row < rows;) {  // the runs of rows with a source
+      const int64_t most = W <= std::numeric_limits<int>::max() ? rows : 1;
+      for (int64_t row = 0; row < rows;) {
         if (offset[row] < 0) {
           ++row;
           continue;
         }
-        int64_t end = row;
-        while (end < rows && offset[end] >= 0) ++end;
-        ks.gemm.pack_runs(plane, offset.data() + row, end - row, static_cast<int>(W), runs,
+        int64_t end = row + 1;
+        while (end < rows && end - row < most && offset[end] >= 0) ++end;
+        ks.gemm.pack_runs(plane, &offset[row], end - row, static_cast<int>(most > 1 ? W : 0), runs,
                           planes + row * W);
         row = end;
       }

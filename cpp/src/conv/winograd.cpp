@@ -497,7 +497,8 @@ std::size_t packed_weights_bytes_m(const ConvProblem& p, DType dtype,
 // Images per chunk: their phases within a quarter of the call's scratch limit (one at least).
 int64_t phase_images(const ConvProblem& p, DType dtype) {
   const ConvProblem q = polyphase_problem(p);
-  const int64_t image = std::max<int64_t>(1, q.C * q.in_spatial() * int64_t(util::dtype_size(dtype)));
+  const int64_t elem = static_cast<int64_t>(util::dtype_size(dtype));
+  const int64_t image = std::max<int64_t>(1, q.C * q.in_spatial() * elem);
   return std::clamp<int64_t>(scratch_limit(p, dtype) / 4 / image, 1, std::max<int64_t>(p.N, 1));
 }
 

@@ -116,8 +116,9 @@ int auto_tile(const ConvProblem& p, DType dtype, ConvDirection direction,
   double cost = 0;
   const int m = cheapest_tile(q, per_call, kernels, threads, &cost);
   if (is_strided(p)) {
+    const double weights = double(q.K) * double(q.C_per_group()) * double(q.kernel_spatial());
     const double copied = double(q.N) * double(q.C) * double(q.in_spatial()) +
-                          (per_call ? double(q.K) * double(q.C_per_group()) * double(q.kernel_spatial()) : 0.0);
+                          (per_call ? weights : 0.0);
     cost += 0.5 * copied / threads;
   }
   return cost < exact_cost(p, per_call, threads, kernels) ? m : 0;

@@ -43,8 +43,8 @@ struct VecF32 {
   // Lanes p[0], p[step], ..., p[15 step] by one gather (0 < 15 step * 4 < 2^31); the partial
   // form gathers lanes below n only (zero beyond), reading nothing past p[(n - 1) step].
   static __m512i strided_index(int step) {
-    return _mm512_mullo_epi32(_mm512_set1_epi32(step),
-                              _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15));
+    const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    return _mm512_mullo_epi32(_mm512_set1_epi32(step), lane);
   }
   static R load_strided(const T* p, int step) {  // (the masked form: see max)
     return _mm512_mask_i32gather_ps(zero(), 0xFFFF, strided_index(step), p, 4);

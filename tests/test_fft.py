@@ -8,7 +8,8 @@
   cost model pick FFT extents with every radix (2, 3, 4, 5), tiles that end inside the
   output on every axis, and both lane assignments: by tile and by channel (odd and padded
   channel counts, several chunks, the weights transformed in the tasks in one and in two
-  chunks of input channels; cpp/tests/test_kernels_transform.cpp checks the model's choice);
+  chunks of input channels; up to 8 kernels, each transformed alone, in 2-D and 3-D, dilated;
+  cpp/tests/test_kernels_transform.cpp checks the model's choice);
 - chunks: a problem whose spectra exceed one chunk (8 MiB) runs in several and gives the same
   result as the reference;
 - execution: results bit-identical on 1 and 2 threads, on every ISA, and plans equal the
@@ -57,6 +58,10 @@ CASES = {
     "2d_depthwise_960": ((2, 960, 7, 7), (960, 1, 3, 3), dict(groups=960, padding=1)),
     "2d_multiplier_144": ((1, 144, 30, 30), (288, 1, 5, 5), dict(groups=144, padding=2)),
     "2d_one_to_16": ((1, 1, 64, 64), (16, 1, 9, 9), dict(padding=4)),
+    # at most 8 kernels: each transformed alone (WeightTransform::run_one), boxes whose last
+    # axis is and is not whole vectors
+    "2d_few_kernels_dilated": ((2, 1, 50, 47), (5, 1, 7, 9), dict(dilation=(2, 1), padding=3)),
+    "3d_one_kernel": ((1, 1, 12, 20, 18), (1, 1, 5, 3, 7), dict(padding=(2, 1, 3))),
     "3d_5x5x5": ((1, 3, 14, 15, 13), (4, 3, 5, 5, 5), dict(padding=2)),
     "3d_depth_1": ((2, 2, 3, 20, 21), (3, 2, 1, 7, 7), dict(padding=(0, 3, 3))),
 }
@@ -109,7 +114,8 @@ def test_several_chunks():
 
 @pytest.mark.parametrize("name", ["2d_11x11_channels", "1d_255_taps", "3d_5x5x5", "2d_template_31",
                                   "2d_13x13_64", "2d_21x21_71_in_tasks", "2d_one_to_16",
-                                  "2d_multiplier_144", "2d_whole_plane_33"])
+                                  "2d_multiplier_144", "2d_whole_plane_33",
+                                  "2d_few_kernels_dilated", "3d_one_kernel"])
 def test_threads_isas_and_plans_agree(name, isa_restored, threads_restored):
     x, w, b, kw = _data(name, np.float32)
     x, w, b = x.astype(np.float32), w.astype(np.float32), b.astype(np.float32)

@@ -71,6 +71,13 @@ using util::ceil_div;
 // Spectra, tile buffers and gathers of a chunk are kept within this (at least one vector group).
 constexpr int64_t kChunkBytes = int64_t(8) << 20;
 constexpr int64_t kMaxLanes = 64;  // of any vector wrapper
+// Kernels of a weight-transform block (by tile) that are transformed one at a time instead of
+// together in the block's lanes (WeightTransform::one_at_a_time). Stateless calls, avx512,
+// alternating runs against the block transform: template matching's 31 x 31 kernel on
+// 512 x 512 (a 128 x 128 box) 1.56 -> 1.19 ms on 1 thread, 1.16 -> 0.88 on 2; one 9 x 9 x 9
+// kernel on 32 x 64 x 64 0.79 -> 0.63; K 31 x 31 kernels on 256 x 256, 1 thread: K = 1 0.43 ->
+// 0.34, 4 0.74 -> 0.67, 6 0.97 -> 0.89, 8 1.15 -> 1.11 (10: 1.34 either way).
+constexpr int64_t kFewKernels = 8;
 // A transform along a strided axis runs all its stages on blocks of vectors of at most this
 // many bytes (in L1) instead of each stage on all of them (a pass over the buffer in L2): the
 // weights' 45 x 45 transforms of the 31 x 31 bench layer took 5 % less of the call. An axis
@@ -283,6 +290,10 @@ class WeightTransform {
   void run(int64_t gi, int64_t b, T* buf, const Out& out) const {
     const auto& k = ks_.fft;
     const int64_t W = W_, F = t_.freqs(), pairs = g_.Kg * g_.Cg;
+    if (one_at_a_time(b)) {
+      for (int64_t q = b * 2 * W; q < pairs; ++q) run_one(gi, q, buf, out);
+      return;
+    }
     T* re = buf;
     T* im = re + F * W;
     T* taps = im + F * W;
@@ -334,6 +345,76 @@ class WeightTransform {
   }
 
  private:
+  // Whether block b's kernels are transformed one at a time (run_one) rather than together in
+  // its 2W lanes: by tile, at most kFewKernels of them (template matching's one kernel would
+  // leave 31 of 32 lanes idle, and the block's buffers, 2 MiB for a 128 x 128 box, go
+  // through the cache for it), on a box with an axis before the last.
+  bool one_at_a_time(int64_t b) const {
+    const int64_t rows = t_.f[0] * t_.f[1];
+    return !t_.by_channel && g_.Kg * g_.Cg - b * 2 * W_ <= kFewKernels && rows > 1 &&
+           2 * rows * util::round_up(t_.f[2], W_) + 2 * t_.f[2] * W_ <= 3 * t_.freqs() * W_;
+  }
+
+  // The spectrum of kernel q (by tile) alone, into U as run() puts it:
+  //   rows     its rows' transforms along the last axis, W rows at a time in the lanes
+  //            ([f2][W], re and im apart), back to their places in z ([f0][f1][f2p], re and
+  //            im apart, a single lane, zero elsewhere; f2p = f2 rounded up to whole vectors)
+  //            by the layout's transposing copy;
+  //   columns  z read as [f0][f1][f2p / W][W]: the other axes with the last one's positions
+  //            in the lanes;
+  //   split    U's slot values from z at k and -k.
+  // Every value goes through the operations of run()'s lane holding q with nothing in its
+  // imaginary lane (the same spectra, the same bits), on 2 f0 f1 f2p + 2 f2 W elements
+  // instead of 2FW.
+  void run_one(int64_t gi, int64_t q, T* buf, const Out& out) const {
+    const auto& k = ks_.fft;
+    const auto& a = axes_.a;
+    const int64_t W = W_, f0 = t_.f[0], f1 = t_.f[1], f2 = t_.f[2];
+    const int64_t f2p = util::round_up(f2, W), Z = f0 * f1 * f2p;
+    const auto& taps = ws_.taps;
+    const T* w = ws_.w + gi * ws_.g_stride + q / g_.Cg * ws_.k_stride + q % g_.Cg * ws_.c_stride;
+    T* zr = buf;
+    T* zi = zr + Z;
+    T* lr = zi + Z;  // W rows in lanes
+    T* li = lr + f2 * W;
+    std::fill(zr, zr + 2 * Z, T(0));
+    T* rows[2 * kMaxLanes];
+    for (int64_t r0 = 0; r0 < nrows_; r0 += W) {
+      const int n = static_cast<int>(std::min(W, nrows_ - r0));
+      std::fill(lr, lr + 2 * f2 * W, T(0));
+      for (int l = 0; l < n; ++l) {
+        const int64_t r = r0 + l, t0 = r / taps[1], t1 = r % taps[1];
+        const int64_t j0 = (ws_.flip ? taps[0] - 1 - t0 : t0) * ws_.dil[0];
+        const int64_t j1 = (ws_.flip ? taps[1] - 1 - t1 : t1) * ws_.dil[1];
+        rows[l] = zr + (j0 * f1 + j1) * f2p;
+        rows[W + l] = zi + (j0 * f1 + j1) * f2p;
+        for (int64_t t2 = 0; t2 < taps[2]; ++t2)
+          lr[(ws_.flip ? taps[2] - 1 - t2 : t2) * ws_.dil[2] * W + l] = w[r * taps[2] + t2];
+      }
+      if (f2 > 1) k.axis(lr, li, W, 1, a[2].view(), false);
+      ks_.blocked.deinterleave(lr, W, f2, rows, n);
+      ks_.blocked.deinterleave(li, W, f2, rows + W, n);
+    }
+    if (f1 > 1)  // the planes with taps, as the forward transform prunes them
+      for (int64_t j0 = 0; j0 < live_[0]; ++j0)
+        k.axis(zr + j0 * f1 * f2p, zi + j0 * f1 * f2p, f2p, f2p / W, a[1].view(), false);
+    if (f0 > 1) k.axis(zr, zi, f1 * f2p, f1 * f2p / W, a[0].view(), false);
+    // fft_split's values for a real-lane kernel, conj(W_q) scaled: the same operations. The
+    // slots' positions increase, so their digits along the axes advance without divisions.
+    const T scale = T(0.5) / static_cast<T>(t_.freqs());
+    const int64_t pairs = g_.Kg * g_.Cg;
+    T* u = out.base + q;
+    int64_t p0 = 0, p1 = 0, p2 = 0, at = 0;
+    for (int64_t slot = 0; slot < half_.slots; ++slot, u += out.slot_stride) {
+      for (p2 += half_.at[slot] - at, at = half_.at[slot]; p2 >= f2; p2 -= f2)
+        if (++p1 == f1) p1 = 0, ++p0;
+      const int64_t p = (p0 * f1 + p1) * f2p + p2;
+      const int64_t m = (a[0].mirror[p0] * f1 + a[1].mirror[p1]) * f2p + a[2].mirror[p2];
+      u[0] = (zr[p] + zr[m]) * scale;
+      u[pairs] = (zi[m] - zi[p]) * scale;
+    }
+  }
+
   const Geometry& g_;
   const Tiling& t_;
   const kernels::KernelSet<T>& ks_;

@@ -21,8 +21,8 @@
 // U = conj(FFT(w_gkc)) / prod(f): the weights' spectra, conjugated (a correlation), scaled by
 // the inverse's 1 / n, and stored once per pair of mirrored frequencies (a real kernel's
 // spectrum is conjugate-symmetric; two kernels share one FFT; a few kernels, template
-// matching's one, are transformed alone with their rows, then positions, in the lanes). Spectra stay in the FFT's
-// digit-reversed order throughout. Threads split the transforms by (block of channels, vector
+// matching's one, are transformed alone with their rows, then positions, in the lanes).
+// Spectra stay in the FFT's digit-reversed order throughout. Threads split the transforms by (block of channels, vector
 // group) and the products by frequency: results do not depend on the thread count. With one
 // input channel per group the products are pointwise and each vector group goes through all
 // three steps in its thread's buffers (fewer groups than threads: the threads split each

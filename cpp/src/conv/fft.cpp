@@ -18,18 +18,18 @@
 //   large tiles (little overlap) suit a small image: on the 13 x 13 and 31 x 31 bench layers
 //   (28 x 28, batch 1) the products take half and a third of the multiply-adds of 16 x 16
 //   and 36 x 36 tiles by tile.
-// U = conj(FFT(w_gkc)) / prod(f): the weights' spectra, conjugated (a correlation), scaled by
-// the inverse's 1 / n, and stored once per pair of mirrored frequencies (a real kernel's
-// spectrum is conjugate-symmetric; two kernels share one FFT; a few kernels, template
-// matching's one, are transformed alone with their rows, then positions, in the lanes).
-// Spectra stay in the FFT's digit-reversed order throughout. Threads split the transforms by
-// (block of channels, vector group) and the products by frequency: results do not depend on
-// the thread count. With one input channel per group the products are pointwise and each
-// vector group goes through all three steps in its thread's buffers (fewer groups than
-// threads: the threads split each group's passes, Share). A stateless call by channel in one
-// chunk transforms the weights in its tasks (transforms_in_tasks): a task per output vector transforms its
-// kernels a chunk of input channels at a time and adds their products to M while the
-// spectra are in its cache, in U's order, so that its bits equal a plan's.
+// U = conj(FFT(w_gkc)) / prod(f): the weights' spectra, conjugated (a correlation), scaled by the
+// inverse's 1 / n, and stored once per pair of mirrored frequencies (a real kernel's spectrum is
+// conjugate-symmetric; two kernels share one FFT; a few kernels, template matching's one, are
+// transformed alone with their rows, then positions, in the lanes). Spectra stay in the FFT's
+// digit-reversed order throughout. Threads split the transforms by (block of channels, vector
+// group) and the products by frequency: results do not depend on the thread count. With one input
+// channel per group the products are pointwise and each vector group goes through all three steps
+// in its thread's buffers (fewer groups than threads: the threads split each group's passes,
+// Share). A stateless call by channel in one chunk transforms the weights in its tasks
+// (transforms_in_tasks): a task per output vector transforms its kernels a chunk of input channels
+// at a time and adds their products to M while the spectra are in its cache, in U's order, so that
+// its bits equal a plan's.
 //   backward-data:    the forward correlation of dy (read from ke - 1 before its start) with
 //                     the weights flipped in space and their channel roles swapped;
 //   backward-weights: for each group and image, the correlation whose images are the input

@@ -310,15 +310,15 @@ class WeightTransform {
     W_ = ks.fft.w;
     KB_ = ceil_div(g.Kg, W_), CP_ = ceil_div(g.Cg, 2);
     nrows_ = ws.taps[0] * ws.taps[1], ntaps_ = nrows_ * ws.taps[2];
-    at_.resize(static_cast<size_t>(nrows_));
+    row_.resize(static_cast<size_t>(nrows_));
     for (int64_t t0 = 0, r = 0; t0 < ws.taps[0]; ++t0)
-      for (int64_t t1 = 0; t1 < ws.taps[1]; ++t1, ++r) {  // the row's first tap, in vectors
+      for (int64_t t1 = 0; t1 < ws.taps[1]; ++t1, ++r) {
         const int64_t j0 = (ws.flip ? ws.taps[0] - 1 - t0 : t0) * ws.dil[0];
         const int64_t j1 = (ws.flip ? ws.taps[1] - 1 - t1 : t1) * ws.dil[1];
-        const int64_t j2 = ws.flip ? (ws.taps[2] - 1) * ws.dil[2] : 0;
-        at_[r] = ((j0 * t.f[1] + j1) * t.f[2] + j2) * W_;
+        row_[r] = j0 * t.f[1] + j1;
       }
-    step_ = (ws.flip ? -1 : 1) * ws.dil[2] * W_;
+    first_ = ws.flip ? (ws.taps[2] - 1) * ws.dil[2] : 0;
+    step_ = (ws.flip ? -1 : 1) * ws.dil[2];
     for (int d = 0; d < 3; ++d) live_[d] = (ws.taps[d] - 1) * ws.dil[d] + 1;
   }
 
@@ -362,12 +362,13 @@ class WeightTransform {
       T* dst = h == 0 ? re : im;
       for (int64_t r = 0; r < nrows_; ++r) {
         const T* src = taps + r * ws_.taps[2] * W;
-        if (step_ == W) {  // the row's taps are adjacent in the box
-          std::memcpy(dst + at_[r], src, ws_.taps[2] * W * sizeof(T));
+        const int64_t at = (row_[r] * t_.f[2] + first_) * W;  // the row's first tap
+        if (step_ == 1) {  // the row's taps are adjacent in the box
+          std::memcpy(dst + at, src, ws_.taps[2] * W * sizeof(T));
           continue;
         }
         for (int64_t j = 0; j < ws_.taps[2]; ++j)
-          for (int64_t i = 0; i < W; ++i) dst[at_[r] + j * step_ + i] = src[j * W + i];
+          for (int64_t i = 0; i < W; ++i) dst[at + j * step_ * W + i] = src[j * W + i];
       }
     }
     axes_.forward(k, re, im, live_);
@@ -431,13 +432,11 @@ class WeightTransform {
       const int n = static_cast<int>(std::min(W, nrows_ - r0));
       std::fill(lr, lr + 2 * f2 * W, T(0));
       for (int l = 0; l < n; ++l) {
-        const int64_t r = r0 + l, t0 = r / taps[1], t1 = r % taps[1];
-        const int64_t j0 = (ws_.flip ? taps[0] - 1 - t0 : t0) * ws_.dil[0];
-        const int64_t j1 = (ws_.flip ? taps[1] - 1 - t1 : t1) * ws_.dil[1];
-        rows[l] = zr + (j0 * f1 + j1) * f2p;
-        rows[W + l] = zi + (j0 * f1 + j1) * f2p;
+        const int64_t r = r0 + l;
+        rows[l] = zr + row_[r] * f2p;
+        rows[W + l] = zi + row_[r] * f2p;
         for (int64_t t2 = 0; t2 < taps[2]; ++t2)
-          lr[(ws_.flip ? taps[2] - 1 - t2 : t2) * ws_.dil[2] * W + l] = w[r * taps[2] + t2];
+          lr[(first_ + t2 * step_) * W + l] = w[r * taps[2] + t2];
       }
       if (f2 > 1) k.axis(lr, li, W, 1, a[2].view(), false);
       ks_.blocked.deinterleave(lr, W, f2, rows, n);
@@ -470,8 +469,11 @@ class WeightTransform {
   std::shared_ptr<const BoxPlan<T>> box_;
   const Axes<T>& axes_;
   const HalfSpectrum& half_;
-  int64_t W_, KB_, CP_, nrows_, ntaps_, step_;
-  std::vector<int64_t> at_;
+  int64_t W_, KB_, CP_, nrows_, ntaps_;
+  // Kernel row r (taps (t0, t1) row-major) lies in box row row_[r] ([f0][f1] flattened), its
+  // tap t2 at position first_ + t2 * step_ along the last axis (flipped or not, dilated).
+  std::vector<int64_t> row_;
+  int64_t first_, step_;
   Ext live_;
 };
 

@@ -393,6 +393,67 @@ void test_fft_product(const std::string& isa, const fk::FftKernels<T>& ft) {
           }
 }
 
+// Channel pairs with unsplit weight spectra: m (+)= sum_cp P conj(X) + Q X2, m2 (+)= sum_cp
+// P2 conj(X2) + Q2 X; one frequency (own: ur2 null, X2 = X, m2 untouched) or two mirrored.
+template <typename T>
+void test_fft_pair_product(const std::string& isa, const fk::FftKernels<T>& ft) {
+  const int64_t W = ft.w;
+  for (bool own : {false, true})
+    for (int64_t rows : {1, 2, 3, 4, 5, 8, 9})  // blocks of 8 / NF (one group), 2, single rows
+      for (int64_t groups : {1, 2, 3})
+        for (int64_t ncp : {1, 3})
+          for (bool accumulate : {false, true}) {
+            const int64_t ldu = 2 * ncp + 1, ldx = groups * 2 * W + 5, ldi = W + 1;
+            const int64_t ldm = groups * 2 * W + 3, nu = (rows - 1) * ldu + 2 * ncp;
+            const int64_t nx = (ncp - 1) * ldx + (groups - 1) * 2 * W + ldi + W;
+            const auto ur = random<T>(nu, 141), ui = random<T>(nu, 142);
+            const auto ur2 = random<T>(nu, 143), ui2 = random<T>(nu, 144);
+            const auto x = random<T>(nx, 145), x2 = random<T>(nx, 146);
+            const auto m0 = random<T>(rows * ldm, 147), m20 = random<T>(rows * ldm, 148);
+            Guarded<T> m(rows * ldm), m2(rows * ldm);
+            if (accumulate) m.fill(m0), m2.fill(m20);
+            m.snapshot();
+            m2.snapshot();
+            ft.pair_product(rows, ncp, ur.data(), ui.data(), m.data(), own ? nullptr : ur2.data(),
+                            ui2.data(), m2.data(), ldu, x.data(), own ? x.data() : x2.data(), ldx,
+                            ldi, ldm, groups, accumulate);
+            Expected e(m.size()), e2(m2.size());
+            const auto X = [&](const std::vector<T>& v, int64_t cp, int64_t g, int64_t l) {
+              const int64_t i = cp * ldx + g * 2 * W + l;
+              return cd(double(v[at(i)]), double(v[at(i + ldi)]));
+            };
+            for (int h = 0; h < (own ? 1 : 2); ++h) {
+              const auto& vr = h == 0 ? ur : ur2;
+              const auto& vi = h == 0 ? ui : ui2;
+              const auto& xa = h == 0 || own ? x : x2;  // at this frequency
+              const auto& xb = h == 0 && !own ? x2 : x;  // at its mirror
+              const auto& start = h == 0 ? m0 : m20;
+              for (int64_t k = 0; k < rows; ++k)
+                for (int64_t v = 0; v < groups; ++v)
+                  for (int64_t l = 0; l < W; ++l) {
+                    const int64_t re = k * ldm + v * 2 * W + l, im = re + W;
+                    cd s = accumulate ? cd(double(start[at(re)]), double(start[at(im)])) : cd(0);
+                    double scale = std::fabs(s.real()) + std::fabs(s.imag());
+                    for (int64_t cp = 0; cp < ncp; ++cp) {
+                      const int64_t c = k * ldu + 2 * cp;
+                      const cd p(double(vr[at(c)]), double(vi[at(c)]));
+                      const cd q(double(vr[at(c + 1)]), double(vi[at(c + 1)]));
+                      const cd a = std::conj(X(xa, cp, v, l)), b = X(xb, cp, v, l);
+                      s += p * a + q * b;
+                      scale += std::abs(p) * std::abs(a) + std::abs(q) * std::abs(b);
+                    }
+                    (h == 0 ? e : e2).put(re, s.real(), 2 * scale);
+                    (h == 0 ? e : e2).put(im, s.imag(), 2 * scale);
+                  }
+            }
+            const std::string where =
+                label(isa, "fft pair product", bits<T>(), own ? "own" : "mirrored", "rows", rows,
+                      "groups", groups, "ncp", ncp, accumulate ? "accumulate" : "store");
+            check_output(m, e, tolerance<T>(), where);
+            check_output(m2, e2, tolerance<T>(), where + " (mirror)");
+          }
+}
+
 template <typename T>
 void test_fft_split(const std::string& isa, const fk::FftKernels<T>& ft) {
   const int W = ft.w;
@@ -480,6 +541,7 @@ void test_all(const std::string& isa, const fk::KernelSet<T>& ks) {
   for (int64_t n : {1, 2, 3, 4, 5, 8, 12, 15, 16, 30, 60, 64, 100, 120})
     for (int64_t nvec : {1, 2}) test_fft_axis(isa, ks.fft, n, nvec);
   test_fft_product(isa, ks.fft);
+  test_fft_pair_product(isa, ks.fft);
   test_fft_split(isa, ks.fft);
   test_fft_multiply(isa, ks.fft, false);
   test_fft_multiply(isa, ks.fft, true);

@@ -12,24 +12,31 @@
 //     y tiles         <- IFFT(M) + bias, clamped        output transforms, first o of f per axis
 // - by channel (one pair of tiles of W channels), per chunk of tile pairs p:
 //     Z [f][p][c]     = FFT(x tiles)                    the same transforms, spectra as rows
-//     M [f][p][k]     = sum_c Z[f][p][c] U[f][c][k]     U the vectors of W output channels
+//     M [f][p][k]     = sum_cp P[f][p][cp] conj(X[f][cp][k]) + Q[f][p][cp] X[-f][cp][k]
+//                                                       X the vectors of W output channels
 //     y tiles         <- IFFT(M) + bias, clamped
 //   a complex matrix product per frequency that a single pair of tiles fills, so that few
 //   large tiles (little overlap) suit a small image: on the 13 x 13 and 31 x 31 bench layers
 //   (28 x 28, batch 1) the products take half and a third of the multiply-adds of 16 x 16
 //   and 36 x 36 tiles by tile.
-// U = conj(FFT(w_gkc)) / prod(f): the weights' spectra, conjugated (a correlation), scaled by the
-// inverse's 1 / n, and stored once per pair of mirrored frequencies (a real kernel's spectrum is
-// conjugate-symmetric; two kernels share one FFT; a few kernels, template matching's one, are
-// transformed alone with their rows, then positions, in the lanes). Spectra stay in the FFT's
-// digit-reversed order throughout. Threads split the transforms by (block of channels, vector
-// group) and the products by frequency: results do not depend on the thread count. With one input
-// channel per group the products are pointwise and each vector group goes through all three steps
-// in its thread's buffers (fewer groups than threads: the threads split each group's passes,
-// Share). A stateless call by channel in one chunk transforms the weights in its tasks
-// (transforms_in_tasks): a task per output vector transforms its kernels a chunk of input channels
-// at a time and adds their products to M while the spectra are in its cache, in U's order, so that
-// its bits equal a plan's.
+// Weights, by tile: U = conj(FFT(w_gkc)) / prod(f), conjugated (a correlation), scaled by the
+// inverse's 1 / n, stored once per pair of mirrored frequencies (a real kernel's spectrum is
+// conjugate-symmetric); two kernels share one FFT and are split apart (fft_split); a few
+// kernels, template matching's one, are transformed alone with their rows, then positions, in
+// the lanes. By channel: X = FFT(w_gkc + i w_gk(c+1)) of each pair of input channels cp as the
+// transform leaves it, at every frequency; the products take the two kernels apart instead,
+// with the pair's data spectra combined to match, P = (Z_c + i Z_c+1) / 2F and
+// Q = (Z_c - i Z_c+1) / 2F (so that the sum is Z_c U_c + Z_c+1 U_c+1), at k and -k in one pass
+// over X: no split, whose scattered reads and stores over the spectra took 12 % of the 13 x 13
+// layer's stateless call. Spectra stay in the FFT's digit-reversed order throughout. Threads
+// split the transforms by (block of channels, vector group) and the products by frequency:
+// results do not depend on the thread count. With one input channel per group the products
+// are pointwise and each vector group goes through all three steps in its thread's buffers
+// (fewer groups than threads: the threads split each group's passes, Share). A stateless call
+// by channel in one chunk transforms the weights in its tasks (transforms_in_tasks): a task per
+// output vector transforms its kernels a chunk of input channel pairs at a time and adds their
+// products to M while the spectra are in its cache, in U's order, so that its bits equal a
+// plan's.
 //   backward-data:    the forward correlation of dy (read from ke - 1 before its start) with
 //                     the weights flipped in space and their channel roles swapped;
 //   backward-weights: for each group and image, the correlation whose images are the input
@@ -219,11 +226,11 @@ int64_t slots(const Tiling& t) {
   return (t.freqs() + self) / 2;
 }
 
-// Elements of the weight spectra: slots x re, im x pairs (by channel: output channels padded
-// to whole vectors).
+// Elements of the weight spectra: by tile, slots x re, im x pairs; by channel, every
+// frequency x pairs of input channels x output channels padded to whole vectors x re, im.
 int64_t spectra_elements(const Geometry& g, const Tiling& t) {
-  const int64_t Kg = t.by_channel ? t.padded(g.Kg) : g.Kg;
-  return g.groups * slots(t) * Kg * g.Cg * 2;
+  if (t.by_channel) return g.groups * t.freqs() * ceil_div(g.Cg, 2) * t.padded(g.Kg) * 2;
+  return g.groups * slots(t) * g.Kg * g.Cg * 2;
 }
 
 // Input channels per chunk of a task's weight spectra when they are transformed in the tasks
@@ -236,7 +243,7 @@ int64_t spectra_elements(const Geometry& g, const Tiling& t) {
 // within 512 KiB were slower again (more passes over M: 31 x 31 alone 2.8-3.1 against 2.6-2.9).
 int64_t in_task_channels(const Tiling& t, int64_t elem) {
   constexpr int64_t kBudget = int64_t(1) << 20;
-  const int64_t per_channel = slots(t) * 2 * t.lanes * elem;
+  const int64_t per_channel = t.freqs() * t.lanes * elem;
   return std::max<int64_t>(2, kBudget / per_channel / 2 * 2);
 }
 
@@ -268,7 +275,7 @@ int64_t in_task_offset(const Tiling& t) {
 template <typename T>
 int64_t thread_scratch(const Tiling& t, bool in_tasks = false) {
   if (t.by_channel) {
-    const int64_t chunk = in_tasks ? slots(t) * in_task_channels(t, sizeof(T)) * 2 * t.lanes : 0;
+    const int64_t chunk = in_tasks ? t.freqs() * in_task_channels(t, sizeof(T)) * t.lanes : 0;
     return util::scratch_stride(in_task_offset(t) + chunk, sizeof(T));
   }
   const int64_t buffers = std::max<int64_t>(2, channel_block(t, sizeof(T)));
@@ -280,27 +287,30 @@ int64_t weights_size(const Geometry& g, const Tiling& t) {
   return t.whole ? g.groups * 2 * t.freqs() : spectra_elements(g, t);
 }
 
-// U = conj(FFT(w_gkc)) / prod(f) for every (g, k, c), one slot per pair of mirrored
-// frequencies (HalfSpectrum), in the layout the products read:
-//   by tile:    [g][slot][re, im][k][c]            (broadcast along c)
-//   by channel: [g][slot][c][k / W][re, im][W]     (vectors of W output channels; lanes past
-//                                                   Kg hold zeros)
-// Two kernels per lane: z = w_a + i w_b gives W_a(k) = (Z(k) + conj Z(-k)) / 2 and
-// W_b(k) = (Z(k) - conj Z(-k)) / 2i. A vector group (block) transforms 2W kernels: by tile the
-// pairs (k, c) 2Wb .. 2Wb + 2W - 1 in row-major order; by channel W output channels of input
-// channels c and c + 1 (real and imaginary lanes), blocks of one output vector consecutive.
-// The kernels go into lanes whole (transposed in registers by pack_rows), then row by row to
-// their places in the box.
+// The weights' spectra in the layout the products read:
+//   by tile:    U = conj(FFT(w_gkc)) / prod(f) for every (g, k, c), one slot per pair of
+//               mirrored frequencies (HalfSpectrum), [g][slot][re, im][k][c] (broadcast along
+//               c). Two kernels per lane: z = w_a + i w_b gives W_a(k) = (Z(k) + conj Z(-k)) / 2
+//               and W_b(k) = (Z(k) - conj Z(-k)) / 2i (split).
+//   by channel: X = FFT(w_gkc + i w_gk(c+1)) unsplit and unscaled, input channels in pairs cp,
+//               at every frequency, [g][f][cp][k / W][re, im][W] (vectors of W output channels;
+//               lanes past Kg and the imaginary part of a last odd channel hold zeros): the
+//               products take the pair's two kernels apart as they go (FftPairProductFn), with
+//               the data's spectra combined to match.
+// A vector group (block) transforms 2W kernels: by tile the pairs (k, c) 2Wb .. 2Wb + 2W - 1 in
+// row-major order; by channel W output channels of input channels c and c + 1 (real and
+// imaginary lanes), blocks of one output vector consecutive. The kernels go into lanes whole
+// (transposed in registers by pack_rows), then row by row to their places in the box.
 template <typename T>
 class WeightTransform {
  public:
-  // Where a block's spectra go, by channel: slot s of input channel c (and output vector kb)
-  // at base + s * slot_stride + (c - c_first) * c_stride + (kb - kb_first) * kb_stride; by
-  // tile: U's layout from base (slot_stride: 2 Kg Cg).
+  // Where a block's spectra go: by tile, U's layout from base (stride: 2 Kg Cg per slot); by
+  // channel, frequency f of input channel pair cp and output vector kb at base + f * stride +
+  // cp * cp_stride + kb * 2W (imaginary parts W further).
   struct Out {
     T* base;
-    int64_t slot_stride, c_stride, c_first, kb_stride, kb_first;
-    bool stream;  // non-temporal stores (whole aligned vectors only)
+    int64_t stride, cp_stride;
+    bool stream;  // by tile: non-temporal stores (whole aligned vectors only)
   };
 
   WeightTransform(const Geometry& g, const Tiling& t, const kernels::KernelSet<T>& ks,
@@ -331,6 +341,7 @@ class WeightTransform {
   int64_t block_cp(int64_t b) const { return b % CP_; }
   // The block of output vector kb and input channels 2 cp, 2 cp + 1 (by channel).
   int64_t block_of(int64_t kb, int64_t cp) const { return kb * CP_ + cp; }
+
   // Block b of group gi into out, in buf (3 F W elements: the tile buffer and the kernels in
   // lanes, ntaps <= F).
   void run(int64_t gi, int64_t b, T* buf, const Out& out) const {
@@ -342,8 +353,29 @@ class WeightTransform {
     }
     T* re = buf;
     T* im = re + F * W;
-    T* taps = im + F * W;
-    std::fill(re, re + 2 * F * W, T(0));
+    spectrum(gi, b, re, im, im + F * W);
+    if (t_.by_channel) {
+      T* dst = out.base + block_cp(b) * out.cp_stride + block_kb(b) * 2 * W;
+      for (int64_t f = 0; f < F; ++f, dst += out.stride) {
+        std::memcpy(dst, re + f * W, W * sizeof(T));
+        std::memcpy(dst + W, im + f * W, W * sizeof(T));
+      }
+      return;
+    }
+    const T scale = T(0.5) / static_cast<T>(F);
+    const int64_t q0 = b * 2 * W, lanes = std::min(2 * W, pairs - q0);
+    const int na = static_cast<int>(std::min(W, lanes)), nb = static_cast<int>(lanes - na);
+    k.split(re, im, half_.at.data(), half_.mirror.data(), half_.slots, scale, out.base + q0,
+            out.stride, W, pairs, na, nb, out.stream);
+    if (out.stream) k.store_fence();
+  }
+
+  // The FFT of block b's kernels (lane l < W of re and im: the kernels run() names), unscaled,
+  // into re, im [F][W] each; taps: ntaps W elements of scratch.
+  void spectrum(int64_t gi, int64_t b, T* re, T* im, T* taps) const {
+    const int64_t W = W_, F = t_.freqs(), pairs = g_.Kg * g_.Cg;
+    std::fill(re, re + F * W, T(0));
+    std::fill(im, im + F * W, T(0));
     const T* w[2 * kMaxLanes];  // the kernel of each lane (null: none); lane l % W of re or im
     for (int64_t l = 0; l < 2 * W; ++l) {
       int64_t kk, c;
@@ -371,24 +403,7 @@ class WeightTransform {
           for (int64_t i = 0; i < W; ++i) dst[at + j * step_ * W + i] = src[j * W + i];
       }
     }
-    axes_.forward(k, re, im, live_);
-    const T scale = T(0.5) / static_cast<T>(F);
-    const int64_t* at = half_.at.data();
-    const int64_t* mirror = half_.mirror.data();
-    const int64_t S = half_.slots;
-    if (t_.by_channel) {  // whole vectors (zeros past Kg); none for a channel past Cg
-      const int64_t c = block_cp(b) * 2;
-      T* a = out.base + (c - out.c_first) * out.c_stride +
-             (block_kb(b) - out.kb_first) * out.kb_stride;
-      k.split(re, im, at, mirror, S, scale, a, out.slot_stride, out.c_stride, W,
-              static_cast<int>(W), c + 1 < g_.Cg ? static_cast<int>(W) : 0, out.stream);
-    } else {
-      const int64_t q0 = b * 2 * W, lanes = std::min(2 * W, pairs - q0);
-      const int na = static_cast<int>(std::min(W, lanes)), nb = static_cast<int>(lanes - na);
-      k.split(re, im, at, mirror, S, scale, out.base + q0, out.slot_stride, W, pairs, na, nb,
-              out.stream);
-    }
-    if (out.stream) k.store_fence();
+    axes_.forward(ks_.fft, re, im, live_);
   }
 
  private:
@@ -452,7 +467,7 @@ class WeightTransform {
     const int64_t pairs = g_.Kg * g_.Cg;
     T* u = out.base + q;
     int64_t p0 = 0, p1 = 0, p2 = 0, at = 0;
-    for (int64_t slot = 0; slot < half_.slots; ++slot, u += out.slot_stride) {
+    for (int64_t slot = 0; slot < half_.slots; ++slot, u += out.stride) {
       for (p2 += half_.at[slot] - at, at = half_.at[slot]; p2 >= f2; p2 -= f2)
         if (++p1 == f1) p1 = 0, ++p0;
       const int64_t p = (p0 * f1 + p1) * f2p + p2;
@@ -482,22 +497,22 @@ template <typename T>
 void transform_weights(const Geometry& g, const Tiling& t, const kernels::KernelSet<T>& ks,
                        const WeightSource<T>& ws, T* U, T* scratch, int threads) {
   const WeightTransform<T> wt(g, t, ks, ws);
-  const int64_t W = ks.fft.w, S = wt.half().slots, blocks = wt.blocks();
-  const int64_t ld = t.by_channel ? ceil_div(g.Kg, W) * 2 * W : 0;
-  const int64_t group = t.by_channel ? S * g.Cg * ld : S * g.Kg * g.Cg * 2;
+  const int64_t W = ks.fft.w, blocks = wt.blocks();
+  const int64_t ld = ceil_div(g.Kg, W) * 2 * W, CP = ceil_div(g.Cg, 2);
+  const int64_t group = spectra_elements(g, t) / g.groups;
   const int64_t stride = thread_scratch<T>(t);
-  // Spectra past half the last-level cache bypass it (util/cache.hpp; rows of whole vectors,
-  // aligned).
-  const bool stream = util::stream_intermediate(spectra_elements(g, t) * int64_t(sizeof(T))) &&
-                      (t.by_channel || (g.Kg * g.Cg * sizeof(T)) % (W * sizeof(T)) == 0) &&
+  // By tile, spectra past half the last-level cache bypass it (util/cache.hpp; rows of whole
+  // vectors, aligned).
+  const bool stream = !t.by_channel &&
+                      util::stream_intermediate(spectra_elements(g, t) * int64_t(sizeof(T))) &&
+                      (g.Kg * g.Cg * sizeof(T)) % (W * sizeof(T)) == 0 &&
                       reinterpret_cast<std::uintptr_t>(U) % (W * sizeof(T)) == 0;
 #pragma omp parallel for schedule(dynamic, 1) num_threads(threads) if (threads > 1)
   for (int64_t gb = 0; gb < g.groups * blocks; ++gb) {
     const int64_t gi = gb / blocks;
     const typename WeightTransform<T>::Out out =
-        t.by_channel
-            ? typename WeightTransform<T>::Out{U + gi * group, g.Cg * ld, ld, 0, 2 * W, 0, stream}
-            : typename WeightTransform<T>::Out{U + gi * group, g.Kg * g.Cg * 2, 0, 0, 0, 0, stream};
+        t.by_channel ? typename WeightTransform<T>::Out{U + gi * group, CP * ld, ld, false}
+                     : typename WeightTransform<T>::Out{U + gi * group, g.Kg * g.Cg * 2, 0, stream};
     wt.run(gi, gb % blocks, scratch + util::thread_index() * stride, out);
   }
 }
@@ -697,11 +712,14 @@ void correlate(const Geometry& g, const Tiling& t, const kernels::KernelSet<T>& 
   const int64_t chunk = chunk_of(t, threads), units = t.units();
 
   if (t.by_channel) {
-    // A chunk of nv tile pairs: Z [f][re, im][nv][Cg] (the products' broadcast rows), M
-    // [f][nv][KB][re, im][W] (vectors of output channels, as U).
-    const int64_t KB = ceil_div(Kg, W), ld = KB * 2 * W;
+    // A chunk of nv tile pairs: Z [f][re, im][nv][C2] (the products' broadcast rows: per pair
+    // of input channels c, c + 1, P = (Z_c + i Z_c+1) s and Q = (Z_c - i Z_c+1) s with
+    // s = 1 / 2F, the inverse's 1 / n and the halves of taking the weights' spectra apart;
+    // FftPairProductFn), M [f][nv][KB][re, im][W] (vectors of output channels, as U).
+    const int64_t KB = ceil_div(Kg, W), ld = KB * 2 * W, CP = ceil_div(Cg, 2), C2 = 2 * CP;
+    const T s = T(0.5) / static_cast<T>(F);
     T* Z = ws;
-    T* M = Z + F * 2 * t.chunk * Cg;
+    T* M = Z + F * 2 * t.chunk * C2;
     T* scratch = M + F * t.chunk * ld;
     // Output vector kb's tiles of pair v0 + v from M: inverse transforms, bias, clamp.
     const auto inverse_pair = [&](int64_t gi, int64_t kb, int64_t v0, int64_t v, int64_t nv,
@@ -717,11 +735,27 @@ void correlate(const Geometry& g, const Tiling& t, const kernels::KernelSet<T>& 
       lanes_by_channel(t, v0 + v, kb * W, Kg, lanes);
       inverse_tiles(gi, lanes, re, im, re + B);
     };
+    // M at slot's position k and its mirror -k (output vectors k0 .. k0 + groups - 1) += the
+    // products of Z's rows (nv tile pairs, channel pairs cp0 .. cp0 + ncp - 1) with the
+    // weights' spectra at k (x) and -k (x2): ldx between channel pairs, imaginary parts ldi
+    // after the real ones.
+    const auto products_at = [&](int64_t slot, int64_t nv, int64_t cp0, int64_t ncp, const T* x,
+                                 const T* x2, int64_t ldx, int64_t ldi, int64_t k0,
+                                 int64_t groups, bool accumulate) {
+      const int64_t f = half.at[slot], fm = half.mirror[f];
+      const T* zr = Z + f * 2 * nv * C2 + 2 * cp0;
+      const T* zm = Z + fm * 2 * nv * C2 + 2 * cp0;
+      const bool own = fm == f;  // its own mirror: a real frequency of the spectrum
+      k.pair_product(nv, ncp, zr, zr + nv * C2, M + f * nv * ld + k0, own ? nullptr : zm,
+                     zm + nv * C2, M + fm * nv * ld + k0, C2, x, x2, ldx, ldi, ld, groups,
+                     accumulate);
+    };
     for (int64_t gi = 0; gi < g.groups; ++gi)
       for (int64_t v0 = 0; v0 < units; v0 += chunk) {
         const int64_t nv = std::min(chunk, units - v0), cblocks = ceil_div(Cg, W);
 
-        // 1. Z = FFT of the input tiles, W channels of one tile pair per task.
+        // 1. Z from the FFT of the input tiles, W channels (W / 2 pairs) of one tile pair per
+        // task.
 #pragma omp parallel for schedule(dynamic, 1) num_threads(threads) if (threads > 1)
         for (int64_t task = 0; task < cblocks * nv; ++task) {
           const int64_t c0 = task / nv * W, v = task % nv, nc = std::min(W, Cg - c0);
@@ -731,47 +765,55 @@ void correlate(const Geometry& g, const Tiling& t, const kernels::KernelSet<T>& 
           lanes_by_channel(t, v0 + v, c0, Cg, lanes);
           forward_tiles(gi, lanes, re, im, re + B);
           for (int64_t f = 0; f < F; ++f) {
-            T* zr = Z + f * 2 * nv * Cg + v * Cg + c0;
-            T* zi = zr + nv * Cg;
-            for (int64_t i = 0; i < nc; ++i) zr[i] = re[f * W + i];
-            for (int64_t i = 0; i < nc; ++i) zi[i] = im[f * W + i];
+            T* zr = Z + f * 2 * nv * C2 + v * C2 + c0;
+            T* zi = zr + nv * C2;
+            const T* xr = re + f * W;
+            const T* xi = im + f * W;
+            for (int64_t i = 0; i < nc; i += 2) {
+              const T ar = xr[i], ai = xi[i];  // Z_c
+              const T br = i + 1 < nc ? xr[i + 1] : T(0), bi = i + 1 < nc ? xi[i + 1] : T(0);
+              zr[i] = (ar - bi) * s, zi[i] = (ai + br) * s;          // P
+              zr[i + 1] = (ar + bi) * s, zi[i + 1] = (ai - br) * s;  // Q
+            }
           }
         }
 
         if (weights) {
-          // 2, 3. Per output vector: its weights' spectra a chunk of input channels at a time
-          // into the task's buffer, their products added to M (in the order of the channels,
-          // as with U whole), then the inverse transforms.
+          // 2, 3. Per output vector: its weights' spectra a chunk of input channel pairs at a
+          // time into the task's buffer ([pair][re, im][F][W], as the transform leaves them),
+          // their products added to M (in the order of the channels, as with U whole), then
+          // the inverse transforms.
           const WeightTransform<T> wt(g, t, ks, *weights);
-          // Chunks of equal size (even), at most in_task_channels.
-          const int64_t chunks = ceil_div(Cg, in_task_channels(t, sizeof(T)));
-          const int64_t cc = util::round_up(ceil_div(Cg, chunks), 2);
+          // Chunks of equal size, at most in_task_channels / 2 pairs.
+          const int64_t chunks = ceil_div(CP, in_task_channels(t, sizeof(T)) / 2);
+          const int64_t cc = ceil_div(CP, chunks);
 #pragma omp parallel for schedule(dynamic, 1) num_threads(threads) if (threads > 1)
           for (int64_t kb = 0; kb < KB; ++kb) {
             T* buf = scratch + util::thread_index() * stride;
-            T* uc = buf + in_task_offset(t);  // [slot][cc][2W]
-            for (int64_t c0 = 0; c0 < Cg; c0 += cc) {
-              const int64_t n = std::min(cc, Cg - c0);
-              const typename WeightTransform<T>::Out out{uc, n * 2 * W, 2 * W, c0, 0, kb, false};
-              for (int64_t cp = c0 / 2; cp < ceil_div(c0 + n, 2); ++cp)
-                wt.run(gi, wt.block_of(kb, cp), buf, out);
-              for (int64_t f = 0; f < F; ++f)
-                k.product(nv, n, Z + f * 2 * nv * Cg + c0, Z + (f * 2 + 1) * nv * Cg + c0, Cg,
-                          half.conj[f] ? kernels::FftConj::x : kernels::FftConj::none,
-                          uc + half.slot[f] * n * 2 * W, 2 * W, M + f * nv * ld + kb * 2 * W, ld,
-                          1, c0 > 0);
+            T* uc = buf + in_task_offset(t);
+            for (int64_t cp0 = 0; cp0 < CP; cp0 += cc) {
+              const int64_t n = std::min(cc, CP - cp0);
+              for (int64_t j = 0; j < n; ++j)
+                wt.spectrum(gi, wt.block_of(kb, cp0 + j), uc + j * 2 * F * W,
+                            uc + (j * 2 + 1) * F * W, buf);
+              for (int64_t slot = 0; slot < S; ++slot) {
+                const int64_t f = half.at[slot], fm = half.mirror[f];
+                products_at(slot, nv, cp0, n, uc + f * W, uc + fm * W, 2 * F * W, F * W,
+                            kb * 2 * W, 1, cp0 > 0);
+              }
             }
             for (int64_t v = 0; v < nv; ++v) inverse_pair(gi, kb, v0, v, nv, buf);
           }
           continue;
         }
 
-        // 2. M[f] = Z[f] U[f]: the weights are the vectors, conjugated at mirrored positions.
+        // 2. M[k], M[-k] from Z and U at k and -k, a slot at a time.
 #pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1)
-        for (int64_t f = 0; f < F; ++f)
-          k.product(nv, Cg, Z + f * 2 * nv * Cg, Z + (f * 2 + 1) * nv * Cg, Cg,
-                    half.conj[f] ? kernels::FftConj::x : kernels::FftConj::none,
-                    U + (gi * S + half.slot[f]) * Cg * ld, ld, M + f * nv * ld, ld, KB, false);
+        for (int64_t slot = 0; slot < S; ++slot) {
+          const int64_t f = half.at[slot], fm = half.mirror[f];
+          const T* u = U + gi * F * CP * ld;
+          products_at(slot, nv, 0, CP, u + f * CP * ld, u + fm * CP * ld, ld, W, 0, KB, false);
+        }
 
         // 3. y tiles = IFFT(M) + bias, clamped; W output channels of one tile pair per task.
 #pragma omp parallel for schedule(dynamic, 1) num_threads(threads) if (threads > 1)

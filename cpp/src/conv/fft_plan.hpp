@@ -152,7 +152,7 @@ struct Tiling {
   // output spectra.
   int64_t buffer_size() const { return freqs() * 2 * lanes; }
   int64_t spectra_size(const Geometry& g) const {
-    return by_channel ? (g.Cg + padded(g.Kg)) * chunk * 2 * freqs()
+    return by_channel ? (util::round_up(g.Cg, 2) + padded(g.Kg)) * chunk * 2 * freqs()
                       : (g.Cg + g.Kg) * chunk * buffer_size();
   }
 };

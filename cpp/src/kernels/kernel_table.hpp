@@ -349,6 +349,20 @@ template <typename T>
 using FftProductFn = void (*)(int64_t rows, int64_t nc, const T* ur, const T* ui, int64_t ldu,
                               FftConj conj, const T* x, int64_t ldx, T* m, int64_t ldm,
                               int64_t groups, bool accumulate);
+// Frequency-domain products of FFT convolution with the weights' spectra unsplit: x holds,
+// per pair of input channels cp < ncp, X = FFT(w_c + i w_c+1) at k (x + cp*ldx) and at its
+// mirror -k (x2 + cp*ldx), vector group v's real parts at + v*2W, imaginary parts ldi further;
+// the rows hold the data's P = (Z_c + i Z_c+1) s at column 2cp and Q = (Z_c - i Z_c+1) s at
+// 2cp + 1 (Z_c the input channel's spectrum, s a scale), so that (with A = 1 at k, 2 at -k)
+//   mA[r*ldm + v*2W + (0: re, W: im) + lane] (+)= sum_cp P conj(X_A) + Q X_B   (B the other)
+//   = s sum_c Z_c conj(FFT(w_c)) at that frequency (a correlation's channel sum),
+// the rows' values at urA[r*ldu + col] + i uiA[r*ldu + col]. ur2 null: k is its own mirror
+// (x2 = x), m only. Each X vector is loaded once for both frequencies.
+template <typename T>
+using FftPairProductFn = void (*)(int64_t rows, int64_t ncp, const T* ur, const T* ui, T* m,
+                                  const T* ur2, const T* ui2, T* m2, int64_t ldu, const T* x,
+                                  const T* x2, int64_t ldx, int64_t ldi, int64_t ldm,
+                                  int64_t groups, bool accumulate);
 
 // The spectra of two real kernels a, b transformed together as z = a + i b, for n slots s:
 // from Z at position at[s] (zr, zi + at[s] W) and at its mirror -k (mirror[at[s]]), W lanes each,
@@ -378,6 +392,7 @@ struct FftKernels {
   int w = 0;  // lanes W
   FftAxisFn<T> axis = nullptr;
   FftProductFn<T> product = nullptr;
+  FftPairProductFn<T> pair_product = nullptr;
   FftSplitFn<T> split = nullptr;
   FftMultiplyFn<T> multiply = nullptr;
   FftMultiplyEachFn<T> multiply_each = nullptr;

@@ -13,7 +13,8 @@
 // Products: per frequency, M[k][v] = sum_c U[k][c] X[c][v] with U a broadcast complex matrix
 // and X, M complex vector groups (the convolution's channel reduction); for a single channel
 // pair, per-frequency (multiply) or per-element (multiply_each) complex products. split
-// separates the spectra of two real kernels transformed together.
+// separates the spectra of two real kernels transformed together; pair products take them
+// apart inside the reduction instead (over pairs of channels, at a frequency and its mirror).
 #pragma once
 
 #include <cstdint>
@@ -170,9 +171,19 @@ void fft_axis(typename V::T* re, typename V::T* im, int64_t stride, int64_t nvec
 
 namespace fft {
 
-// MR rows of FftProductFn over NG vector groups at x + g*2W, with the conjugation Cj:
+// a += u x lane-wise, u = br + i bi broadcast, x = xr + i xi, with the conjugation Cj:
 //   (ur + i su ui)(xr + i sx xi) = ur xr - su sx ui xi + i (su ui xr + sx ur xi),
 // su = -1 when u is conjugated, sx = -1 when x is (the signs go into the FMAs, not the data).
+template <typename V, FftConj Cj>
+inline void cmadd(typename V::R& ar, typename V::R& ai, typename V::R br, typename V::R bi,
+                  typename V::R xr, typename V::R xi) {
+  const auto sr = V::fmadd(br, xr, ar);
+  ar = Cj == FftConj::none ? V::fnmadd(bi, xi, sr) : V::fmadd(bi, xi, sr);
+  const auto si = Cj == FftConj::x ? V::fnmadd(br, xi, ai) : V::fmadd(br, xi, ai);
+  ai = Cj == FftConj::u ? V::fnmadd(bi, xr, si) : V::fmadd(bi, xr, si);
+}
+
+// MR rows of FftProductFn over NG vector groups at x + g*2W, with the conjugation Cj.
 template <typename V, int MR, int NG, FftConj Cj>
 inline void product_tile(int64_t nc, const typename V::T* ur, const typename V::T* ui, int64_t ldu,
                          const typename V::T* x, int64_t ldx, typename V::T* m, int64_t ldm,
@@ -196,12 +207,7 @@ inline void product_tile(int64_t nc, const typename V::T* ur, const typename V::
     for (int i = 0; i < MR; ++i) {
       const R br = V::set1(ur[i * ldu + c]);
       const R bi = V::set1(ui[i * ldu + c]);
-      for (int g = 0; g < NG; ++g) {
-        const R sr = V::fmadd(br, xr[g], ar[i][g]);
-        ar[i][g] = Cj == FftConj::none ? V::fnmadd(bi, xi[g], sr) : V::fmadd(bi, xi[g], sr);
-        const R si = Cj == FftConj::x ? V::fnmadd(br, xi[g], ai[i][g]) : V::fmadd(br, xi[g], ai[i][g]);
-        ai[i][g] = Cj == FftConj::u ? V::fnmadd(bi, xr[g], si) : V::fmadd(bi, xr[g], si);
-      }
+      for (int g = 0; g < NG; ++g) cmadd<V, Cj>(ar[i][g], ai[i][g], br, bi, xr[g], xi[g]);
     }
   }
   FASTCONV_UNROLL
@@ -213,25 +219,22 @@ inline void product_tile(int64_t nc, const typename V::T* ur, const typename V::
     }
 }
 
-template <typename V, int MR, FftConj Cj>
-inline void product_rows(int64_t nc, const typename V::T* ur, const typename V::T* ui, int64_t ldu,
-                         const typename V::T* x, int64_t ldx, typename V::T* m, int64_t ldm,
-                         int64_t groups, bool accumulate) {
-  constexpr int W = V::W;
-  int64_t g = 0;
-  for (; g + 2 <= groups; g += 2)
-    product_tile<V, MR, 2, Cj>(nc, ur, ui, ldu, x + g * 2 * W, ldx, m + g * 2 * W, ldm, accumulate);
-  if (g < groups)
-    product_tile<V, MR, 1, Cj>(nc, ur, ui, ldu, x + g * 2 * W, ldx, m + g * 2 * W, ldm, accumulate);
-}
-
+// Rows in blocks of 4 (8 with a single vector group, whose tile would otherwise leave most
+// registers idle), then 2 and 1, vector groups in pairs.
 template <typename V, FftConj Cj>
 void product(int64_t rows, int64_t nc, const typename V::T* ur, const typename V::T* ui,
              int64_t ldu, const typename V::T* x, int64_t ldx, typename V::T* m, int64_t ldm,
              int64_t groups, bool accumulate) {
+  constexpr int W = V::W;
   const auto rows_of = [&](auto mr, int64_t k) {
-    product_rows<V, decltype(mr)::value, Cj>(nc, ur + k * ldu, ui + k * ldu, ldu, x, ldx,
-                                             m + k * ldm, ldm, groups, accumulate);
+    constexpr int MR = decltype(mr)::value;
+    int64_t g = 0;
+    for (; g + 2 <= groups; g += 2)
+      product_tile<V, MR, 2, Cj>(nc, ur + k * ldu, ui + k * ldu, ldu, x + g * 2 * W, ldx,
+                                 m + k * ldm + g * 2 * W, ldm, accumulate);
+    if (g < groups)
+      product_tile<V, MR, 1, Cj>(nc, ur + k * ldu, ui + k * ldu, ldu, x + g * 2 * W, ldx,
+                                 m + k * ldm + g * 2 * W, ldm, accumulate);
   };
   int64_t k = 0;
   if (groups == 1)
@@ -241,10 +244,101 @@ void product(int64_t rows, int64_t nc, const typename V::T* ur, const typename V
   for (; k < rows; ++k) rows_of(std::integral_constant<int, 1>(), k);
 }
 
+// The rows of one frequency in a product of channel pairs: broadcast values (ur, ui; row k at
+// k*ldu) and products (m; row k at k*ldm).
+template <typename T>
+struct PairRows {
+  const T* ur;
+  const T* ui;
+  T* m;
+};
+
+// MR rows of FftPairProductFn over NG vector groups (x + g*2W, imaginary parts ldi further),
+// at NF = 2 mirrored frequencies (rows a at k with x, rows b at -k with x2) or NF = 1 (k its
+// own mirror: x2 = x), every x vector loaded once for all NF MR rows.
+#ifndef PF
+#define PF 4
+#endif
+template <typename V, int MR, int NG, int NF>
+inline void pair_product_tile(int64_t ncp, PairRows<typename V::T> a, PairRows<typename V::T> b,
+                              int64_t ldu, const typename V::T* x, const typename V::T* x2,
+                              int64_t ldx, int64_t ldi, int64_t ldm, bool accumulate) {
+  using R = typename V::R;
+  constexpr int W = V::W;
+  const PairRows<typename V::T> rows[2] = {a, b};
+  R ar[NF][MR][NG], ai[NF][MR][NG];
+  FASTCONV_UNROLL
+  for (int h = 0; h < NF; ++h)
+    FASTCONV_UNROLL
+    for (int i = 0; i < MR; ++i)
+      FASTCONV_UNROLL
+      for (int g = 0; g < NG; ++g) {
+        const typename V::T* m = rows[h].m + i * ldm + g * 2 * W;
+        ar[h][i][g] = accumulate ? V::loadu(m) : V::zero();
+        ai[h][i][g] = accumulate ? V::loadu(m + W) : V::zero();
+      }
+  for (int64_t cp = 0; cp < ncp; ++cp, x += ldx, x2 += ldx) {
+    R xr[2][NG], xi[2][NG];  // X(k), X(-k)
+    for (int g = 0; g < NG; ++g) {
+      xr[0][g] = V::loadu(x + g * 2 * W);
+      xi[0][g] = V::loadu(x + g * 2 * W + ldi);
+      xr[1][g] = NF == 2 ? V::loadu(x2 + g * 2 * W) : xr[0][g];
+      xi[1][g] = NF == 2 ? V::loadu(x2 + g * 2 * W + ldi) : xi[0][g];
+    }
+    for (int h = 0; h < NF; ++h)
+      for (int i = 0; i < MR; ++i) {
+        const typename V::T* ur = rows[h].ur + i * ldu + 2 * cp;
+        const typename V::T* ui = rows[h].ui + i * ldu + 2 * cp;
+        const R pr = V::set1(ur[0]), pi = V::set1(ui[0]);
+        const R qr = V::set1(ur[1]), qi = V::set1(ui[1]);
+        for (int g = 0; g < NG; ++g) {
+          cmadd<V, FftConj::x>(ar[h][i][g], ai[h][i][g], pr, pi, xr[h][g], xi[h][g]);
+          cmadd<V, FftConj::none>(ar[h][i][g], ai[h][i][g], qr, qi, xr[1 - h][g], xi[1 - h][g]);
+        }
+      }
+  }
+  FASTCONV_UNROLL
+  for (int h = 0; h < NF; ++h)
+    FASTCONV_UNROLL
+    for (int i = 0; i < MR; ++i)
+      FASTCONV_UNROLL
+      for (int g = 0; g < NG; ++g) {
+        typename V::T* m = rows[h].m + i * ldm + g * 2 * W;
+        V::storeu(m, ar[h][i][g]);
+        V::storeu(m + W, ai[h][i][g]);
+      }
+}
+
+// Rows in blocks of 8 / NF with a single vector group, then 2 and 1; vector groups in pairs.
+template <typename V, int NF>
+void pair_product(int64_t rows, int64_t ncp, PairRows<typename V::T> a, PairRows<typename V::T> b,
+                  int64_t ldu, const typename V::T* x, const typename V::T* x2, int64_t ldx,
+                  int64_t ldi, int64_t ldm, int64_t groups, bool accumulate) {
+  using T = typename V::T;
+  constexpr int W = V::W;
+  const auto rows_of = [&](auto mr, int64_t k) {
+    constexpr int MR = decltype(mr)::value;
+    const auto at = [&](const PairRows<T>& r, int64_t g) {
+      return PairRows<T>{r.ur + k * ldu, r.ui + k * ldu, r.m + k * ldm + g * 2 * W};
+    };
+    int64_t g = 0;
+    for (; g + 2 <= groups; g += 2)
+      pair_product_tile<V, MR, 2, NF>(ncp, at(a, g), at(b, g), ldu, x + g * 2 * W, x2 + g * 2 * W,
+                                      ldx, ldi, ldm, accumulate);
+    if (g < groups)
+      pair_product_tile<V, MR, 1, NF>(ncp, at(a, g), at(b, g), ldu, x + g * 2 * W, x2 + g * 2 * W,
+                                      ldx, ldi, ldm, accumulate);
+  };
+  int64_t k = 0;
+  if (groups == 1)
+    for (; k + 8 / NF <= rows; k += 8 / NF) rows_of(std::integral_constant<int, 8 / NF>(), k);
+  for (; k + 2 <= rows; k += 2) rows_of(std::integral_constant<int, 2>(), k);
+  for (; k < rows; ++k) rows_of(std::integral_constant<int, 1>(), k);
+}
+
 }  // namespace fft
 
-// FftProductFn (kernel_table.hpp): rows in blocks of 4 (8 with a single vector group, whose
-// tile would otherwise leave most registers idle), then 2 and 1, vector groups in pairs.
+// FftProductFn (kernel_table.hpp).
 template <typename V>
 void fft_product(int64_t rows, int64_t nc, const typename V::T* ur, const typename V::T* ui,
                  int64_t ldu, FftConj conj, const typename V::T* x, int64_t ldx, typename V::T* m,
@@ -257,6 +351,20 @@ void fft_product(int64_t rows, int64_t nc, const typename V::T* ur, const typena
     case FftConj::x:
       return fft::product<V, FftConj::x>(rows, nc, ur, ui, ldu, x, ldx, m, ldm, groups, accumulate);
   }
+}
+
+// FftPairProductFn (kernel_table.hpp).
+template <typename V>
+void fft_pair_product(int64_t rows, int64_t ncp, const typename V::T* ur, const typename V::T* ui,
+                      typename V::T* m, const typename V::T* ur2, const typename V::T* ui2,
+                      typename V::T* m2, int64_t ldu, const typename V::T* x,
+                      const typename V::T* x2, int64_t ldx, int64_t ldi, int64_t ldm,
+                      int64_t groups, bool accumulate) {
+  if (!ur2)
+    return fft::pair_product<V, 1>(rows, ncp, {ur, ui, m}, {ur, ui, m}, ldu, x, x, ldx, ldi, ldm,
+                                   groups, accumulate);
+  fft::pair_product<V, 2>(rows, ncp, {ur, ui, m}, {ur2, ui2, m2}, ldu, x, x2, ldx, ldi, ldm,
+                          groups, accumulate);
 }
 
 // FftSplitFn (kernel_table.hpp): the two real kernels of a lane from z = a + i b at the
@@ -319,6 +427,7 @@ FftKernels<typename V::T> fft_kernels() {
   k.w = V::W;
   k.axis = &fft_axis<V>;
   k.product = &fft_product<V>;
+  k.pair_product = &fft_pair_product<V>;
   k.split = &fft_split<V>;
   k.multiply = &fft_multiply<V>;
   k.multiply_each = &fft_multiply_each<V>;

@@ -352,6 +352,26 @@ void test_fft_axis(const std::string& isa, const fk::FftKernels<T>& ft, int64_t 
 
 // ---- FFT products
 
+// The expected products m[k*ldm + v*2W + (0: re, W: im) + l] for k < rows, v < groups, l < W:
+// the start's value there (accumulate) or 0, plus the sum that add(k, v, l, s, scale) adds to s
+// (and the magnitude of its terms to scale).
+template <typename T, typename Add>
+Expected expected_products(int64_t size, int64_t rows, int64_t groups, int64_t W, int64_t ldm,
+                           const std::vector<T>* start, Add add) {
+  Expected e(size);
+  for (int64_t k = 0; k < rows; ++k)
+    for (int64_t v = 0; v < groups; ++v)
+      for (int64_t l = 0; l < W; ++l) {
+        const int64_t re = k * ldm + v * 2 * W + l, im = re + W;
+        cd s = start ? cd(double((*start)[at(re)]), double((*start)[at(im)])) : cd(0);
+        double scale = std::fabs(s.real()) + std::fabs(s.imag());
+        add(k, v, l, s, scale);
+        e.put(re, s.real(), scale);
+        e.put(im, s.imag(), scale);
+      }
+  return e;
+}
+
 template <typename T>
 void test_fft_product(const std::string& isa, const fk::FftKernels<T>& ft) {
   const int64_t W = ft.w;
@@ -369,13 +389,9 @@ void test_fft_product(const std::string& isa, const fk::FftKernels<T>& ft) {
           m.snapshot();
           ft.product(rows, nc, ur.data(), ui.data(), ldu, conj, x.data(), ldx, m.data(), ldm, groups,
                      accumulate);
-          Expected e(m.size());
-          for (int64_t k = 0; k < rows; ++k)
-            for (int64_t v = 0; v < groups; ++v)
-              for (int64_t l = 0; l < W; ++l) {
-                const int64_t re = k * ldm + v * 2 * W + l, im = re + W;
-                cd s = accumulate ? cd(double(m0[at(re)]), double(m0[at(im)])) : cd(0);
-                double scale = std::fabs(s.real()) + std::fabs(s.imag());
+          const Expected e = expected_products<T>(
+              m.size(), rows, groups, W, ldm, accumulate ? &m0 : nullptr,
+              [&](int64_t k, int64_t v, int64_t l, cd& s, double& scale) {
                 for (int64_t c = 0; c < nc; ++c) {
                   const cd u(double(ur[at(k * ldu + c)]),
                              (conj == fk::FftConj::u ? -1.0 : 1.0) * double(ui[at(k * ldu + c)]));
@@ -384,9 +400,7 @@ void test_fft_product(const std::string& isa, const fk::FftKernels<T>& ft) {
                   s += u * xv;
                   scale += (std::fabs(u.real()) + std::fabs(u.imag())) * (std::fabs(xv.real()) + std::fabs(xv.imag()));
                 }
-                e.put(re, s.real(), scale);
-                e.put(im, s.imag(), scale);
-              }
+              });
           check_output(m, e, tolerance<T>(),
                        label(isa, "fft product", bits<T>(), "conj", static_cast<int>(conj), "rows", rows,
                              "groups", groups, "nc", nc, accumulate ? "accumulate" : "store"));
@@ -417,35 +431,30 @@ void test_fft_pair_product(const std::string& isa, const fk::FftKernels<T>& ft) 
             ft.pair_product(rows, ncp, ur.data(), ui.data(), m.data(), own ? nullptr : ur2.data(),
                             ui2.data(), m2.data(), ldu, x.data(), own ? x.data() : x2.data(), ldx,
                             ldi, ldm, groups, accumulate);
-            Expected e(m.size()), e2(m2.size());
             const auto X = [&](const std::vector<T>& v, int64_t cp, int64_t g, int64_t l) {
               const int64_t i = cp * ldx + g * 2 * W + l;
               return cd(double(v[at(i)]), double(v[at(i + ldi)]));
             };
-            for (int h = 0; h < (own ? 1 : 2); ++h) {
-              const auto& vr = h == 0 ? ur : ur2;
-              const auto& vi = h == 0 ? ui : ui2;
-              const auto& xa = h == 0 || own ? x : x2;  // at this frequency
-              const auto& xb = h == 0 && !own ? x2 : x;  // at its mirror
-              const auto& start = h == 0 ? m0 : m20;
-              for (int64_t k = 0; k < rows; ++k)
-                for (int64_t v = 0; v < groups; ++v)
-                  for (int64_t l = 0; l < W; ++l) {
-                    const int64_t re = k * ldm + v * 2 * W + l, im = re + W;
-                    cd s = accumulate ? cd(double(start[at(re)]), double(start[at(im)])) : cd(0);
-                    double scale = std::fabs(s.real()) + std::fabs(s.imag());
+            // Rows (vr, vi) at a frequency whose X is xa, its mirror's xb.
+            const auto expect = [&](const std::vector<T>& vr, const std::vector<T>& vi,
+                                    const std::vector<T>& xa, const std::vector<T>& xb,
+                                    const std::vector<T>& start) {
+              return expected_products<T>(
+                  m.size(), rows, groups, W, ldm, accumulate ? &start : nullptr,
+                  [&](int64_t k, int64_t v, int64_t l, cd& s, double& scale) {
                     for (int64_t cp = 0; cp < ncp; ++cp) {
                       const int64_t c = k * ldu + 2 * cp;
                       const cd p(double(vr[at(c)]), double(vi[at(c)]));
                       const cd q(double(vr[at(c + 1)]), double(vi[at(c + 1)]));
                       const cd a = std::conj(X(xa, cp, v, l)), b = X(xb, cp, v, l);
                       s += p * a + q * b;
-                      scale += std::abs(p) * std::abs(a) + std::abs(q) * std::abs(b);
+                      scale += 2 * (std::abs(p) * std::abs(a) + std::abs(q) * std::abs(b));
                     }
-                    (h == 0 ? e : e2).put(re, s.real(), 2 * scale);
-                    (h == 0 ? e : e2).put(im, s.imag(), 2 * scale);
-                  }
-            }
+                  });
+            };
+            const Expected e = own ? expect(ur, ui, x, x, m0) : expect(ur, ui, x, x2, m0);
+            // Own: m2 untouched (no expected values).
+            const Expected e2 = own ? Expected(m2.size()) : expect(ur2, ui2, x2, x, m20);
             const std::string where =
                 label(isa, "fft pair product", bits<T>(), own ? "own" : "mirrored", "rows", rows,
                       "groups", groups, "ncp", ncp, accumulate ? "accumulate" : "store");

@@ -267,16 +267,19 @@ inline void pair_product_tile(int64_t ncp, PairRows<typename V::T> a, PairRows<t
   constexpr int W = V::W;
   const PairRows<typename V::T> rows[2] = {a, b};
   R ar[NF][MR][NG], ai[NF][MR][NG];
-  FASTCONV_UNROLL
-  for (int h = 0; h < NF; ++h)
+  // f(the products' real parts in m, imaginary W further; their accumulators) for each.
+  const auto each = [&](auto&& f) {
     FASTCONV_UNROLL
-    for (int i = 0; i < MR; ++i)
+    for (int h = 0; h < NF; ++h)
       FASTCONV_UNROLL
-      for (int g = 0; g < NG; ++g) {
-        const typename V::T* m = rows[h].m + i * ldm + g * 2 * W;
-        ar[h][i][g] = accumulate ? V::loadu(m) : V::zero();
-        ai[h][i][g] = accumulate ? V::loadu(m + W) : V::zero();
-      }
+      for (int i = 0; i < MR; ++i)
+        FASTCONV_UNROLL
+        for (int g = 0; g < NG; ++g) f(rows[h].m + i * ldm + g * 2 * W, ar[h][i][g], ai[h][i][g]);
+  };
+  each([&](typename V::T* m, R& r, R& j) {
+    r = accumulate ? V::loadu(m) : V::zero();
+    j = accumulate ? V::loadu(m + W) : V::zero();
+  });
   for (int64_t cp = 0; cp < ncp; ++cp, x += ldx, x2 += ldx) {
     R xr[2][NG], xi[2][NG];  // X(k), X(-k)
     for (int g = 0; g < NG; ++g) {
@@ -297,16 +300,10 @@ inline void pair_product_tile(int64_t ncp, PairRows<typename V::T> a, PairRows<t
         }
       }
   }
-  FASTCONV_UNROLL
-  for (int h = 0; h < NF; ++h)
-    FASTCONV_UNROLL
-    for (int i = 0; i < MR; ++i)
-      FASTCONV_UNROLL
-      for (int g = 0; g < NG; ++g) {
-        typename V::T* m = rows[h].m + i * ldm + g * 2 * W;
-        V::storeu(m, ar[h][i][g]);
-        V::storeu(m + W, ai[h][i][g]);
-      }
+  each([&](typename V::T* m, const R& r, const R& j) {
+    V::storeu(m, r);
+    V::storeu(m + W, j);
+  });
 }
 
 // Rows in blocks of 8 / NF with a single vector group, then 2 and 1; vector groups in pairs.

@@ -754,8 +754,8 @@ void correlate(const Geometry& g, const Tiling& t, const kernels::KernelSet<T>& 
       for (int64_t v0 = 0; v0 < units; v0 += chunk) {
         const int64_t nv = std::min(chunk, units - v0), cblocks = ceil_div(Cg, W);
 
-        // 1. Z from the FFT of the input tiles, W channels (W / 2 pairs) of one tile pair per
-        // task.
+        // 1. Z from the FFT of the input tiles, W channels (W / 2 pairs: W is even on every
+        // ISA) of one tile pair per task.
 #pragma omp parallel for schedule(dynamic, 1) num_threads(threads) if (threads > 1)
         for (int64_t task = 0; task < cblocks * nv; ++task) {
           const int64_t c0 = task / nv * W, v = task % nv, nc = std::min(W, Cg - c0);

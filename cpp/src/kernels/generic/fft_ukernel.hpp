@@ -256,9 +256,6 @@ struct PairRows {
 // MR rows of FftPairProductFn over NG vector groups (x + g*2W, imaginary parts ldi further),
 // at NF = 2 mirrored frequencies (rows a at k with x, rows b at -k with x2) or NF = 1 (k its
 // own mirror: x2 = x), every x vector loaded once for all NF MR rows.
-#ifndef PF
-#define PF 4
-#endif
 template <typename V, int MR, int NG, int NF>
 inline void pair_product_tile(int64_t ncp, PairRows<typename V::T> a, PairRows<typename V::T> b,
                               int64_t ldu, const typename V::T* x, const typename V::T* x2,

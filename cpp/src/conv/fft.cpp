@@ -43,7 +43,9 @@
 //                     channels, whose reduction runs over the pieces of dy and whose kernels are
 //                     those pieces: dw[k][c][j] = sum_n sum_o x[n][c][o + j] dy[n][k][o], the
 //                     pieces' inputs and dy's pieces gathered into dense arrays first; images
-//                     summed in order.
+//                     summed in order. With one output channel per group on 2-D planes, dy
+//                     may be a single piece correlated by the whole-plane path (template
+//                     matching's gradient: 512 x 512 with 31 x 31 lags, 17.5 -> 3.7 ms).
 // Numerics: the rounding error grows like log(prod f) relative to the largest terms, not to
 // each output (DESIGN.md's budget for fft: 2e-6 normalised in float32); a NaN or infinity in a
 // tile reaches every output of it (spreads_non_finite), and a non-finite weight every output
@@ -935,7 +937,7 @@ void transform_weights_whole(const Geometry& g, const Tiling& t, const kernels::
   const int64_t F = t.freqs(), f1 = t.f[2];
   const int64_t stride = util::scratch_stride(PlaneFft<T>::scratch(t), sizeof(T));
   const T scale = T(1) / static_cast<T>(F);
-#pragma omp parallel for schedule(dynamic, 1) num_threads(threads) if (threads > 1)
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads) if (threads > 1 && g.groups > 1)
   for (int64_t gi = 0; gi < g.groups; ++gi) {
     T* re = scratch + util::thread_index() * stride;
     T *im = re + F, *tre = im + F, *tim = tre + F, *tmp = tim + F;
@@ -967,7 +969,7 @@ void correlate_whole(const Geometry& g, const Tiling& t, const kernels::KernelSe
   const int64_t stride = util::scratch_stride(PlaneFft<T>::scratch(t), sizeof(T));
   const int64_t in_plane = g.in[1] * g.in[2], out_plane = g.out[1] * g.out[2];
   const auto hi = act == Activation::relu6 ? T(6) : std::numeric_limits<T>::infinity();
-#pragma omp parallel for schedule(dynamic, 1) num_threads(threads) if (threads > 1)
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads) if (threads > 1 && g.N * g.groups > 1)
   for (int64_t task = 0; task < g.N * g.groups; ++task) {
     const int64_t n = task / g.groups, gi = task % g.groups;
     T* re = ws + util::thread_index() * stride;
@@ -1030,17 +1032,12 @@ struct WeightGradPlan {
   int64_t count() const { return pieces[0] * pieces[1] * pieces[2]; }
 };
 
-WeightGradPlan weight_grad_plan(const ConvProblem& p, int64_t lanes, int64_t elem) {
+// The correlation for pieces of dy of extent `piece` (its tiling left to the caller).
+WeightGradPlan weight_grad_pieces(const ConvProblem& p, const Ext& piece) {
   WeightGradPlan P;
   const Ext ke = dilated(p);
-  for (int d = 0; d < 3; ++d) {
-    // Pieces of dy so that piece + ke - 1 is a 5-smooth size near 4 (ke - 1) or the whole.
-    const int64_t whole = next_smooth(p.out[d] + ke[d] - 1);
-    const int64_t target = next_smooth(std::max<int64_t>(4 * (ke[d] - 1), 16));
-    const int64_t f = ke[d] == 1 ? 1 : std::min(whole, std::max(target, next_smooth(ke[d])));
-    P.piece[d] = f - ke[d] + 1;
-    P.pieces[d] = ceil_div(p.out[d], P.piece[d]);
-  }
+  P.piece = piece;
+  for (int d = 0; d < 3; ++d) P.pieces[d] = ceil_div(p.out[d], piece[d]);
   Geometry& g = P.g;
   g.N = p.C_per_group();
   g.groups = 1;
@@ -1051,9 +1048,34 @@ WeightGradPlan weight_grad_plan(const ConvProblem& p, int64_t lanes, int64_t ele
     g.ke[d] = P.piece[d];
     g.out[d] = ke[d];
   }
+  return P;
+}
+
+WeightGradPlan weight_grad_plan(const ConvProblem& p, int64_t lanes, int64_t elem) {
+  const Ext ke = dilated(p);
+  Ext piece;
+  for (int d = 0; d < 3; ++d) {
+    // Pieces of dy so that piece + ke - 1 is a 5-smooth size near 4 (ke - 1) or the whole.
+    const int64_t whole = next_smooth(p.out[d] + ke[d] - 1);
+    const int64_t target = next_smooth(std::max<int64_t>(4 * (ke[d] - 1), 16));
+    const int64_t f = ke[d] == 1 ? 1 : std::min(whole, std::max(target, next_smooth(ke[d])));
+    piece[d] = f - ke[d] + 1;
+  }
+  WeightGradPlan P = weight_grad_pieces(p, piece);
   Ext f;
-  for (int d = 0; d < 3; ++d) f[d] = g.in[d] == 1 ? 1 : next_smooth(g.in[d]);
-  P.t = cheaper_lanes(g, f, lanes, kChunkBytes, elem, true);
+  for (int d = 0; d < 3; ++d) f[d] = P.g.in[d] == 1 ? 1 : next_smooth(P.g.in[d]);
+  P.t = cheaper_lanes(P.g, f, lanes, kChunkBytes, elem, true);
+  // One output channel per group on 2-D planes (template matching's gradient; depthwise
+  // layers): dy whole as the kernel, one plane transform per input channel (the forward's
+  // whole-plane path), where the model prefers it to the pieces, which leave 15 of 16 lanes
+  // idle with a single output channel.
+  if (P.g.Kg == 1) {
+    WeightGradPlan whole = weight_grad_pieces(p, {p.out[0], p.out[1], p.out[2]});
+    if (whole_plane_applies(whole.g)) {
+      whole.t = whole_plane_tiling(whole.g, lanes);
+      if (modelled_whole_ns(whole.g, whole.t, true) < modelled_ns(P.g, P.t, true)) return whole;
+    }
+  }
   return P;
 }
 
@@ -1250,9 +1272,9 @@ void backward_weights(const ConvArgs& a) {
                    dys + (k * pieces + r) * piece_size);
       }
       const WeightSource<T> w{dys, 0, pieces * piece_size, piece_size, P.piece, {1, 1, 1}, false};
-      transform_weights(g, P.t, ks, w, U, work, a.threads);
-      correlate(g, P.t, ks, xs, U, static_cast<const WeightSource<T>*>(nullptr),
-                static_cast<const T*>(nullptr), Activation::none, ys, work, a.threads);
+      transform(g, P.t, ks, w, U, work, a.threads);
+      run_correlation(g, P.t, ks, xs, U, static_cast<const WeightSource<T>*>(nullptr),
+                      static_cast<const T*>(nullptr), Activation::none, ys, work, a.threads);
       // dw[gi Kg + k][c][tap] (+)= y'[c][k][tap * dilation]
       for (int64_t k = 0; k < Kg; ++k)
         for (int64_t c = 0; c < Cg; ++c) {
@@ -1350,7 +1372,7 @@ bool auto_prefers(const ConvProblem& p, DType dtype, ConvDirection direction,
   double fft_ns = 0;
   if (direction == ConvDirection::backward_weights) {
     const WeightGradPlan P = weight_grad_plan(p, lanes, elem);
-    fft_ns = p.N * p.groups * modelled_ns(P.g, P.t, true);
+    fft_ns = p.N * p.groups * modelled(P.g, P.t, true);
   } else {
     const Geometry g = direction == ConvDirection::forward ? forward_geometry(p) : data_geometry(p);
     const Tiling t = tiling_of(g, lanes, elem);

@@ -239,7 +239,14 @@ inline double modelled_ns(const Geometry& g, const Tiling& t, bool weights_count
     weight_vectors = 2.0 * static_cast<double>(util::ceil_div(g.Cg, 2)) * KB;
   } else {
     const double G = static_cast<double>(t.vector_groups());
-    transforms = G * static_cast<double>(g.Cg + g.Kg);
+    // A tile's forward transform (16 tiles gathered into the lanes, then the whole transform)
+    // costs more than an inverse (pruned to the kept box, which alone is scattered): 1.6 and
+    // 0.6 times the term both shared before, refitted on the 13 x 13 kernel by tile with 1
+    // input and 64 output channels and the reverse, on 28^2 and 56^2 (measured 0.33 / 0.72 and
+    // 0.45 / 1.14 ms; modelled 0.36 / 0.69 and 0.50 / 1.16, against 0.45 / 0.45 and 0.76 /
+    // 0.76 with one term). The weight gradients' correlations, mostly inverses (Kg = K output
+    // channels, Cg = a few pieces of dy), came out 1.3-1.9x slower than measured before it.
+    transforms = G * (1.6 * static_cast<double>(g.Cg) + 0.6 * static_cast<double>(g.Kg));
     products = G * static_cast<double>(g.Cg) * static_cast<double>(g.Kg);
     weight_vectors = static_cast<double>(util::ceil_div(g.Cg * g.Kg, t.lanes));
   }

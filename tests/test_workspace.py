@@ -121,12 +121,13 @@ def test_reported_workspace_follows_the_limit(limit_restored):
 
 def test_release_memory():
     """Large scratch buffers are kept per thread for the next call; release_memory() frees the
-    calling thread's (and only those), and later calls give the same bits."""
+    calling thread's (and no other thread's), and later calls give the same bits."""
     import threading
 
     rng = np.random.default_rng(7)
     x = rng.uniform(-1, 1, (2, 64, 40, 40)).astype(np.float32)
     w = rng.uniform(-1, 1, (64, 64, 3, 3)).astype(np.float32)
+    fastconv.release_memory()  # the process's FFT tables, from earlier tests
     y = F.conv2d(x, w, padding=1)
     freed = []
     t = threading.Thread(target=lambda: freed.append(fastconv.release_memory()))
@@ -136,3 +137,23 @@ def test_release_memory():
     assert fastconv.release_memory() >= MIB
     assert fastconv.release_memory() == 0
     assert F.conv2d(x, w, padding=1).tobytes() == y.tobytes()
+
+
+def test_release_memory_frees_fft_tables():
+    """The FFT's tables are the process's: any thread's release_memory() frees them, and the
+    next call makes them again with the same bits."""
+    import threading
+
+    rng = np.random.default_rng(8)
+    x = rng.uniform(-1, 1, (1, 1, 300, 300)).astype(np.float32)
+    w = rng.uniform(-1, 1, (1, 1, 31, 31)).astype(np.float32)
+    fastconv.release_memory()
+    y = F.conv2d(x, w, algo="fft")
+    freed = []
+    t = threading.Thread(target=lambda: freed.append(fastconv.release_memory()))
+    t.start()
+    t.join()
+    assert freed[0] > 0  # tables of the call's transform sizes
+    assert F.conv2d(x, w, algo="fft").tobytes() == y.tobytes()
+    fastconv.release_memory()
+    assert fastconv.release_memory() == 0

@@ -130,12 +130,14 @@ def set_workspace_limit(nbytes: int) -> None:
 
 
 def release_memory() -> int:
-    """Free the large scratch buffers this thread keeps for its next calls.
+    """Free the large scratch buffers this thread keeps for its next calls, and the FFT tables.
 
     Buffers of 1 MiB and more (packed weights, workspaces, and the memory of freed output
     arrays) are kept for later calls and arrays, at most 4 of them and 64 MiB per thread,
     because fresh memory costs a page fault per 4 KiB on first touch. This returns them to the
-    system; each thread's are freed when it exits anyway.
+    system; each thread's are freed when it exits anyway. The FFT algorithm's tables of the
+    transform sizes it used (twiddles, index tables; at most 32 MiB for the process) are freed
+    too, and made again by the next call that needs them.
 
     Returns
     -------

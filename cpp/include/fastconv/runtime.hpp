@@ -61,8 +61,10 @@ int64_t workspace_limit();
 void set_workspace_limit(int64_t bytes);
 
 /// Frees the large scratch buffers (1 MiB and more) that the calling thread keeps for its next
-/// calls — at most 4 of them, 64 MiB, the blocks of freed arrays among them — and returns their
-/// bytes. Each thread's are freed when it exits anyway.
+/// calls — at most 4 of them, 64 MiB, the blocks of freed arrays among them — and the
+/// process's FFT tables (twiddles and index tables of the transform sizes used, at most 32
+/// MiB), and returns their bytes. Each thread's buffers are freed when it exits anyway; the
+/// tables are made again by the next call that needs them.
 std::size_t release_memory();
 
 /// Memory for an array its caller will own (the Python bindings' outputs): at least `bytes`, 64

@@ -171,8 +171,8 @@ struct Axes {
 // 0.105 / 0.136 -> 0.083 ms on 1 thread, 0.190 -> 0.076 / 0.116 -> 0.056 on 2; template
 // matching's 31 x 31 on 512 x 512 1.09 -> 0.94 / 1.09 -> 0.89 and 0.81 -> 0.69 / 0.71 -> 0.64;
 // the 13 x 13 bench layer (64 channels) unchanged. The set keeps up to kBoxPlanBytes of tables
-// and is emptied when a new box would exceed it; a box larger than that alone is built for its
-// call.
+// and is emptied when a new box would exceed it, or by fastconv::release_memory; a box larger
+// than that alone is built for its call.
 template <typename T>
 struct BoxPlan {
   Axes<T> axes;
@@ -190,7 +190,7 @@ std::shared_ptr<const BoxPlan<T>> box_plan(const Ext& f) {
   const int64_t bytes = BoxPlan<T>::bytes(f);
   const auto make = [&] { return std::make_shared<const BoxPlan<T>>(f); };
   if (bytes > kBoxPlanBytes) return make();
-  static util::Memo<Ext, std::shared_ptr<const BoxPlan<T>>> plans(kBoxPlanBytes);
+  static util::Memo<Ext, std::shared_ptr<const BoxPlan<T>>> plans(kBoxPlanBytes, true);
   return plans.get(f, bytes, make);
 }
 

@@ -18,6 +18,7 @@
 #include "fastconv/runtime.hpp"
 #include "kernels/kernel_table.hpp"
 #include "util/buffer.hpp"
+#include "util/memo.hpp"
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -96,7 +97,9 @@ void set_workspace_limit(int64_t bytes) {
   workspace_setting.store(bytes, std::memory_order_relaxed);
 }
 
-std::size_t release_memory() { return util::release_cached_buffers(); }
+std::size_t release_memory() {
+  return util::release_cached_buffers() + static_cast<std::size_t>(util::release_memos());
+}
 
 double measure_fma_peak(int threads, double seconds) {
   if (threads < 1 || threads > 1024) {

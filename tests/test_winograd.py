@@ -492,6 +492,21 @@ def test_weights_transformed_in_tasks(name, case, isa, threads_restored, record_
     assert err_gx <= tolerance_for(name, np.float32, "backward_data")
 
 
+def test_weights_transformed_in_tasks_of_two_blocks(isa, threads_restored):
+    """VGG-16's conv4_2 (512 -> 512 on 28 x 28), F(4,3): on 2 threads each task transforms
+    its half of the output channels' weights, two output blocks at a time (kChunkNb, where a
+    plan's tiles may take four): the bits equal the plan's and those on 1 thread."""
+    rng = np.random.default_rng(29)
+    x = rng.standard_normal((1, 512, 28, 28)).astype(np.float32)
+    w = rng.standard_normal((512, 512, 3, 3)).astype(np.float32)
+    fastconv.set_num_threads(2)
+    y = F.conv2d(x, w, padding=1, algo="winograd_f4x3")
+    planned = fastconv.plan(w, padding=1, algo="winograd_f4x3")(x)
+    assert y.tobytes() == planned.tobytes()
+    fastconv.set_num_threads(1)
+    assert F.conv2d(x, w, padding=1, algo="winograd_f4x3").tobytes() == y.tobytes()
+
+
 @pytest.mark.parametrize("activation", [None, "relu", "relu6"])
 @pytest.mark.parametrize("name", NAMES)
 def test_plan_equals_functional(name, activation):

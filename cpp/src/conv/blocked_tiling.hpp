@@ -25,7 +25,8 @@ struct Tiling {
   int64_t ntaps = 0;
 
   // OW: the outputs computed along W (p.out[2] unless a window of them); input_lanes: the
-  // channels per input block, uk.w (the standard layout) or fewer (the narrow one).
+  // channels per input block, uk.w (the standard layout) or fewer (the narrow one); max_nb:
+  // the most output blocks per tile to consider.
   template <typename T>
   Tiling(const ConvProblem& p, const kernels::BlockedConvUkernel<T>& uk)
       : Tiling(p, uk, p.out[2], uk.w) {}
@@ -34,7 +35,7 @@ struct Tiling {
       : Tiling(p, uk, OW, uk.w) {}
   template <typename T>
   Tiling(const ConvProblem& p, const kernels::BlockedConvUkernel<T>& uk, int64_t OW,
-         int input_lanes)
+         int input_lanes, int max_nb = kernels::BlockedConvUkernel<T>::kMaxNb)
       : w(uk.w), cw(input_lanes), max_acc(uk.max_acc) {
     ncb = util::ceil_div(p.C_per_group(), cw);
     const int64_t blocks = util::ceil_div(p.K_per_group(), w);
@@ -47,7 +48,7 @@ struct Tiling {
     int best_acc = 0;
     const int order_std[3] = {2, 4, 1}, order_narrow[3] = {4, 2, 1};
     for (int n : (cw < w ? order_narrow : order_std)) {
-      if (n > 1 && n > blocks) continue;
+      if ((n > 1 && n > blocks) || n > max_nb) continue;
       for (int u = 1; u <= kernels::BlockedConvUkernel<T>::kMaxUr && u <= OW; ++u) {
         if (n * u > uk.max_acc) break;
         // The narrow kernel's loop is short (one term), so a spilled accumulator would cost a

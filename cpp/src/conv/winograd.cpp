@@ -235,7 +235,8 @@ void convolve(const ConvProblem& q, const Plan& P, const kernels::KernelSet<T>& 
       const int64_t nt = std::min(P.tb, tiles - t0);
       // The register tiling of this task's nt tiles (NB output blocks x UR tiles), and its
       // output blocks: groups of NB [kg0, kg1), blocks [kb0, kb1).
-      const blocked::Tiling tt(product_problem(q), uk, nt);
+      const blocked::Tiling tt(product_problem(q), uk, nt, uk.w,
+                               U ? kernels::BlockedConvUkernel<T>::kMaxNb : kChunkNb);
       const int64_t nb = tt.nb, kgroups = ceil_div(P.kblocks, nb);
       const int64_t kg0 = part * kgroups / P.ksplit, kg1 = (part + 1) * kgroups / P.ksplit;
       const int64_t kb0 = kg0 * nb, kb1 = std::min(kg1 * nb, P.kblocks);

@@ -445,10 +445,14 @@ def test_output_blocks_split_among_threads(name, threads_restored, record_error)
 # at a time, instead of writing U whole first (winograd.cpp, transforms_in_tasks). One image of
 # at most 64 tiles takes that path for F(2,3) and F(4,3) on 1 and 2 threads; the channels cover
 # more than one chunk (256 on every ISA) with a partial last block, channels short of whole
-# blocks, and groups. The sums are U's in U's order: the bits equal the plan's (U packed once)
-# and those under a 1-byte workspace limit (bands of tile rows, U written whole).
+# blocks, groups, and tiles of more output blocks in the plan than in the tasks. The sums are
+# U's in U's order: the bits equal the plan's (U packed once) and those under a 1-byte
+# workspace limit (bands of tile rows, U written whole).
 IN_TASKS_CASES = [  # (C, K, groups, input H x W, kernel)
     (300, 40, 1, (7, 7), (3, 3)),
+    # 4 output blocks of 16 over 4 tiles (F(4,3)): the plan's tiles take NB = 4, the tasks
+    # transforming the weights 2 (kChunkNb)
+    (300, 64, 1, (7, 7), (3, 3)),
     (540, 40, 2, (9, 8), (3, 3)),
     (260, 24, 1, (1, 20), (1, 3)),
     (264, 18, 1, (12, 1), (3, 1)),

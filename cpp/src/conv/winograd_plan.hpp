@@ -51,11 +51,6 @@ inline int64_t skewed(int64_t n) {
   return (lines | 1) * kLine;
 }
 
-// How one call is cut. The tile grid covers the window of outputs; the input is converted to
-// the blocked layout a chunk at a time: several whole images, or, when one image does not fit
-// the workspace limit, a band of tile rows of one plane. A chunk's blocked layout starts at
-// the input of its first tile (with a band's halo rows) and is sized for the whole output
-// whatever the window, so a window never needs more workspace than the whole output.
 // Output blocks a task that transforms the weights itself takes at once (its tile kernels' NB
 // at most: the sums do not depend on NB, so the bits equal a plan's whatever NB that chose).
 // Two, not the kernels' four: the threads' chunks half as large, within the workspace limit
@@ -64,6 +59,11 @@ inline int64_t skewed(int64_t n) {
 // took chunks of four (ResNet-50's and VGG-16's 3x3 layers, batch 1 and 8, 1 and 2 threads).
 constexpr int kChunkNb = 2;
 
+// How one call is cut. The tile grid covers the window of outputs; the input is converted to
+// the blocked layout a chunk at a time: several whole images, or, when one image does not fit
+// the workspace limit, a band of tile rows of one plane. A chunk's blocked layout starts at
+// the input of its first tile (with a band's halo rows) and is sized for the whole output
+// whatever the window, so a window never needs more workspace than the whole output.
 struct Plan {
   Shape s;
   blocked::Tiling t;

@@ -969,8 +969,9 @@ void correlate_whole(const Geometry& g, const Tiling& t, const kernels::KernelSe
   const int64_t stride = util::scratch_stride(PlaneFft<T>::scratch(t), sizeof(T));
   const int64_t in_plane = g.in[1] * g.in[2], out_plane = g.out[1] * g.out[2];
   const auto hi = act == Activation::relu6 ? T(6) : std::numeric_limits<T>::infinity();
-#pragma omp parallel for schedule(dynamic, 1) num_threads(threads) if (threads > 1 && g.N * g.groups > 1)
-  for (int64_t task = 0; task < g.N * g.groups; ++task) {
+  const int64_t tasks = g.N * g.groups;
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads) if (threads > 1 && tasks > 1)
+  for (int64_t task = 0; task < tasks; ++task) {
     const int64_t n = task / g.groups, gi = task % g.groups;
     T* re = ws + util::thread_index() * stride;
     T *im = re + F, *tre = im + F, *tim = tre + F, *tmp = tim + F;
@@ -1067,8 +1068,9 @@ WeightGradPlan weight_grad_plan(const ConvProblem& p, int64_t lanes, int64_t ele
   P.t = cheaper_lanes(P.g, f, lanes, kChunkBytes, elem, true);
   // One output channel per group on 2-D planes (template matching's gradient; depthwise
   // layers): dy whole as the kernel, one plane transform per input channel (the forward's
-  // whole-plane path), where the model prefers it to the pieces, which leave 15 of 16 lanes
-  // idle with a single output channel.
+  // whole-plane path), where the model prefers it to the pieces, whose correlations fill few
+  // lanes with a single output channel (template matching's: one tile of lags per input
+  // channel).
   if (P.g.Kg == 1) {
     WeightGradPlan whole = weight_grad_pieces(p, {p.out[0], p.out[1], p.out[2]});
     if (whole_plane_applies(whole.g)) {

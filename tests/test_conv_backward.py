@@ -15,9 +15,10 @@ Sources of problems:
     batched/unbatched and empty batches (N = 0: input grad empty, weight and bias grads zero);
 (c) long reductions: weight grad over N*P = 8*32*32 terms, input grad over K*kernel = 64*9,
     bias grad over N*P = 8*64*64 terms.
-Plus: determinism of the weight gradient (repeated calls, 1 vs 2 threads), a float64
-finite-difference gradcheck through fastconv's own forward for every padding mode, and the
-adjoint identity <conv(x, w), g> = <x, conv_input(g)> = <w, conv_weight(x, g)>.
+Plus: determinism of the weight gradient (repeated calls, 1 vs 2 threads; a single channel
+pair's kernel rows split among threads by `direct`), a float64 finite-difference gradcheck
+through fastconv's own forward for every padding mode, and the adjoint identity
+<conv(x, w), g> = <x, conv_input(g)> = <w, conv_weight(x, g)>.
 
 Each check: ndarray of the input dtype and of shape input_shape / weight_shape / (K,),
 C-contiguous, NaN-free, err = max|y-ref| / max|ref| <= 2e-6 (float32) or 1e-12 (float64) —
@@ -382,6 +383,25 @@ def test_long_reduction_bias(dtype, isa, record_error):
 
 
 # --------------------------------------------------------------------------- determinism
+@pytest.mark.parametrize("rank", [2, 3])
+def test_weight_grad_single_pair_direct_threads(rank, isa, threads_restored):
+    """`direct`'s weight gradient of a single channel pair (template matching's) splits the
+    kernel rows among the threads: bit-identical on 1 and 2 threads, and right."""
+    rng = np.random.default_rng(13 + rank)
+    shapes = {2: ((2, 1, 40, 45), (1, 1, 9, 7)), 3: ((1, 1, 9, 20, 18), (1, 1, 3, 5, 4))}
+    x_shape, w_shape = shapes[rank]
+    case = make_case(f"pair_r{rank}", rng, x_shape, w_shape, padding=1)
+    runs = []
+    for threads in (1, 2, 3):
+        fastconv.set_num_threads(threads)
+        runs.append(case.call("weight", np.float32, "direct"))
+    assert runs[0].tobytes() == runs[1].tobytes() == runs[2].tobytes()
+    problems, _ = compare_with_reference(runs[0], case.refs["weight"], np.float32,
+                                         tolerance_for("direct", np.float32,
+                                                       "backward_weights"), case.describe())
+    fail_if(problems)
+
+
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
 @pytest.mark.parametrize("rank", [1, 2, 3])
 def test_weight_grad_deterministic(rank, dtype, bwd_weights_algo, isa):

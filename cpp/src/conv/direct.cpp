@@ -704,7 +704,9 @@ void backward_data_rows(const ConvArgs& a) {
 }
 
 // ---- backward-weights:  x N x C x in (padded), dy N x K x out -> dw K x Cg x kernel.
-// One task per (k, c) pair of a group; rows summed over the batch in order. No workspace.
+// One task per (k, c) pair of a group, or, with fewer pairs than threads (template matching's
+// single one), per part of a pair's kernel rows (kd, kh); each row of sums (KW taps) takes the
+// batch's rows in order either way, so the bits do not depend on the split. No workspace.
 template <typename T>
 void backward_weights(const ConvArgs& a) {
   const ConvProblem& p = a.problem;
@@ -721,11 +723,16 @@ void backward_weights(const ConvArgs& a) {
   const auto* dy = static_cast<const T*>(a.dy);
   auto* dw = static_cast<T*>(a.out);
 
+  const int64_t pairs = p.K * Cg, rows = KD * KH;
+  const int64_t parts =
+      pairs < a.threads ? std::min<int64_t>(rows, ceil_div(a.threads, pairs)) : 1;
 #pragma omp parallel for schedule(static) num_threads(a.threads) if (a.threads > 1)
-  for (int64_t t = 0; t < p.K * Cg; ++t) {
+  for (int64_t task = 0; task < pairs * parts; ++task) {
+    const int64_t t = task / parts, part = task % parts;
     const int64_t k = t / Cg, cl = t % Cg, g = k / Kg, c = g * Cg + cl;
-    T* sums = dw + t * KD * KH * KW;  // dw[k][cl][...]
-    for (int64_t i = 0; i < KD * KH * KW; ++i) sums[i] = T(0);
+    const int64_t r0 = rows * part / parts, r1 = rows * (part + 1) / parts;  // kernel rows
+    T* sums = dw + t * rows * KW;  // dw[k][cl][...]
+    std::fill(sums + r0 * KW, sums + r1 * KW, T(0));
     kernels::DirectRowBwdWeightsArgs<T> args;
     args.kw = KW;
     args.stride = p.stride[2];
@@ -735,13 +742,13 @@ void backward_weights(const ConvArgs& a) {
       for (int64_t od = 0; od < p.out[0]; ++od)
         for (int64_t oh = 0; oh < p.out[1]; ++oh) {
           args.gy = dy + (n * p.K + k) * P + (od * p.out[1] + oh) * p.out[2];
-          for (int64_t kd = 0; kd < KD; ++kd)
-            for (int64_t kh = 0; kh < KH; ++kh) {
-              args.x = x + (n * p.C + c) * DHW + (od * p.stride[0] + kd * p.dilation[0]) * HW +
-                       (oh * p.stride[1] + kh * p.dilation[1]) * in[2];
-              args.sums = sums + (kd * KH + kh) * KW;
-              uk.bwd_weights(args);
-            }
+          for (int64_t r = r0; r < r1; ++r) {
+            const int64_t kd = r / KH, kh = r % KH;
+            args.x = x + (n * p.C + c) * DHW + (od * p.stride[0] + kd * p.dilation[0]) * HW +
+                     (oh * p.stride[1] + kh * p.dilation[1]) * in[2];
+            args.sums = sums + r * KW;
+            uk.bwd_weights(args);
+          }
         }
   }
 }

@@ -77,39 +77,48 @@ void pack_rows(const typename V::T* const* rows, int count, int64_t n, typename 
   }
 }
 
+// Each run copies its columns for all kc rows before the next run: the run's step, vector count
+// and tail mask are decoded once, not once per row.
 template <typename V>
 void pack_runs(const typename V::T* x, const int64_t* row, int64_t kc, int nr,
                const ColumnRunsView& runs, typename V::T* dst) {
   using T = typename V::T;
   constexpr int W = V::W;
-  for (int64_t kk = 0; kk < kc; ++kk) {
-    const T* xr = x + row[kk];
-    T* d = dst + kk * nr;
-    for (int64_t r = 0; r < runs.count; ++r) {
-      const T* s = xr + runs.src[r];
-      T* o = d + runs.dst[r];
-      const int64_t n = runs.len[r], step = runs.step[r];
-      if (step == 1) {
-        for (int64_t i = 0; i < n; i += W) {
-          const int lanes = n - i < W ? static_cast<int>(n - i) : W;
-          V::store_partial(o + i, V::load_partial(s + i, lanes), lanes);
-        }
-      } else if (step == 2) {
-        for (int64_t i = 0; i < n; i += W) {
-          const int lanes = n - i < W ? static_cast<int>(n - i) : W;
-          const auto v = lanes == W ? V::load_even(s + 2 * i) : V::load_even_partial(s + 2 * i, lanes);
-          V::store_partial(o + i, v, lanes);
-        }
-      } else if (step > 0 && step <= kMaxGatherStep) {  // one gather per vector
-        for (int64_t i = 0; i < n; i += W) {
-          const int lanes = n - i < W ? static_cast<int>(n - i) : W;
-          const T* from = s + i * step;
-          const int st = static_cast<int>(step);
-          V::store_partial(o + i, lanes == W ? V::load_strided(from, st)
-                                             : V::load_strided_partial(from, st, lanes), lanes);
-        }
-      } else {
-        for (int64_t i = 0; i < n; ++i) o[i] = s[i * step];
+  for (int64_t r = 0; r < runs.count; ++r) {
+    const T* s = x + runs.src[r];
+    T* o = dst + runs.dst[r];
+    const int64_t n = runs.len[r], step = runs.step[r];
+    const int64_t whole = n / W * W;
+    const int tail = static_cast<int>(n - whole);
+    if (step == 1) {
+      for (int64_t kk = 0; kk < kc; ++kk) {
+        const T* sk = s + row[kk];
+        T* ok = o + kk * nr;
+        for (int64_t i = 0; i < whole; i += W) V::storeu(ok + i, V::loadu(sk + i));
+        if (tail) V::store_partial(ok + whole, V::load_partial(sk + whole, tail), tail);
+      }
+    } else if (step == 2) {
+      for (int64_t kk = 0; kk < kc; ++kk) {
+        const T* sk = s + row[kk];
+        T* ok = o + kk * nr;
+        for (int64_t i = 0; i < whole; i += W) V::storeu(ok + i, V::load_even(sk + 2 * i));
+        if (tail)
+          V::store_partial(ok + whole, V::load_even_partial(sk + 2 * whole, tail), tail);
+      }
+    } else if (step > 0 && step <= kMaxGatherStep) {  // one gather per vector
+      const int st = static_cast<int>(step);
+      for (int64_t kk = 0; kk < kc; ++kk) {
+        const T* sk = s + row[kk];
+        T* ok = o + kk * nr;
+        for (int64_t i = 0; i < whole; i += W) V::storeu(ok + i, V::load_strided(sk + i * step, st));
+        if (tail)
+          V::store_partial(ok + whole, V::load_strided_partial(sk + whole * step, st, tail), tail);
+      }
+    } else {
+      for (int64_t kk = 0; kk < kc; ++kk) {
+        const T* sk = s + row[kk];
+        T* ok = o + kk * nr;
+        for (int64_t i = 0; i < n; ++i) ok[i] = sk[i * step];
       }
     }
   }

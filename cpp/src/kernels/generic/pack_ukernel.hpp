@@ -4,9 +4,10 @@
 //
 // A run is a stretch of packed columns whose sources step by a constant: 1 (a stride-1 output
 // row) is copied with vector loads, 2 (stride-2 convolutions) with even-lane loads, any other
-// step with gathers (V::load_strided; element by element past kMaxGatherStep). Masked loads and stores handle the ends of runs, so nothing outside
-// a run is read or written. Rows into lanes go W x W at a time through a transpose in
-// registers. Arguments: PackRunsFn / ColumnRunsView / PackRowsFn in kernel_table.hpp.
+// step with gathers (V::load_strided; element by element past kMaxGatherStep). Masked loads
+// and stores handle the ends of runs, so nothing outside a run is read or written. Rows into
+// lanes go W x W at a time through a transpose in registers. Arguments: PackRunsFn /
+// ColumnRunsView / PackRowsFn in kernel_table.hpp.
 #pragma once
 
 #include <cstdint>
@@ -110,7 +111,8 @@ void pack_runs(const typename V::T* x, const int64_t* row, int64_t kc, int nr,
       for (int64_t kk = 0; kk < kc; ++kk) {
         const T* sk = s + row[kk];
         T* ok = o + kk * nr;
-        for (int64_t i = 0; i < whole; i += W) V::storeu(ok + i, V::load_strided(sk + i * step, st));
+        for (int64_t i = 0; i < whole; i += W)
+          V::storeu(ok + i, V::load_strided(sk + i * step, st));
         if (tail)
           V::store_partial(ok + whole, V::load_strided_partial(sk + whole * step, st, tail), tail);
       }

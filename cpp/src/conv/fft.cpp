@@ -807,11 +807,11 @@ void correlate(const Geometry& g, const Tiling& t, const kernels::KernelSet<T>& 
         }
 
         // 2. M[k], M[-k] from Z and U at k and -k, a slot at a time.
+        const int64_t fs = channel_spectra_stride(g, t);
+        const T* u = U + gi * F * fs;  // the group's spectra
 #pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1)
         for (int64_t slot = 0; slot < S; ++slot) {
           const int64_t f = half.at[slot], fm = half.mirror[f];
-          const int64_t fs = channel_spectra_stride(g, t);
-          const T* u = U + gi * F * fs;
           products_at(slot, nv, 0, CP, u + f * fs, u + fm * fs, ld, W, 0, KB, false);
         }
 

@@ -14,13 +14,15 @@ channels take the narrow layout, tested in test_direct_narrow.py):
 A tile is NB blocks of W output channels (NB in {1, 2, 4}) times UR outputs along the row; the
 table holds a kernel for every NB x UR <= MaxAcc with UR <= 14 (commit d46324b had UR in
 {1..7, 14}), at stride 1 and 2 along W. ``tiling`` below copies the rule of direct_blocked.cpp's
-Tiling that picks (NB, UR) (the cycle model of commit 7a86a54). The last tile of a row overlaps
-the one before it when UR does not divide the width; channels beyond a group's count are
-zero-padded blocks; the reduction goes to memory every 256 terms (kBlockedReductionBlock, i.e.
-every 256 / W (channel block, tap) steps).
+Tiling that picks (NB, UR) (the cycle model of commit 7a86a54). The last tile of a row is a
+narrower kernel when UR does not divide the width (it overlapped the one before it up to commit
+e84d7f8); channels beyond a group's count are zero-padded blocks; the reduction goes to memory
+every 256 terms (kBlockedReductionBlock, i.e. every 256 / W (channel block, tap) steps), and runs
+in chunks of such blocks over bands of output rows (each chunk added to the tile kept between
+calls).
 
 The shapes are built per W so that, for every ISA / dtype, the rule sends them to every tile
-kernel of the table, at stride 1 and 2, each NB also with an overlapping last tile
+kernel of the table, at stride 1 and 2, each NB also with a narrower last tile
 (``test_shapes_cover_the_tiling``). They do not lean on the rule much: every output-block count
 1..5 meets every output width 1..16, 19, 29, 57 at both strides (d46324b's rule was covered
 too).
@@ -36,7 +38,8 @@ it picks the NB of the copy wherever the packed size tells NBs apart. Families:
            modes reflect / replicate / circular
 - ranks:   1-D, 2-D, 3-D; batch 1 and 3 and unbatched; stride 2 / 3 along D and H
 - long:    reductions of C x kernel > 1000 terms crossing several 256-term flushes, and ones
-           of exactly 4 flushes and one step less / more
+           of exactly 4 flushes and one step less / more; 2-D ones of several chunks over bands
+           of rows with a narrower last tile
 - nan:     NaN / +-Inf in the input (and one NaN weight): the output is NaN (+-Inf) exactly where
            the reference computed on the same input is
 
@@ -244,7 +247,7 @@ def _family_width(w):
                                    (ow,), stride=s, dilation=d, padding=pad, bias=i % 2 == 0,
                                    extra=i % 2))
                 i += 1
-        for kg in ks:  # width 19: NB 4 x UR 4 with an overlapping last tile (W 16, MaxAcc 16)
+        for kg in ks:  # width 19: NB 4 x UR 4 with a narrower last tile (W 16, MaxAcc 16)
             cases.append(build(f"width_s{s}_K{kg}_ow19", rng, 1, 1, w, kg, (3,), (19,), stride=s,
                                padding=1))
     return cases
@@ -330,6 +333,12 @@ def _family_long(w):
               dilation=(1, 2), padding=2),
         build("long_3d_C40_3x3x3", rng, 1, 1, 40, 3 * w // 2 + 1, (3, 3, 3), (2, 2, 7),
               stride=(1, 2, 2), padding=1),
+        # 2-D, several rows a band and several chunks of the reduction (a partial last input
+        # block), widths that UR does not divide: the narrower last tile adds to the tile
+        # (7 blocks x 25 taps: 2 to 11 chunks on every ISA and dtype)
+        build("long_2d_bands", rng, 1, 1, 6 * w + 1, 2 * w + 1, (5, 5), (9, 19), padding=2),
+        build("long_2d_bands_s2", rng, 2, 1, 4 * w + 1, 4 * w, (3, 3), (11, 29), stride=2,
+              padding=1),
     ]
 
 
@@ -338,7 +347,7 @@ def _family_nan(w):
     rng = np.random.default_rng([6, w])
     nan, inf = float("nan"), float("inf")
     return [
-        # 1-D: first element, last element (only the overlapping last tile covers it), +-Inf
+        # 1-D: first element, last element (only the narrower last tile covers it), +-Inf
         # (stride 2, dilation 2: odd input positions reach no output)
         build("nan_1d", rng, 1, 1, w + 1, 2 * w + 1, (3,), (29,), stride=2, dilation=2,
               specials=[("x", (0, 0, 0), nan), ("x", (0, w, -1), nan), ("x", (0, 2, 31), nan),
@@ -442,10 +451,10 @@ def test_blocked_forward(family, dtype, isa, record_error):
 def test_shapes_cover_the_tiling(w, max_acc):
     """For W lanes and MaxAcc accumulators, the shapes (all of them on the blocked path) run
     every tile kernel of the table (per the copy of the rule) at stride 1 and 2 along W, each NB
-    with an overlapping last tile at both strides, and every other feature the module docstring
+    with a narrower last tile at both strides, and every other feature the module docstring
     lists. Pure Python: guards the shape families themselves."""
     cases = all_cases(w)
-    tiles, overlaps = set(), set()
+    tiles, short_last = set(), set()
     seen = {k: set() for k in ("stride_h", "stride_d", "dilation", "batch", "rank", "mode",
                                "pad", "bias")}
     flushes, exact, kg_over_4w, odd_groups = [], 0, 0, 0
@@ -456,7 +465,7 @@ def test_shapes_cover_the_tiling(w, max_acc):
         nb, ur, _, ncb = c.tile(w, max_acc)
         tiles.add((nb, ur, s[-1]))
         if c.ow() % ur:
-            overlaps.add((nb, s[-1]))
+            short_last.add((nb, s[-1]))
         steps = ncb * int(np.prod(c.w.shape[2:]))
         flushes.append(steps / spb)
         exact += steps % spb == 0 and steps > spb
@@ -479,7 +488,7 @@ def test_shapes_cover_the_tiling(w, max_acc):
     assert grid >= set(itertools.product(range(1, 6), list(range(1, 17)) + [29, 57], (1, 2)))
     want = {(nb, ur, s) for nb, ur in table_tiles(max_acc) for s in (1, 2)}
     assert want <= tiles, f"tile kernels (NB, UR, stride) never run: {sorted(want - tiles)}"
-    assert overlaps == {(nb, s) for nb in (1, 2, 4) for s in (1, 2)}, overlaps
+    assert short_last == {(nb, s) for nb in (1, 2, 4) for s in (1, 2)}, short_last
     assert max(flushes) > 6 and exact >= 1 and kg_over_4w >= 1 and odd_groups >= 3
     assert any(c.cg() * np.prod(c.w.shape[2:]) > 1000 for c in cases)
     assert seen["stride_h"] >= {1, 2, 3} and seen["stride_d"] >= {1, 2, 3}
@@ -519,6 +528,8 @@ def _thread_cases(w):
         build("threads_2d", rng, 2, 2, 3 * w // 2 + 1, 4 * w + 3, (3, 3), (6, 29),
               stride=(1, 2), padding=1, specials=[("x", (1, 2, 5, -1), float("nan"))]),
         build("threads_1d_long", rng, 1, 1, 64, 2 * w + 1, (31,), (57,), padding=5),
+        # bands of rows, chunks of the reduction: fewer rows a band on 2 threads
+        build("threads_2d_bands", rng, 1, 1, 6 * w + 1, 2 * w + 1, (5, 5), (9, 19), padding=2),
         # a batch of at least the thread count: an image per thread, 3 over 2 threads
         build("threads_batch3", rng, 3, 1, w, 2 * w, (3, 3), (14, 17), stride=2, padding=1),
     ]

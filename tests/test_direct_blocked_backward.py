@@ -291,7 +291,7 @@ def _family_data_width(w):
                                padding_mode=mode_))
             assert cases[-1].window_width() == T
             i += 1
-    for blocks in (4, 5):  # rows of 19: NB 4 x UR 4 with an overlapping last tile (W 16)
+    for blocks in (4, 5):  # rows of 19: NB 4 x UR 4 with a narrower last tile (W 16)
         cases.append(build(f"dw_b{blocks}_T19", rng, 1, 1, _data_cg(w, blocks, 0), w, (3,),
                            (19,), padding=0))
         assert cases[-1].window_width() == 19
@@ -658,9 +658,9 @@ def test_shapes_cover_the_blocked_paths(w, max_acc):
     # data gradient: every tile kernel at stride 1 (the rule over the computed rows' width)
     tiles = {tiling(w, max_acc, c.kg(), c.cg(), c.window_width())[:2] for c in data}
     assert table_tiles(max_acc) <= tiles, sorted(table_tiles(max_acc) - tiles)
-    overlaps = {tiling(w, max_acc, c.kg(), c.cg(), c.window_width())[0] for c in data
-                if c.window_width() % tiling(w, max_acc, c.kg(), c.cg(), c.window_width())[1]}
-    assert overlaps == {1, 2, 4}, overlaps  # an overlapping last tile for every NB
+    short_last = {tiling(w, max_acc, c.kg(), c.cg(), c.window_width())[0] for c in data
+                  if c.window_width() % tiling(w, max_acc, c.kg(), c.cg(), c.window_width())[1]}
+    assert short_last == {1, 2, 4}, short_last  # a narrower last tile for every NB
     assert {-(-c.cg() // w) for c in data} >= set(range(1, 6))
     assert {c.window_width() for c in data} >= set(DATA_WIDTHS)
     assert {c.out()[-1] for c in data} >= {1, 2, 3, 60}

@@ -177,14 +177,14 @@ def test_narrow_forward(family, dtype, isa, record_error):
 @pytest.mark.parametrize("w,max_acc", ALL_KERNELS, ids=lambda v: str(v))
 def test_narrow_shapes_cover_the_tiling(w, max_acc):
     """Every narrow tile the rule may pick runs at strides 1 to 4 along W, each NB also with an
-    overlapping last tile; the wide family splits rows into 1 to 4 pieces on both layouts.
+    narrower last tile; the wide family splits rows into 1 to 4 pieces on both layouts.
     Pure Python: guards the shape families themselves."""
-    tiles, overlaps, pieces = set(), set(), set()
+    tiles, short_last, pieces = set(), set(), set()
     for c in narrow_cases(w):
         nb, ur, _ = narrow_tiling(w, max_acc, c.kg(), c.ow())
         tiles.add((nb, ur, c.stride()[-1]))
         if c.ow() % ur:
-            overlaps.add(nb)
+            short_last.add(nb)
     for c in family_cases("wide", w):
         assert narrow_applies(w, c.cg(), c.kg()) or blocked_applies(w, c.cg(), c.kg(),
                                                                     c.stride()[-1])
@@ -193,7 +193,7 @@ def test_narrow_shapes_cover_the_tiling(w, max_acc):
             if nb == 1 or any(narrow_tiling(w, max_acc, kg, ur)[0] == nb
                               for kg in range(1, 8 * w))}
     assert want <= tiles, f"narrow tiles (NB, UR, stride) never run: {sorted(want - tiles)}"
-    assert overlaps >= {1, 2} & {nb for nb, _, _ in want}, overlaps
+    assert short_last >= {1, 2} & {nb for nb, _, _ in want}, short_last
     assert pieces >= set(itertools.product((1, 2, 3, 4), (False, True))), pieces
     lanes = {c.cg() for c in narrow_cases(w)}
     assert lanes == set(narrow_channels(w)), lanes

@@ -14,11 +14,12 @@
 // (the im2col that GEMM needs copies it once per kernel tap). Layers with fewer than W/2 input
 // channels per group (a network's first layer) take the narrow layout instead: cb holds the
 // group's Cg channels, ci < Cg, and the tile kernel sums (tap, ci) terms one at a time, at any
-// stride (W-channel blocks would multiply the work by W / Cg). Tasks are output rows (g, block
-// of NB output blocks, od, oh) of one image, or where the batch has an image for every thread,
-// whole images, each converted by its thread into its own copy; a task owns its outputs, so
-// results do not depend on the thread count. Along a row piece, tiles of UR outputs start
-// every UR; the last one ends at the piece's end, overlapping the one before. The data
+// stride (W-channel blocks would multiply the work by W / Cg). Tasks are bands of output rows
+// (g, block of NB output blocks, rows of (od, oh)) of one image, or where the batch has an image
+// for every thread, whole images, each converted by its thread into its own copy; a task owns
+// its outputs, so results do not depend on the thread count. Along a row piece, tiles of UR
+// outputs start every UR, the last one narrower; on the standard layout the reduction runs in
+// chunks, each over the whole band (its weights read from L1 by every tile). The data
 // gradient is the forward convolution of the output gradient padded by (kernel - 1) * dilation
 // with flipped, channel-swapped weights, computed only where the caller keeps it.
 #include "direct_blocked.hpp"
@@ -137,6 +138,14 @@ void pack(const ConvArgs& a, void* packed) {
 // transposition per piece, not per tile).
 constexpr int64_t kRowPiece = 256;
 
+// The weights a chunk of the reduction reads (see convolve), so that they stay in L1 (48 KB on
+// the machine of bench/RESULTS.md) while the chunk runs over a band of rows. By `direct`,
+// alternating processes (5 rounds), against a row at a time with the whole reduction per tile,
+// 1 thread: ResNet-50's 3x3 / 2 at batch 8 11.60 -> 10.90 ms, AlexNet's 5x5 4.97 -> 4.67, 1x1
+// 256 -> 512 on 28^2 1.36 -> 1.32, the data gradient of 512 x 7^2 3.15 -> 2.99; 2 threads: that
+// data gradient 1.71 -> 1.61, of 256 x 14^2 0.91 -> 0.85; the other 18 cases within 3 %.
+constexpr int64_t kChunkWeightBytes = int64_t(32) << 10;
+
 // Images converted and convolved at once: one per thread where the batch gives every thread one
 // and their blocked copies stay within kParallelImagesBytes (each thread then converts its own
 // image while another computes, with no barrier between images); else one, whose rows the
@@ -190,8 +199,8 @@ struct Workspace {
     images = any_batch && threads > 1 && p.N >= threads ? threads
                                                          : images_at_once(p, t, threads, sizeof(T));
     tiles = image + images * image_stride;
-    // Any tiling's row piece: NB <= 4 blocks of up to kRowPiece outputs.
-    tile_stride = util::scratch_stride(4 * std::min(p.out[2], kRowPiece) * t.w, sizeof(T));
+    // Any tiling's band of rows or row piece: NB <= 4 blocks of up to kRowPiece outputs.
+    tile_stride = util::scratch_stride(4 * kRowPiece * t.w, sizeof(T));
     weights = tiles + util::round_up(threads * tile_stride, 16);
   }
   static std::size_t bytes(const ConvProblem& p, const Tiling& t, int threads,
@@ -215,8 +224,7 @@ void convolve(const ConvProblem& p, const Tiling& t, const kernels::BlockedConvU
   const auto& E = dest.ext;
   const int64_t P = E[0] * E[1] * E[2];
   const int slot = t.narrow() ? 2 : static_cast<int>(p.stride[2] - 1);  // see BlockedConvUkernel
-  const kernels::BlockedConvFn<T> tile_fn =
-      uk.tile[kernels::BlockedConvUkernel<T>::nb_index(t.nb)][t.ur][slot];
+  const auto& tiles = uk.tile[kernels::BlockedConvUkernel<T>::nb_index(t.nb)];
   const int64_t channels = t.narrow() ? CW : 1;  // offsets per tap (Tiling::terms)
   for (int64_t kd = 0, i = 0; kd < p.kernel[0]; ++kd)
     for (int64_t kh = 0; kh < p.kernel[1]; ++kh)
@@ -225,6 +233,16 @@ void convolve(const ConvProblem& p, const Tiling& t, const kernels::BlockedConvU
           ws.taps[i] =
               ((kd * p.dilation[0] * Hp + kh * p.dilation[1]) * Wp + kw * p.dilation[2]) * CW + ci;
 
+  // The standard layout's reduction, (block, tap) steps, in chunks of at most
+  // kChunkWeightBytes of the tile's weights (at least one block of the kernels' reduction, so
+  // that the sums are those of one call); the narrow layout's in one call.
+  const int64_t steps = t.narrow() ? 0 : t.ncb * t.ntaps;
+  int64_t chunk = 1;
+  if (!t.narrow()) {
+    const int64_t per_block = std::max<int64_t>(1, kernels::kBlockedReductionBlock / W);
+    const int64_t block_bytes = per_block * t.nb * t.tap_block() * int64_t(sizeof(T));
+    chunk = std::min(steps, std::max<int64_t>(1, kChunkWeightBytes / block_bytes) * per_block);
+  }
   const int64_t kgroups = t.nkb / t.nb, OH_w = window.hi[1] - window.lo[1];
   const int64_t rows = (window.hi[0] - window.lo[0]) * OH_w;
   const int64_t x_block = p.in_spatial() * CW;
@@ -233,20 +251,35 @@ void convolve(const ConvProblem& p, const Tiling& t, const kernels::BlockedConvU
   const bool stream = !cache_output && p.N * p.K * P * int64_t(sizeof(T)) > kStreamOutputBytes;
   const BlockedLayout layout{p.groups, p.C_per_group(), t.ncb, p.in, CW};
   const auto interleave = t.narrow() ? nullptr : uk.interleave;
-  const int64_t tasks = p.groups * kgroups * rows;
-  // The order of the tasks within a group: rows inside groups of output channels (the input
+  // A row in `pieces` pieces of at most kRowPiece outputs, each at least UR long. On the
+  // standard layout, rows of one piece go in bands of at most kRowPiece outputs (and at least 4
+  // tasks per thread where the threads share an image), each chunk of the reduction running
+  // over a whole band, so that its weights are read from L1 by the band's tiles.
+  const int64_t width = window.width(), pieces = ceil_div(width, kRowPiece);
+  const int64_t piece = ceil_div(width, pieces);
+  int64_t band = 1;
+  if (!t.narrow() && pieces == 1) {
+    band = std::min(rows, kRowPiece / width);
+    if (threads > 1 && ws.images == 1)
+      band = std::min(band, p.groups * kgroups * rows / (4 * threads));
+    band = std::max<int64_t>(band, 1);
+  }
+  const int64_t bands = ceil_div(rows, band);
+  band = ceil_div(rows, bands);  // bands of equal size
+  const int64_t tasks = p.groups * kgroups * bands;
+  // The order of the tasks within a group: bands inside groups of output channels (the input
   // passes once per group of output channels, whose weights stay in cache), or those groups
-  // inside rows (rows_outer; see kRowsOuterWeightBytes).
+  // inside bands (rows_outer; see kRowsOuterWeightBytes).
   const int64_t weight_bytes = t.nkb * t.weight_block() * int64_t(sizeof(T));
   const int64_t image_bytes = layout.size() * int64_t(sizeof(T));
   const bool rows_outer = weight_bytes <= std::min(kRowsOuterWeightBytes, image_bytes) &&
                           image_bytes > kRowsOuterImageBytes;
-  // Output row `task` of image n, from its blocked copy `image`.
-  const auto output_row = [&](int64_t n, const T* image, int64_t task) {
-    const int64_t row = rows_outer ? task / kgroups % rows : task % rows;
-    const int64_t kg = rows_outer ? task % kgroups : task / rows % kgroups;
-    const int64_t g = task / (rows * kgroups);
-    const int64_t od = window.lo[0] + row / OH_w, oh = window.lo[1] + row % OH_w;
+  // Output rows of band `task` of image n, from its blocked copy `image`.
+  const auto output_band = [&](int64_t n, const T* image, int64_t task) {
+    const int64_t bi = rows_outer ? task / kgroups % bands : task % bands;
+    const int64_t kg = rows_outer ? task % kgroups : task / bands % kgroups;
+    const int64_t g = task / (bands * kgroups);
+    const int64_t r0 = bi * band, r1 = std::min(rows, r0 + band);
     T* tile = ws.tiles + util::thread_index() * ws.tile_stride;
     kernels::BlockedConvArgs<T> args;
     args.x_block = x_block;
@@ -257,39 +290,50 @@ void convolve(const ConvProblem& p, const Tiling& t, const kernels::BlockedConvU
     args.w = wb + (g * t.nkb + kg * t.nb) * t.weight_block();
     args.w_block = t.weight_block();
     args.x_step = p.stride[2] * CW;
-    const T* x_row =
-        image + g * t.ncb * x_block + (od * p.stride[0] * Hp + oh * p.stride[1]) * Wp * CW;
-    // The row in `pieces` pieces of at most kRowPiece outputs, each at least UR long.
-    const int64_t width = window.width(), pieces = ceil_div(width, kRowPiece);
-    const int64_t piece = ceil_div(width, pieces);
-    args.y_block = piece * W;
+    args.y_block = (r1 - r0) * piece * W;
+    const auto x_row = [&](int64_t row) {
+      const int64_t od = window.lo[0] + row / OH_w, oh = window.lo[1] + row % OH_w;
+      return image + g * t.ncb * x_block + (od * p.stride[0] * Hp + oh * p.stride[1]) * Wp * CW;
+    };
     for (int64_t c0 = window.lo[2]; c0 < window.hi[2]; c0 += piece) {
       const int64_t c1 = std::min(window.hi[2], c0 + piece), len = c1 - c0;
-      for (int64_t ow0 = c0; ow0 < c1; ow0 += t.ur) {
-        const int64_t o = std::min(ow0, c1 - t.ur);  // the last tile ends the piece
-        args.x = x_row + o * p.stride[2] * CW;
-        args.y = tile + (o - c0) * W;
-        tile_fn(args);
-      }
-      for (int b = 0; b < t.nb; ++b) {  // bias, activation, the lanes back to NCHW rows
-        const int64_t k0 = (kg * t.nb + b) * W;
-        const int count = static_cast<int>(std::min<int64_t>(W, Kg - k0));
-        if (count <= 0) break;
-        T* lanes = tile + b * piece * W;
-        constexpr int kMaxLanes = 64;
-        if (bias) {
-          T bk[kMaxLanes] = {};
-          for (int ko = 0; ko < count; ++ko) bk[ko] = bias[g * Kg + k0 + ko];
-          for (int64_t r = 0; r < len; ++r)
-            for (int64_t ko = 0; ko < W; ++ko) lanes[r * W + ko] += bk[ko];
+      for (int64_t s0 = 0; s0 == 0 || s0 < steps; s0 += chunk) {
+        args.step_lo = s0;
+        args.step_hi = std::min(steps, s0 + chunk);  // narrow: 0
+        args.accumulate = s0 > 0;
+        for (int64_t row = r0; row < r1; ++row) {
+          const T* xr = x_row(row);
+          T* yr = tile + (row - r0) * piece * W;
+          for (int64_t ow0 = c0; ow0 < c1; ow0 += t.ur) {  // the last tile narrower
+            const int64_t ur = std::min<int64_t>(t.ur, c1 - ow0);
+            args.x = xr + ow0 * p.stride[2] * CW;
+            args.y = yr + (ow0 - c0) * W;
+            tiles[ur][slot](args);
+          }
         }
-        activate(act, lanes, len * W);
-        T* rows_out[kMaxLanes];
-        for (int ko = 0; ko < count; ++ko)
-          rows_out[ko] = dest.y + (n * p.K + g * Kg + k0 + ko) * P +
-                         ((od - dest.base[0]) * E[1] + oh - dest.base[1]) * E[2] + c0 -
-                         dest.base[2];
-        (stream ? uk.deinterleave_stream : uk.deinterleave)(lanes, W, len, rows_out, count);
+      }
+      for (int64_t row = r0; row < r1; ++row) {
+        const int64_t od = window.lo[0] + row / OH_w, oh = window.lo[1] + row % OH_w;
+        for (int b = 0; b < t.nb; ++b) {  // bias, activation, the lanes back to NCHW rows
+          const int64_t k0 = (kg * t.nb + b) * W;
+          const int count = static_cast<int>(std::min<int64_t>(W, Kg - k0));
+          if (count <= 0) break;
+          T* lanes = tile + b * args.y_block + (row - r0) * piece * W;
+          constexpr int kMaxLanes = 64;
+          if (bias) {
+            T bk[kMaxLanes] = {};
+            for (int ko = 0; ko < count; ++ko) bk[ko] = bias[g * Kg + k0 + ko];
+            for (int64_t r = 0; r < len; ++r)
+              for (int64_t ko = 0; ko < W; ++ko) lanes[r * W + ko] += bk[ko];
+          }
+          activate(act, lanes, len * W);
+          T* rows_out[kMaxLanes];
+          for (int ko = 0; ko < count; ++ko)
+            rows_out[ko] = dest.y + (n * p.K + g * Kg + k0 + ko) * P +
+                           ((od - dest.base[0]) * E[1] + oh - dest.base[1]) * E[2] + c0 -
+                           dest.base[2];
+          (stream ? uk.deinterleave_stream : uk.deinterleave)(lanes, W, len, rows_out, count);
+        }
       }
     }
     if (stream) uk.store_fence();
@@ -299,14 +343,14 @@ void convolve(const ConvProblem& p, const Tiling& t, const kernels::BlockedConvU
     for (int64_t n = 0; n < p.N; ++n) {
       T* image = ws.image + util::thread_index() * ws.image_stride;
       to_blocked(layout, src, n, image, 1, interleave);
-      for (int64_t task = 0; task < tasks; ++task) output_row(n, image, task);
+      for (int64_t task = 0; task < tasks; ++task) output_band(n, image, task);
     }
     return;
   }
   for (int64_t n = 0; n < p.N; ++n) {  // the threads share each image's rows
     to_blocked(layout, src, n, ws.image, threads, interleave);
 #pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1)
-    for (int64_t task = 0; task < tasks; ++task) output_row(n, ws.image, task);
+    for (int64_t task = 0; task < tasks; ++task) output_band(n, ws.image, task);
   }
 }
 

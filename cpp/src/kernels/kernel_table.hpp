@@ -240,6 +240,10 @@ struct BlockedConvArgs {
   int64_t y_block = 0;   // elements between output blocks' rows in y (UR x W: a dense tile)
   int64_t x_step = 0;    // narrow layout only: elements between consecutive outputs' inputs
   bool accumulate = false;  // add the sums to the tile instead of writing them
+  // Standard layout: the (block, tap) steps cb * ntaps + t summed, [step_lo, step_hi) (step_hi
+  // 0: to ncb x ntaps); step_lo a multiple of kBlockedReductionBlock / W steps, so that a
+  // reduction split into calls rounds as one call does.
+  int64_t step_lo = 0, step_hi = 0;
 };
 
 template <typename T>

@@ -71,11 +71,11 @@ void blocked_conv_tile(const BlockedConvArgs<typename V::T>& a) {
     constexpr int64_t w_tap = int64_t(W) * W;
     // The (block, tap) steps in runs of steps_per_block, each summed in registers and then
     // added to the tile: no flush inside a run, so the accumulators stay in registers.
-    const int64_t steps = a.ncb * a.ntaps;
+    const int64_t steps = a.ncb * a.ntaps, end = a.step_hi > 0 ? a.step_hi : steps;
     const int64_t whole = a.last_cin > 0 ? steps - a.ntaps : steps;  // steps of whole blocks
     bool first = !a.accumulate;
-    for (int64_t s0 = 0; s0 < steps; s0 += steps_per_block) {
-      const int64_t s1 = steps - s0 < steps_per_block ? steps : s0 + steps_per_block;
+    for (int64_t s0 = a.step_lo; s0 < end; s0 += steps_per_block) {
+      const int64_t s1 = end - s0 < steps_per_block ? end : s0 + steps_per_block;
       clear();
       int64_t cb = s0 / a.ntaps, t = s0 - cb * a.ntaps;
       for (int64_t s = s0; s < s1; ++s) {

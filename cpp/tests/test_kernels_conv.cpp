@@ -19,7 +19,8 @@
 //               dilations, ow around the 4-output block, with and without the clamp
 //   blocked tile: every non-null [NB][UR][stride] (and null exactly where NB x UR > max_acc);
 //               one or more input blocks and taps, all lanes and a partial last block, a
-//               reduction longer than one register block; output blocks y_block apart with a gap
+//               reduction longer than one register block, also split into two calls of step
+//               ranges (bit for bit one call's); output blocks y_block apart with a gap
 //   interleave / deinterleave: n below, at and above W; null rows; count < W
 //   wgrad:      every [NB][stride]; rows and positions; first and accumulating
 //
@@ -27,6 +28,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <limits>
 #include <string>
 #include <vector>
@@ -355,6 +357,25 @@ void run_blocked_tile(const std::string& isa, const fk::BlockedConvUkernel<T>& b
   check_output(y, e, tolerance<T>(),
                label(isa, "blocked tile", bits<T>(), "NB", NB, "UR", UR, "stride", S, "ncb", c.ncb,
                      "kernel", c.kh, "x", c.kw, "last_cin", last_cin));
+  // The same reduction in two calls, [0, one register block) then the rest added: the same
+  // bits as one call.
+  const int64_t steps = c.ncb * ntaps;
+  const int64_t per_block = std::max<int64_t>(1, fk::kBlockedReductionBlock / W);
+  if (steps > per_block) {
+    Guarded<T> y2(NB * y_block);
+    a.y = y2.data();
+    a.step_hi = per_block;
+    tile(a);
+    a.step_lo = per_block;
+    a.step_hi = 0;
+    a.accumulate = true;
+    tile(a);
+    bool same = true;
+    for (int64_t i = 0; i < y.size(); ++i)
+      same = same && std::memcmp(&y[i], &y2[i], sizeof(T)) == 0;
+    check(same, label(isa, "blocked tile", bits<T>(), "NB", NB, "UR", UR, "stride", S, "ncb",
+                      c.ncb, "kernel", c.kh, "x", c.kw, ": two calls of step ranges differ from one"));
+  }
 }
 
 template <typename T>

@@ -76,6 +76,7 @@ BLOCKED_KERNELS = {
 }
 ALL_KERNELS = sorted({k for per_isa in BLOCKED_KERNELS.values() for k in per_isa.values()})
 REDUCTION_BLOCK = 256  # kBlockedReductionBlock (terms summed in registers between flushes)
+CHUNK_WEIGHT_BYTES = 32 << 10  # kChunkWeightBytes of direct_blocked.cpp
 MAX_UR = 14  # BlockedConvUkernel::kMaxUr
 MIN_CHAINS = 8  # kMinChains of Tiling
 
@@ -117,6 +118,15 @@ def tiling(w, max_acc, cg, kg, ow):
             if rate > best * 1.0001 or (rate > best * 0.9999 and n * u > best_acc):
                 best, best_acc, nb, ur = rate, n * u, n, u
     return nb, ur, -(-blocks // nb) * nb, -(-cg // w)
+
+
+def chunks(w, nb, steps, elem):
+    """Chunks of the reduction's `steps` (channel block, tap) steps, as direct_blocked.cpp cuts
+    them: whole blocks of REDUCTION_BLOCK / W steps, NB x W x W weights of `elem` bytes a step,
+    at most CHUNK_WEIGHT_BYTES a chunk (at least one block)."""
+    per_block = max(1, REDUCTION_BLOCK // w)
+    chunk = min(steps, max(1, CHUNK_WEIGHT_BYTES // (per_block * nb * w * w * elem)) * per_block)
+    return -(-steps // chunk)
 
 
 def table_tiles(max_acc):
@@ -335,8 +345,8 @@ def _family_long(w):
               stride=(1, 2, 2), padding=1),
         # 2-D, several rows a band and several chunks of the reduction (a partial last input
         # block), widths that UR does not divide: the narrower last tile adds to the tile
-        # (7 blocks x 25 taps: 2 to 11 chunks on every ISA and dtype)
-        build("long_2d_bands", rng, 1, 1, 6 * w + 1, 2 * w + 1, (5, 5), (9, 19), padding=2),
+        # (13 blocks x 25 taps: 2 to 21 chunks on every ISA and dtype)
+        build("long_2d_bands", rng, 1, 1, 12 * w + 1, 2 * w + 1, (5, 5), (9, 19), padding=2),
         build("long_2d_bands_s2", rng, 2, 1, 4 * w + 1, 4 * w, (3, 3), (11, 29), stride=2,
               padding=1),
     ]
@@ -490,6 +500,11 @@ def test_shapes_cover_the_tiling(w, max_acc):
     assert want <= tiles, f"tile kernels (NB, UR, stride) never run: {sorted(want - tiles)}"
     assert short_last == {(nb, s) for nb in (1, 2, 4) for s in (1, 2)}, short_last
     assert max(flushes) > 6 and exact >= 1 and kg_over_4w >= 1 and odd_groups >= 3
+    # several chunks of the reduction over a band of several rows, at either element size
+    for elem in (4, 8):
+        assert any(c.rank >= 2 and int(np.prod(c.out_shape[-c.rank:-1])) > 1 and
+                   chunks(w, c.tile(w, max_acc)[0], c.tile(w, max_acc)[3] *
+                          int(np.prod(c.w.shape[2:])), elem) > 1 for c in cases), elem
     assert any(c.cg() * np.prod(c.w.shape[2:]) > 1000 for c in cases)
     assert seen["stride_h"] >= {1, 2, 3} and seen["stride_d"] >= {1, 2, 3}
     assert seen["dilation"] == {1, 2, 3}
@@ -529,7 +544,7 @@ def _thread_cases(w):
               stride=(1, 2), padding=1, specials=[("x", (1, 2, 5, -1), float("nan"))]),
         build("threads_1d_long", rng, 1, 1, 64, 2 * w + 1, (31,), (57,), padding=5),
         # bands of rows, chunks of the reduction: fewer rows a band on 2 threads
-        build("threads_2d_bands", rng, 1, 1, 6 * w + 1, 2 * w + 1, (5, 5), (9, 19), padding=2),
+        build("threads_2d_bands", rng, 1, 1, 12 * w + 1, 2 * w + 1, (5, 5), (9, 19), padding=2),
         # a batch of at least the thread count: an image per thread, 3 over 2 threads
         build("threads_batch3", rng, 3, 1, w, 2 * w, (3, 3), (14, 17), stride=2, padding=1),
     ]

@@ -25,12 +25,15 @@ struct VecF32 {
   }
   // Lanes p[0] .. p[n-1] (all 16 when n >= 16), zero beyond; masked, so nothing past p[n-1] is read.
   static R load_partial(const T* p, int n) { return _mm512_maskz_loadu_ps(first(n), p); }
-  // Lanes p[lo] .. p[hi-1] in lanes lo .. hi-1 (0 <= lo <= hi <= 16), zero elsewhere; masked,
-  // so only p[lo] .. p[hi-1] are read (p itself may lie before the data). For the depthwise
-  // strips (direct_ukernel.hpp's depthwise_plane_3x3), which only this table enables.
-  static R load_between(const T* p, int lo, int hi) {
-    return _mm512_maskz_loadu_ps(static_cast<__mmask16>(first(hi) & ~first(lo)), p);
+  // The lanes lo .. hi-1 (0 <= lo <= hi <= 16), and a load of a mask's lanes: p[i] in lane i
+  // where the mask has it, zero elsewhere; masked, so only those elements are read (p itself
+  // may lie before the data). For the depthwise strips (direct_ukernel.hpp's
+  // depthwise_plane_3x3), which only this table enables; a mask is made once per strip.
+  using Lanes = __mmask16;
+  static Lanes lanes_between(int lo, int hi) {
+    return static_cast<__mmask16>(first(hi) & ~first(lo));
   }
+  static R load_lanes(const T* p, Lanes m) { return _mm512_maskz_loadu_ps(m, p); }
   // Lanes p[0], p[2], ..., p[2n-2] (n < 16), zero beyond; reads nothing past p[2n-2].
   static R load_even_partial(const T* p, int n) {
     return even(_mm512_maskz_loadu_ps(first(2 * n - 1), p),

@@ -239,18 +239,6 @@ void depthwise_plane_impl(const DepthwisePlaneArgs<typename V::T>& p) {
   }
 }
 
-// Input columns c0 .. c0 + W - 1 of a row of in_w columns, zero outside [0, in_w): the zero
-// padding along the row folded into the load (masked at the row's ends; nothing outside the
-// row is read).
-template <typename V>
-inline typename V::R load_columns(const typename V::T* row, int64_t c0, int64_t in_w) {
-  constexpr int W = V::W;
-  if (c0 >= 0 && c0 + W <= in_w) return V::loadu(row + c0);
-  const int64_t lo = std::max<int64_t>(0, -c0), hi = std::min<int64_t>(W, in_w - c0);
-  return lo < hi ? V::load_between(row + c0, static_cast<int>(lo), static_cast<int>(hi))
-                 : V::zero();
-}
-
 // 3x3 depthwise without dilation at stride S = 1 or 2 along both axes, rows of at least W
 // outputs, read from the unpadded plane: the zero padding is folded into the loads (rows
 // outside the input read as zero vectors, columns masked), so the plane is not copied. The
@@ -272,12 +260,23 @@ void depthwise_plane_3x3(const DepthwisePlaneArgs<typename V::T>& p) {
   const T* const x = p.x;
   const int64_t ldx = p.ldx, in_h = p.in_h, in_w = p.in_w, top = p.top, ow = p.ow;
   for (int64_t s = 0; s < ow; s += NV * W) {
-    int64_t o[NV], c[NV];  // the strip's output vectors; the input column of their lane 0
-    bool inner[NV];        // whether all of vector v's inputs lie inside the row
+    // The strip's output vectors o[v], the input column of their lane 0 c[v], and the loads of
+    // an input row that feed them: at stride 1 columns c + k .. c + k + W - 1 (the three taps
+    // along the row, k = 0..2), at stride 2 c + k W .. (k = 0, 1: the two vectors split into
+    // even and odd lanes) and the one column c + 2 W (k = 2); lanes[v][k] holds the lanes of
+    // load k inside the row, so the padding's zeros come from masked loads with no branch.
+    int64_t o[NV], c[NV];
+    typename V::Lanes lanes[NV][3];
     for (int v = 0; v < NV; ++v) {
       o[v] = std::min<int64_t>(s + v * W, ow - W);
       c[v] = o[v] * S - p.left;
-      inner[v] = c[v] >= 0 && c[v] + (S == 1 ? W + 2 : 2 * W + 1) <= in_w;
+      for (int k = 0; k < 3; ++k) {
+        const int64_t first = c[v] + (S == 1 ? k : k * W), width = S == 2 && k == 2 ? 1 : W;
+        const int64_t lo = std::max<int64_t>(0, -first);
+        const int64_t hi = std::min<int64_t>(width, in_w - first);
+        lanes[v][k] = lo < hi ? V::lanes_between(static_cast<int>(lo), static_cast<int>(hi))
+                              : typename V::Lanes(0);
+      }
     }
     // Input row r of the padded plane (null: a row of the padding).
     const auto input_row = [&](int64_t r) {
@@ -289,31 +288,15 @@ void depthwise_plane_3x3(const DepthwisePlaneArgs<typename V::T>& p) {
         t[0] = t[1] = t[2] = V::zero();
         return;
       }
-      const T* q = inner[v] ? row + c[v] : row;  // vector v's first input, when inner
+      const T* q = row + c[v];
       if constexpr (S == 1) {
-        if (inner[v]) {
-          t[0] = V::loadu(q);
-          t[1] = V::loadu(q + 1);
-          t[2] = V::loadu(q + 2);
-        } else {
-          FASTCONV_UNROLL
-          for (int k = 0; k < 3; ++k) t[k] = load_columns<V>(row, c[v] + k, in_w);
-        }
-      } else {
-        R lo, hi, next;  // columns c .. c + 2W - 1 and c + 2W (tap 2 of the last lane)
-        if (inner[v]) {
-          lo = V::loadu(q);
-          hi = V::loadu(q + W);
-          next = V::load_partial(q + 2 * W, 1);
-        } else {
-          const int64_t last = c[v] + 2 * W;
-          lo = load_columns<V>(row, c[v], in_w);
-          hi = load_columns<V>(row, c[v] + W, in_w);
-          next = last >= 0 && last < in_w ? V::load_partial(row + last, 1) : V::zero();
-        }
+        FASTCONV_UNROLL
+        for (int k = 0; k < 3; ++k) t[k] = V::load_lanes(q + k, lanes[v][k]);
+      } else {  // columns c .. c + 2W - 1 and c + 2W (tap 2 of the last lane)
+        const R lo = V::load_lanes(q, lanes[v][0]), hi = V::load_lanes(q + W, lanes[v][1]);
         t[0] = V::even(lo, hi);
         t[1] = V::odd(lo, hi);
-        t[2] = V::shift_in(t[0], next);
+        t[2] = V::shift_in(t[0], V::load_lanes(q + 2 * W, lanes[v][2]));
       }
     };
     // acc += taps of kernel row kh (or = bias + them, when `start`).

@@ -243,6 +243,7 @@ void convolve(const ConvProblem& p, const Tiling& t, const kernels::BlockedConvU
     const int64_t block_bytes = per_block * t.nb * t.tap_block() * int64_t(sizeof(T));
     chunk = std::min(steps, std::max<int64_t>(1, kChunkWeightBytes / block_bytes) * per_block);
   }
+  const int64_t chunks = t.narrow() ? 1 : ceil_div(steps, chunk);
   const int64_t kgroups = t.nkb / t.nb, OH_w = window.hi[1] - window.lo[1];
   const int64_t rows = (window.hi[0] - window.lo[0]) * OH_w;
   const int64_t x_block = p.in_spatial() * CW;
@@ -297,10 +298,10 @@ void convolve(const ConvProblem& p, const Tiling& t, const kernels::BlockedConvU
     };
     for (int64_t c0 = window.lo[2]; c0 < window.hi[2]; c0 += piece) {
       const int64_t c1 = std::min(window.hi[2], c0 + piece), len = c1 - c0;
-      for (int64_t s0 = 0; s0 == 0 || s0 < steps; s0 += chunk) {
-        args.step_lo = s0;
-        args.step_hi = std::min(steps, s0 + chunk);  // narrow: 0
-        args.accumulate = s0 > 0;
+      for (int64_t ci = 0; ci < chunks; ++ci) {
+        args.step_lo = ci * chunk;
+        args.step_hi = std::min(steps, (ci + 1) * chunk);  // narrow: 0 (its own terms, all)
+        args.accumulate = ci > 0;
         for (int64_t row = r0; row < r1; ++row) {
           const T* xr = x_row(row);
           T* yr = tile + (row - r0) * piece * W;

@@ -91,31 +91,30 @@ void pack_runs(const typename V::T* x, const int64_t* row, int64_t kc, int nr,
     const int64_t n = runs.len[r], step = runs.step[r];
     const int64_t whole = n / W * W;
     const int tail = static_cast<int>(n - whole);
+    // The run for every row: vec(sk, i) loads columns i .. i + W - 1 of the row's source sk,
+    // part(sk, i, lanes) the first `lanes` of them.
+    const auto copy = [&](auto vec, auto part) {
+      for (int64_t kk = 0; kk < kc; ++kk) {
+        const T* sk = s + row[kk];
+        T* ok = o + kk * nr;
+        for (int64_t i = 0; i < whole; i += W) V::storeu(ok + i, vec(sk, i));
+        if (tail) V::store_partial(ok + whole, part(sk, whole, tail), tail);
+      }
+    };
     if (step == 1) {
-      for (int64_t kk = 0; kk < kc; ++kk) {
-        const T* sk = s + row[kk];
-        T* ok = o + kk * nr;
-        for (int64_t i = 0; i < whole; i += W) V::storeu(ok + i, V::loadu(sk + i));
-        if (tail) V::store_partial(ok + whole, V::load_partial(sk + whole, tail), tail);
-      }
+      copy([](const T* sk, int64_t i) { return V::loadu(sk + i); },
+           [](const T* sk, int64_t i, int lanes) { return V::load_partial(sk + i, lanes); });
     } else if (step == 2) {
-      for (int64_t kk = 0; kk < kc; ++kk) {
-        const T* sk = s + row[kk];
-        T* ok = o + kk * nr;
-        for (int64_t i = 0; i < whole; i += W) V::storeu(ok + i, V::load_even(sk + 2 * i));
-        if (tail)
-          V::store_partial(ok + whole, V::load_even_partial(sk + 2 * whole, tail), tail);
-      }
+      copy([](const T* sk, int64_t i) { return V::load_even(sk + 2 * i); },
+           [](const T* sk, int64_t i, int lanes) {
+             return V::load_even_partial(sk + 2 * i, lanes);
+           });
     } else if (step > 0 && step <= kMaxGatherStep) {  // one gather per vector
       const int st = static_cast<int>(step);
-      for (int64_t kk = 0; kk < kc; ++kk) {
-        const T* sk = s + row[kk];
-        T* ok = o + kk * nr;
-        for (int64_t i = 0; i < whole; i += W)
-          V::storeu(ok + i, V::load_strided(sk + i * step, st));
-        if (tail)
-          V::store_partial(ok + whole, V::load_strided_partial(sk + whole * step, st, tail), tail);
-      }
+      copy([st](const T* sk, int64_t i) { return V::load_strided(sk + i * st, st); },
+           [st](const T* sk, int64_t i, int lanes) {
+             return V::load_strided_partial(sk + i * st, st, lanes);
+           });
     } else {
       for (int64_t kk = 0; kk < kc; ++kk) {
         const T* sk = s + row[kk];

@@ -97,15 +97,15 @@ void to_blocked(const BlockedLayout& L, const Source<T>& src, int64_t n, T* xb, 
   const int64_t plane = e[0] * e[1] * e[2], C = L.groups * L.per_group;
   // The source's columns land on [i0, i1) of a blocked row.
   const int64_t i0 = std::max<int64_t>(0, src.lo[2]), i1 = std::min(Wp, src.lo[2] + e[2]);
-  int bad = 0;
-#pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1) reduction(| : bad)
-  for (int64_t task = 0; task < L.groups * L.blocks * rows; ++task) {
-    const int64_t row = task % rows, gcb = task / rows, g = gcb / L.blocks, cb = gcb % L.blocks;
+  // One row of one channel block; true when non_finite is asked for and the row holds a NaN or
+  // an infinity.
+  const auto convert = [&](int64_t gcb, int64_t row) {
+    const int64_t g = gcb / L.blocks, cb = gcb % L.blocks;
     T* dst = xb + (gcb * rows + row) * Wp * W;
     const int64_t d = row / Hp - src.lo[0], h = row % Hp - src.lo[1];
     if (d < 0 || d >= e[0] || h < 0 || h >= e[1] || i1 <= i0) {
       std::fill(dst, dst + Wp * W, T(0));
-      continue;
+      return false;
     }
     std::fill(dst, dst + i0 * W, T(0));
     std::fill(dst + i1 * W, dst + Wp * W, T(0));
@@ -123,8 +123,18 @@ void to_blocked(const BlockedLayout& L, const Source<T>& src, int64_t n, T* xb, 
     } else {
       interleave_narrow(from, i1 - i0, W, dst + i0 * W);
     }
-    if (non_finite) bad |= any_non_finite(dst + i0 * W, (i1 - i0) * W);
-  }
+    return non_finite && any_non_finite(dst + i0 * W, (i1 - i0) * W);
+  };
+  // Each thread converts a band of rows, every channel block of it (block by block, so that
+  // the source is read as W streams): the rows its convolution tasks will mostly read, which
+  // then stay in its core's cache (the 3x3 / 2 of ResNet-50 on 2 threads, plans by `direct`,
+  // alternating processes: 0.79 -> 0.75 ms against a thread per half of the blocks).
+  int bad = 0;
+#pragma omp parallel for schedule(static, 1) num_threads(threads) if (threads > 1) reduction(| : bad)
+  for (int part = 0; part < threads; ++part)
+    for (int64_t gcb = 0; gcb < L.groups * L.blocks; ++gcb)
+      for (int64_t row = rows * part / threads; row < rows * (part + 1) / threads; ++row)
+        bad |= convert(gcb, row) ? 1 : 0;
   if (non_finite && bad) *non_finite = true;
 }
 

@@ -127,8 +127,10 @@ void to_blocked(const BlockedLayout& L, const Source<T>& src, int64_t n, T* xb, 
   };
   // Each thread converts a band of rows, every channel block of it (block by block, so that
   // the source is read as W streams): the rows its convolution tasks will mostly read, which
-  // then stay in its core's cache (the 3x3 / 2 of ResNet-50 on 2 threads, plans by `direct`,
-  // alternating processes: 0.79 -> 0.75 ms against a thread per half of the blocks).
+  // then stay in its core's cache. The 3x3 / 2 of ResNet-50 on 2 threads, plans by `direct`,
+  // alternating processes (5 rounds): 0.874 -> 0.784 ms against a thread per half of the
+  // blocks; rows split across the blocks (W x blocks source streams): 0.829 -> 0.762, but
+  // Winograd plans and weight gradients 2-7 % slower.
   int bad = 0;
 #pragma omp parallel for schedule(static, 1) num_threads(threads) if (threads > 1) reduction(| : bad)
   for (int part = 0; part < threads; ++part)

@@ -101,6 +101,7 @@ struct Axis {
   kernels::FftAxisView<T> view() const {
     kernels::FftAxisView<T> v;
     v.n = n;
+    v.live = n;
     v.stages = static_cast<int>(radix.size());
     v.radix = radix.data();
     v.tw_offset = offset.data();

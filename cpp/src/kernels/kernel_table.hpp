@@ -325,9 +325,12 @@ struct WinogradKernels {
 // l_s = n / (radix[0] x ... x radix[s-1]) and multiplies by tw_u(j) = exp(-2 pi i j u / l_s),
 // j < l_s / radix[s], 1 <= u < radix[s], stored at tw_re/tw_im + tw_offset[s] + j (radix[s] - 1)
 // + u - 1.
+// live: the forward transform's input is zero at and past element live (< n: a pruned first
+// stage, Markel, "FFT pruning", 1971, that takes those elements as zeros without reading them).
 template <typename T>
 struct FftAxisView {
   int64_t n = 1;
+  int64_t live = 1;
   int stages = 0;
   const int* radix = nullptr;
   const int64_t* tw_offset = nullptr;

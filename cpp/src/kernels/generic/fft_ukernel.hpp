@@ -17,6 +17,7 @@
 // apart inside the reduction instead (over pairs of channels, at a frequency and its mirror).
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <type_traits>
 
@@ -100,15 +101,20 @@ inline void butterfly(Cx<V>* x) {
 // One stage on the sub-transforms of length l = R q: forward, for each j < q,
 //   (y_u)_u = DFT_R (x[j + t q])_t,  x[j + u q] = y_u * tw_u(j);
 // inverse, the exact reverse with conjugate factors. tw(j) holds tw_1 .. tw_{R-1} at
-// tw_re/tw_im + j (R - 1).
+// tw_re/tw_im + j (R - 1). The forward's first stage (l = n) takes the elements at and past
+// live as zeros without reading them (the same values, so the same bits as zeros in memory).
 template <typename V, int R, bool Inverse>
 void stage(typename V::T* re, typename V::T* im, int64_t n, int64_t l, int64_t stride,
-           int64_t nvec, const typename V::T* tw_re, const typename V::T* tw_im) {
+           int64_t nvec, const typename V::T* tw_re, const typename V::T* tw_im, int64_t live) {
   using T = typename V::T;
   constexpr int W = V::W;
   const int64_t q = l / R;
   for (int64_t base = 0; base < n; base += l)
     for (int64_t j = 0; j < q; ++j) {
+      // Inputs x[j + t q] read: t < nt (all when not pruned).
+      const int nt = live >= n ? R
+                     : j >= live ? 0
+                                 : static_cast<int>(std::min<int64_t>(R, (live - j + q - 1) / q));
       T wr[R], wi[R];
       for (int u = 1; u < R; ++u) {
         wr[u] = tw_re[j * (R - 1) + u - 1];
@@ -119,7 +125,9 @@ void stage(typename V::T* re, typename V::T* im, int64_t n, int64_t l, int64_t s
       for (int64_t v = 0; v < nvec * W; v += W) {
         Cx<V> x[R];
         for (int t = 0; t < R; ++t)
-          x[t] = {V::loadu(pr + t * q * stride + v), V::loadu(pi + t * q * stride + v)};
+          x[t] = t < nt ? Cx<V>{V::loadu(pr + t * q * stride + v),
+                                V::loadu(pi + t * q * stride + v)}
+                        : Cx<V>{V::zero(), V::zero()};
         if constexpr (Inverse) {
           if (j != 0)
             for (int u = 1; u < R; ++u) x[u] = mul<V>(x[u], wr[u], wi[u]);
@@ -139,12 +147,13 @@ void stage(typename V::T* re, typename V::T* im, int64_t n, int64_t l, int64_t s
 
 template <typename V, bool Inverse>
 void run_stage(int radix, typename V::T* re, typename V::T* im, int64_t n, int64_t l,
-               int64_t stride, int64_t nvec, const typename V::T* tw_re, const typename V::T* tw_im) {
+               int64_t stride, int64_t nvec, const typename V::T* tw_re, const typename V::T* tw_im,
+               int64_t live) {
   switch (radix) {
-    case 2: stage<V, 2, Inverse>(re, im, n, l, stride, nvec, tw_re, tw_im); break;
-    case 3: stage<V, 3, Inverse>(re, im, n, l, stride, nvec, tw_re, tw_im); break;
-    case 4: stage<V, 4, Inverse>(re, im, n, l, stride, nvec, tw_re, tw_im); break;
-    default: stage<V, 5, Inverse>(re, im, n, l, stride, nvec, tw_re, tw_im); break;
+    case 2: stage<V, 2, Inverse>(re, im, n, l, stride, nvec, tw_re, tw_im, live); break;
+    case 3: stage<V, 3, Inverse>(re, im, n, l, stride, nvec, tw_re, tw_im, live); break;
+    case 4: stage<V, 4, Inverse>(re, im, n, l, stride, nvec, tw_re, tw_im, live); break;
+    default: stage<V, 5, Inverse>(re, im, n, l, stride, nvec, tw_re, tw_im, live); break;
   }
 }
 
@@ -158,13 +167,14 @@ void fft_axis(typename V::T* re, typename V::T* im, int64_t stride, int64_t nvec
     int64_t l = ax.n;
     for (int s = 0; s < ax.stages; l /= ax.radix[s], ++s)
       fft::run_stage<V, false>(ax.radix[s], re, im, ax.n, l, stride, nvec,
-                               ax.tw_re + ax.tw_offset[s], ax.tw_im + ax.tw_offset[s]);
+                               ax.tw_re + ax.tw_offset[s], ax.tw_im + ax.tw_offset[s],
+                               s == 0 ? ax.live : ax.n);
   } else {
     int64_t l = 1;
     for (int s = ax.stages - 1; s >= 0; --s) {
       l *= ax.radix[s];
       fft::run_stage<V, true>(ax.radix[s], re, im, ax.n, l, stride, nvec,
-                              ax.tw_re + ax.tw_offset[s], ax.tw_im + ax.tw_offset[s]);
+                              ax.tw_re + ax.tw_offset[s], ax.tw_im + ax.tw_offset[s], ax.n);
     }
   }
 }

@@ -313,20 +313,20 @@ void convolve(const ConvProblem& p, const Tiling& t, const kernels::BlockedConvU
           }
         }
       }
-      for (int64_t row = r0; row < r1; ++row) {
-        const int64_t od = window.lo[0] + row / OH_w, oh = window.lo[1] + row % OH_w;
-        for (int b = 0; b < t.nb; ++b) {  // bias, activation, the lanes back to NCHW rows
-          const int64_t k0 = (kg * t.nb + b) * W;
-          const int count = static_cast<int>(std::min<int64_t>(W, Kg - k0));
-          if (count <= 0) break;
+      for (int b = 0; b < t.nb; ++b) {  // bias, activation, the lanes back to NCHW rows
+        const int64_t k0 = (kg * t.nb + b) * W;
+        const int count = static_cast<int>(std::min<int64_t>(W, Kg - k0));
+        if (count <= 0) break;
+        constexpr int kMaxLanes = 64;
+        T bk[kMaxLanes] = {};  // the block's bias, once for the band's rows
+        if (bias)
+          for (int ko = 0; ko < count; ++ko) bk[ko] = bias[g * Kg + k0 + ko];
+        for (int64_t row = r0; row < r1; ++row) {
+          const int64_t od = window.lo[0] + row / OH_w, oh = window.lo[1] + row % OH_w;
           T* lanes = tile + b * args.y_block + (row - r0) * piece * W;
-          constexpr int kMaxLanes = 64;
-          if (bias) {
-            T bk[kMaxLanes] = {};
-            for (int ko = 0; ko < count; ++ko) bk[ko] = bias[g * Kg + k0 + ko];
+          if (bias)
             for (int64_t r = 0; r < len; ++r)
               for (int64_t ko = 0; ko < W; ++ko) lanes[r * W + ko] += bk[ko];
-          }
           activate(act, lanes, len * W);
           T* rows_out[kMaxLanes];
           for (int ko = 0; ko < count; ++ko)

@@ -74,6 +74,21 @@ void blocked_conv_tile(const BlockedConvArgs<typename V::T>& a) {
     // added to the tile: no flush inside a run, so the accumulators stay in registers.
     const int64_t steps = a.ncb * a.ntaps, end = a.step_hi > 0 ? a.step_hi : steps;
     const int64_t whole = a.last_cin > 0 ? steps - a.ntaps : steps;  // steps of whole blocks
+    // The input lines the UR outputs of step (cb, t) broadcast from, fetched a step ahead: the
+    // next step's block or tap lies elsewhere (another plane of the blocked image, the next input
+    // block of Winograd's V), where the hardware prefetchers do not look, so that the step's first
+    // loads would otherwise wait on L2 or memory with the FMAs behind them. One prefetch per
+    // output, or per line where outputs share lines.
+    const auto prefetch_step = [&](int64_t cb, int64_t t) {
+      constexpr int64_t kLine = 64, out_bytes = int64_t(S) * W * sizeof(T);
+      const char* x = reinterpret_cast<const char*>(a.x + cb * a.x_block + a.taps[t]);
+      if constexpr (out_bytes >= kLine) {
+        FASTCONV_UNROLL
+        for (int r = 0; r < UR; ++r) __builtin_prefetch(x + r * out_bytes);
+      } else {
+        for (int64_t b = 0; b < UR * out_bytes; b += kLine) __builtin_prefetch(x + b);
+      }
+    };
     bool first = !a.accumulate;
     for (int64_t s0 = a.step_lo; s0 < end; s0 += steps_per_block) {
       const int64_t s1 = end - s0 < steps_per_block ? end : s0 + steps_per_block;
@@ -82,6 +97,10 @@ void blocked_conv_tile(const BlockedConvArgs<typename V::T>& a) {
       for (int64_t s = s0; s < s1; ++s) {
         const T* xt = a.x + cb * a.x_block + a.taps[t];
         const T* wt = a.w + (cb * a.ntaps + t) * w_tap;
+        if (s + 1 < end) {
+          const bool next_block = t + 1 == a.ntaps;
+          prefetch_step(next_block ? cb + 1 : cb, next_block ? 0 : t + 1);
+        }
         if (s < whole) {  // a whole block: the loop of constant count
           for (int ci = 0; ci < W; ++ci) channel(xt + ci, S * W, wt + ci * W);
         } else {

@@ -9,11 +9,12 @@
 // is broadcast against them (UR x NB FMAs for NB loads and UR broadcasts). The input is read in
 // place, already padded: no im2col copy. The reduction (input blocks x taps x W) runs in
 // registers, in blocks of kBlockedReductionBlock terms added to the tile; a call sums all of it
-// or a range of whole blocks (BlockedConvArgs::step_lo / step_hi). UR and NB are
-// compile-time; the stride along W is 1 or 2 (compile-time, so the broadcast addresses are
-// immediate offsets). Layers with few input channels per group (a network's first layer: 3)
-// use a narrow input layout instead, CW < W channels per block, with any stride (S = 0: both
-// at run time): padding 3 channels to a block of 16 would multiply the work by 5.
+// or a range of whole blocks (BlockedConvArgs::step_lo / step_hi), each (block, tap) step's
+// input lines prefetched while the step before runs. UR and NB are compile-time; the stride
+// along W is 1 or 2 (compile-time, so the broadcast addresses are immediate offsets). Layers
+// with few input channels per group (a network's first layer: 3) use a narrow input layout
+// instead, CW < W channels per block, with any stride (S = 0: both at run time): padding 3
+// channels to a block of 16 would multiply the work by 5.
 // Arguments: BlockedConvArgs in kernel_table.hpp.
 #pragma once
 

@@ -75,6 +75,8 @@ void blocked_conv_tile(const BlockedConvArgs<typename V::T>& a) {
     // added to the tile: no flush inside a run, so the accumulators stay in registers.
     const int64_t steps = a.ncb * a.ntaps, end = a.step_hi > 0 ? a.step_hi : steps;
     const int64_t whole = a.last_cin > 0 ? steps - a.ntaps : steps;  // steps of whole blocks
+    // Step (cb, t)'s input: output r's values at + r S W.
+    const auto input_of = [&](int64_t cb, int64_t t) { return a.x + cb * a.x_block + a.taps[t]; };
     // The input lines the UR outputs of step (cb, t) broadcast from, fetched a step ahead: the
     // next step's block or tap lies elsewhere (another plane of the blocked image, the next input
     // block of Winograd's V), where the hardware prefetchers do not look, so that the step's first
@@ -82,7 +84,7 @@ void blocked_conv_tile(const BlockedConvArgs<typename V::T>& a) {
     // output, or per line where outputs share lines.
     const auto prefetch_step = [&](int64_t cb, int64_t t) {
       constexpr int64_t kLine = 64, out_bytes = int64_t(S) * W * sizeof(T);
-      const char* x = reinterpret_cast<const char*>(a.x + cb * a.x_block + a.taps[t]);
+      const char* x = reinterpret_cast<const char*>(input_of(cb, t));
       if constexpr (out_bytes >= kLine) {
         FASTCONV_UNROLL
         for (int r = 0; r < UR; ++r) __builtin_prefetch(x + r * out_bytes);
@@ -96,7 +98,7 @@ void blocked_conv_tile(const BlockedConvArgs<typename V::T>& a) {
       clear();
       int64_t cb = s0 / a.ntaps, t = s0 - cb * a.ntaps;
       for (int64_t s = s0; s < s1; ++s) {
-        const T* xt = a.x + cb * a.x_block + a.taps[t];
+        const T* xt = input_of(cb, t);
         const T* wt = a.w + (cb * a.ntaps + t) * w_tap;
         if (s + 1 < end) {
           const bool next_block = t + 1 == a.ntaps;
